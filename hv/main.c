@@ -1,0 +1,65 @@
+/* Parapet's start: parse what the loader gave, move into hidden memory, build the guest's
+ * world (memory map, nested page tables, BIOS hooks), and run the guest. */
+#include "boot/bootinfo.h"
+#include "boot/cmdline.h"
+#include "core/cpu.h"
+#include "core/log.h"
+#include "core/panic.h"
+#include "core/pgalloc.h"
+#include "guest/bios.h"
+#include "mm/hvmem.h"
+#include "mm/npt.h"
+#include "vmm/gmem.h"
+#include "vmm/io.h"
+#include "vmm/svm/svm.h"
+
+#define PARAPET_VERSION "0.1.0"
+
+static struct boot_info bi;
+static struct hv_config cfg;
+
+static const void *phys(u64 pa)
+{
+	return (const void *)pa;     /* the boot page tables identity-map the low 4 GiB */
+}
+
+static void log_map(const char *what, const struct memmap *m)
+{
+	for (u32 i = 0; i < m->n; i++)
+		LOG("e820: %s %016lx-%016lx type %u\n", what, m->e[i].base, m->e[i].base + m->e[i].len - 1, m->e[i].type);
+}
+
+void hv_main(u32 magic, u32 mbi)
+{
+	const char *err = bootinfo_parse(magic, mbi, phys, &bi);
+	char cerr[128];
+	bool cmd_ok = err == NULL && cmdline_parse(bi.cmdline, &cfg, cerr, sizeof(cerr));
+	if (!cmd_ok)
+		cfg.log = (struct log_config){ LOG_SINK_E9, 0 };
+	log_init(&cfg.log);
+	LOG("Parapet " PARAPET_VERSION " (%s)\n", magic == MB2_BOOT_MAGIC ? "multiboot2" : "multiboot");
+	if (err)
+		panic("boot: %s", err);
+	if (!cmd_ok)
+		panic("cmdline: %s", cerr);
+	LOG("cmdline: '%s'\n", bi.cmdline);
+	svm_check();
+
+	hvmem_setup(&bi);
+	cpu_tables_init();
+	LOG("mem: hypervisor at %lx-%lx (%lu MiB, hidden), image %lu KiB\n", hvmem.base, hvmem.end - 1,
+	    (hvmem.end - hvmem.base) >> 20, hvmem.image_size >> 10);
+
+	if (cfg.log.sink == LOG_SINK_COM) {
+		io_hook_register(cfg.log.com_port, 8, io_absent, NULL);
+		LOG("io: COM port %x hidden from the guest\n", cfg.log.com_port);
+	}
+	u64 npt = npt_build();
+	struct guest_start start;
+	bios_prepare(&hvmem.guest_map, cfg.boot_drive, &start);
+	gmem_init(&hvmem.guest_map);
+	log_map("firmware", &bi.map);
+	log_map("guest", &hvmem.guest_map);
+	LOG("mem: %lu KiB of hypervisor memory used, %lu KiB free\n", pgalloc_used() >> 10, pgalloc_free() >> 10);
+	svm_run_bsp(&start, npt);
+}

@@ -1,0 +1,22 @@
+#include "mm/npt.h"
+#include "mm/hvmem.h"
+#include "mm/pagetable.h"
+#include "core/pgalloc.h"
+#include "core/panic.h"
+
+#define NPT_FLAGS (PTE_W | PTE_U)
+
+u64 npt_build(void)
+{
+	u64 root = pgalloc(1);
+	u64 decoy = pgalloc(1);
+	const struct pt_alloc *a = &hv_pt_alloc;
+	unsigned ps = hvmem.max_page_shift;
+	if (pt_map(a, root, 0, 0, hvmem.base, NPT_FLAGS, ps) ||
+	    pt_map(a, root, hvmem.end, hvmem.end, hvmem.phys_top - hvmem.end, NPT_FLAGS, ps))
+		panic("npt: cannot map guest memory");
+	for (u64 gpa = hvmem.base; gpa < hvmem.end; gpa += PAGE_SIZE)
+		if (pt_map(a, root, gpa, decoy, PAGE_SIZE, NPT_FLAGS, PAGE_4K))
+			panic("npt: cannot map the decoy page");
+	return root;
+}

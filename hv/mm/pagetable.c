@@ -1,0 +1,65 @@
+#include "mm/pagetable.h"
+
+static u64 *table(const struct pt_alloc *a, u64 pa)
+{
+	return a->ptr(a->ctx, pa & PTE_ADDR);
+}
+
+static int map_one(const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 flags, unsigned shift)
+{
+	u64 *t = table(a, root);
+	for (unsigned level_shift = 39; level_shift > shift; level_shift -= 9) {
+		u64 *e = &t[(va >> level_shift) & 511];
+		if (!(*e & PTE_P)) {
+			u64 next = a->alloc(a->ctx);
+			if (!next)
+				return -1;
+			*e = next | PTE_P | PTE_W | PTE_U;
+		} else if (*e & PTE_PS) {
+			return -1;
+		}
+		t = table(a, *e);
+	}
+	t[(va >> shift) & 511] = (pa & PTE_ADDR) | flags | PTE_P | (shift > PAGE_4K ? PTE_PS : 0);
+	return 0;
+}
+
+int pt_map(const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 size, u64 flags, unsigned max_shift)
+{
+	if ((va | pa | size) & (PAGE_SIZE - 1))
+		return -1;
+	while (size) {
+		unsigned shift = PAGE_4K;
+		for (unsigned s = max_shift; s > PAGE_4K; s -= 9) {
+			u64 ps = 1ull << s;
+			if (!((va | pa) & (ps - 1)) && size >= ps) {
+				shift = s;
+				break;
+			}
+		}
+		if (map_one(a, root, va, pa, flags, shift))
+			return -1;
+		va += 1ull << shift;
+		pa += 1ull << shift;
+		size -= 1ull << shift;
+	}
+	return 0;
+}
+
+bool pt_lookup(const struct pt_alloc *a, u64 root, u64 va, u64 *pa, u64 *flags, unsigned *shift)
+{
+	u64 *t = table(a, root);
+	for (unsigned s = 39;; s -= 9) {
+		u64 e = t[(va >> s) & 511];
+		if (!(e & PTE_P))
+			return false;
+		if (s == PAGE_4K || (e & PTE_PS)) {
+			u64 mask = (1ull << s) - 1;
+			*pa = (e & PTE_ADDR & ~mask) | (va & mask);
+			*flags = e & 0xFFF;
+			*shift = s;
+			return true;
+		}
+		t = table(a, e);
+	}
+}

@@ -1,0 +1,226 @@
+/*
+ * AMD-V: enabling SVM, the VMCB, and the run loop that turns each #VMEXIT into a normalised
+ * exit for vmm_dispatch(). Nothing else lives here.
+ */
+#include "vmm/svm/svm.h"
+#include "vmm/svm/vmcb.h"
+#include "vmm/cpus.h"
+#include "vmm/io.h"
+#include "core/pgalloc.h"
+#include "core/panic.h"
+#include "core/log.h"
+#include "core/string.h"
+#include "core/x86.h"
+
+#define CPUID_8000000A_EDX_NP (1u << 0)
+
+static u64 iopm_pa, msrpm_pa;   /* shared by all CPUs */
+
+void svm_vmrun(u64 vmcb_pa, u64 gpr[16]);
+
+void svm_check(void)
+{
+	u32 a, b, c, d;
+	cpuid(0x80000001, 0, &a, &b, &c, &d);
+	if (!(c & CPUID_80000001_ECX_SVM))
+		panic("svm: this CPU has no AMD-V (SVM)");
+	if (rdmsr(MSR_VM_CR) & VM_CR_SVMDIS)
+		panic("svm: AMD-V is disabled by the firmware (VM_CR.SVMDIS)");
+	cpuid(0x8000000A, 0, &a, &b, &c, &d);
+	if (!(d & CPUID_8000000A_EDX_NP))
+		panic("svm: this CPU has no nested paging");
+	if (b < 2)
+		panic("svm: only %u ASIDs", b);
+}
+
+static void msrpm_intercept(u8 *pm, u32 msr)
+{
+	u32 off;
+	if (msr <= 0x1FFF)
+		off = 0;
+	else if (msr >= 0xC0000000 && msr <= 0xC0001FFF)
+		off = 0x800 * 8, msr -= 0xC0000000;
+	else
+		off = 0x1000 * 8, msr -= 0xC0010000;
+	u32 bit = off + msr * 2;
+	pm[bit / 8] |= 3u << (bit % 8);     /* read and write */
+}
+
+static void build_bitmaps(void)
+{
+	iopm_pa = pgalloc(3);
+	u8 *io = (u8 *)iopm_pa;
+	const struct io_hook *h;
+	unsigned n = io_hooks(&h);
+	for (unsigned i = 0; i < n; i++)
+		for (u32 p = h[i].base; p < (u32)h[i].base + h[i].count; p++)
+			io[p / 8] |= 1u << (p % 8);
+
+	msrpm_pa = pgalloc(2);
+	static const u32 msrs[] = { MSR_EFER, MSR_SMM_BASE, MSR_SMM_ADDR, MSR_SMM_MASK, MSR_VM_CR,
+				    MSR_IGNNE, MSR_SMM_CTL, MSR_VM_HSAVE_PA, MSR_SVM_KEY };
+	for (unsigned i = 0; i < ARRAY_SIZE(msrs); i++)
+		msrpm_intercept((u8 *)msrpm_pa, msrs[i]);
+}
+
+static void seg(struct vmcb_seg *s, u16 sel, u16 attrib, u64 base)
+{
+	*s = (struct vmcb_seg){ sel, attrib, 0xFFFF, base };
+}
+
+/* The state a BIOS leaves when it jumps to a boot sector, at start->cs:start->ip. */
+static void set_real_mode(struct vmcb *vmcb, const struct guest_start *start)
+{
+	seg(&vmcb->cs, start->cs, 0x9B, (u64)start->cs << 4);
+	seg(&vmcb->ds, 0, 0x93, 0);
+	seg(&vmcb->es, 0, 0x93, 0);
+	seg(&vmcb->ss, 0, 0x93, 0);
+	seg(&vmcb->fs, 0, 0x93, 0);
+	seg(&vmcb->gs, 0, 0x93, 0);
+	seg(&vmcb->ldtr, 0, 0x82, 0);
+	seg(&vmcb->tr, 0, 0x8B, 0);
+	vmcb->gdtr = (struct vmcb_seg){ 0, 0, 0xFFFF, 0 };
+	vmcb->idtr = (struct vmcb_seg){ 0, 0, 0x3FF, 0 };
+	vmcb->cpl = 0;
+	vmcb->efer = EFER_SVME;
+	vmcb->cr0 = CR0_ET;
+	vmcb->cr3 = 0;
+	vmcb->cr4 = 0;
+	vmcb->dr6 = 0xFFFF0FF0;
+	vmcb->dr7 = 0x400;
+	vmcb->rflags = 0x2;
+	vmcb->rip = start->ip;
+	vmcb->rsp = 0x7C00;
+	vmcb->rax = 0;
+	vmcb->g_pat = 0x0007040600070406ull;   /* the power-on PAT */
+}
+
+static void setup_vmcb(struct vmcb *vmcb, u64 npt_root)
+{
+	vmcb->intercept3 = INTERCEPT_CPUID | INTERCEPT_INVLPGA | INTERCEPT_IOIO_PROT | INTERCEPT_MSR_PROT |
+			   INTERCEPT_SHUTDOWN;
+	vmcb->intercept4 = INTERCEPT_VMRUN | INTERCEPT_VMMCALL | INTERCEPT_VMLOAD | INTERCEPT_VMSAVE |
+			   INTERCEPT_STGI | INTERCEPT_CLGI | INTERCEPT_SKINIT;
+	vmcb->iopm_base_pa = iopm_pa;
+	vmcb->msrpm_base_pa = msrpm_pa;
+	vmcb->asid = 1;
+	vmcb->np_enable = 1;
+	vmcb->n_cr3 = npt_root;
+}
+
+/* #VMEXIT -> normalised exit. */
+static void translate_exit(struct vmcb *vmcb, struct vm_exit *e)
+{
+	u64 code = vmcb->exitcode;
+	*e = (struct vm_exit){ .raw = code };
+	switch (code) {
+	case SVM_EXIT_CPUID:
+		e->reason = EXIT_CPUID;
+		break;
+	case SVM_EXIT_MSR:
+		e->reason = vmcb->exitinfo1 ? EXIT_WRMSR : EXIT_RDMSR;
+		break;
+	case SVM_EXIT_IOIO: {
+		u64 i = vmcb->exitinfo1;
+		e->reason = EXIT_IO;
+		e->next_rip = vmcb->exitinfo2;
+		e->io = (struct io_exit){
+			.port = (u16)(i >> IOIO_PORT_SHIFT),
+			.size = (i >> IOIO_SZ_SHIFT) & 1 ? 1 : (i >> IOIO_SZ_SHIFT) & 2 ? 2 : 4,
+			.addr_size = (i >> IOIO_A_SHIFT) & 1 ? 2 : (i >> IOIO_A_SHIFT) & 2 ? 4 : 8,
+			.in = i & IOIO_TYPE_IN,
+			.string = i & IOIO_STR,
+			.rep = i & IOIO_REP,
+		};
+		break;
+	}
+	case SVM_EXIT_VMMCALL:
+		e->reason = EXIT_VMMCALL;
+		break;
+	case SVM_EXIT_VMRUN:
+	case SVM_EXIT_VMLOAD:
+	case SVM_EXIT_VMSAVE:
+	case SVM_EXIT_STGI:
+	case SVM_EXIT_CLGI:
+	case SVM_EXIT_SKINIT:
+	case SVM_EXIT_INVLPGA:
+		e->reason = EXIT_SVM_INSN;
+		break;
+	case SVM_EXIT_NPF:
+		e->reason = EXIT_NPF;
+		e->npf.error = vmcb->exitinfo1;
+		e->npf.gpa = vmcb->exitinfo2;
+		break;
+	case SVM_EXIT_SHUTDOWN:
+		e->reason = EXIT_SHUTDOWN;
+		break;
+	default:
+		e->reason = EXIT_OTHER;
+	}
+}
+
+static __noreturn void invalid_state(struct vmcb *vmcb)
+{
+	panic("svm: VMRUN refused the guest state (VMEXIT_INVALID): cs=%x:%lx rip=%lx cr0=%lx cr3=%lx cr4=%lx efer=%lx rflags=%lx",
+	      vmcb->cs.sel, vmcb->cs.base, vmcb->rip, vmcb->cr0, vmcb->cr3, vmcb->cr4, vmcb->efer, vmcb->rflags);
+}
+
+static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
+{
+	for (;;) {
+		svm_vmrun(vmcb_pa, v->gpr);
+		if (vmcb->exitcode == SVM_EXIT_INVALID)
+			invalid_state(vmcb);
+
+		v->rip = vmcb->rip;
+		v->rflags = vmcb->rflags;
+		v->gpr[RAX] = vmcb->rax;
+		v->gpr[RSP] = vmcb->rsp;
+		v->cr0 = vmcb->cr0;
+		v->cr4 = vmcb->cr4;
+		v->cpl = vmcb->cpl;
+		v->efer = vmcb->efer & ~EFER_SVME;
+		translate_exit(vmcb, &v->exit);
+
+		vmm_dispatch(v);
+
+		if (v->rip != vmcb->rip)
+			vmcb->interrupt_shadow = 0;    /* the intercepted instruction completed */
+		vmcb->rip = v->rip;
+		vmcb->rflags = v->rflags;
+		vmcb->rax = v->gpr[RAX];
+		vmcb->rsp = v->gpr[RSP];
+		/* SVME must stay set in the real EFER: the guest's own view is v->efer. SMM entry in the
+		 * guest clears it in the saved state; restoring it here keeps VMRUN valid. */
+		vmcb->efer = v->efer | EFER_SVME;
+		if (v->inject.valid) {
+			vmcb->eventinj = EVENT_VALID | EVENT_TYPE_EXCEPTION | v->inject.vector |
+					 (v->inject.has_error ? EVENT_ERR_VALID | ((u64)v->inject.error << 32) : 0);
+			v->inject.valid = false;
+		} else if (vmcb->exitintinfo & EVENT_VALID) {
+			vmcb->eventinj = vmcb->exitintinfo;    /* an event interrupted by the exit */
+		} else {
+			vmcb->eventinj = 0;
+		}
+		vmcb->clean = 0;
+	}
+}
+
+__noreturn void svm_run_bsp(const struct guest_start *start, u64 npt_root)
+{
+	build_bitmaps();
+	struct vcpu *v = vcpu_new();
+	u64 hsave = pgalloc(1);
+	u64 vmcb_pa = pgalloc(1);
+	struct vmcb *vmcb = (struct vmcb *)vmcb_pa;
+
+	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
+	wrmsr(MSR_VM_HSAVE_PA, hsave);
+	setup_vmcb(vmcb, npt_root);
+	set_real_mode(vmcb, start);
+	LOG("svm: cpu%u: entering the guest at %x:%x (real mode)\n", v->id, start->cs, start->ip);
+	/* The host runs with GIF clear: interrupts, NMIs and SMIs wait for the guest. VMLOAD once
+	 * loads the guest's FS, GS, TR, LDTR and syscall MSRs; the host never uses them. */
+	__asm__ volatile("clgi; vmload" : : "a"(vmcb_pa) : "memory");
+	run(v, vmcb, vmcb_pa);
+}

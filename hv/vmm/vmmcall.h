@@ -1,0 +1,25 @@
+/*
+ * The guest-callable interface (documented in docs/vmmcall.md). The guest executes VMMCALL
+ * (0F 01 D9) at CPL 0 with RAX = function; RAX returns 0 or a negative error. From any
+ * other privilege level VMMCALL raises #UD, as on a machine without Parapet.
+ */
+#ifndef PARAPET_VMMCALL_H
+#define PARAPET_VMMCALL_H
+
+#define VMMCALL_VERSION      0   /* out: RBX = VMMCALL_MAGIC, RCX = VMMCALL_ABI */
+#define VMMCALL_LOG_READ     1   /* in: RBX = buffer gpa, RCX = length, RDX = stream offset;
+                                    out: RCX = bytes copied, RDX = next offset */
+#define VMMCALL_EXIT_COUNTS  2   /* in: RBX = buffer gpa, RCX = length, RDX = cpu or VMMCALL_ALL_CPUS;
+                                    out: RCX = counters written, RDX = number of CPUs */
+
+#define VMMCALL_MAGIC     0x54505250ull   /* "PRPT" */
+#define VMMCALL_ABI       0x00010000ull   /* major 1, minor 0 */
+#define VMMCALL_ALL_CPUS  0xFFFFFFFFull
+#define VMMCALL_BUF_MAX   4096            /* one buffer never crosses a 4 KiB page */
+
+#define VMMCALL_OK          0ull
+#define VMMCALL_ENOSYS      ((unsigned long long)-1)   /* unknown function */
+#define VMMCALL_EINVAL      ((unsigned long long)-2)   /* bad argument */
+#define VMMCALL_EFAULT      ((unsigned long long)-3)   /* bad guest address */
+
+#endif

@@ -1,0 +1,25 @@
+// The `parapet` command line: one sub-command per file in src/commands/.
+import { Command } from "commander";
+import { registerRun } from "./commands/run.ts";
+import { registerImage } from "./commands/image.ts";
+import { registerIso } from "./commands/iso.ts";
+import { registerBench } from "./commands/bench.ts";
+
+const program = new Command();
+program
+  .name("parapet")
+  .description("Build, boot and check Parapet, a thin security hypervisor, and its guests")
+  .showHelpAfterError()
+  .configureHelp({ sortSubcommands: true });
+
+registerRun(program);
+registerImage(program);
+registerIso(program);
+registerBench(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.stderr.write(`parapet: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
