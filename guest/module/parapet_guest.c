@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * parapet_guest: lets a guest talk to the Parapet hypervisor.
+ *
+ * The hypervisor is called with VMMCALL (0f 01 d9) from CPL 0:
+ *   in  RAX = function, RBX/RCX/RDX = arguments
+ *   out RAX = 0 or a negative error (-1 unknown function, -2 bad argument,
+ *             -3 bad guest address), RBX/RCX/RDX = results.
+ * Without a hypervisor VMMCALL raises #UD; the exception-table entry makes the
+ * kernel skip the instruction instead of oopsing, and RBX keeps its preset 0,
+ * so the module sees that no hypervisor answered and refuses to load (-ENODEV).
+ *
+ * Files (mode 0400):
+ *   /proc/parapet/version  magic=0x54505250 abi=0x00010000
+ *   /proc/parapet/log      the hypervisor's kept log text
+ *   /proc/parapet/exits    "REASON COUNT" per exit reason summed over CPUs, then cpus=N
+ */
+#include <linux/errno.h>
+#include <linux/gfp.h>
+#include <linux/io.h>
+#include <linux/kernel.h>
+#include <linux/module.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <asm/asm.h>
+
+#define PARAPET_MAGIC		0x54505250UL	/* "PRPT" */
+#define PARAPET_ABI_MAJOR	1
+
+#define PARAPET_FN_VERSION	0
+#define PARAPET_FN_LOG_READ	1
+#define PARAPET_FN_EXIT_COUNTS	2
+
+#define PARAPET_ALL_CPUS	0xFFFFFFFFUL
+
+/* Stop reading the log after this much, in case it grows as fast as we read. */
+#define PARAPET_LOG_MAX		(1UL << 20)
+
+struct parapet_regs {
+	unsigned long rax, rbx, rcx, rdx;
+};
+
+static unsigned long parapet_abi;
+static struct proc_dir_entry *parapet_dir;
+
+static void parapet_vmmcall(struct parapet_regs *r)
+{
+	unsigned long rax = r->rax, rbx = r->rbx, rcx = r->rcx, rdx = r->rdx;
+
+	asm volatile("1:	.byte 0x0f, 0x01, 0xd9\n"	/* vmmcall */
+		     "2:\n"
+		     _ASM_EXTABLE(1b, 2b)
+		     : "+a"(rax), "+b"(rbx), "+c"(rcx), "+d"(rdx)
+		     :
+		     : "memory");
+	r->rax = rax;
+	r->rbx = rbx;
+	r->rcx = rcx;
+	r->rdx = rdx;
+}
+
+static int parapet_version_show(struct seq_file *m, void *v)
+{
+	seq_printf(m, "magic=0x%08lx abi=0x%08lx\n", PARAPET_MAGIC, parapet_abi);
+	return 0;
+}
+
+static int parapet_log_show(struct seq_file *m, void *v)
+{
+	unsigned long page = __get_free_page(GFP_KERNEL);
+	unsigned long offset = 0, total = 0;
+	struct parapet_regs r;
+
+	if (!page)
+		return -ENOMEM;
+	while (total < PARAPET_LOG_MAX && !seq_has_overflowed(m)) {
+		r.rax = PARAPET_FN_LOG_READ;
+		r.rbx = virt_to_phys((void *)page);
+		r.rcx = PAGE_SIZE;
+		r.rdx = offset;
+		parapet_vmmcall(&r);
+		if ((long)r.rax != 0) {
+			seq_printf(m, "\n[parapet_guest: LOG_READ failed: %ld]\n", (long)r.rax);
+			break;
+		}
+		if (r.rcx == 0 || r.rcx > PAGE_SIZE)
+			break;
+		seq_write(m, (void *)page, r.rcx);
+		total += r.rcx;
+		offset = r.rdx;
+	}
+	free_page(page);
+	return 0;
+}
+
+static int parapet_exits_show(struct seq_file *m, void *v)
+{
+	unsigned long page = __get_free_page(GFP_KERNEL);
+	const u64 *counts = (const u64 *)page;
+	struct parapet_regs r;
+	unsigned long i, n;
+
+	if (!page)
+		return -ENOMEM;
+	r.rax = PARAPET_FN_EXIT_COUNTS;
+	r.rbx = virt_to_phys((void *)page);
+	r.rcx = PAGE_SIZE;
+	r.rdx = PARAPET_ALL_CPUS;
+	parapet_vmmcall(&r);
+	if ((long)r.rax != 0) {
+		seq_printf(m, "error=%ld\n", (long)r.rax);
+	} else {
+		n = min_t(unsigned long, r.rcx, PAGE_SIZE / sizeof(u64));
+		for (i = 0; i < n; i++)
+			seq_printf(m, "%lu %llu\n", i, (unsigned long long)counts[i]);
+		seq_printf(m, "cpus=%lu\n", r.rdx);
+	}
+	free_page(page);
+	return 0;
+}
+
+static int parapet_version_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, parapet_version_show, NULL);
+}
+
+static int parapet_log_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, parapet_log_show, NULL);
+}
+
+static int parapet_exits_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, parapet_exits_show, NULL);
+}
+
+#define PARAPET_PROC_OPS(name)					\
+	static const struct proc_ops name##_ops = {		\
+		.proc_open = name##_open,			\
+		.proc_read = seq_read,				\
+		.proc_lseek = seq_lseek,			\
+		.proc_release = single_release,			\
+	}
+
+PARAPET_PROC_OPS(parapet_version);
+PARAPET_PROC_OPS(parapet_log);
+PARAPET_PROC_OPS(parapet_exits);
+
+static int __init parapet_guest_init(void)
+{
+	struct parapet_regs r = { .rax = PARAPET_FN_VERSION };
+
+	parapet_vmmcall(&r);
+	if (r.rax != 0 || r.rbx != PARAPET_MAGIC) {
+		pr_info("parapet_guest: no Parapet hypervisor\n");
+		return -ENODEV;
+	}
+	if ((r.rcx >> 16) != PARAPET_ABI_MAJOR) {
+		pr_err("parapet_guest: hypervisor ABI 0x%08lx, want major %d\n",
+		       r.rcx, PARAPET_ABI_MAJOR);
+		return -EPROTO;
+	}
+	parapet_abi = r.rcx;
+
+	parapet_dir = proc_mkdir("parapet", NULL);
+	if (!parapet_dir)
+		return -ENOMEM;
+	if (!proc_create("version", 0400, parapet_dir, &parapet_version_ops) ||
+	    !proc_create("log", 0400, parapet_dir, &parapet_log_ops) ||
+	    !proc_create("exits", 0400, parapet_dir, &parapet_exits_ops)) {
+		proc_remove(parapet_dir);
+		return -ENOMEM;
+	}
+	pr_info("parapet_guest: hypervisor ABI 0x%08lx\n", parapet_abi);
+	return 0;
+}
+
+static void __exit parapet_guest_exit(void)
+{
+	proc_remove(parapet_dir);
+}
+
+module_init(parapet_guest_init);
+module_exit(parapet_guest_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Guest interface to the Parapet hypervisor");

@@ -1,0 +1,408 @@
+/*
+ * ptest: the test guest's probe tool.
+ *
+ * Each sub-command does one thing and prints one result line made of
+ * `key=value` words (or `ok`), which a test harness on the host parses.
+ * Numbers on the command line are decimal or 0x-prefixed hexadecimal.
+ *
+ * Exit status: 0 when the operation worked, 1 when it printed an error=...
+ * or signal=... result, 2 on a usage error.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static const char *errno_name(int err)
+{
+	static char buf[32];
+	const char *name = strerrorname_np(err);
+
+	if (name)
+		return name;
+	snprintf(buf, sizeof(buf), "E%d", err);
+	return buf;
+}
+
+static void usage(void)
+{
+	fputs("usage:\n"
+	      "  ptest cpuid LEAF [SUBLEAF]\n"
+	      "  ptest rdmsr CPU MSR\n"
+	      "  ptest wrmsr CPU MSR VALUE\n"
+	      "  ptest devmem-read BASE LEN\n"
+	      "  ptest devmem-write BASE LEN BYTE\n"
+	      "  ptest vmmcall-user\n"
+	      "  ptest memmap\n"
+	      "numbers are decimal or 0x-prefixed hexadecimal\n",
+	      stderr);
+	exit(2);
+}
+
+/* Parses a decimal or 0x-prefixed hexadecimal number; exits on junk. */
+static uint64_t parse_num(const char *s)
+{
+	const char *digits = s;
+	int base = 10;
+	char *end;
+	uint64_t v;
+
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		digits = s + 2;
+	}
+	if (!isxdigit((unsigned char)digits[0])) {
+		fprintf(stderr, "ptest: bad number '%s'\n", s);
+		exit(2);
+	}
+	errno = 0;
+	v = strtoull(digits, &end, base);
+	if (errno || *end) {
+		fprintf(stderr, "ptest: bad number '%s'\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+static int cmd_cpuid(int argc, char **argv)
+{
+	uint32_t eax, ebx, ecx, edx;
+
+	if (argc < 1 || argc > 2)
+		usage();
+	eax = (uint32_t)parse_num(argv[0]);
+	ecx = argc == 2 ? (uint32_t)parse_num(argv[1]) : 0;
+	__asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "+c"(ecx), "=d"(edx));
+	printf("eax=0x%08" PRIx32 " ebx=0x%08" PRIx32 " ecx=0x%08" PRIx32
+	       " edx=0x%08" PRIx32 "\n", eax, ebx, ecx, edx);
+	return 0;
+}
+
+static int open_msr(const char *cpu, int flags)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/dev/cpu/%" PRIu64 "/msr", parse_num(cpu));
+	return open(path, flags);
+}
+
+static int cmd_rdmsr(int argc, char **argv)
+{
+	uint64_t value;
+	off_t msr;
+	int fd;
+
+	if (argc != 2)
+		usage();
+	msr = (off_t)parse_num(argv[1]);
+	fd = open_msr(argv[0], O_RDONLY);
+	if (fd < 0) {
+		printf("error=%s\n", errno_name(errno));
+		return 1;
+	}
+	errno = 0;
+	if (pread(fd, &value, sizeof(value), msr) != sizeof(value)) {
+		printf("error=%s\n", errno_name(errno ? errno : EIO));
+		close(fd);
+		return 1;
+	}
+	close(fd);
+	printf("value=0x%016" PRIx64 "\n", value);
+	return 0;
+}
+
+static int cmd_wrmsr(int argc, char **argv)
+{
+	uint64_t value;
+	off_t msr;
+	int fd;
+
+	if (argc != 3)
+		usage();
+	msr = (off_t)parse_num(argv[1]);
+	value = parse_num(argv[2]);
+	fd = open_msr(argv[0], O_WRONLY);
+	if (fd < 0) {
+		printf("error=%s\n", errno_name(errno));
+		return 1;
+	}
+	errno = 0;
+	if (pwrite(fd, &value, sizeof(value), msr) != sizeof(value)) {
+		printf("error=%s\n", errno_name(errno ? errno : EIO));
+		close(fd);
+		return 1;
+	}
+	close(fd);
+	printf("ok\n");
+	return 0;
+}
+
+/* Faults while touching a mapping or running a probe instruction land here. */
+static sigjmp_buf fault_jmp;
+static volatile sig_atomic_t fault_sig;
+
+static void fault_handler(int sig)
+{
+	fault_sig = sig;
+	siglongjmp(fault_jmp, 1);
+}
+
+static void catch_faults(void)
+{
+	static const int sigs[] = { SIGILL, SIGSEGV, SIGBUS };
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fault_handler;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+static const char *signal_name(int sig)
+{
+	switch (sig) {
+	case SIGILL: return "SIGILL";
+	case SIGSEGV: return "SIGSEGV";
+	case SIGBUS: return "SIGBUS";
+	default: return "SIG?";
+	}
+}
+
+/* Maps [base, base+len) of /dev/mem; prints error=... and returns NULL on failure. */
+static volatile uint8_t *map_devmem(uint64_t base, uint64_t len, int writable)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	void *p;
+	int fd;
+
+	if (len == 0 || base % (uint64_t)page || len % (uint64_t)page) {
+		printf("error=EINVAL\n");
+		return NULL;
+	}
+	fd = open("/dev/mem", (writable ? O_RDWR : O_RDONLY) | O_SYNC);
+	if (fd < 0) {
+		printf("error=%s\n", errno_name(errno));
+		return NULL;
+	}
+	p = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+		 MAP_SHARED, fd, (off_t)base);
+	if (p == MAP_FAILED) {
+		printf("error=%s\n", errno_name(errno));
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	return p;
+}
+
+static int cmd_devmem_read(int argc, char **argv)
+{
+	/* static: kept intact across the siglongjmp of a fault */
+	static uint8_t first[16];
+	static uint64_t nonzero, fnv;
+	uint64_t base, len, i;
+	volatile uint8_t *p;
+
+	if (argc != 2)
+		usage();
+	base = parse_num(argv[0]);
+	len = parse_num(argv[1]);
+	p = map_devmem(base, len, 0);
+	if (!p)
+		return 1;
+	catch_faults();
+	if (sigsetjmp(fault_jmp, 1)) {
+		printf("error=%s\n", signal_name(fault_sig));
+		return 1;
+	}
+	nonzero = 0;
+	fnv = 0xcbf29ce484222325ULL; /* FNV-1a, 64 bit */
+	for (i = 0; i < len; i++) {
+		uint8_t b = p[i];
+
+		if (i < sizeof(first))
+			first[i] = b;
+		nonzero += b != 0;
+		fnv = (fnv ^ b) * 0x100000001b3ULL;
+	}
+	printf("bytes=%" PRIu64 " nonzero=%" PRIu64 " fnv=0x%016" PRIx64 " first=",
+	       len, nonzero, fnv);
+	for (i = 0; i < sizeof(first) && i < len; i++)
+		printf("%02x", first[i]);
+	printf("\n");
+	munmap((void *)p, len);
+	return 0;
+}
+
+static int cmd_devmem_write(int argc, char **argv)
+{
+	uint64_t base, len, i;
+	volatile uint8_t *p;
+	uint8_t byte;
+
+	if (argc != 3)
+		usage();
+	base = parse_num(argv[0]);
+	len = parse_num(argv[1]);
+	byte = (uint8_t)parse_num(argv[2]);
+	p = map_devmem(base, len, 1);
+	if (!p)
+		return 1;
+	catch_faults();
+	if (sigsetjmp(fault_jmp, 1)) {
+		printf("error=%s\n", signal_name(fault_sig));
+		return 1;
+	}
+	for (i = 0; i < len; i++)
+		p[i] = byte;
+	munmap((void *)p, len);
+	printf("ok\n");
+	return 0;
+}
+
+static int cmd_vmmcall_user(int argc, char **argv)
+{
+	volatile uint64_t rax = 0;
+
+	(void)argv;
+	if (argc != 0)
+		usage();
+	catch_faults();
+	if (sigsetjmp(fault_jmp, 1)) {
+		printf("signal=%s\n", signal_name(fault_sig));
+		return 1;
+	}
+	{
+		uint64_t a = 0, b = 0, c = 0, d = 0;
+
+		__asm__ volatile(".byte 0x0f, 0x01, 0xd9" /* vmmcall */
+				 : "+a"(a), "+b"(b), "+c"(c), "+d"(d)
+				 :
+				 : "memory");
+		rax = a;
+	}
+	printf("returned rax=0x%016" PRIx64 "\n", rax);
+	return 0;
+}
+
+struct mm_entry {
+	uint64_t start, end;
+	char type[64];
+};
+
+static int read_line(const char *dir, const char *name, char *buf, size_t size)
+{
+	char path[512];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/sys/firmware/memmap/%s/%s", dir, name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (!fgets(buf, (int)size, f)) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = 0;
+	return 0;
+}
+
+static int mm_cmp(const void *a, const void *b)
+{
+	const struct mm_entry *x = a, *y = b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return x->end < y->end ? -1 : x->end > y->end;
+}
+
+static int cmd_memmap(int argc, char **argv)
+{
+	struct mm_entry *ents = NULL;
+	size_t n = 0, cap = 0, i;
+	struct dirent *de;
+	char buf[128];
+	DIR *d;
+
+	(void)argv;
+	if (argc != 0)
+		usage();
+	d = opendir("/sys/firmware/memmap");
+	if (!d) {
+		printf("error=%s\n", errno_name(errno));
+		return 1;
+	}
+	while ((de = readdir(d))) {
+		struct mm_entry e;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (read_line(de->d_name, "start", buf, sizeof(buf)))
+			continue;
+		e.start = strtoull(buf, NULL, 16);
+		if (read_line(de->d_name, "end", buf, sizeof(buf)))
+			continue;
+		e.end = strtoull(buf, NULL, 16);
+		if (read_line(de->d_name, "type", e.type, sizeof(e.type)))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			ents = realloc(ents, cap * sizeof(*ents));
+			if (!ents) {
+				printf("error=ENOMEM\n");
+				return 1;
+			}
+		}
+		ents[n++] = e;
+	}
+	closedir(d);
+	qsort(ents, n, sizeof(*ents), mm_cmp);
+	for (i = 0; i < n; i++)
+		printf("start=0x%016" PRIx64 " end=0x%016" PRIx64 " type=%s\n",
+		       ents[i].start, ents[i].end, ents[i].type);
+	free(ents);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{ "cpuid", cmd_cpuid },
+		{ "rdmsr", cmd_rdmsr },
+		{ "wrmsr", cmd_wrmsr },
+		{ "devmem-read", cmd_devmem_read },
+		{ "devmem-write", cmd_devmem_write },
+		{ "vmmcall-user", cmd_vmmcall_user },
+		{ "memmap", cmd_memmap },
+	};
+	size_t i;
+
+	/* One result line per run; make sure it is out before any fault. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc < 2)
+		usage();
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 2, argv + 2);
+	usage();
+	return 2;
+}

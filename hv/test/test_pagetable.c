@@ -1,0 +1,108 @@
+#include "test.h"
+#include "mm/pagetable.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* Fake physical memory: page n lives at pool + n*4096; physical address = n*4096 + BASE. */
+#define POOL_PAGES 512
+#define BASE 0x40000000ull
+static unsigned char *pool;
+static unsigned used, limit;
+
+static uint64_t fake_alloc(void *ctx)
+{
+	(void)ctx;
+	if (used >= limit)
+		return 0;
+	memset(pool + used * 4096ull, 0, 4096);
+	return BASE + 4096ull * used++;
+}
+
+static void *fake_ptr(void *ctx, uint64_t pa)
+{
+	(void)ctx;
+	if (pa < BASE || pa >= BASE + 4096ull * POOL_PAGES)
+		abort();
+	return pool + (pa - BASE);
+}
+
+static const struct pt_alloc A = { fake_alloc, fake_ptr, NULL };
+
+static uint64_t fresh(unsigned lim)
+{
+	if (!pool)
+		pool = aligned_alloc(4096, 4096ull * POOL_PAGES);
+	used = 0;
+	limit = lim;
+	return fake_alloc(NULL);
+}
+
+static void identity_uses_large_pages(void)
+{
+	uint64_t root = fresh(POOL_PAGES);
+	CHECK_EQ(pt_map(&A, root, 0, 0, 8ull << 30, PTE_W, PAGE_1G), 0);
+	CHECK_EQ(used, 2);                   /* the root and one PDPT: eight 1 GiB pages */
+	uint64_t pa, fl;
+	unsigned shift;
+	CHECK(pt_lookup(&A, root, 0x123456789ull, &pa, &fl, &shift));
+	CHECK_EQ(pa, 0x123456789ull);
+	CHECK_EQ(shift, PAGE_1G);
+	CHECK(fl & PTE_W);
+	CHECK(!pt_lookup(&A, root, 8ull << 30, &pa, &fl, &shift));
+}
+
+static void hole_with_decoy(void)
+{
+	/* The NPT shape: identity below and above a 16 MiB hole whose pages all show one decoy. */
+	uint64_t root = fresh(POOL_PAGES);
+	uint64_t hole = 0x1EE00000, end = hole + (16u << 20), decoy = 0x7000;
+	CHECK_EQ(pt_map(&A, root, 0, 0, hole, PTE_W | PTE_U, PAGE_1G), 0);
+	CHECK_EQ(pt_map(&A, root, end, end, (4ull << 30) - end, PTE_W | PTE_U, PAGE_1G), 0);
+	for (uint64_t g = hole; g < end; g += 4096)
+		CHECK_EQ(pt_map(&A, root, g, decoy, 4096, PTE_W | PTE_U, PAGE_4K), 0);
+	uint64_t pa, fl;
+	unsigned shift;
+	for (uint64_t g = hole; g < end; g += 0x3F000) {
+		CHECK(pt_lookup(&A, root, g + 0x123, &pa, &fl, &shift));
+		CHECK_EQ(pa, decoy + 0x123);
+	}
+	CHECK(pt_lookup(&A, root, hole - 1, &pa, &fl, &shift));
+	CHECK_EQ(pa, hole - 1);
+	CHECK_EQ(shift, PAGE_2M);
+	CHECK(pt_lookup(&A, root, end, &pa, &fl, &shift));
+	CHECK_EQ(pa, end);
+	CHECK(pt_lookup(&A, root, 3ull << 30, &pa, &fl, &shift));
+	CHECK_EQ(shift, PAGE_1G);
+	CHECK(fl & PTE_U);
+}
+
+static void high_half_4k(void)
+{
+	uint64_t root = fresh(POOL_PAGES);
+	uint64_t va = 0xFFFFFFFF80101000ull, pa0 = 0x1EE00000;
+	CHECK_EQ(pt_map(&A, root, va, pa0, 0x30000, PTE_W, PAGE_4K), 0);
+	uint64_t pa, fl;
+	unsigned shift;
+	CHECK(pt_lookup(&A, root, va + 0x2FFFF, &pa, &fl, &shift));
+	CHECK_EQ(pa, pa0 + 0x2FFFF);
+	CHECK_EQ(shift, PAGE_4K);
+	CHECK(!pt_lookup(&A, root, va - 1, &pa, &fl, &shift));
+}
+
+static void errors_are_reported(void)
+{
+	uint64_t root = fresh(POOL_PAGES);
+	CHECK_EQ(pt_map(&A, root, 0x1001, 0, 4096, PTE_W, PAGE_4K), -1);     /* misaligned */
+	CHECK_EQ(pt_map(&A, root, 0, 0, 1ull << 30, PTE_W, PAGE_1G), 0);
+	CHECK_EQ(pt_map(&A, root, 0x1000, 0x5000, 4096, PTE_W, PAGE_4K), -1); /* large page in the way */
+	root = fresh(3);
+	CHECK_EQ(pt_map(&A, root, 0, 0, 16 * 4096, PTE_W, PAGE_4K), -1);     /* out of pages */
+}
+
+TESTS(pagetable_tests) = {
+	{ "pagetable: identity map with 1 GiB pages", identity_uses_large_pages },
+	{ "pagetable: NPT hole mapped to a decoy page", hole_with_decoy },
+	{ "pagetable: high-half image with 4 KiB pages", high_half_4k },
+	{ "pagetable: misalignment, conflicts and exhaustion fail", errors_are_reported },
+	{ NULL, NULL },
+};

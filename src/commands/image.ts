@@ -1,0 +1,56 @@
+// `parapet image`: builds the test guest's BIOS-bootable disk image.
+import type { Command } from "commander";
+import { relative } from "node:path";
+import { buildGuestImage, DEFAULT_MODULES } from "../lib/guestimage.ts";
+
+interface ImageOptions {
+  output?: string;
+  size: string;
+  modules: string;
+  append: string;
+  force?: boolean;
+  quiet?: boolean;
+}
+
+export function registerImage(program: Command): void {
+  program
+    .command("image")
+    .description(
+      "Build the test guest disk image: Debian's generic kernel and an initramfs with busybox, " +
+        "guest/init, ptest and parapet_guest.ko, on a syslinux-bootable FAT32 partition (MBR, raw). " +
+        "Debian packages are fetched with apt-get download into cache/debian/ (never installed).",
+    )
+    .option("-o, --output <file>", "image to write (default: build/guest.img in the repository)")
+    .option("--size <size>", "disk size, e.g. 64M or 1G (a bare number is MiB; at least 40M)", "64M")
+    .option(
+      "--modules <list>",
+      "comma-separated kernel modules to load at boot; their dependencies are added (empty for none)",
+      DEFAULT_MODULES.join(","),
+    )
+    .option("--append <args>", "extra kernel command-line arguments after console=ttyS0,115200", "")
+    .option("--force", "overwrite the output if it exists")
+    .option("-q, --quiet", "print only errors")
+    .addHelpText(
+      "after",
+      "\nThe kernel's headers must be installed (apt-get install linux-headers-amd64) to build\n" +
+        "parapet_guest.ko; guest/Makefile builds ptest and the module into build/guest/.\n" +
+        "Example: parapet image -o build/guest.img --modules msr --append 'loglevel=4' --force",
+    )
+    .action(async (opts: ImageOptions) => {
+      const log = opts.quiet ? undefined : (msg: string) => process.stderr.write(`image: ${msg}\n`);
+      const result = await buildGuestImage({
+        output: opts.output,
+        size: opts.size,
+        modules: opts.modules.split(","),
+        append: opts.append,
+        force: opts.force,
+        log,
+      });
+      const rel = relative(process.cwd(), result.output);
+      const shown = rel && !rel.startsWith("..") ? rel : result.output;
+      process.stdout.write(
+        `${shown}: ${result.sizeBytes / (1024 * 1024)} MiB, kernel ${result.kver} (${result.kernelVersion}), ` +
+          `initramfs ${(result.initramfsBytes / 1024).toFixed(0)} KiB, built in ${result.seconds.toFixed(1)} s\n`,
+      );
+    });
+}

@@ -1,0 +1,68 @@
+// `parapet run`: boot a disk image under Parapet (or bare) in QEMU, console live, hypervisor log to a file.
+import type { Command } from "commander";
+import { join } from "node:path";
+import { QemuSession, type Fate, type LogSink } from "../lib/qemu.ts";
+import { REPO_ROOT, DEFAULT_IMAGE } from "../lib/guestimage.ts";
+
+export const FATE_EXIT: Record<Fate["kind"], number> = { poweroff: 0, error: 1, reset: 2, panic: 3, killed: 4 };
+
+export function describeFate(f: Fate): string {
+  switch (f.kind) {
+    case "poweroff": return "the guest powered off";
+    case "reset": return "the guest triple-faulted (machine reset)";
+    case "panic": return `the hypervisor panicked: ${f.message}`;
+    case "killed": return `stopped: ${f.reason}`;
+    case "error": return `QEMU failed (exit ${f.code}): ${f.stderr}`;
+  }
+}
+
+const SINKS = ["e9", "com1", "com2", "com3", "com4", "none"];
+
+export function registerRun(program: Command): void {
+  program
+    .command("run")
+    .description("Boot a disk image under Parapet in QEMU: guest console live here, hypervisor log to a file.\n" +
+      "Exit status: 0 guest powered off, 2 guest triple fault, 3 hypervisor panic, 4 timeout, 1 QEMU error.")
+    .argument("[disk]", "raw disk image to boot as the first IDE disk", DEFAULT_IMAGE)
+    .option("-m, --memory <size>", "guest RAM", "512M")
+    .option("-c, --cpus <n>", "number of CPUs", "1")
+    .option("-M, --machine <type>", "QEMU machine type (pc, q35, or with options such as pc,smm=on)", "pc")
+    .option("-l, --log <sink>", `hypervisor log sink: ${SINKS.join(", ")} (a COM port used for the log is hidden from the guest)`, "e9")
+    .option("--hv-log <file>", "file that receives the hypervisor log", join(REPO_ROOT, "build", "hv.log"))
+    .option("--hv-args <options>", "extra hypervisor command-line options, e.g. boot=0x81", "")
+    .option("--iso <file>", "boot this GRUB ISO from CD instead of loading Parapet with -kernel")
+    .option("--bare", "boot without Parapet (the baseline)")
+    .option("--snapshot", "do not write guest changes to the disk image")
+    .option("--commands <list>", "with the test guest: run these shell commands (separated by ';;') after it is ready, then power off")
+    .option("-t, --timeout <seconds>", "stop QEMU after this many seconds (0: never)", "0")
+    .action(async (disk: string, o) => {
+      if (!SINKS.includes(o.log)) throw new Error(`--log ${o.log}: expected one of ${SINKS.join(", ")}`);
+      const cpus = Number(o.cpus);
+      if (!Number.isInteger(cpus) || cpus < 1 || cpus > 16) throw new Error(`--cpus ${o.cpus}: expected 1..16`);
+      const timeout = Number(o.timeout);
+      if (!(timeout >= 0)) throw new Error(`--timeout ${o.timeout}: expected seconds`);
+      const s = new QemuSession({
+        disk, cdrom: o.iso, parapet: !o.bare, logSink: o.log as LogSink, hvLog: o.hvLog, hvArgs: o.hvArgs,
+        memory: o.memory, cpus, machine: o.machine, snapshot: o.snapshot,
+      });
+      process.stderr.write(`parapet: ${o.bare ? "bare QEMU" : "Parapet"}; hypervisor log: ${s.hvLogPath}\n`);
+      s.onConsole = (t) => process.stdout.write(t.replace(/[^\n]*__END[a-z0-9]+__\d+\r?\n?/g, ""));
+      const stdin = process.stdin;
+      if (o.commands) {
+        await s.ready();
+        for (const cmd of String(o.commands).split(";;").map((c) => c.trim()).filter(Boolean)) {
+          process.stdout.write(`\n[parapet run] guest# ${cmd}\n`);
+          await s.exec(cmd, 300_000);
+        }
+        s.send("poweroff -f\n");
+      } else {
+        if (stdin.isTTY) stdin.setRawMode(true);
+        stdin.on("data", (d) => s.send(d.toString("latin1")));
+      }
+      const fate = await s.fate(timeout > 0 ? timeout * 1000 : 2 ** 31 - 1);
+      if (stdin.isTTY) stdin.setRawMode(false);
+      stdin.destroy();
+      process.stderr.write(`\nparapet: ${describeFate(fate)} after ${((Date.now() - s.started) / 1000).toFixed(1)} s\n`);
+      process.exitCode = FATE_EXIT[fate.kind];
+    });
+}
