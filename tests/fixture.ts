@@ -1,0 +1,73 @@
+// Shared by the end-to-end tests: the hypervisor and test guest are built once, then booted.
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { buildGuestImage, REPO_ROOT, DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
+import { QemuSession, type BootOptions } from "../src/lib/qemu.ts";
+
+export { REPO_ROOT, DEFAULT_IMAGE };
+
+/** Build the hypervisor and (if missing) the test guest image. */
+export async function prepare(): Promise<string> {
+  execFileSync("make", ["-s", "-C", REPO_ROOT], { stdio: "inherit" });
+  if (!existsSync(DEFAULT_IMAGE)) await buildGuestImage({ output: DEFAULT_IMAGE, force: true });
+  return DEFAULT_IMAGE;
+}
+
+/** Boot the test guest (snapshot: the image is never modified) and wait for its shell. */
+export async function bootGuest(opts: BootOptions = {}): Promise<QemuSession> {
+  const s = new QemuSession({ disk: DEFAULT_IMAGE, snapshot: true, ...opts });
+  try {
+    await s.ready();
+  } catch (e) {
+    s.kill();
+    throw new Error(`${(e as Error).message}\nhypervisor log tail:\n${s.hvLog().slice(-2000)}`);
+  }
+  return s;
+}
+
+export interface MemEntry { start: bigint; end: bigint; type: string }
+
+/** Parse `ptest memmap` output (end inclusive, as Linux reports it). */
+export function parseMemmap(text: string): MemEntry[] {
+  const out: MemEntry[] = [];
+  for (const line of text.split("\n")) {
+    const m = /start=(0x[0-9a-f]+) end=(0x[0-9a-f]+) type=(.*)$/.exec(line.trim());
+    if (m) out.push({ start: BigInt(m[1]), end: BigInt(m[2]), type: m[3].trim() });
+  }
+  return out;
+}
+
+/** The hypervisor's hidden region, as it logs it. */
+export function hvRegion(hvLog: string): { base: bigint; end: bigint } {
+  const m = /mem: hypervisor at ([0-9a-f]+)-([0-9a-f]+)/.exec(hvLog);
+  if (!m) throw new Error(`no region line in the hypervisor log:\n${hvLog.slice(0, 2000)}`);
+  return { base: BigInt("0x" + m[1]), end: BigInt("0x" + m[2]) + 1n };
+}
+
+/** `key=value` words of a ptest result line. */
+export function kv(line: string): Record<string, string> {
+  const r: Record<string, string> = {};
+  for (const w of line.trim().split(/\s+/)) {
+    const i = w.indexOf("=");
+    if (i > 0) r[w.slice(0, i)] = w.slice(i + 1);
+  }
+  return r;
+}
+
+export const EXIT_NAMES = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "svm_insn", "npf", "shutdown", "other"];
+
+/** Parse /proc/parapet/exits. */
+export function parseExits(text: string): { counts: Record<string, number>; cpus: number } {
+  const counts: Record<string, number> = {};
+  let cpus = 0;
+  for (const line of text.split("\n")) {
+    const m = /^(\d+) (\d+)$/.exec(line.trim());
+    if (m) counts[EXIT_NAMES[Number(m[1])] ?? `reason${m[1]}`] = Number(m[2]);
+    const c = /^cpus=(\d+)/.exec(line.trim());
+    if (c) cpus = Number(c[1]);
+  }
+  return { counts, cpus };
+}
+
+export const TMP = join(REPO_ROOT, "build", "test");
