@@ -1,0 +1,134 @@
+// Builds a BIOS-bootable GRUB ISO that loads Parapet by multiboot2, the way a real PC
+// is set up: GRUB starts Parapet, and Parapet boots the guest OS from the first hard
+// disk (BIOS drive 0x80, or boot= on the hypervisor command line).
+import { existsSync, statSync } from "node:fs";
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { findTool, run } from "./exec.ts";
+import { REPO_ROOT } from "./guestimage.ts";
+
+export const DEFAULT_ISO = join(REPO_ROOT, "build", "boot.iso");
+export const DEFAULT_HV = join(REPO_ROOT, "build", "parapet.elf");
+
+/** Where Debian's grub-pc-bin puts GRUB's BIOS (i386-pc) modules and boot images. */
+export const GRUB_PC_DIR = process.env.PARAPET_GRUB_PC_DIR ?? "/usr/lib/grub/i386-pc";
+
+/** Debian packages that grub-mkrescue needs for an i386-pc ISO. */
+export const ISO_PACKAGES = ["grub-pc-bin", "grub-common", "xorriso", "mtools"] as const;
+
+/** Host tools the ISO builder runs (grub-mkrescue calls xorriso and, on some platforms, mformat). */
+const ISO_TOOLS: Readonly<Record<string, string>> = {
+  "grub-mkrescue": "grub-common",
+  "xorriso": "xorriso",
+  "mformat": "mtools",
+};
+
+/** GRUB modules the ISO needs besides what grub-mkrescue always adds (keeps the ISO small). */
+const GRUB_MODULES = ["normal", "configfile", "multiboot2", "iso9660", "biosdisk", "part_msdos", "echo", "test"];
+
+export interface IsoOptions {
+  /** ISO to write (default build/boot.iso in the repository). */
+  output?: string;
+  /** Hypervisor ELF (default build/parapet.elf in the repository). */
+  hv?: string;
+  /** Hypervisor command-line options, e.g. "log=e9 boot=0x80" (default none: log=e9, boot=0x80). */
+  hvArgs?: string;
+  /** Overwrite an existing output (default true: the ISO is a build product). */
+  force?: boolean;
+  /** Progress messages; default silent. */
+  log?: (msg: string) => void;
+}
+
+export interface IsoResult {
+  output: string;
+  sizeBytes: number;
+  hv: string;
+  hvArgs: string;
+  grubCfg: string;
+  seconds: number;
+}
+
+/**
+ * Checks the hypervisor arguments: GRUB parses its config file as a shell-like language,
+ * so only plain key=value words are accepted (no quotes, `$`, `;`, braces or newlines).
+ */
+export function checkHvArgs(hvArgs: string): string {
+  const words = hvArgs.trim().split(/\s+/).filter(Boolean);
+  for (const w of words) {
+    if (!/^[A-Za-z0-9_.:,+-]+=[A-Za-z0-9_.:,+/-]*$/.test(w)) {
+      throw new Error(`--hv-args: '${w}' is not a plain key=value option (e.g. log=e9 boot=0x80)`);
+    }
+  }
+  return words.join(" ");
+}
+
+/** The grub.cfg on the ISO: no menu, no delay, console only, multiboot2 Parapet and boot it. */
+export function grubConfig(hvArgs = ""): string {
+  const args = checkHvArgs(hvArgs);
+  return [
+    "# Written by parapet iso. GRUB stays off the serial ports (console only), so COM1",
+    "# carries only the guest's console.",
+    "set timeout=0",
+    "set timeout_style=hidden",
+    "set default=0",
+    "terminal_input console",
+    "terminal_output console",
+    "",
+    'menuentry "Parapet" {',
+    `\tmultiboot2 /boot/parapet.elf${args ? ` ${args}` : ""}`,
+    "\tboot",
+    "}",
+    "",
+  ].join("\n");
+}
+
+/** Throws one error naming every missing tool and the Debian packages to install. */
+export function checkIsoTools(): void {
+  const missing = Object.keys(ISO_TOOLS).filter((t) => !findTool(t));
+  const noPc = !existsSync(join(GRUB_PC_DIR, "moddep.lst"));
+  if (missing.length === 0 && !noPc) return;
+  const what = [...missing];
+  if (noPc) what.push(`GRUB's BIOS modules (${GRUB_PC_DIR})`);
+  throw new Error(
+    `cannot build a GRUB ISO: missing ${what.join(", ")}; ` +
+      `install with: apt-get install ${ISO_PACKAGES.join(" ")}`,
+  );
+}
+
+/** Builds the ISO with grub-mkrescue (i386-pc only). */
+export async function buildIso(opts: IsoOptions = {}): Promise<IsoResult> {
+  const t0 = Date.now();
+  const log = opts.log ?? (() => {});
+  const output = resolve(opts.output ?? DEFAULT_ISO);
+  const hv = resolve(opts.hv ?? DEFAULT_HV);
+  const hvArgs = checkHvArgs(opts.hvArgs ?? "");
+  if (!existsSync(hv)) throw new Error(`hypervisor ${hv} does not exist (build it with: make -C hv)`);
+  if (existsSync(output) && opts.force === false) throw new Error(`${output} exists (use --force to overwrite)`);
+  checkIsoTools();
+
+  const grubCfg = grubConfig(hvArgs);
+  const work = await mkdtemp(join(tmpdir(), "parapet-iso-"));
+  try {
+    const root = join(work, "root");
+    await mkdir(join(root, "boot", "grub"), { recursive: true });
+    await copyFile(hv, join(root, "boot", "parapet.elf"));
+    await writeFile(join(root, "boot", "grub", "grub.cfg"), grubCfg);
+    await mkdir(dirname(output), { recursive: true });
+    const tmpOut = join(work, "boot.iso");
+    log(`grub-mkrescue (i386-pc) → ${output}`);
+    await run("grub-mkrescue", [
+      "-d", GRUB_PC_DIR,
+      "--install-modules", GRUB_MODULES.join(" "),
+      "--fonts=", "--locales=", "--themes=",
+      "-o", tmpOut,
+      root,
+      // xorriso (mkisofs mode) options after the source: a stable volume name.
+      "-V", "PARAPET",
+    ]);
+    await copyFile(tmpOut, output);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  return { output, sizeBytes: statSync(output).size, hv, hvArgs, grubCfg, seconds: (Date.now() - t0) / 1000 };
+}
