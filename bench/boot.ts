@@ -169,8 +169,12 @@ async function bootOnce(seq: number, mode: BootMode, o: Required<Omit<BenchBootO
     return { seq, mode, wallMs, readyMs, shellMs, exits: parsed?.exits, exitsTotal: parsed?.total, hvCpus: parsed?.cpus, fate };
   } catch (err) {
     s.kill();
+    // A hypervisor panic or a QEMU error says more than "QEMU exited while waiting".
+    const fate = await s.fate(10_000);
+    const why = fate.kind === "panic" || fate.kind === "error" ? describeFate(fate)
+      : err instanceof Error ? err.message : String(err);
     const log = mode === "parapet" ? `\nhypervisor log tail:\n${s.hvLog().slice(-1500)}` : "";
-    throw new Error(`boot ${seq} (${mode}) failed: ${err instanceof Error ? err.message : String(err)}${log}`);
+    throw new Error(`boot ${seq} (${mode}) failed: ${why}${log}`);
   }
 }
 

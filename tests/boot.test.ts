@@ -108,6 +108,19 @@ describe("Parapet on the default pc machine", () => {
     assert.equal(kv((await g.exec("ptest vmmcall-user")).out).signal, "SIGILL");
   });
 
+  test("SVM instructions executed in guest ring 0 get #UD and Parapet keeps running", async () => {
+    const before = parseExits(await g.sh("cat /proc/parapet/exits")).counts.svm_insn;
+    const insns = ["vmrun", "vmload", "vmsave", "stgi", "clgi", "skinit", "invlpga"];
+    for (const insn of insns) {
+      const r = await g.sh(`echo ${insn} > /proc/parapet/ring0; cat /proc/parapet/ring0`);
+      assert.equal(r.trim(), `insn=${insn} trap=6`, `${insn} from ring 0`);
+    }
+    // Each was intercepted by Parapet (not a native fault), and Parapet still answers.
+    const after = parseExits(await g.sh("cat /proc/parapet/exits")).counts.svm_insn;
+    assert.equal(after - before, insns.length);
+    assert.match(await g.sh("cat /proc/parapet/version"), /magic=0x54505250/);
+  });
+
   test("the log ring and exit counters are readable through VMMCALL", async () => {
     const log = await g.sh("cat /proc/parapet/log");
     assert.match(log, /parapet: Parapet \d+\.\d+\.\d+ \(multiboot\)/);

@@ -1,6 +1,6 @@
 // Shared by the end-to-end tests: the hypervisor and test guest are built once, then booted.
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { buildGuestImage, REPO_ROOT, DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
 import { QemuSession, type BootOptions } from "../src/lib/qemu.ts";
@@ -10,7 +10,10 @@ export { REPO_ROOT, DEFAULT_IMAGE };
 /** Build the hypervisor and (if missing) the test guest image. */
 export async function prepare(): Promise<string> {
   execFileSync("make", ["-s", "-C", REPO_ROOT], { stdio: "inherit" });
-  if (!existsSync(DEFAULT_IMAGE)) await buildGuestImage({ output: DEFAULT_IMAGE, force: true });
+  const inputs = ["build/guest/ptest", "build/guest/parapet_guest.ko", "guest/init"].map((p) => join(REPO_ROOT, p));
+  const stale = !existsSync(DEFAULT_IMAGE) ||
+    inputs.some((p) => existsSync(p) && statSync(p).mtimeMs > statSync(DEFAULT_IMAGE).mtimeMs);
+  if (stale) await buildGuestImage({ output: DEFAULT_IMAGE, force: true });
   return DEFAULT_IMAGE;
 }
 

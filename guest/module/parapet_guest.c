@@ -20,8 +20,11 @@
 #include <linux/io.h>
 #include <linux/kernel.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
 #include <asm/asm.h>
 
 #define PARAPET_MAGIC		0x54505250UL	/* "PRPT" */
@@ -146,6 +149,85 @@ PARAPET_PROC_OPS(parapet_version);
 PARAPET_PROC_OPS(parapet_log);
 PARAPET_PROC_OPS(parapet_exits);
 
+/*
+ * /proc/parapet/ring0: an attack probe for tests. Writing an SVM instruction name executes it
+ * here, in ring 0 (where a real hypervisor escape would start); reading gives the outcome,
+ * "insn=NAME trap=N" (the exception vector the guest received) or "insn=NAME trap=none rax=...".
+ */
+static char ring0_result[80];
+static DEFINE_MUTEX(ring0_lock);
+
+#define RING0_TRY(opcode)							\
+	({									\
+		unsigned long ax = 0xdead0000ul; int trapped;			\
+		asm volatile("1:	.byte 0x0f, 0x01, " opcode "\n"		\
+			     "	xor %%edx, %%edx\n"				\
+			     "	jmp 3f\n"					\
+			     "2:	mov $1, %%edx\n"			\
+			     "3:\n"						\
+			     _ASM_EXTABLE_TYPE(1b, 2b, EX_TYPE_FAULT)		\
+			     : "+a"(ax), "=&d"(trapped) : "c"(0ul) : "memory");	\
+		trapped ? snprintf(ring0_result, sizeof(ring0_result),		\
+				   "insn=%s trap=%lu\n", name, ax)		\
+			: snprintf(ring0_result, sizeof(ring0_result),		\
+				   "insn=%s trap=none rax=0x%lx\n", name, ax);	\
+	})
+
+static ssize_t parapet_ring0_write(struct file *f, const char __user *ubuf, size_t len, loff_t *off)
+{
+	char name[16];
+	size_t n = min(len, sizeof(name) - 1);
+
+	if (copy_from_user(name, ubuf, n))
+		return -EFAULT;
+	name[n] = 0;
+	strim(name);
+	mutex_lock(&ring0_lock);
+	if (!strcmp(name, "vmrun"))
+		RING0_TRY("0xd8");
+	else if (!strcmp(name, "vmmcall"))
+		RING0_TRY("0xd9");
+	else if (!strcmp(name, "vmload"))
+		RING0_TRY("0xda");
+	else if (!strcmp(name, "vmsave"))
+		RING0_TRY("0xdb");
+	else if (!strcmp(name, "stgi"))
+		RING0_TRY("0xdc");
+	else if (!strcmp(name, "clgi"))
+		RING0_TRY("0xdd");
+	else if (!strcmp(name, "skinit"))
+		RING0_TRY("0xde");
+	else if (!strcmp(name, "invlpga"))
+		RING0_TRY("0xdf");
+	else {
+		mutex_unlock(&ring0_lock);
+		return -EINVAL;
+	}
+	mutex_unlock(&ring0_lock);
+	return len;
+}
+
+static int parapet_ring0_show(struct seq_file *m, void *v)
+{
+	mutex_lock(&ring0_lock);
+	seq_puts(m, ring0_result);
+	mutex_unlock(&ring0_lock);
+	return 0;
+}
+
+static int parapet_ring0_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, parapet_ring0_show, NULL);
+}
+
+static const struct proc_ops parapet_ring0_ops = {
+	.proc_open = parapet_ring0_open,
+	.proc_read = seq_read,
+	.proc_write = parapet_ring0_write,
+	.proc_lseek = seq_lseek,
+	.proc_release = single_release,
+};
+
 static int __init parapet_guest_init(void)
 {
 	struct parapet_regs r = { .rax = PARAPET_FN_VERSION };
@@ -167,7 +249,8 @@ static int __init parapet_guest_init(void)
 		return -ENOMEM;
 	if (!proc_create("version", 0400, parapet_dir, &parapet_version_ops) ||
 	    !proc_create("log", 0400, parapet_dir, &parapet_log_ops) ||
-	    !proc_create("exits", 0400, parapet_dir, &parapet_exits_ops)) {
+	    !proc_create("exits", 0400, parapet_dir, &parapet_exits_ops) ||
+	    !proc_create("ring0", 0600, parapet_dir, &parapet_ring0_ops)) {
 		proc_remove(parapet_dir);
 		return -ENOMEM;
 	}
