@@ -93,27 +93,6 @@ bool memmap_find_top(const struct memmap *m, u64 size, u64 align, u64 limit,
 	return found;
 }
 
-bool memmap_is_ram(const struct memmap *m, u64 base, u64 len)
-{
-	if (len == 0 || base + len < base)
-		return false;
-	u64 p = base, end = base + len;
-	/* Advance p through RAM entries until the range is covered; bounded by n passes. */
-	for (u32 pass = 0; pass <= m->n && p < end; pass++) {
-		bool moved = false;
-		for (u32 i = 0; i < m->n; i++) {
-			const struct memmap_entry *e = &m->e[i];
-			if (e->type == E820_RAM && e->base <= p && p < e->base + e->len) {
-				p = e->base + e->len;
-				moved = true;
-			}
-		}
-		if (!moved)
-			return false;
-	}
-	return p >= end;
-}
-
 u64 memmap_ram_bytes(const struct memmap *m)
 {
 	u64 t = 0;
@@ -140,6 +119,13 @@ static u64 contiguous_end(const struct memmap *m, u64 from, u64 limit)
 			break;
 	}
 	return p < limit ? p : limit;
+}
+
+bool memmap_is_ram(const struct memmap *m, u64 base, u64 len)
+{
+	if (len == 0 || base + len < base)
+		return false;
+	return contiguous_end(m, base, base + len) == base + len;
 }
 
 void memmap_legacy_sizes(const struct memmap *m, u16 *e801_kb, u16 *e801_blocks, u16 *ext_kb)
