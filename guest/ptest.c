@@ -96,56 +96,41 @@ static int open_msr(const char *cpu, int flags)
 	return open(path, flags);
 }
 
-static int cmd_rdmsr(int argc, char **argv)
+/* rdmsr CPU MSR / wrmsr CPU MSR VALUE through the msr driver. */
+static int msr_access(int argc, char **argv, int write)
 {
-	uint64_t value;
+	uint64_t value = 0;
 	off_t msr;
+	ssize_t n;
 	int fd;
 
-	if (argc != 2)
+	if (argc != (write ? 3 : 2))
 		usage();
 	msr = (off_t)parse_num(argv[1]);
-	fd = open_msr(argv[0], O_RDONLY);
+	if (write)
+		value = parse_num(argv[2]);
+	fd = open_msr(argv[0], write ? O_WRONLY : O_RDONLY);
 	if (fd < 0) {
 		printf("error=%s\n", errno_name(errno));
 		return 1;
 	}
 	errno = 0;
-	if (pread(fd, &value, sizeof(value), msr) != sizeof(value)) {
-		printf("error=%s\n", errno_name(errno ? errno : EIO));
-		close(fd);
+	n = write ? pwrite(fd, &value, sizeof(value), msr) : pread(fd, &value, sizeof(value), msr);
+	int err = errno;
+	close(fd);
+	if (n != sizeof(value)) {
+		printf("error=%s\n", errno_name(err ? err : EIO));
 		return 1;
 	}
-	close(fd);
-	printf("value=0x%016" PRIx64 "\n", value);
+	if (write)
+		printf("ok\n");
+	else
+		printf("value=0x%016" PRIx64 "\n", value);
 	return 0;
 }
 
-static int cmd_wrmsr(int argc, char **argv)
-{
-	uint64_t value;
-	off_t msr;
-	int fd;
-
-	if (argc != 3)
-		usage();
-	msr = (off_t)parse_num(argv[1]);
-	value = parse_num(argv[2]);
-	fd = open_msr(argv[0], O_WRONLY);
-	if (fd < 0) {
-		printf("error=%s\n", errno_name(errno));
-		return 1;
-	}
-	errno = 0;
-	if (pwrite(fd, &value, sizeof(value), msr) != sizeof(value)) {
-		printf("error=%s\n", errno_name(errno ? errno : EIO));
-		close(fd);
-		return 1;
-	}
-	close(fd);
-	printf("ok\n");
-	return 0;
-}
+static int cmd_rdmsr(int argc, char **argv) { return msr_access(argc, argv, 0); }
+static int cmd_wrmsr(int argc, char **argv) { return msr_access(argc, argv, 1); }
 
 /* Faults while touching a mapping or running a probe instruction land here. */
 static sigjmp_buf fault_jmp;

@@ -1,5 +1,4 @@
 #include "core/cpu.h"
-#include "core/panic.h"
 #include "core/log.h"
 #include "core/x86.h"
 

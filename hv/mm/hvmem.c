@@ -3,8 +3,6 @@
 #include "boot/layout.h"
 #include "core/pgalloc.h"
 #include "core/panic.h"
-#include "core/log.h"
-#include "core/string.h"
 #include "core/x86.h"
 
 struct hv_memory hvmem;

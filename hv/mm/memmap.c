@@ -93,15 +93,6 @@ bool memmap_find_top(const struct memmap *m, u64 size, u64 align, u64 limit,
 	return found;
 }
 
-u64 memmap_ram_bytes(const struct memmap *m)
-{
-	u64 t = 0;
-	for (u32 i = 0; i < m->n; i++)
-		if (m->e[i].type == E820_RAM)
-			t += m->e[i].len;
-	return t;
-}
-
 /* End of the contiguous RAM that starts at `from` (== from when from is not RAM). */
 static u64 contiguous_end(const struct memmap *m, u64 from, u64 limit)
 {

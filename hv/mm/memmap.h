@@ -52,9 +52,6 @@ bool memmap_find_top(const struct memmap *m, u64 size, u64 align, u64 limit,
 /* True when every byte of [base, base+len) is RAM in the map (len > 0, no wrap). */
 bool memmap_is_ram(const struct memmap *m, u64 base, u64 len);
 
-/* Bytes of RAM in the map. */
-u64 memmap_ram_bytes(const struct memmap *m);
-
 /*
  * Sizes the legacy BIOS calls report, from the map:
  *   INT 15h E801: KiB of contiguous RAM from 1 MiB up to 16 MiB, and 64 KiB blocks of

@@ -2,6 +2,15 @@
 #include "mm/memmap.h"
 #include <string.h>
 
+static uint64_t memmap_ram_bytes(const struct memmap *m)
+{
+	uint64_t t = 0;
+	for (unsigned i = 0; i < m->n; i++)
+		if (m->e[i].type == E820_RAM)
+			t += m->e[i].len;
+	return t;
+}
+
 /* The map SeaBIOS gives a 512 MiB QEMU pc machine. */
 static void qemu_map(struct memmap *m)
 {

@@ -1,7 +1,7 @@
 /* The virtual CPUs, one per physical CPU Parapet runs on. */
 #include "vmm/cpus.h"
 
-struct vcpu vcpus[MAX_CPUS];
+static struct vcpu vcpus[MAX_CPUS];
 static unsigned nvcpus;
 
 struct vcpu *vcpu_new(void)

@@ -3,7 +3,6 @@
  * bitmap is built from io_hooks); all others pass straight through without an exit.
  */
 #include "vmm/io.h"
-#include "core/log.h"
 
 static struct io_hook hooks[IO_HOOKS_MAX];
 static unsigned nhooks;

@@ -1,6 +1,6 @@
 // Boots QEMU with or without Parapet and talks to the guest through its serial console.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { REPO_ROOT } from "./guestimage.ts";
@@ -214,8 +214,4 @@ export class QemuSession {
       this.proc.kill("SIGKILL");
     }
   }
-}
-
-export function fileSize(path: string): number {
-  return statSync(path).size;
 }
