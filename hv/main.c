@@ -7,9 +7,13 @@
 #include "core/panic.h"
 #include "core/pgalloc.h"
 #include "guest/bios.h"
+#include "io/ecam.h"
+#include "io/pci.h"
+#include "handoff/module.h"
 #include "mm/hvmem.h"
 #include "mm/npt.h"
 #include "vmm/gmem.h"
+#include "vmm/gwalk.h"
 #include "vmm/io.h"
 #include "vmm/svm/svm.h"
 
@@ -50,11 +54,15 @@ void hv_main(u32 magic, u32 mbi)
 	LOG("mem: hypervisor at %lx-%lx (%lu MiB, hidden), image %lu KiB\n", hvmem.base, hvmem.end - 1,
 	    (hvmem.end - hvmem.base) >> 20, hvmem.image_size >> 10);
 
+	handoff_take_policy(&bi);
 	if (cfg.log.sink == LOG_SINK_COM) {
 		io_hook_register(cfg.log.com_port, 8, io_absent, NULL);
 		LOG("io: COM port %x hidden from the guest\n", cfg.log.com_port);
 	}
 	u64 npt = npt_build();
+	gw_init();
+	pci_init();
+	ecam_init();
 	struct guest_start start;
 	bios_prepare(&hvmem.guest_map, cfg.boot_drive, &start);
 	gmem_init(&hvmem.guest_map);

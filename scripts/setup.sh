@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=0
-for cmd in qemu-system-x86_64 mformat syslinux grub-mkrescue xorriso cpio xz; do
+for cmd in qemu-system-x86_64 mformat syslinux grub-mkrescue xorriso cpio xz clang; do
   command -v "$cmd" >/dev/null 2>&1 || need_apt=1
 done
 if command -v qemu-system-x86_64 >/dev/null 2>&1; then
@@ -14,6 +14,8 @@ fi
 [ -f /usr/lib/grub/i386-pc/multiboot2.mod ] || need_apt=1
 [ -f /usr/lib/syslinux/mbr/mbr.bin ] || need_apt=1
 ls -d /usr/src/linux-headers-*-amd64 >/dev/null 2>&1 || need_apt=1
+ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need_apt=1
+[ -f /usr/include/openssl/evp.h ] || need_apt=1   # libssl-dev: parapet bench crypto
 
 if [ "$need_apt" = 1 ]; then
   src=/etc/apt/sources.list.d/debian.sources
@@ -43,7 +45,7 @@ PY
   apt-get install -y -q -t bookworm-backports qemu-system-x86 qemu-utils
   apt-get install -y -q --no-install-recommends \
     mtools syslinux syslinux-common grub-pc-bin grub-common xorriso cpio xz-utils \
-    kmod cryptsetup-bin fdisk linux-headers-amd64
+    kmod cryptsetup-bin fdisk linux-headers-amd64 clang libclang-rt-14-dev libssl-dev
 fi
 
 npm ci --no-audit --no-fund

@@ -4,6 +4,9 @@ import { registerRun } from "./commands/run.ts";
 import { registerImage } from "./commands/image.ts";
 import { registerIso } from "./commands/iso.ts";
 import { registerBench } from "./commands/bench.ts";
+import { registerKeygen } from "./commands/keygen.ts";
+import { registerPolicy } from "./commands/policy.ts";
+import { registerDisk } from "./commands/disk.ts";
 
 const program = new Command();
 program
@@ -16,6 +19,9 @@ registerRun(program);
 registerImage(program);
 registerIso(program);
 registerBench(program);
+registerKeygen(program);
+registerPolicy(program);
+registerDisk(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -10,7 +10,8 @@ export { REPO_ROOT, DEFAULT_IMAGE };
 /** Build the hypervisor and (if missing) the test guest image. */
 export async function prepare(): Promise<string> {
   execFileSync("make", ["-s", "-C", REPO_ROOT], { stdio: "inherit" });
-  const inputs = ["build/guest/ptest", "build/guest/parapet_guest.ko", "guest/init"].map((p) => join(REPO_ROOT, p));
+  const inputs = ["build/guest/ptest", "build/guest/ataatk", "build/guest/parapet_guest.ko", "guest/init", "guest/namedisks", "guest/mountboot",
+    "src/lib/guestimage.ts", "src/lib/diskimage.ts", "src/lib/debian.ts", "src/lib/initramfs.ts"].map((p) => join(REPO_ROOT, p));
   const stale = !existsSync(DEFAULT_IMAGE) ||
     inputs.some((p) => existsSync(p) && statSync(p).mtimeMs > statSync(DEFAULT_IMAGE).mtimeMs);
   if (stale) await buildGuestImage({ output: DEFAULT_IMAGE, force: true });

@@ -92,17 +92,26 @@ entry32:
 	cmp $2048, %ecx
 	jb 1b
 
+	/* crypto/ uses SSE (AES-NI) and saves the guest's SIMD state with FXSAVE, or XSAVE for
+	 * VAES: OSFXSR and OSXMMEXCPT always, OSXSAVE when the CPU has XSAVE (CPUID.1:ECX[26]). */
+	mov $1, %eax
+	cpuid
 	mov %cr4, %eax
-	or $(1 << 5), %eax          /* PAE */
-	mov %eax, %cr4
+	or $((1 << 5) | (1 << 9) | (1 << 10)), %eax  /* PAE, OSFXSR, OSXMMEXCPT */
+	test $(1 << 26), %ecx
+	jz 4f
+	or $(1 << 18), %eax         /* OSXSAVE */
+4:	mov %eax, %cr4
 	mov $boot_pml4, %eax
 	mov %eax, %cr3
 	mov $0xC0000080, %ecx       /* EFER.LME */
 	rdmsr
 	or $(1 << 8), %eax
+	and $~(1 << 14), %eax       /* FFXSR off: FXSAVE must save the xmm registers (crypto/) */
 	wrmsr
 	mov %cr0, %eax
-	or $0x80000001, %eax        /* PG | PE */
+	and $~((1 << 2) | (1 << 3)), %eax  /* EM, TS clear: SSE usable (crypto/) */
+	or $0x80000003, %eax        /* PG | MP | PE */
 	mov %eax, %cr0
 	lgdt boot_gdtr
 	ljmp $0x08, $entry64_low

@@ -71,6 +71,12 @@ static inline u64 read_cr0(void) { u64 v; __asm__ volatile("mov %%cr0, %0" : "=r
 static inline u64 read_cr2(void) { u64 v; __asm__ volatile("mov %%cr2, %0" : "=r"(v)); return v; }
 static inline u64 read_cr3(void) { u64 v; __asm__ volatile("mov %%cr3, %0" : "=r"(v)); return v; }
 static inline u64 read_cr4(void) { u64 v; __asm__ volatile("mov %%cr4, %0" : "=r"(v)); return v; }
+static inline u64 rdtsc(void)
+{
+	u32 lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (u64)hi << 32 | lo;
+}
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 
 static inline __noreturn void halt_forever(void)

@@ -6,6 +6,8 @@
 
 #define NPT_FLAGS (PTE_W | PTE_U)
 
+static u64 npt_root;
+
 u64 npt_build(void)
 {
 	u64 root = pgalloc(1);
@@ -18,5 +20,20 @@ u64 npt_build(void)
 	for (u64 gpa = hvmem.base; gpa < hvmem.end; gpa += PAGE_SIZE)
 		if (pt_map(a, root, gpa, decoy, PAGE_SIZE, NPT_FLAGS, PAGE_4K))
 			panic("npt: cannot map the decoy page");
+	npt_root = root;
 	return root;
+}
+
+bool npt_trap(u64 gpa, bool trapped)
+{
+	if (!npt_root || (gpa >= hvmem.base && gpa < hvmem.end))
+		return false;
+	u64 *e = pt_leaf_4k(&hv_pt_alloc, npt_root, gpa);
+	if (!e)
+		return false;
+	if (trapped)
+		*e &= ~PTE_P;
+	else
+		*e |= PTE_P;
+	return true;
 }

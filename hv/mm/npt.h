@@ -11,4 +11,11 @@
 /* Build the tables; returns the root's physical address. */
 u64 npt_build(void);
 
+/*
+ * Make the 4 KiB page at gpa fault (trapped) or map it again. Splits large pages as needed.
+ * Used before the guest runs: no nested TLB flush. False when the page is not mapped or a
+ * table cannot be allocated.
+ */
+bool npt_trap(u64 gpa, bool trapped);
+
 #endif

@@ -63,3 +63,43 @@ bool pt_lookup(const struct pt_alloc *a, u64 root, u64 va, u64 *pa, u64 *flags, 
 		t = table(a, e);
 	}
 }
+
+#define PTE_PAT_LARGE (1ull << 12)
+#define PTE_PAT_4K    (1ull << 7)
+
+/* Replace the large page in *e (mapping 1 << shift bytes) by a table of 512 pages. */
+static int split(const struct pt_alloc *a, u64 *e, unsigned shift)
+{
+	u64 next = a->alloc(a->ctx);
+	if (!next)
+		return -1;
+	u64 *t = table(a, next);
+	unsigned cs = shift - 9;
+	u64 pa = *e & PTE_ADDR & ~((1ull << shift) - 1);
+	u64 flags = *e & (0xFFF | PTE_NX);
+	if (cs == PAGE_4K) {
+		flags &= ~PTE_PS;
+		if (*e & PTE_PAT_LARGE)
+			flags |= PTE_PAT_4K;
+	} else {
+		flags |= *e & PTE_PAT_LARGE;
+	}
+	for (u64 i = 0; i < 512; i++)
+		t[i] = (pa + (i << cs)) | flags;
+	*e = next | PTE_P | PTE_W | PTE_U;
+	return 0;
+}
+
+u64 *pt_leaf_4k(const struct pt_alloc *a, u64 root, u64 va)
+{
+	u64 *t = table(a, root);
+	for (unsigned s = 39; s > PAGE_4K; s -= 9) {
+		u64 *e = &t[(va >> s) & 511];
+		if (!(*e & PTE_P))
+			return NULL;
+		if ((*e & PTE_PS) && split(a, e, s))
+			return NULL;
+		t = table(a, *e);
+	}
+	return &t[(va >> PAGE_4K) & 511];
+}

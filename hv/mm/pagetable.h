@@ -36,4 +36,11 @@ int pt_map(const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 size, u64 fla
 /* Translate va; returns false when not mapped. *flags gets the leaf entry's low flag bits. */
 bool pt_lookup(const struct pt_alloc *a, u64 root, u64 va, u64 *pa, u64 *flags, unsigned *shift);
 
+/*
+ * The 4 KiB leaf entry that maps va, splitting any 1 GiB or 2 MiB page on the way into 512
+ * smaller pages that map the same memory with the same flags. NULL when va is not mapped or a
+ * table cannot be allocated. The caller flushes TLBs if the tables are live.
+ */
+u64 *pt_leaf_4k(const struct pt_alloc *a, u64 root, u64 va);
+
 #endif

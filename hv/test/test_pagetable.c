@@ -99,10 +99,54 @@ static void errors_are_reported(void)
 	CHECK_EQ(pt_map(&A, root, 0, 0, 16 * 4096, PTE_W, PAGE_4K), -1);     /* out of pages */
 }
 
+static void split_to_trap_one_page(void)
+{
+	/* A 1 GiB page split down to trap one 4 KiB page: everything else maps as before. */
+	uint64_t root = fresh(POOL_PAGES);
+	CHECK_EQ(pt_map(&A, root, 0, 0, 2ull << 30, PTE_W | PTE_U | PTE_NX, PAGE_1G), 0);
+	uint64_t gpa = 0x4A3C5000, pa, fl;
+	unsigned shift;
+	uint64_t *e = pt_leaf_4k(&A, root, gpa);
+	CHECK(e != NULL);
+	CHECK_EQ(used, 4);                   /* root, PDPT, one PD, one PT */
+	CHECK_EQ(*e & PTE_ADDR, gpa);
+	CHECK(*e & PTE_P);
+	CHECK(!(*e & PTE_PS));
+	CHECK(*e & PTE_NX);
+	*e &= ~PTE_P;
+	CHECK(!pt_lookup(&A, root, gpa + 0x123, &pa, &fl, &shift));
+	CHECK(pt_lookup(&A, root, gpa - 1, &pa, &fl, &shift));
+	CHECK_EQ(pa, gpa - 1);
+	CHECK_EQ(shift, PAGE_4K);
+	CHECK(pt_lookup(&A, root, gpa + 0x1000, &pa, &fl, &shift));
+	CHECK_EQ(pa, gpa + 0x1000);
+	CHECK(pt_lookup(&A, root, 0x40000000, &pa, &fl, &shift));    /* the rest of the 1 GiB: 2 MiB pages */
+	CHECK_EQ(pa, 0x40000000);
+	CHECK_EQ(shift, PAGE_2M);
+	CHECK(fl & PTE_U);
+	CHECK(pt_lookup(&A, root, 0x7FFFFFFF, &pa, &fl, &shift));
+	CHECK_EQ(pa, 0x7FFFFFFF);
+	CHECK(pt_lookup(&A, root, 0x3FFFFFFF, &pa, &fl, &shift));    /* the other 1 GiB page untouched */
+	CHECK_EQ(shift, PAGE_1G);
+	/* A second page in the same 2 MiB reuses the table; unmapped addresses give NULL. */
+	CHECK(pt_leaf_4k(&A, root, gpa + 0x2000) == e + 2);
+	CHECK_EQ(used, 4);
+	CHECK(pt_leaf_4k(&A, root, 4ull << 30) == NULL);
+	*e |= PTE_P;
+	CHECK(pt_lookup(&A, root, gpa, &pa, &fl, &shift));
+	/* Out of pages: the split fails cleanly. */
+	root = fresh(2);
+	CHECK_EQ(pt_map(&A, root, 0, 0, 1ull << 30, PTE_W, PAGE_1G), 0);
+	CHECK(pt_leaf_4k(&A, root, 0x1000) == NULL);
+	CHECK(pt_lookup(&A, root, 0x1000, &pa, &fl, &shift));
+	CHECK_EQ(shift, PAGE_1G);
+}
+
 TESTS(pagetable_tests) = {
 	{ "pagetable: identity map with 1 GiB pages", identity_uses_large_pages },
 	{ "pagetable: NPT hole mapped to a decoy page", hole_with_decoy },
 	{ "pagetable: high-half image with 4 KiB pages", high_half_4k },
 	{ "pagetable: misalignment, conflicts and exhaustion fail", errors_are_reported },
+	{ "pagetable: a large page split to trap one 4 KiB page", split_to_trap_one_page },
 	{ NULL, NULL },
 };

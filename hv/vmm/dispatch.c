@@ -13,6 +13,8 @@ static void refuse_svm_insn(struct vcpu *v)
 
 static void handle_npf(struct vcpu *v)
 {
+	if (mmio_handle_npf(v))
+		return;                 /* a trap page (vmm/mmio.c) */
 	/* NPT maps all guest-physical memory (Parapet's own region to a decoy page), so this is
 	 * an access beyond what the platform decodes. Report it and give the guest a #GP. */
 	if (rate_limit++ < 16)

@@ -46,12 +46,32 @@ struct event {
 	u8 vector;
 	bool has_error;
 	u32 error;
+	bool has_cr2;           /* a #PF: the backend sets the guest's CR2 to cr2 on entry */
+	u64 cr2;
 };
+
+/* Segment registers in their architectural numbering (ModRM reg field, override prefixes). */
+enum sreg { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_NR };
+
+/* A segment's hidden state. attr holds descriptor bits 40-47 in bits 0-7 (type, S, DPL, P)
+ * and bits 52-55 in bits 8-11 (AVL, L, D/B, G); limit is in bytes (granularity applied). */
+struct vseg {
+	u64 base;
+	u32 limit;
+	u16 sel, attr;
+};
+#define SEG_ATTR_TYPE 0x00Fu
+#define SEG_ATTR_S    0x010u    /* code or data (not system) */
+#define SEG_ATTR_P    0x080u
+#define SEG_ATTR_L    0x200u    /* 64-bit code */
+#define SEG_ATTR_DB   0x400u    /* 32-bit default operand/address size, or big stack */
 
 struct vcpu {
 	u64 gpr[16];            /* RSP is synchronised from the backend */
 	u64 rip, rflags, cr0, cr4;
 	u64 efer;               /* as the guest sees it: SVME never set */
+	u64 cr2, cr3;
+	struct vseg seg[SEG_NR];   /* ES CS SS DS always; FS GS after string I/O and NPF exits */
 	u8 cpl;
 	struct vm_exit exit;
 	struct event inject;    /* exception to deliver on the next entry */
@@ -74,12 +94,19 @@ static inline void vcpu_inject_gp(struct vcpu *v)
 	v->inject = (struct event){ .valid = true, .vector = 13, .has_error = (v->cr0 & 1) != 0 };
 }
 
+static inline void vcpu_inject_pf(struct vcpu *v, u32 error, u64 cr2)
+{
+	v->inject = (struct event){ .valid = true, .vector = 14, .has_error = true, .error = error,
+				    .has_cr2 = true, .cr2 = cr2 };
+}
+
 /* The handlers, one file each under vmm/. */
 void handle_cpuid(struct vcpu *v);
 void handle_rdmsr(struct vcpu *v);
 void handle_wrmsr(struct vcpu *v);
 void handle_io(struct vcpu *v);
 void handle_vmmcall(struct vcpu *v);
+bool mmio_handle_npf(struct vcpu *v);   /* vmm/mmio.c: true when the NPF hit a trap page */
 
 /* Counters of all CPUs, for VMMCALL EXIT_COUNTS. */
 unsigned vmm_cpu_count(void);

@@ -1,12 +1,13 @@
 // `parapet image`: builds the test guest's BIOS-bootable disk image.
 import type { Command } from "commander";
 import { relative } from "node:path";
-import { buildGuestImage, DEFAULT_MODULES } from "../lib/guestimage.ts";
+import { buildGuestImage, DEFAULT_MODULES, DEFAULT_TOOLS, GUEST_TOOLS } from "../lib/guestimage.ts";
 
 interface ImageOptions {
   output?: string;
   size: string;
   modules: string;
+  tools: string;
   append: string;
   force?: boolean;
   quiet?: boolean;
@@ -16,16 +17,22 @@ export function registerImage(program: Command): void {
   program
     .command("image")
     .description(
-      "Build the test guest disk image: Debian's generic kernel and an initramfs with busybox, " +
-        "guest/init, ptest and parapet_guest.ko, on a syslinux-bootable FAT32 partition (MBR, raw). " +
+      "Build the test guest disk image: Debian's generic kernel and an initramfs with busybox, fio, cryptsetup, " +
+        "guest/init, ptest, ataatk and parapet_guest.ko, on a syslinux-bootable FAT32 partition (MBR, raw), " +
+        "then a raw data partition (type 0xDA) from 64 MiB to the end of the disk. " +
         "Debian packages are fetched with apt-get download into cache/debian/ (never installed).",
     )
     .option("-o, --output <file>", "image to write (default: build/guest.img in the repository)")
-    .option("--size <size>", "disk size, e.g. 64M or 1G (a bare number is MiB; at least 40M)", "64M")
+    .option("--size <size>", "disk size, e.g. 96M or 1G (a bare number is MiB; at least 65M; the data partition is the part past 64M)", "96M")
     .option(
       "--modules <list>",
       "comma-separated kernel modules to load at boot; their dependencies are added (empty for none)",
       DEFAULT_MODULES.join(","),
+    )
+    .option(
+      "--tools <list>",
+      `comma-separated Debian programs to include with their libraries (${Object.keys(GUEST_TOOLS).join(", ")}; empty for none)`,
+      DEFAULT_TOOLS.join(","),
     )
     .option("--append <args>", "extra kernel command-line arguments after console=ttyS0,115200", "")
     .option("--force", "overwrite the output if it exists")
@@ -42,6 +49,7 @@ export function registerImage(program: Command): void {
         output: opts.output,
         size: opts.size,
         modules: opts.modules.split(","),
+        tools: opts.tools.split(","),
         append: opts.append,
         force: opts.force,
         log,

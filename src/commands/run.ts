@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { join } from "node:path";
 import { QemuSession, type Fate, type LogSink } from "../lib/qemu.ts";
 import { REPO_ROOT, DEFAULT_IMAGE } from "../lib/guestimage.ts";
+import { readRecord } from "./policy.ts";
 
 export const FATE_EXIT: Record<Fate["kind"], number> = { poweroff: 0, error: 1, reset: 2, panic: 3, killed: 4 };
 
@@ -33,6 +34,7 @@ export function registerRun(program: Command): void {
     .option("--iso <file>", "boot this GRUB ISO from CD instead of loading Parapet with -kernel")
     .option("--bare", "boot without Parapet (the baseline)")
     .option("--snapshot", "do not write guest changes to the disk image")
+    .option("--policy <file>", "storage policy record (parapet policy -o) passed to Parapet as a Multiboot module (-initrd)")
     .option("--commands <list>", "with the test guest: run these shell commands (separated by ';;') after it is ready, then power off")
     .option("-t, --timeout <seconds>", "stop QEMU after this many seconds (0: never)", "0")
     .action(async (disk: string, o) => {
@@ -43,8 +45,10 @@ export function registerRun(program: Command): void {
         process.stderr.write("parapet: warning: only the boot CPU runs under Parapet yet; the guest starts the others outside it\n");
       const timeout = Number(o.timeout);
       if (!(timeout >= 0)) throw new Error(`--timeout ${o.timeout}: expected seconds`);
+      if (o.policy && (o.bare || o.iso)) throw new Error("--policy needs Parapet loaded by -kernel: not with --bare or --iso");
+      if (o.policy) await readRecord(o.policy); // refuse a malformed record before booting
       const s = new QemuSession({
-        disk, cdrom: o.iso, parapet: !o.bare, logSink: o.log as LogSink, hvLog: o.hvLog, hvArgs: o.hvArgs,
+        disk, cdrom: o.iso, modules: o.policy ? [o.policy] : undefined, parapet: !o.bare, logSink: o.log as LogSink, hvLog: o.hvLog, hvArgs: o.hvArgs,
         memory: o.memory, cpus, machine: o.machine, snapshot: o.snapshot,
       });
       process.stderr.write(`parapet: ${o.bare ? "bare QEMU" : "Parapet"}; hypervisor log: ${s.hvLogPath}\n`);

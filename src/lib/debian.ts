@@ -1,9 +1,12 @@
 // Debian packages for the test guest: fetched with `apt-get download`,
 // unpacked with `dpkg -x` into a cache keyed by exact package version, never
-// installed on the host. Also resolves kernel modules through modules.dep.
+// installed on the host. Also resolves kernel modules through modules.dep,
+// and the shared libraries of Debian programs through DT_NEEDED.
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename, join, posix } from "node:path";
+import { readElf, type ElfInfo } from "./elf.ts";
 import { run, runText } from "./exec.ts";
 
 export type Log = (message: string) => void;
@@ -38,17 +41,35 @@ export interface KernelModule {
 }
 
 const MARKER = ".parapet-unpacked";
+/** The package's Pre-Depends and Depends fields, saved at unpack time. */
+const CONTROL = ".parapet-depends";
+
+/** Candidate versions already asked for in this process (apt-cache takes about 0.5 s a call). */
+const candidates = new Map<string, string | undefined>();
+
+/** The versions apt would install, from the local package lists (no network), in one apt-cache call. */
+export async function candidateVersions(pkgs: readonly string[]): Promise<Map<string, string | undefined>> {
+  const ask = [...new Set(pkgs)].filter((p) => !candidates.has(p));
+  if (ask.length) {
+    let text = "";
+    try {
+      text = await runText("apt-cache", ["policy", ...ask]);
+    } catch {
+      // no lists, or an unknown name: treat each as unknown
+    }
+    for (const p of ask) candidates.set(p, undefined);
+    for (const block of text.split(/^(?=\S)/m)) {
+      const name = /^(\S+?):(?:amd64)?\s*$/m.exec(block)?.[1];
+      const m = /^\s*Candidate:\s*(\S+)/m.exec(block);
+      if (name && ask.includes(name)) candidates.set(name, m && m[1] !== "(none)" ? m[1] : undefined);
+    }
+  }
+  return new Map(pkgs.map((p) => [p, candidates.get(p)]));
+}
 
 /** The version apt would install, from the local package lists (no network). */
 export async function candidateVersion(pkg: string): Promise<string | undefined> {
-  let text: string;
-  try {
-    text = await runText("apt-cache", ["policy", pkg]);
-  } catch {
-    return undefined;
-  }
-  const m = /^\s*Candidate:\s*(\S+)/m.exec(text);
-  return m && m[1] !== "(none)" ? m[1] : undefined;
+  return (await candidateVersions([pkg])).get(pkg);
 }
 
 /** Version strings as used in cache directory names (epochs have a ':'). */
@@ -107,6 +128,7 @@ export async function unpackPackage(cacheDir: string, name: string, version: str
     const deb = await aptDownload(name, version, work);
     const tree = join(work, "root");
     await run("dpkg", ["-x", deb, tree]);
+    await writeFile(join(tree, CONTROL), await runText("dpkg-deb", ["-f", deb, "Pre-Depends", "Depends"]));
     await writeFile(join(tree, MARKER), `${version}\n`);
     if (existsSync(join(root, MARKER))) return { name, version, root, downloaded: true };
     await rm(root, { recursive: true, force: true }); // an unfinished earlier unpack
@@ -123,7 +145,7 @@ export async function unpackPackage(cacheDir: string, name: string, version: str
 }
 
 /** The candidate version of a package, or the newest one in the cache when apt knows none. */
-async function fetchCandidate(cacheDir: string, name: string, log: Log): Promise<UnpackedPackage> {
+export async function fetchCandidate(cacheDir: string, name: string, log: Log): Promise<UnpackedPackage> {
   const version = await candidateVersion(name);
   if (version) return unpackPackage(cacheDir, name, version, log);
   const cached = await newestCached(cacheDir, name);
@@ -276,4 +298,281 @@ export async function installedVersion(pkg: string): Promise<string | undefined>
   } catch {
     return undefined;
   }
+}
+
+// ---------------------------------------------------------------------------
+// Dynamically linked Debian programs and the shared libraries they need.
+
+/** Where Debian (bookworm, amd64) keeps shared libraries inside a package. */
+const LIB_DIRS = ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "lib", "usr/lib"];
+const BIN_DIRS = ["usr/bin", "usr/sbin", "bin", "sbin"];
+/** Where the guest gets every library (the dynamic loader's own directory, always searched). */
+export const GUEST_LIB_DIR = "/lib/x86_64-linux-gnu";
+
+/** A Debian program to put in the guest. */
+export interface ToolSpec {
+  /** The package that ships it, e.g. cryptsetup-bin. */
+  package: string;
+  /** Program names, looked up in the package's usr/bin, usr/sbin, bin, sbin. */
+  binaries: readonly string[];
+  /**
+   * Shared libraries replaced by generated stubs: the program links them only
+   * for optional features the guest does not use, and their own dependencies
+   * are far larger than everything else in the image.
+   */
+  stub?: readonly string[];
+}
+
+/** One file of a resolved tool set, as it goes into the guest. */
+export interface ToolFile {
+  /** Absolute path in the guest. */
+  guestPath: string;
+  /** The host file (symbolic links inside the package already followed). */
+  source: string;
+}
+
+/** A stub library to generate: every symbol the programs import from it, by version. */
+export interface StubLibrary {
+  soname: string;
+  /** Version name ("" for unversioned) -> symbol names. */
+  symbols: Map<string, string[]>;
+}
+
+export interface ToolClosure {
+  programs: ToolFile[];
+  libraries: ToolFile[];
+  /** Symbolic links, e.g. the dynamic loader's PT_INTERP path. */
+  symlinks: { guestPath: string; target: string }[];
+  stubs: StubLibrary[];
+  /** The packages the programs and their libraries came from. */
+  packages: UnpackedPackage[];
+}
+
+/** The Pre-Depends and Depends of an unpacked package, as package names (first alternatives). */
+export async function packageDepends(pkg: UnpackedPackage): Promise<string[]> {
+  let text: string;
+  const saved = join(pkg.root, CONTROL);
+  if (existsSync(saved)) {
+    text = await readFile(saved, "utf8");
+  } else {
+    // Unpacked before the fields were saved: ask apt's lists.
+    text = (await runText("apt-cache", ["show", `${pkg.name}=${pkg.version}`])).split("\n\n")[0];
+  }
+  const names: string[] = [];
+  // dpkg-deb prints "Field: value" lines when asked for several fields.
+  for (const m of text.matchAll(/^(?:Pre-Depends|Depends):(.*(?:\n[ \t].*)*)/gm)) {
+    for (const item of m[1].split(",")) {
+      const name = item.split("|")[0].trim().replace(/\s*[([].*$/, "").replace(/:\w+$/, "");
+      if (name && !names.includes(name)) names.push(name);
+    }
+  }
+  return names;
+}
+
+/** Follows symbolic links inside an unpacked package (absolute targets are relative to its root). */
+async function resolveInTree(root: string, rel: string): Promise<string | undefined> {
+  let path = posix.normalize(`/${rel}`);
+  for (let hops = 0; hops < 40; hops++) {
+    const host = join(root, path);
+    let st;
+    try {
+      st = await lstat(host);
+    } catch {
+      return undefined;
+    }
+    if (!st.isSymbolicLink()) return st.isFile() ? host : undefined;
+    const target = await readlink(host);
+    path = posix.normalize(target.startsWith("/") ? target : posix.join(posix.dirname(path), target));
+  }
+  return undefined;
+}
+
+/** How likely package `pkg` ships soname `so`, by Debian's library package naming (higher first). */
+function sonameScore(so: string, pkg: string): number {
+  const stem = so.replace(/\.so(\..*)?$/, "").replace(/^lib/, "").toLowerCase();
+  const esc = stem.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  if (new RegExp(`^(lib)?${esc}(lib)?-?[0-9.]*[a-z]?$`).test(pkg)) return 3;
+  if (pkg.startsWith(`lib${stem}`) || pkg.startsWith(stem)) return 2;
+  if (pkg === "libc6") return 1; // glibc ships libm, libresolv, ld-linux, ...
+  return /^(lib|zlib)/.test(pkg) ? 0 : -1;
+}
+
+/**
+ * The programs of `specs` with every shared library they load, found by
+ * following DT_NEEDED (and the dynamic loader, PT_INTERP) through the
+ * packages' dependencies: a library is looked for in packages unpacked so far,
+ * then in the Depends of the package that needed it, likeliest first, each
+ * downloaded and unpacked (cached by version) only when looked into.
+ */
+export async function resolveTools(cacheDir: string, specs: readonly ToolSpec[], log: Log): Promise<ToolClosure> {
+  const unpacked = new Map<string, UnpackedPackage>();
+  const bySoname = new Map<string, { source: string; pkg: UnpackedPackage }>();
+  const indexPackage = async (pkg: UnpackedPackage): Promise<void> => {
+    for (const dir of LIB_DIRS) {
+      const full = join(pkg.root, dir);
+      if (!existsSync(full)) continue;
+      for (const entry of await readdir(full)) {
+        if (!/\.so(\.|$)/.test(entry) || bySoname.has(entry)) continue;
+        const source = await resolveInTree(pkg.root, join(dir, entry));
+        if (source) bySoname.set(entry, { source, pkg });
+      }
+    }
+  };
+  const getPackage = async (name: string): Promise<UnpackedPackage> => {
+    let pkg = unpacked.get(name);
+    if (!pkg) {
+      pkg = await fetchCandidate(cacheDir, name, log);
+      unpacked.set(name, pkg);
+      await indexPackage(pkg);
+    }
+    return pkg;
+  };
+  /** Finds `so` among the (transitive, library-like) dependencies of `owner`. */
+  const findLibrary = async (so: string, owner: UnpackedPackage, via: string): Promise<{ source: string; pkg: UnpackedPackage }> => {
+    const seen = new Set<string>([owner.name]);
+    let level = [owner];
+    for (let depth = 0; depth < 4 && level.length; depth++) {
+      const next: UnpackedPackage[] = [];
+      const deps: string[] = [];
+      for (const p of level) {
+        for (const d of await packageDepends(p)) {
+          if (seen.has(d)) continue;
+          seen.add(d);
+          deps.push(d);
+        }
+      }
+      const versions = await candidateVersions(deps);
+      const ranked = deps
+        .map((name, i) => ({ name, i, score: sonameScore(so, name) }))
+        .filter((c) => c.score >= 0)
+        .sort((a, b) => b.score - a.score || a.i - b.i);
+      for (const c of ranked) {
+        if (!versions.get(c.name) && !unpacked.has(c.name)) continue; // virtual, or unknown to apt
+        const pkg = await getPackage(c.name);
+        const hit = bySoname.get(so);
+        if (hit) return hit;
+        next.push(pkg);
+      }
+      level = next;
+    }
+    throw new Error(`cannot find ${so} (needed by ${via}) in the dependencies of ${owner.name} ${owner.version}`);
+  };
+
+  const stubbed = new Set(specs.flatMap((s) => s.stub ?? []));
+  const programs: ToolFile[] = [];
+  const libraries = new Map<string, ToolFile & { pkg: UnpackedPackage }>();
+  const symlinks: { guestPath: string; target: string }[] = [];
+  const elves = new Map<string, ElfInfo>(); // host source -> parsed
+  const stubUsers: ElfInfo[] = [];
+  const queue: { source: string; pkg: UnpackedPackage; what: string }[] = [];
+
+  // Which packages held the libraries last time, for exactly these programs at these
+  // versions: with that record no dependency needs looking into (no apt-cache calls).
+  const specVersions = await candidateVersions(specs.map((s) => s.package));
+  const key = createHash("sha256")
+    .update(JSON.stringify(specs.map((s) => [s, specVersions.get(s.package) ?? "cached"])))
+    .digest("hex")
+    .slice(0, 16);
+  const record = join(cacheDir, "meta", `tools-${key}.json`);
+  let recorded = existsSync(record);
+  if (recorded) {
+    try {
+      for (const { name, version } of JSON.parse(await readFile(record, "utf8")) as { name: string; version: string }[]) {
+        if (unpacked.has(name)) continue;
+        const pkg = await unpackPackage(cacheDir, name, version, log);
+        unpacked.set(name, pkg);
+        await indexPackage(pkg);
+      }
+    } catch (err) {
+      // e.g. a recorded version is gone from the cache and the mirror: resolve afresh.
+      log(`ignoring ${record}: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`);
+      unpacked.clear();
+      bySoname.clear();
+      recorded = false;
+    }
+  }
+  for (const spec of specs) {
+    const pkg = await getPackage(spec.package);
+    for (const bin of spec.binaries) {
+      let found: { rel: string; source: string } | undefined;
+      for (const dir of BIN_DIRS) {
+        const source = await resolveInTree(pkg.root, join(dir, bin));
+        if (source) {
+          found = { rel: join(dir, bin), source };
+          break;
+        }
+      }
+      if (!found) throw new Error(`${spec.package} ${pkg.version} has no program ${bin}`);
+      programs.push({ guestPath: `/${found.rel}`, source: found.source });
+      queue.push({ source: found.source, pkg, what: bin });
+    }
+  }
+  while (queue.length) {
+    const item = queue.shift()!;
+    if (elves.has(item.source)) continue;
+    const info = readElf(await readFile(item.source), item.source);
+    elves.set(item.source, info);
+    const wanted = [...info.needed];
+    if (info.interp) {
+      const base = basename(info.interp);
+      wanted.push(base);
+      const target = `${GUEST_LIB_DIR}/${base}`;
+      if (info.interp !== target && !symlinks.some((l) => l.guestPath === info.interp)) {
+        symlinks.push({ guestPath: info.interp, target });
+      }
+    }
+    if (info.needed.some((so) => stubbed.has(so))) stubUsers.push(info);
+    for (const so of wanted) {
+      if (stubbed.has(so) || libraries.has(so)) continue;
+      const hit = bySoname.get(so) ?? (await findLibrary(so, item.pkg, item.what));
+      libraries.set(so, { guestPath: `${GUEST_LIB_DIR}/${so}`, source: hit.source, pkg: hit.pkg });
+      queue.push({ source: hit.source, pkg: hit.pkg, what: so });
+    }
+  }
+
+  // Stubs: every import of a stubbed library's version, and every unversioned
+  // import that no real library defines, so that BIND_NOW loading succeeds.
+  const defined = new Set<string>();
+  for (const lib of libraries.values()) {
+    for (const e of elves.get(lib.source)!.exports) {
+      defined.add(e.name);
+      if (e.version) defined.add(`${e.name}@${e.version}`);
+    }
+  }
+  const stubs = new Map<string, StubLibrary>();
+  const stubFor = (so: string): StubLibrary => {
+    let s = stubs.get(so);
+    if (!s) stubs.set(so, (s = { soname: so, symbols: new Map() }));
+    return s;
+  };
+  const add = (s: StubLibrary, version: string, name: string): void => {
+    const list = s.symbols.get(version) ?? [];
+    if (!list.includes(name)) list.push(name);
+    s.symbols.set(version, list);
+  };
+  for (const info of stubUsers) {
+    const mine = info.needed.filter((so) => stubbed.has(so));
+    for (const so of mine) stubFor(so);
+    const loose: string[] = [];
+    for (const sym of info.imports) {
+      if (sym.versionFile && stubbed.has(sym.versionFile)) add(stubFor(sym.versionFile), sym.version!, sym.name);
+      else if (!sym.version && !sym.weak && !defined.has(sym.name)) loose.push(sym.name);
+    }
+    // Unversioned imports cannot say which library they expect: any loaded one may define them.
+    const plain = mine.filter((so) => ![...stubFor(so).symbols.keys()].some((v) => v !== ""));
+    for (const name of loose) for (const so of plain.length ? plain : mine.slice(0, 1)) add(stubFor(so), "", name);
+  }
+
+  const pkgs = [...new Set([...specs.map((s) => unpacked.get(s.package)!), ...[...libraries.values()].map((l) => l.pkg)])];
+  if (!recorded) {
+    await mkdir(join(cacheDir, "meta"), { recursive: true });
+    await writeFile(record, `${JSON.stringify(pkgs.map(({ name, version }) => ({ name, version })), null, 1)}\n`);
+  }
+  return {
+    programs,
+    libraries: [...libraries.values()].map(({ guestPath, source }) => ({ guestPath, source })),
+    symlinks,
+    stubs: [...stubs.values()],
+    packages: pkgs,
+  };
 }

@@ -1,16 +1,24 @@
-// A BIOS-bootable raw disk: MBR with syslinux's boot code and one bootable
-// FAT32 partition at 1 MiB, filled with mtools and made bootable with
-// `syslinux --offset` — no root, no mounts, no loop devices.
+// A BIOS-bootable raw disk: MBR with syslinux's boot code, a bootable FAT32
+// partition at 1 MiB (63 MiB, filled with mtools and made bootable with
+// `syslinux --offset`) and a raw data partition from 64 MiB to the end of the
+// disk, for tests that read and write sectors — no root, no mounts, no loop
+// devices.
 import { existsSync } from "node:fs";
 import { open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { run } from "./exec.ts";
 
 export const SECTOR = 512;
 export const MIB = 1024 * 1024;
-/** The partition starts at 1 MiB (LBA 2048), the usual alignment. */
+/** The boot partition starts at 1 MiB (LBA 2048), the usual alignment. */
 export const PARTITION_START_LBA = 2048;
-/** Smallest disk whose partition still holds a FAT32 file system of 512-byte clusters with room to spare. */
-export const MIN_DISK_BYTES = 40 * MIB;
+/** The boot (FAT32) partition is 63 MiB: LBA 2048-131071. */
+export const BOOT_PARTITION_SECTORS = 63 * (MIB / 512);
+/** The data partition starts at 64 MiB, whatever the disk size, and runs to the end of the disk. */
+export const DATA_PARTITION_START_LBA = PARTITION_START_LBA + BOOT_PARTITION_SECTORS;
+/** The default disk: 96 MiB, so a 32 MiB data partition (LBA 131072-196607). */
+export const DEFAULT_DISK_BYTES = 96 * MIB;
+/** Smallest disk: the boot partition and a 1 MiB data partition. */
+export const MIN_DISK_BYTES = DATA_PARTITION_START_LBA * 512 + MIB;
 export const SYSLINUX_MBR = "/usr/lib/syslinux/mbr/mbr.bin";
 
 const HEADS = 255;
@@ -18,6 +26,8 @@ const SECTORS_PER_TRACK = 63;
 
 /** Partition type 0x0C: FAT32 addressed by LBA. */
 export const PART_TYPE_FAT32_LBA = 0x0c;
+/** Partition type 0xDA: non-file-system data. */
+export const PART_TYPE_NON_FS_DATA = 0xda;
 
 export interface MbrPartition {
   bootable: boolean;
@@ -77,6 +87,27 @@ export function buildMbr(bootCode: Buffer, partitions: readonly MbrPartition[], 
   return mbr;
 }
 
+export interface DiskLayout {
+  /** The bootable FAT32 partition (first MBR entry, /dev/sda1 in the guest). */
+  boot: MbrPartition;
+  /** The raw data partition (second MBR entry, /dev/sda2 in the guest). */
+  data: MbrPartition;
+}
+
+/** Where the partitions of a disk of `sizeBytes` are. */
+export function diskLayout(sizeBytes: number): DiskLayout {
+  checkDiskSize(sizeBytes);
+  return {
+    boot: { bootable: true, type: PART_TYPE_FAT32_LBA, startLba: PARTITION_START_LBA, sectors: BOOT_PARTITION_SECTORS },
+    data: {
+      bootable: false,
+      type: PART_TYPE_NON_FS_DATA,
+      startLba: DATA_PARTITION_START_LBA,
+      sectors: sizeBytes / SECTOR - DATA_PARTITION_START_LBA,
+    },
+  };
+}
+
 export interface BootDiskFile {
   /** Name in the FAT root directory. */
   name: string;
@@ -98,21 +129,23 @@ export function checkDiskSize(sizeBytes: number): void {
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes % SECTOR !== 0) {
     throw new Error(`disk size ${sizeBytes} is not a whole number of ${SECTOR}-byte sectors`);
   }
-  if (sizeBytes < MIN_DISK_BYTES) throw new Error(`disk size must be at least ${MIN_DISK_BYTES / MIB} MiB for FAT32`);
+  if (sizeBytes < MIN_DISK_BYTES) {
+    throw new Error(`disk size must be at least ${MIN_DISK_BYTES / MIB} MiB (a 63 MiB FAT32 partition at 1 MiB, then data)`);
+  }
   if (sizeBytes / SECTOR > 2 ** 32) throw new Error("disk size must be below 2 TiB for an MBR partition table");
 }
 
 /** Writes the whole disk to a temporary file next to `output`, then renames it into place. */
-export async function makeBootDisk(opts: BootDiskOptions): Promise<void> {
+export async function makeBootDisk(opts: BootDiskOptions): Promise<DiskLayout> {
   const { sizeBytes } = opts;
-  checkDiskSize(sizeBytes);
+  const layout = diskLayout(sizeBytes);
   if (!existsSync(SYSLINUX_MBR)) {
     throw new Error(`${SYSLINUX_MBR} is missing; install it with: apt-get install syslinux-common`);
   }
   const bootCode = (await readFile(SYSLINUX_MBR)).subarray(0, 440);
-  const sectors = sizeBytes / SECTOR - PARTITION_START_LBA;
+  const sectors = layout.boot.sectors;
   // Disk signature: fixed, so images differ only when their contents do.
-  const mbr = buildMbr(bootCode, [{ bootable: true, type: PART_TYPE_FAT32_LBA, startLba: PARTITION_START_LBA, sectors }], 0x50525054);
+  const mbr = buildMbr(bootCode, [layout.boot, layout.data], 0x50525054);
 
   const tmp = `${opts.output}.tmp-${process.pid}`;
   const part = `${tmp}@@${PARTITION_START_LBA * SECTOR}`;
@@ -147,4 +180,5 @@ export async function makeBootDisk(opts: BootDiskOptions): Promise<void> {
     await rm(tmp, { force: true });
     throw err;
   }
+  return layout;
 }

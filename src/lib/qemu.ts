@@ -27,6 +27,8 @@ export interface BootOptions {
   machine?: string;
   /** Write guest disk changes to a temporary overlay instead of the image. */
   snapshot?: boolean;
+  /** Multiboot modules for Parapet (e.g. a policy record): QEMU `-initrd a,b`. Only with -kernel. */
+  modules?: string[];
   extraArgs?: string[];
 }
 
@@ -56,11 +58,20 @@ export function qemuArgs(o: BootOptions, hvLog: string): string[] {
   else for (let i = 0; i <= com; i++) serials.push(i === com ? `file:${hvLog}` : i === 0 ? "stdio" : "null");
   for (const s of serials) args.push("-serial", s);
   if (sink === "e9") args.push("-debugcon", `file:${hvLog}`);
+  if (o.modules?.length && (o.cdrom || o.parapet === false)) throw new Error("Multiboot modules need Parapet loaded with -kernel (not --iso, not --bare)");
   if (o.cdrom) {
     args.push("-cdrom", o.cdrom, "-boot", "d");
   } else if (o.parapet !== false) {
     if (!existsSync(HYPERVISOR)) throw new Error(`${HYPERVISOR} is missing: run make first`);
     args.push("-kernel", HYPERVISOR, "-append", [`log=${sink}`, o.hvArgs ?? ""].join(" ").trim());
+    if (o.modules?.length) {
+      const mods = o.modules.map((m) => resolve(m));
+      for (const m of mods) {
+        if (m.includes(",")) throw new Error(`module path ${m} contains a comma, which QEMU's -initrd list cannot carry`);
+        if (!existsSync(m)) throw new Error(`module ${m} does not exist`);
+      }
+      args.push("-initrd", mods.join(","));
+    }
   }
   if (o.disk) {
     if (!existsSync(o.disk)) throw new Error(`disk image ${o.disk} does not exist (build one with: npx parapet image)`);

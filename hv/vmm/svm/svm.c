@@ -46,15 +46,22 @@ static void msrpm_intercept(u8 *pm, u32 msr)
 	pm[bit / 8] |= 3u << (bit % 8);     /* read and write */
 }
 
+/* The I/O permission bitmap follows the hooks (vmm/io.c); it is shared by all CPUs. */
+static void svm_io_intercept(u16 base, u32 count, bool on)
+{
+	u8 *io = (u8 *)iopm_pa;
+	for (u32 p = base; p < (u32)base + count && p < 0x10000; p++) {
+		if (on)
+			__atomic_fetch_or(&io[p / 8], (u8)(1u << (p % 8)), __ATOMIC_SEQ_CST);
+		else
+			__atomic_fetch_and(&io[p / 8], (u8)~(1u << (p % 8)), __ATOMIC_SEQ_CST);
+	}
+}
+
 static void build_bitmaps(void)
 {
 	iopm_pa = pgalloc(3);
-	u8 *io = (u8 *)iopm_pa;
-	const struct io_hook *h;
-	unsigned n = io_hooks(&h);
-	for (unsigned i = 0; i < n; i++)
-		for (u32 p = h[i].base; p < (u32)h[i].base + h[i].count; p++)
-			io[p / 8] |= 1u << (p % 8);
+	io_set_intercept(svm_io_intercept);
 
 	msrpm_pa = pgalloc(2);
 	static const u32 msrs[] = { MSR_EFER, MSR_SMM_BASE, MSR_SMM_ADDR, MSR_SMM_MASK, MSR_VM_CR,
@@ -159,6 +166,11 @@ static void translate_exit(struct vmcb *vmcb, struct vm_exit *e)
 	}
 }
 
+static void get_seg(struct vseg *d, const struct vmcb_seg *s)
+{
+	*d = (struct vseg){ s->base, s->limit, s->sel, s->attrib };
+}
+
 static __noreturn void invalid_state(struct vmcb *vmcb)
 {
 	panic("svm: VMRUN refused the guest state (VMEXIT_INVALID): cs=%x:%lx rip=%lx cr0=%lx cr3=%lx cr4=%lx efer=%lx rflags=%lx",
@@ -180,7 +192,19 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		v->cr4 = vmcb->cr4;
 		v->cpl = vmcb->cpl;
 		v->efer = vmcb->efer & ~EFER_SVME;
+		v->cr2 = vmcb->cr2;
+		v->cr3 = vmcb->cr3;
+		get_seg(&v->seg[SEG_ES], &vmcb->es);
+		get_seg(&v->seg[SEG_CS], &vmcb->cs);
+		get_seg(&v->seg[SEG_SS], &vmcb->ss);
+		get_seg(&v->seg[SEG_DS], &vmcb->ds);
 		translate_exit(vmcb, &v->exit);
+		if (v->exit.reason == EXIT_NPF || (v->exit.reason == EXIT_IO && v->exit.io.string)) {
+			/* #VMEXIT does not save FS and GS; VMSAVE does (the host never loads its own). */
+			__asm__ volatile("vmsave" : : "a"(vmcb_pa) : "memory");
+			get_seg(&v->seg[SEG_FS], &vmcb->fs);
+			get_seg(&v->seg[SEG_GS], &vmcb->gs);
+		}
 
 		vmm_dispatch(v);
 
@@ -194,6 +218,8 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		 * guest clears it in the saved state; restoring it here keeps VMRUN valid. */
 		vmcb->efer = v->efer | EFER_SVME;
 		if (v->inject.valid) {
+			if (v->inject.has_cr2)
+				vmcb->cr2 = v->inject.cr2;
 			vmcb->eventinj = EVENT_VALID | EVENT_TYPE_EXCEPTION | v->inject.vector |
 					 (v->inject.has_error ? EVENT_ERR_VALID | ((u64)v->inject.error << 32) : 0);
 			v->inject.valid = false;

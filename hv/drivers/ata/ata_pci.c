@@ -1,0 +1,149 @@
+/*
+ * The IDE controller as a PCI function (class 01h, subclass 01h): which ports each channel
+ * decodes (legacy, or native from BAR0-3; bus master from BAR4), the drives behind it, and
+ * keeping the hooks on those ports when the guest reprograms the function.
+ */
+#include "drivers/ata/ata_channel.h"
+#include "io/pci.h"
+#include "vmm/io.h"
+#include "core/log.h"
+
+#define ATA_CONTROLLERS_MAX 4
+#define PCI_PROGIF 0x09
+#define PCI_BAR0 0x10
+#define PROGIF_NATIVE(c) ((c) ? 0x04 : 0x01)
+
+struct ata_ctrl {
+	struct pci_dev *pci;
+	struct ata_channel ch[2];
+	int h_cmd[2], h_ctl[2], h_bm;
+	u16 bm_base;
+};
+
+static struct ata_ctrl ctrls[ATA_CONTROLLERS_MAX];
+static unsigned nctrls;
+
+static void channel_ports(const struct pci_dev *d, u8 progif, unsigned c, u16 *cmd, u16 *ctl)
+{
+	if (!(progif & PROGIF_NATIVE(c))) {
+		*cmd = c ? 0x170 : 0x1F0;
+		*ctl = c ? 0x376 : 0x3F6;
+	} else {
+		*cmd = (u16)(d->bar[2 * c] & 0xFFFC);
+		*ctl = (u16)((d->bar[2 * c + 1] & 0xFFFC) + 2);
+	}
+}
+
+static u16 bm_port(const struct pci_dev *d)
+{
+	return (d->bar[4] & 1) ? (u16)(d->bar[4] & 0xFFF0) : 0;
+}
+
+static const char *const pos_name[2] = { "master", "slave" };
+
+static void ata_bind(struct pci_dev *d)
+{
+	if (nctrls == ATA_CONTROLLERS_MAX)
+		return;
+	struct ata_ctrl *c = &ctrls[nctrls];
+	u8 progif = (u8)pci_read(d, PCI_PROGIF, 1);
+	c->pci = d;
+	c->bm_base = bm_port(d);
+	bool protect = false;
+	for (unsigned i = 0; i < 2; i++) {
+		struct ata_channel *ch = &c->ch[i];
+		ch->index = (u8)i;
+		channel_ports(d, progif, i, &ch->cmd, &ch->ctl);
+		ch->bm = c->bm_base ? (u16)(c->bm_base + BM_PORTS * i) : 0;
+		for (unsigned p = 0; p < 2; p++) {
+			ata_probe(ch, p);
+			struct ata_drive *dr = &ch->drive[p];
+			if (!dr->present)
+				continue;
+			struct storage_id id = { d->bus, d->devfn, (u8)i, (u8)p, { 0 } };
+			for (unsigned k = 0; k < sizeof(id.serial); k++)
+				id.serial[k] = dr->serial[k];
+			dr->sd = dr->atapi ? NULL : storage_bind(&id);
+			protect |= dr->sd != NULL;
+			LOG("ata: %02x:%02x.%u ch%u %s: %s serial '%.*s', %s\n", d->bus, d->devfn >> 3, d->devfn & 7, i,
+			    pos_name[p], dr->atapi ? "ATAPI" : "ATA", 20, dr->serial,
+			    dr->sd ? "protected by the policy" : "passes untouched");
+		}
+	}
+	if (!protect) {
+		LOG("ata: %02x:%02x.%u: no drive named by the policy; not mediated\n", d->bus, d->devfn >> 3, d->devfn & 7);
+		return;
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		struct ata_channel *ch = &c->ch[i];
+		ata_channel_alloc(ch);
+		c->h_cmd[i] = io_hook_add(ch->cmd, ATA_CMD_PORTS, ata_cmd_io, ata_data_str, ch);
+		c->h_ctl[i] = io_hook_add(ch->ctl, 1, ata_ctl_io, NULL, ch);
+	}
+	c->h_bm = c->bm_base ? io_hook_add(c->bm_base, 2 * BM_PORTS, ata_bm_io, NULL, c->ch) : -1;
+	d->priv = c;
+	nctrls++;
+	LOG("ata: %02x:%02x.%u mediated: ports %x/%x, %x/%x, bus master %x; %u KiB shadow per channel\n", d->bus,
+	    d->devfn >> 3, d->devfn & 7, c->ch[0].cmd, c->ch[0].ctl, c->ch[1].cmd, c->ch[1].ctl, c->bm_base,
+	    ATA_SHADOW_BYTES / 1024);
+}
+
+/* Move a hook with the device; if the new ports are not free, put the device back where the
+ * hook is, so its registers never go unmediated. */
+static bool follow(int h, u16 *cur, u16 want)
+{
+	if (want == *cur)
+		return true;
+	if (h >= 0 && !io_hook_move(h, want))
+		return false;
+	*cur = want;
+	return true;
+}
+
+static void ata_cfg_written(struct pci_dev *d, u16 offset, unsigned size)
+{
+	struct ata_ctrl *c = d->priv;
+	if (!c || offset + size <= PCI_PROGIF || offset >= PCI_BAR0 + 5 * 4 || (offset > PCI_PROGIF && offset < PCI_BAR0))
+		return;
+	u8 progif = (u8)pci_read(d, PCI_PROGIF, 1);
+	for (unsigned i = 0; i < 2; i++) {
+		struct ata_channel *ch = &c->ch[i];
+		spin_lock(&ch->lock);
+		u16 cmd, ctl;
+		channel_ports(d, progif, i, &cmd, &ctl);
+		bool ok = follow(c->h_cmd[i], &ch->cmd, cmd) && follow(c->h_ctl[i], &ch->ctl, ctl);
+		spin_unlock(&ch->lock);
+		if (!ok) {
+			LOG("ata: guest moved channel %u onto ports in use (%x/%x); moved back\n", i, cmd, ctl);
+			pci_write(d, PCI_PROGIF, 1, progif & ~PROGIF_NATIVE(i));
+			pci_write(d, PCI_BAR0 + 8 * i, 4, ch->cmd | 1);
+			pci_write(d, PCI_BAR0 + 8 * i + 4, 4, (u32)(ch->ctl - 2) | 1);
+		}
+	}
+	u16 bm = bm_port(d);
+	if (bm != c->bm_base) {
+		spin_lock(&c->ch[0].lock);
+		spin_lock(&c->ch[1].lock);
+		bool ok = bm && follow(c->h_bm, &c->bm_base, bm);
+		if (ok)
+			for (unsigned i = 0; i < 2; i++)
+				c->ch[i].bm = (u16)(bm + BM_PORTS * i);
+		spin_unlock(&c->ch[1].lock);
+		spin_unlock(&c->ch[0].lock);
+		if (!ok) {
+			LOG("ata: guest moved the bus-master block to %x (in use or disabled); moved back to %x\n", bm, c->bm_base);
+			pci_write(d, PCI_BAR0 + 16, 4, (u32)c->bm_base | 1);
+		}
+	}
+}
+
+static const struct pci_driver ata_driver = {
+	.name = "ata",
+	.vendor = PCI_ANY_ID,
+	.device = PCI_ANY_ID,
+	.class = 0x01,
+	.subclass = 0x01,
+	.bind = ata_bind,
+	.cfg_written = ata_cfg_written,
+};
+PCI_DRIVER(ata_driver);

@@ -1,0 +1,36 @@
+/* Finding the policy record among the Multiboot modules, by its magic, and taking it in: the
+ * record is copied into hypervisor memory and the module's bytes (keys) wiped from guest RAM. */
+#include "handoff/module.h"
+#include "services/storage.h"
+#include "core/log.h"
+#include "core/panic.h"
+#include "core/string.h"
+
+static struct policy policy;
+
+void handoff_take_policy(const struct boot_info *bi)
+{
+	bool found = false;
+	for (unsigned i = 0; i < bi->nmods; i++) {
+		const struct boot_module *m = &bi->mods[i];
+		u64 len = m->end - m->start;
+		u8 *p = phys_ptr(m->start);
+		if (!policy_is_record(p, len)) {
+			LOG("handoff: module %u (%lu bytes) is not a policy record; ignored\n", i, len);
+			continue;
+		}
+		if (found)
+			panic("handoff: more than one policy record (module %u)", i);
+		const char *err = len > POLICY_MAX_SIZE ? "record larger than 64 KiB" : policy_parse(p, len, &policy);
+		memset(p, 0, len);
+		__asm__ volatile("" : : "r"(p) : "memory");
+		if (err)
+			panic("handoff: policy record (module %u) refused: %s", i, err);
+		found = true;
+		LOG("handoff: policy record: %u keys, %u drives, %u ranges; module wiped\n", policy.nkeys, policy.ndrives,
+		    policy.nranges);
+	}
+	if (!found)
+		LOG("handoff: no policy record; every drive passes untouched\n");
+	storage_init(&policy);
+}

@@ -1,0 +1,122 @@
+/* Parsing the storage policy record: every field is checked before anything is used. */
+#include "handoff/policy.h"
+#include "core/string.h"
+
+bool policy_is_record(const void *data, size_t len)
+{
+	return len >= 8 && memcmp(data, POLICY_MAGIC, 8) == 0;
+}
+
+static u32 crc_update(u32 crc, const u8 *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		crc ^= p[i];
+		for (int b = 0; b < 8; b++)
+			crc = (crc >> 1) ^ (0xEDB88320u & -(crc & 1));
+	}
+	return crc;
+}
+
+u32 policy_crc32(const void *data, size_t len)
+{
+	return ~crc_update(0xFFFFFFFFu, data, len);
+}
+
+static bool all_zero(const u8 *p, size_t n)
+{
+	u8 acc = 0;
+	for (size_t i = 0; i < n; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
+static const char *check_action(u8 action, u16 key, unsigned nkeys)
+{
+	if (action > POLICY_DENY)
+		return "unknown action";
+	if (action == POLICY_ENCRYPT && key >= nkeys)
+		return "key index out of range";
+	return NULL;
+}
+
+static const char *parse(const u8 *p, size_t len, struct policy *out)
+{
+	struct policy_header h;
+	if (len < sizeof(h))
+		return "record shorter than its header";
+	memcpy(&h, p, sizeof(h));
+	if (memcmp(h.magic, POLICY_MAGIC, 8) != 0)
+		return "bad magic";
+	if (h.version != POLICY_VERSION)
+		return "unsupported version";
+	if (h.header_size != sizeof(h))
+		return "bad header_size";
+	if (h.reserved0 || h.reserved1)
+		return "reserved header fields not zero";
+	if (h.nkeys > POLICY_MAX_KEYS || h.ndrives > POLICY_MAX_DRIVES || h.nranges > POLICY_MAX_RANGES)
+		return "too many keys, drives or ranges";
+	u64 expect = sizeof(h) + 64ull * h.nkeys + sizeof(struct policy_drive) * (u64)h.ndrives +
+		     sizeof(struct policy_range) * (u64)h.nranges;
+	if (h.total_size != expect)
+		return "total_size does not match the counts";
+	if (len < h.total_size)
+		return "record truncated";
+	/* The CRC covers the record with its own field (bytes 24-27) taken as zero. */
+	static const u8 zero[4];
+	u32 c = crc_update(0xFFFFFFFFu, p, 24);
+	c = crc_update(c, zero, 4);
+	c = crc_update(c, p + 28, h.total_size - 28);
+	if (~c != h.crc32)
+		return "crc32 mismatch (record corrupted)";
+
+	out->nkeys = h.nkeys;
+	out->ndrives = h.ndrives;
+	out->nranges = h.nranges;
+	const u8 *q = p + sizeof(h);
+	memcpy(out->keys, q, 64ull * h.nkeys);
+	q += 64ull * h.nkeys;
+	memcpy(out->drives, q, sizeof(struct policy_drive) * h.ndrives);
+	q += sizeof(struct policy_drive) * h.ndrives;
+	memcpy(out->ranges, q, sizeof(struct policy_range) * h.nranges);
+
+	for (unsigned i = 0; i < out->nkeys; i++)
+		if (memcmp(out->keys[i], out->keys[i] + 32, 32) == 0)
+			return "key with equal halves (XTS forbids it)";
+	for (unsigned i = 0; i < out->ndrives; i++) {
+		const struct policy_drive *d = &out->drives[i];
+		if (d->match == 0 || (d->match & ~(POLICY_MATCH_PCI | POLICY_MATCH_PORT | POLICY_MATCH_SERIAL)))
+			return "drive: bad match flags";
+		if ((d->match & POLICY_MATCH_PORT) && (d->channel > 1 || d->position > 1))
+			return "drive: channel or position out of range";
+		if (!all_zero(d->reserved, sizeof(d->reserved)))
+			return "drive: reserved bytes not zero";
+		if (check_action(d->default_action, d->default_key, out->nkeys))
+			return "drive: bad default action or key";
+		if ((u32)d->first_range + d->nranges > out->nranges)
+			return "drive: ranges out of bounds";
+		for (unsigned r = d->first_range; r < (u32)d->first_range + d->nranges; r++) {
+			const struct policy_range *a = &out->ranges[r];
+			if (a->count == 0 || a->first_lba + a->count < a->first_lba)
+				return "range: empty or wrapping";
+			if (a->reserved0 || a->reserved1)
+				return "range: reserved fields not zero";
+			if (check_action(a->action, a->key, out->nkeys))
+				return "range: bad action or key";
+			for (unsigned s = d->first_range; s < r; s++) {
+				const struct policy_range *b = &out->ranges[s];
+				if (a->first_lba < b->first_lba + b->count && b->first_lba < a->first_lba + a->count)
+					return "range: overlaps another range of the same drive";
+			}
+		}
+	}
+	return NULL;
+}
+
+const char *policy_parse(const void *data, size_t len, struct policy *out)
+{
+	memset(out, 0, sizeof(*out));
+	const char *err = parse(data, len, out);
+	if (err)
+		memset(out, 0, sizeof(*out));
+	return err;
+}

@@ -1,0 +1,30 @@
+/*
+ * The storage policy in force: parsed once at start from the record of handoff/policy_record.h
+ * (a Multiboot module), kept only in hypervisor memory. Parsing is pure (no hardware), so the
+ * host unit tests and the fuzzer run it on arbitrary bytes.
+ */
+#ifndef PARAPET_POLICY_H
+#define PARAPET_POLICY_H
+
+#include "handoff/policy_record.h"
+
+struct policy {
+	unsigned nkeys, ndrives, nranges;
+	u8 keys[POLICY_MAX_KEYS][64];
+	struct policy_drive drives[POLICY_MAX_DRIVES];
+	struct policy_range ranges[POLICY_MAX_RANGES];
+};
+
+/* Does [data, data+len) start with the record's magic? */
+bool policy_is_record(const void *data, size_t len);
+
+/*
+ * Validate the record and copy it into *out. Returns NULL, or a message naming the first
+ * problem (never containing key bytes). *out is zeroed on failure.
+ */
+const char *policy_parse(const void *data, size_t len, struct policy *out);
+
+/* IEEE 802.3 CRC-32 (as zlib's crc32()). */
+u32 policy_crc32(const void *data, size_t len);
+
+#endif

@@ -1,0 +1,109 @@
+/* ACPI table lookup: see acpi.h. */
+#include "io/acpi.h"
+#include "core/string.h"
+
+#define TABLE_MAX_LEN (1u << 20)
+#define SDT_HEADER_LEN 36
+#define TABLES_MAX 256
+
+static u32 rd32(const u8 *p) { u32 v; memcpy(&v, p, 4); return v; }
+static u64 rd64(const u8 *p) { u64 v; memcpy(&v, p, 8); return v; }
+
+static bool sum_ok(const u8 *p, u32 len)
+{
+	u8 s = 0;
+	for (u32 i = 0; i < len; i++)
+		s = (u8)(s + p[i]);
+	return s == 0;
+}
+
+static const u8 *rsdp_at(acpi_map_fn map, u64 pa)
+{
+	const u8 *p = map(pa, 20);
+	if (!p || memcmp(p, "RSD PTR ", 8) || !sum_ok(p, 20))
+		return NULL;
+	if (p[15] >= 2) {
+		const u8 *x = map(pa, 36);
+		if (!x)
+			return NULL;
+		u32 len = rd32(x + 20);
+		if (len < 36 || len > 4096 || !(x = map(pa, len)) || !sum_ok(x, len))
+			return NULL;
+		return x;
+	}
+	return p;
+}
+
+u64 acpi_find_rsdp(acpi_map_fn map)
+{
+	const u8 *bda = map(0x40E, 2);
+	if (bda) {
+		u64 ebda = (u64)(bda[0] | bda[1] << 8) << 4;
+		if (ebda >= 0x500 && ebda + 1024 <= 0xA0000)
+			for (u64 a = ebda; a < ebda + 1024; a += 16)
+				if (rsdp_at(map, a))
+					return a;
+	}
+	for (u64 a = 0xE0000; a < 0x100000; a += 16)
+		if (rsdp_at(map, a))
+			return a;
+	return 0;
+}
+
+/* A whole table with a valid header, length and checksum, or NULL. */
+static const u8 *table_at(acpi_map_fn map, u64 pa, u32 *len)
+{
+	const u8 *h = pa ? map(pa, SDT_HEADER_LEN) : NULL;
+	if (!h)
+		return NULL;
+	u32 l = rd32(h + 4);
+	if (l < SDT_HEADER_LEN || l > TABLE_MAX_LEN)
+		return NULL;
+	const u8 *t = map(pa, l);
+	if (!t || !sum_ok(t, l))
+		return NULL;
+	*len = l;
+	return t;
+}
+
+u64 acpi_find_table(acpi_map_fn map, u64 rsdp, const char sig[4])
+{
+	const u8 *r = rsdp ? rsdp_at(map, rsdp) : NULL;
+	if (!r)
+		return 0;
+	bool x = r[15] >= 2 && rd64(r + 24);
+	u64 root = x ? rd64(r + 24) : rd32(r + 16);
+	u32 len;
+	const u8 *t = table_at(map, root, &len);
+	if (!t || memcmp(t, x ? "XSDT" : "RSDT", 4))
+		return 0;
+	unsigned esz = x ? 8 : 4, n = (len - SDT_HEADER_LEN) / esz;
+	if (n > TABLES_MAX)
+		n = TABLES_MAX;
+	for (unsigned i = 0; i < n; i++) {
+		const u8 *e = t + SDT_HEADER_LEN + i * esz;
+		u64 pa = x ? rd64(e) : rd32(e);
+		u32 l;
+		const u8 *c = table_at(map, pa, &l);
+		if (c && !memcmp(c, sig, 4))
+			return pa;
+	}
+	return 0;
+}
+
+bool acpi_mcfg_segment0(acpi_map_fn map, u64 mcfg, struct mcfg_window *out)
+{
+	u32 len;
+	const u8 *t = table_at(map, mcfg, &len);
+	if (!t || memcmp(t, "MCFG", 4) || len < 44)
+		return false;
+	for (u32 off = 44; off + 16 <= len; off += 16) {
+		const u8 *e = t + off;
+		u16 seg = (u16)(e[8] | e[9] << 8);
+		if (seg != 0 || e[10] > e[11] || (rd64(e) & 0xFFFFF))
+			continue;
+		*out = (struct mcfg_window){ rd64(e), seg, e[10], e[11] };
+		return true;
+	}
+	return false;
+}

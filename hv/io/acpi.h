@@ -1,0 +1,29 @@
+/*
+ * The few ACPI tables Parapet reads at init (ACPI spec §5.2; PCI Firmware spec §4.1.2 for
+ * MCFG): RSDP -> XSDT (or RSDT) -> MCFG, every length and checksum checked. Hardware-free:
+ * memory is read through a map callback so host tests can supply fake tables.
+ */
+#ifndef PARAPET_ACPI_H
+#define PARAPET_ACPI_H
+
+#include "core/types.h"
+
+/* A readable pointer to physical [pa, pa+len), or NULL. */
+typedef const void *(*acpi_map_fn)(u64 pa, u64 len);
+
+struct mcfg_window {
+	u64 base;                /* ECAM address of bus 0 of the segment */
+	u16 segment;
+	u8 bus_start, bus_end;
+};
+
+/* The RSDP: in the first KiB of the EBDA, else in 0xE0000-0xFFFFF. 0 when absent. */
+u64 acpi_find_rsdp(acpi_map_fn map);
+
+/* The physical address of the table with this signature (checksum verified), or 0. */
+u64 acpi_find_table(acpi_map_fn map, u64 rsdp, const char sig[4]);
+
+/* The MCFG entry of PCI segment 0; false when there is none. */
+bool acpi_mcfg_segment0(acpi_map_fn map, u64 mcfg, struct mcfg_window *out);
+
+#endif

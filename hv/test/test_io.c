@@ -1,0 +1,541 @@
+/* Port I/O hooks, string I/O as whole blocks (page crossings, DF=1, faults, bounds, address
+ * wrap, segment overrides) and MMIO instruction emulation, on fake guest memory. */
+#include "test.h"
+#include "fakeguest.h"
+#include "vmm/io.h"
+#include "vmm/mmio.h"
+#include "vmm/gwalk.h"
+#include "core/x86.h"
+#include <string.h>
+
+/* The nested page tables are not part of these tests. */
+bool npt_trap(u64 gpa, bool trapped) { (void)gpa, (void)trapped; return true; }
+
+/* Set by test_pci.c's fake io_port_hw for ports other than the PCI ones. */
+extern u16 fake_hw_port;
+extern unsigned fake_hw_size;
+
+#define FLAT_DATA (SEG_ATTR_P | SEG_ATTR_S | 0x3 | SEG_ATTR_DB | 0x800)
+#define FLAT_CODE (SEG_ATTR_P | SEG_ATTR_S | 0xB | SEG_ATTR_DB | 0x800)
+#define CODE64    (SEG_ATTR_P | SEG_ATTR_S | 0xB | SEG_ATTR_L | 0x800)
+
+/* ---- A device with a string handler that records what it got. ---- */
+
+static struct {
+	unsigned calls, last_count, fn_calls, limit;
+	u16 port;
+	u8 data[65536];
+	unsigned len;
+	u8 next;
+} dev;
+
+static unsigned dev_str(void *ctx, u16 port, unsigned size, bool in, u8 *buf, unsigned count)
+{
+	(void)ctx;
+	dev.calls++;
+	dev.last_count = count;
+	dev.port = port;
+	if (dev.limit && count > dev.limit)
+		count = dev.limit;
+	for (unsigned i = 0; i < count * size; i++) {
+		if (in)
+			buf[i] = dev.next++;
+		else if (dev.len < sizeof(dev.data))
+			dev.data[dev.len++] = buf[i];
+	}
+	return count;
+}
+
+static u32 dev_fn(void *ctx, u16 port, unsigned size, bool in, u32 val)
+{
+	(void)ctx;
+	dev.fn_calls++;
+	dev.port = port;
+	if (in) {
+		u32 v = 0;
+		for (unsigned i = 0; i < size; i++)
+			v |= (u32)dev.next++ << (8 * i);
+		return v;
+	}
+	for (unsigned i = 0; i < size; i++)
+		dev.data[dev.len++] = (u8)(val >> (8 * i));
+	return 0;
+}
+
+static u8 iopm[0x10000 / 8];
+static void fake_intercept(u16 base, u32 count, bool on)
+{
+	for (u32 p = base; p < (u32)base + count; p++)
+		iopm[p / 8] = on ? iopm[p / 8] | (u8)(1u << (p % 8)) : iopm[p / 8] & (u8)~(1u << (p % 8));
+}
+static bool intercepted(u16 p) { return iopm[p / 8] & (1u << (p % 8)); }
+
+static void reset_dev(void)
+{
+	memset(&dev, 0, sizeof(dev));
+	dev.next = 1;
+}
+
+/* A vCPU in flat 32-bit protected mode without paging (linear = physical), at a string I/O exit. */
+static struct vcpu flat(u16 port, unsigned size, bool in, bool rep, unsigned asize)
+{
+	struct vcpu v;
+	memset(&v, 0, sizeof(v));
+	v.cr0 = CR0_PE;
+	for (int s = 0; s < SEG_NR; s++)
+		v.seg[s] = (struct vseg){ 0, 0xFFFFFFFF, 0x10, FLAT_DATA };
+	v.seg[SEG_CS] = (struct vseg){ 0, 0xFFFFFFFF, 0x08, FLAT_CODE };
+	v.rflags = 2;
+	v.rip = 0x1000;
+	v.exit.reason = EXIT_IO;
+	v.exit.next_rip = 0x1002;
+	v.exit.io = (struct io_exit){ port, (u8)size, (u8)asize, in, true, rep };
+	/* The instruction, for OUTS: rep outs */
+	((u8 *)fg(0x1000))[0] = 0xF3;
+	((u8 *)fg(0x1000))[1] = size == 1 ? 0x6E : 0x6F;
+	return v;
+}
+
+static int h;
+
+static void begin(void)
+{
+	fg_begin();
+	reset_dev();
+	io_set_intercept(fake_intercept);
+	h = io_hook_add(0x1F0, 8, dev_fn, dev_str, NULL);
+	CHECK(h >= 0);
+}
+
+static void end(void)
+{
+	io_hook_remove(h);
+	io_set_intercept(NULL);
+	fg_end();
+}
+
+static void ins_one_block_across_pages(void)
+{
+	begin();
+	struct vcpu v = flat(0x1F0, 2, true, true, 4);
+	v.gpr[RCX] = 256;
+	v.gpr[RDI] = 0x10F00;
+	handle_io(&v);
+	CHECK_EQ(dev.calls, 1);
+	CHECK_EQ(dev.last_count, 256);
+	CHECK_EQ(v.gpr[RCX], 0);
+	CHECK_EQ(v.gpr[RDI], 0x11100);
+	CHECK_EQ(v.rip, 0x1002);
+	CHECK(!v.inject.valid);
+	for (unsigned i = 0; i < 512; i++)
+		CHECK_EQ(((u8 *)fg(0x10F00))[i], (u8)(i + 1));
+	CHECK_EQ(((u8 *)fg(0x11100))[0], 0);
+	end();
+}
+
+static void bounded_per_exit(void)
+{
+	begin();
+	struct vcpu v = flat(0x1F0, 1, true, true, 4);
+	v.gpr[RCX] = 40000;
+	v.gpr[RDI] = 0x100000;
+	unsigned exits = 0;
+	while (v.rip == 0x1000 && exits < 10) {
+		handle_io(&v);
+		exits++;
+		CHECK(dev.last_count <= IO_STR_MAX_BYTES);
+	}
+	CHECK_EQ(exits, 3);
+	CHECK_EQ(dev.calls, 3);
+	CHECK_EQ(v.gpr[RCX], 0);
+	CHECK_EQ(v.gpr[RDI], 0x100000 + 40000);
+	CHECK_EQ(((u8 *)fg(0x100000))[39999], (u8)(40000));
+	end();
+}
+
+static void outs_backwards(void)
+{
+	begin();
+	struct vcpu v = flat(0x1F0, 1, false, true, 4);
+	v.rflags |= 1u << 10;
+	v.gpr[RCX] = 5;
+	v.gpr[RSI] = 0x20004;
+	for (int i = 0; i < 5; i++)
+		((u8 *)fg(0x20000))[i] = (u8)(i + 1);
+	handle_io(&v);
+	CHECK_EQ(dev.len, 5);
+	for (int i = 0; i < 5; i++)
+		CHECK_EQ(dev.data[i], 5 - i);
+	CHECK_EQ(v.gpr[RSI], 0x1FFFF);
+	CHECK_EQ(v.rip, 0x1002);
+	/* Words, backwards across a page boundary: elements at 0x21000, 0x20FFE, 0x20FFC. */
+	reset_dev();
+	v = flat(0x1F0, 2, false, true, 4);
+	v.rflags |= 1u << 10;
+	v.gpr[RCX] = 3;
+	v.gpr[RSI] = 0x21000;
+	const u8 mem[6] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66 };     /* at 0x20FFC */
+	memcpy(fg(0x20FFC), mem, 6);
+	handle_io(&v);
+	const u8 want[6] = { 0x55, 0x66, 0x33, 0x44, 0x11, 0x22 };
+	CHECK_EQ(dev.len, 6);
+	CHECK(!memcmp(dev.data, want, 6));
+	CHECK_EQ(v.gpr[RSI], 0x20FFA);
+	end();
+}
+
+/* Long mode: the code identity-mapped by a 2 MiB page; linear 0x40000000 -> 0x30000 (write-
+ * able), 0x40001000 not present, 0x40002000 -> the MMIO hole. */
+static void long_mode(struct vcpu *v, u8 cpl)
+{
+	fg_w64(0x100000, 0x101000 | 7);
+	fg_w64(0x101000, 0x104000 | 7);
+	for (u64 i = 0; i < 8; i++)
+		fg_w64(0x104000 + 8 * i, i << 21 | 0x83);
+	fg_w64(0x101000 + 8, 0x102000 | 7);
+	fg_w64(0x102000, 0x103000 | 7);
+	fg_w64(0x103000, 0x30000 | 3 | (cpl == 3 ? 4 : 0));
+	fg_w64(0x103000 + 16, FG_HOLE | 7);
+	v->cr0 = CR0_PE | CR0_PG;
+	v->cr3 = 0x100000;
+	v->cr4 = CR4_PAE;
+	v->efer = EFER_LME | EFER_LMA;
+	v->cpl = cpl;
+	v->seg[SEG_CS].attr = CODE64;
+}
+
+static void fault_midway(void)
+{
+	begin();
+	struct vcpu v = flat(0x1F0, 2, true, true, 8);
+	long_mode(&v, 0);
+	v.gpr[RCX] = 2048;
+	v.gpr[RDI] = 0x40000F00;
+	handle_io(&v);
+	CHECK_EQ(dev.calls, 1);
+	CHECK_EQ(dev.last_count, 128);                  /* the words before the missing page */
+	CHECK_EQ(v.gpr[RDI], 0x40001000);
+	CHECK_EQ(v.gpr[RCX], 2048 - 128);
+	CHECK_EQ(v.rip, 0x1000);
+	CHECK(v.inject.valid);
+	CHECK_EQ(v.inject.vector, 14);
+	CHECK_EQ(v.inject.error, PF_W);
+	CHECK(v.inject.has_cr2);
+	CHECK_EQ(v.inject.cr2, 0x40001000);
+	CHECK_EQ(((u8 *)fg(0x30F00))[0], 1);
+	/* DF=1 downwards off the bottom of the mapped page: CR2 is the next element's address. */
+	reset_dev();
+	v = flat(0x1F0, 2, true, true, 8);
+	long_mode(&v, 0);
+	v.rflags |= 1u << 10;
+	v.gpr[RCX] = 8;
+	v.gpr[RDI] = 0x40000004;
+	handle_io(&v);
+	CHECK_EQ(dev.last_count, 3);
+	CHECK_EQ(v.gpr[RDI], 0x3FFFFFFE);
+	CHECK_EQ(v.gpr[RCX], 5);
+	CHECK_EQ(v.inject.vector, 14);
+	CHECK_EQ(v.inject.cr2, 0x3FFFFFFE);
+	CHECK_EQ(v.inject.error, PF_W);
+	/* From user mode onto a supervisor page: nothing moved, P|W|U. */
+	reset_dev();
+	v = flat(0x1F0, 2, true, true, 8);
+	long_mode(&v, 0);
+	v.cpl = 3;
+	v.gpr[RCX] = 4;
+	v.gpr[RDI] = 0x40000000;
+	handle_io(&v);
+	CHECK_EQ(dev.calls, 0);
+	CHECK_EQ(v.inject.error, PF_P | PF_W | PF_U);
+	CHECK_EQ(v.gpr[RCX], 4);
+	end();
+}
+
+static void memory_not_ram(void)
+{
+	begin();
+	struct vcpu v = flat(0x1F0, 2, true, true, 4);
+	v.gpr[RCX] = 16;
+	v.gpr[RDI] = FG_HOLE + 0x100;
+	handle_io(&v);
+	CHECK_EQ(dev.calls, 0);
+	CHECK(v.inject.valid);
+	CHECK_EQ(v.inject.vector, 13);
+	CHECK_EQ(v.gpr[RCX], 16);
+	CHECK_EQ(v.rip, 0x1000);
+	/* The same through paging: linear 0x40002000 maps into the hole. */
+	v = flat(0x1F0, 2, false, true, 8);
+	long_mode(&v, 0);
+	v.gpr[RCX] = 16;
+	v.gpr[RSI] = 0x40002000;
+	handle_io(&v);
+	CHECK_EQ(dev.calls, 0);
+	CHECK_EQ(v.inject.vector, 13);
+	end();
+}
+
+static void outs_segment_override(void)
+{
+	begin();
+	struct vcpu v = flat(0x1F0, 1, false, true, 4);
+	const u8 code[3] = { 0xF3, 0x26, 0x6E };          /* rep es outsb */
+	memcpy(fg(0x1000), code, 3);
+	v.exit.next_rip = 0x1003;
+	v.seg[SEG_ES].base = 0x50000;
+	v.gpr[RCX] = 3;
+	v.gpr[RSI] = 0x100;
+	memcpy(fg(0x50100), "abc", 3);
+	memcpy(fg(0x100), "xyz", 3);
+	handle_io(&v);
+	CHECK_EQ(dev.len, 3);
+	CHECK(!memcmp(dev.data, "abc", 3));
+	CHECK_EQ(v.rip, 0x1003);
+	/* Code that is not OUTS (changed under us): nothing done, re-executed. */
+	reset_dev();
+	v = flat(0x1F0, 1, false, true, 4);
+	((u8 *)fg(0x1001))[0] = 0x90;
+	v.gpr[RCX] = 3;
+	handle_io(&v);
+	CHECK_EQ(dev.len, 0);
+	CHECK_EQ(v.rip, 0x1000);
+	CHECK(!v.inject.valid);
+	end();
+}
+
+static void no_string_handler(void)
+{
+	begin();
+	int h2 = io_hook_add(0x300, 4, dev_fn, NULL, NULL);
+	struct vcpu v = flat(0x300, 4, true, true, 4);
+	v.gpr[RCX] = 10;
+	v.gpr[RDI] = 0x2000;
+	handle_io(&v);
+	CHECK_EQ(dev.fn_calls, 10);
+	CHECK_EQ(dev.calls, 0);
+	CHECK_EQ(v.rip, 0x1002);
+	CHECK_EQ(((u8 *)fg(0x2000))[39], 40);
+	io_hook_remove(h2);
+	end();
+}
+
+static void address_wrap_16bit(void)
+{
+	begin();
+	struct vcpu v = flat(0x1F0, 2, true, true, 2);
+	v.cr0 = 0;                                          /* real mode */
+	for (int s = 0; s < SEG_NR; s++)
+		v.seg[s] = (struct vseg){ 0, 0xFFFF, 0, 0x93 };
+	v.seg[SEG_ES] = (struct vseg){ 0x20000, 0xFFFF, 0x2000, 0x93 };
+	v.gpr[RDI] = 0x12340000 | 0xFFFC;
+	v.gpr[RCX] = 0xABCD0000 | 4;
+	handle_io(&v);
+	CHECK_EQ(dev.last_count, 2);                        /* up to the wrap */
+	CHECK_EQ(v.gpr[RDI], 0x12340000);
+	CHECK_EQ(v.gpr[RCX], 0xABCD0002);
+	CHECK_EQ(v.rip, 0x1000);
+	CHECK(!v.inject.valid);
+	handle_io(&v);
+	CHECK_EQ(v.gpr[RDI], 0x12340004);
+	CHECK_EQ(v.gpr[RCX], 0xABCD0000);
+	CHECK_EQ(v.rip, 0x1002);
+	CHECK_EQ(((u8 *)fg(0x2FFFC))[0], 1);
+	CHECK_EQ(((u8 *)fg(0x20000))[0], 5);
+	/* An element across the wrap is beyond the segment limit: #GP, without error code in real mode. */
+	v.gpr[RDI] = 0xFFFF;
+	v.gpr[RCX] = 1;
+	v.rip = 0x1000;
+	handle_io(&v);
+	CHECK(v.inject.valid);
+	CHECK_EQ(v.inject.vector, 13);
+	CHECK(!v.inject.has_error);
+	end();
+}
+
+static void segment_limit(void)
+{
+	begin();
+	struct vcpu v = flat(0x1F0, 4, true, true, 4);
+	v.seg[SEG_ES].limit = 0x2007;
+	v.gpr[RDI] = 0x2000;
+	v.gpr[RCX] = 4;
+	handle_io(&v);
+	CHECK_EQ(dev.last_count, 2);
+	CHECK_EQ(v.gpr[RDI], 0x2008);
+	CHECK_EQ(v.inject.vector, 13);
+	CHECK(v.inject.has_error);
+	/* A read-only data segment cannot be INS's destination. */
+	reset_dev();
+	v = flat(0x1F0, 4, true, true, 4);
+	v.seg[SEG_ES].attr &= ~2u;
+	v.gpr[RCX] = 1;
+	handle_io(&v);
+	CHECK_EQ(dev.calls, 0);
+	CHECK_EQ(v.inject.vector, 13);
+	end();
+}
+
+static void handler_stops_early(void)
+{
+	begin();
+	dev.limit = 10;
+	struct vcpu v = flat(0x1F0, 2, true, true, 4);
+	v.gpr[RCX] = 256;
+	v.gpr[RDI] = 0x3000;
+	handle_io(&v);
+	CHECK_EQ(v.gpr[RCX], 246);
+	CHECK_EQ(v.gpr[RDI], 0x3014);
+	CHECK_EQ(v.rip, 0x1000);
+	CHECK(!v.inject.valid);
+	CHECK_EQ(((u8 *)fg(0x3014))[0], 0);
+	end();
+}
+
+static void hooks_and_bitmap(void)
+{
+	begin();
+	CHECK(intercepted(0x1F0) && intercepted(0x1F7) && !intercepted(0x1F8));
+	CHECK_EQ(io_hook_add(0x1F4, 2, dev_fn, NULL, NULL), -1);       /* overlap */
+	CHECK_EQ(io_hook_add(0xFFFC, 8, dev_fn, NULL, NULL), -1);      /* beyond 0xFFFF */
+	int h2 = io_hook_add(0x170, 8, dev_fn, NULL, NULL);
+	CHECK(h2 >= 0);
+	CHECK(!io_hook_move(h2, 0x1F4));                              /* onto another hook */
+	CHECK(intercepted(0x170));
+	CHECK(io_hook_move(h2, 0x174));                                /* overlapping itself */
+	CHECK(!intercepted(0x170) && !intercepted(0x173) && intercepted(0x174) && intercepted(0x17B));
+	CHECK(io_hook_move(h2, 0xC000));
+	CHECK(!intercepted(0x17B) && intercepted(0xC000) && intercepted(0xC007));
+	io_hook_remove(h2);
+	CHECK(!intercepted(0xC000));
+	CHECK(!io_hook_move(h2, 0x170));
+	/* Hooks registered before the backend are replayed when it registers. */
+	io_set_intercept(NULL);
+	memset(iopm, 0, sizeof(iopm));
+	io_set_intercept(fake_intercept);
+	CHECK(intercepted(0x1F0));
+	end();
+}
+
+static void straddling_in(void)
+{
+	begin();
+	int h2 = io_hook_add(0x300, 2, dev_fn, NULL, NULL);
+	struct vcpu v = flat(0x2FE, 4, true, false, 4);
+	v.exit.io.string = false;
+	v.gpr[RAX] = 0xFFFFFFFF00000000ull;
+	handle_io(&v);
+	CHECK_EQ(dev.fn_calls, 1);
+	CHECK_EQ(dev.port, 0x300);
+	CHECK_EQ(fake_hw_port, 0x2FE);          /* the unhooked half went to the hardware */
+	CHECK_EQ(fake_hw_size, 2);
+	CHECK_EQ(v.gpr[RAX] >> 16, 0x0201);     /* the hook's bytes; bits 63:32 cleared */
+	CHECK_EQ(v.rip, 0x1002);
+	io_hook_remove(h2);
+	end();
+}
+
+/* ---- MMIO emulation. ---- */
+
+static struct { unsigned calls; u64 gpa; unsigned size; bool write; u64 val; } mm;
+
+static bool mm_handler(void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
+{
+	(void)ctx;
+	mm.calls++;
+	mm.gpa = gpa, mm.size = size, mm.write = write;
+	if (write)
+		mm.val = *val;
+	else
+		*val = 0x1122334455667788ull;
+	return true;
+}
+
+static struct vcpu npf(const u8 *code, unsigned n, u64 gpa, bool write)
+{
+	struct vcpu v = flat(0, 1, false, false, 4);
+	memcpy(fg(0x1000), code, n);
+	v.exit.reason = EXIT_NPF;
+	v.exit.npf.gpa = gpa;
+	v.exit.npf.error = 1ull << 32 | (write ? 2 : 0) | 4;
+	return v;
+}
+
+static void mmio_emulation(void)
+{
+	fg_begin();
+	static bool added;
+	if (!added)
+		CHECK(mmio_trap_add(0x700000, 0x2000, mm_handler, NULL));
+	added = true;
+	memset(&mm, 0, sizeof(mm));
+
+	struct vcpu v = npf((const u8 *)"\x8B\x43\x10", 3, 0x700010, false);     /* mov eax,[ebx+0x10] */
+	v.gpr[RBX] = 0x700000;
+	v.gpr[RAX] = 0xFFFFFFFFFFFFFFFFull;
+	CHECK(mmio_handle_npf(&v));
+	CHECK_EQ(mm.calls, 1);
+	CHECK_EQ(mm.gpa, 0x700010);
+	CHECK_EQ(mm.size, 4);
+	CHECK_EQ(v.gpr[RAX], 0x55667788);
+	CHECK_EQ(v.rip, 0x1003);
+
+	v = npf((const u8 *)"\x88\x3B", 2, 0x701FFF, true);                      /* mov [ebx],bh */
+	v.gpr[RBX] = 0x701FFF;
+	CHECK(mmio_handle_npf(&v));
+	CHECK(mm.write);
+	CHECK_EQ(mm.size, 1);
+	CHECK_EQ(mm.val, 0x1F);
+	CHECK_EQ(v.rip, 0x1002);
+
+	v = npf((const u8 *)"\x66\x0F\xB6\x01", 4, 0x700004, false);             /* movzx ax,byte [ecx] */
+	v.gpr[RCX] = 0x700004;
+	v.gpr[RAX] = 0xAAAABBBB;
+	CHECK(mmio_handle_npf(&v));
+	CHECK_EQ(v.gpr[RAX], 0xAAAA0088);
+
+	/* 64-bit code: RIP-relative store of an immediate. */
+	v = npf((const u8 *)"\xC7\x05\xF6\xFF\x6F\x00\x78\x56\x34\x12", 10, 0x701000, true);
+	long_mode(&v, 0);
+	CHECK(mmio_handle_npf(&v));
+	CHECK_EQ(mm.gpa, 0x701000);
+	CHECK_EQ(mm.val, 0x12345678);
+	CHECK_EQ(v.rip, 0x100A);
+
+	/* Refused: not emulated, the operand elsewhere than the fault, a read for a write fault. */
+	unsigned before = mm.calls;
+	v = npf((const u8 *)"\x01\x03", 2, 0x700000, true);
+	v.gpr[RBX] = 0x700000;
+	CHECK(mmio_handle_npf(&v));
+	CHECK(v.inject.valid && v.inject.vector == 13);
+	CHECK_EQ(v.rip, 0x1000);
+	v = npf((const u8 *)"\x8B\x03", 2, 0x700000, false);
+	v.gpr[RBX] = 0x500000;
+	CHECK(mmio_handle_npf(&v));
+	CHECK_EQ(v.inject.vector, 13);
+	v = npf((const u8 *)"\x8B\x03", 2, 0x700000, true);
+	v.gpr[RBX] = 0x700000;
+	CHECK(mmio_handle_npf(&v));
+	CHECK_EQ(v.inject.vector, 13);
+	CHECK_EQ(mm.calls, before);
+
+	/* Not a trap page: not ours. */
+	v = npf((const u8 *)"\x8B\x03", 2, 0x900000, false);
+	CHECK(!mmio_handle_npf(&v));
+	fg_end();
+}
+
+TESTS(io_tests) = {
+	{ "io: rep insw is one block across a page boundary", ins_one_block_across_pages },
+	{ "io: string I/O is bounded per exit and resumed", bounded_per_exit },
+	{ "io: outs with DF=1, bytes and words across a page", outs_backwards },
+	{ "io: a page fault mid-way: elements before it, #PF with CR2", fault_midway },
+	{ "io: guest memory that is not RAM gets #GP, untouched", memory_not_ram },
+	{ "io: outs honours a segment override; changed code is re-executed", outs_segment_override },
+	{ "io: a hook without a string handler is called per element in one exit", no_string_handler },
+	{ "io: 16-bit address wrap, real mode", address_wrap_16bit },
+	{ "io: segment limit and type checks", segment_limit },
+	{ "io: a string handler that stops early", handler_stops_early },
+	{ "io: hooks add/move/remove keep the intercept bitmap", hooks_and_bitmap },
+	{ "io: an IN straddling a hook is split", straddling_in },
+	{ "mmio: loads, stores, MOVZX, RIP-relative; refusals", mmio_emulation },
+	{ NULL, NULL },
+};

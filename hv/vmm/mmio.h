@@ -1,0 +1,21 @@
+/*
+ * MMIO trap pages: guest-physical pages that the nested page tables mark not present, so each
+ * guest access faults (NPF) and is emulated here: the instruction at CS:RIP is fetched through
+ * the guest's page tables, decoded (vmm/decode.h), and its access handed to the trap's handler.
+ */
+#ifndef PARAPET_MMIO_H
+#define PARAPET_MMIO_H
+
+#include "core/types.h"
+
+#define MMIO_TRAPS_MAX 64
+
+/* A guest access of size 1, 2, 4 or 8 bytes at gpa. A read sets *val; a write passes it.
+ * Return false to refuse: the read returns all ones, the write is dropped. */
+typedef bool (*mmio_handler)(void *ctx, u64 gpa, unsigned size, bool write, u64 *val);
+
+/* Trap [gpa, gpa+len) (4 KiB aligned). Before the guest runs only: the nested TLB is not
+ * flushed. Returns false when the table is full or the nested page tables cannot be split. */
+bool mmio_trap_add(u64 gpa, u64 len, mmio_handler fn, void *ctx);
+
+#endif

@@ -1,0 +1,209 @@
+// `parapet policy`: compile a storage policy (keys + per-drive sector rules) into the binary
+// record the hypervisor reads (hv/handoff/policy_record.h), check one, or show one.
+import type { Command } from "commander";
+import { open, rename, rm } from "node:fs/promises";
+import { relative } from "node:path";
+import { compilePolicyFile, PolicyFileError, wholeDiskPolicy } from "../lib/policyfile.ts";
+import {
+  decodePolicy,
+  encodePolicy,
+  formatPolicy,
+  parsePci,
+  policyToJson,
+  PolicyRecordError,
+  POLICY_MAX_SIZE,
+  serialProblem,
+  type DriveMatch,
+  type Policy,
+} from "../lib/policyrecord.ts";
+import { readKeyFile } from "../lib/xts.ts";
+
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith("..") ? rel : path;
+}
+
+/** Writes the record with mode 0600 (it holds keys), atomically. */
+export async function writeRecord(path: string, record: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, "w", 0o600);
+  try {
+    await fh.chmod(0o600);
+    await fh.writeFile(record);
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, path);
+}
+
+/** Reads and decodes a record file; errors name the file. */
+export async function readRecord(path: string): Promise<{ policy: Policy; bytes: Buffer }> {
+  let bytes: Buffer;
+  try {
+    const fh = await open(path, "r");
+    try {
+      const size = (await fh.stat()).size;
+      if (size > POLICY_MAX_SIZE) throw new PolicyRecordError(`${path}: ${size} bytes, larger than any policy record (${POLICY_MAX_SIZE})`);
+      bytes = await fh.readFile();
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    if (e instanceof PolicyRecordError) throw e;
+    throw new Error(`${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+  }
+  try {
+    return { policy: decodePolicy(bytes), bytes };
+  } catch (e) {
+    if (e instanceof PolicyRecordError) throw new PolicyRecordError(`${path}: invalid policy record: ${e.message}`);
+    throw e;
+  }
+}
+
+function counts(p: Policy): string {
+  const n = p.drives.reduce((a, d) => a + d.ranges.length, 0);
+  const pl = (k: number, w: string) => `${k} ${w}${k === 1 ? "" : "s"}`;
+  return `${pl(p.keys.length, "key")}, ${pl(p.drives.length, "drive")}, ${pl(n, "range")}`;
+}
+
+interface PolicyOptions {
+  output?: string;
+  check?: boolean;
+  wholeDisk?: boolean;
+  key?: string;
+  channel?: string;
+  position?: string;
+  serial?: string;
+  pci?: string;
+  quiet?: boolean;
+}
+
+function bit(name: string, v: string, words: [string, string]): number {
+  if (v === "0" || v === words[0]) return 0;
+  if (v === "1" || v === words[1]) return 1;
+  throw new Error(`${name} ${v}: expected 0 (${words[0]}) or 1 (${words[1]})`);
+}
+
+/** The drive that --whole-disk names: the boot disk unless told otherwise. */
+function wholeDiskMatch(o: PolicyOptions): DriveMatch {
+  const m: DriveMatch = {};
+  if (o.pci !== undefined) m.pci = parsePci(o.pci);
+  if (o.serial !== undefined) {
+    const why = serialProblem(o.serial);
+    if (why) throw new Error(`--serial: ${why}`);
+    m.serial = o.serial;
+  }
+  if (o.channel !== undefined || o.position !== undefined || (o.pci === undefined && o.serial === undefined)) {
+    m.port = {
+      channel: bit("--channel", o.channel ?? "0", ["primary", "secondary"]),
+      position: bit("--position", o.position ?? "0", ["master", "slave"]),
+    };
+  }
+  return m;
+}
+
+export function registerPolicy(program: Command): void {
+  const policy = program
+    .command("policy")
+    .description(
+      "Compile a storage policy into the binary record Parapet reads at boot (a Multiboot module: " +
+        "parapet run --policy FILE). Either the common case, --whole-disk --key K: every sector of the boot " +
+        "disk (master drive on the primary channel of any IDE controller) encrypted with key K; or a policy " +
+        "file (YAML or JSON, docs/policy.md) naming key files and, per drive, a default action and LBA ranges " +
+        "(plain, encrypt with a key, deny). The record holds the keys: it is written with mode 0600, and no " +
+        "key is ever printed. Exit status: 0 ok, 1 invalid policy or error.",
+    )
+    .argument("[file]", "policy file (YAML or JSON) to compile or --check")
+    .option("-o, --output <file>", "record to write (mode 0600; replaced if it exists)")
+    .option("--check", "validate the policy file and its key files only; write nothing")
+    .option("--whole-disk", "the common policy: every sector of one drive encrypted with --key")
+    .option("--key <file>", "with --whole-disk: the 64-byte key file (parapet keygen)")
+    .option("--channel <n>", "with --whole-disk: IDE channel, 0/primary or 1/secondary (default 0)")
+    .option("--position <n>", "with --whole-disk: drive on the channel, 0/master or 1/slave (default 0)")
+    .option("--serial <text>", "with --whole-disk: also (or only) match the drive's IDENTIFY serial number")
+    .option("--pci <BB:DD.F>", "with --whole-disk: only the IDE controller at this PCI address (hex)")
+    .option("-q, --quiet", "print only warnings and errors")
+    .addHelpText(
+      "after",
+      "\nWith --whole-disk, the drive is matched by channel/position (default: 0/0, the boot disk) unless only\n" +
+        "--serial and/or --pci are given; then by those alone.\n" +
+        "Examples:\n" +
+        "  parapet policy --whole-disk --key disk.key -o policy.bin\n" +
+        "  parapet policy --whole-disk --key data.key --channel 0 --position 1 -o data.bin\n" +
+        "  parapet policy examples/policy.yaml -o policy.bin\n" +
+        "  parapet policy --check examples/policy.yaml\n" +
+        "  parapet policy show policy.bin\n" +
+        "  parapet run --policy policy.bin build/guest.img\n" +
+        "Format and semantics: docs/policy.md; binary layout: hv/handoff/policy_record.h.",
+    )
+    .action(async (file: string | undefined, o: PolicyOptions) => {
+      const say = (m: string) => {
+        if (!o.quiet) process.stdout.write(m);
+      };
+      let compiled: Policy;
+      if (o.wholeDisk) {
+        if (file !== undefined) throw new Error("give either --whole-disk or a policy file, not both");
+        if (o.check) throw new Error("--check validates a policy file; --whole-disk needs no check");
+        if (!o.key) throw new Error("--whole-disk needs --key FILE (make one with: parapet keygen -o disk.key)");
+        compiled = wholeDiskPolicy(await readKeyFile(o.key), wholeDiskMatch(o));
+      } else {
+        if (file === undefined) throw new Error("give a policy file, or --whole-disk --key FILE (see parapet policy --help)");
+        for (const opt of ["key", "channel", "position", "serial", "pci"] as const) {
+          if (o[opt] !== undefined) throw new Error(`--${opt} goes with --whole-disk; a policy file names its drives and keys itself`);
+        }
+        try {
+          const c = await compilePolicyFile(file, shown(file));
+          for (const w of c.warnings) process.stderr.write(`parapet: warning: ${w}\n`);
+          compiled = c.policy;
+        } catch (e) {
+          if (e instanceof PolicyFileError) {
+            for (const line of e.errors) process.stderr.write(`${line}\n`);
+            process.stderr.write(`parapet: ${e.file}: ${e.errors.length} error${e.errors.length === 1 ? "" : "s"}; nothing written\n`);
+            process.exitCode = 1;
+            return;
+          }
+          throw e;
+        }
+        if (o.check) {
+          const record = encodePolicy(compiled);
+          say(`${shown(file)}: valid: ${counts(compiled)}; the record would be ${record.length} bytes\n`);
+          return;
+        }
+      }
+      if (!o.output) throw new Error("missing -o FILE: where to write the record (or --check to validate only)");
+      const record = encodePolicy(compiled);
+      decodePolicy(record); // what we write must read back
+      await writeRecord(o.output, record);
+      say(`${o.output}: policy record, ${record.length} bytes, ${counts(compiled)} (mode 0600: it holds the keys)\n`);
+      say(formatPolicy(compiled).trimEnd().replace(/^/gm, "  ") + "\n");
+    });
+
+  policy
+    .command("show")
+    .description(
+      "Decode a policy record and print it, keys as fingerprints only. Checks everything (magic, version, " +
+        "sizes, CRC-32, reserved fields, key and range indices, overlaps) and says exactly what is wrong. " +
+        "Exit status: 0 valid, 1 invalid or unreadable.",
+    )
+    .argument("<record>", "policy record (parapet policy -o)")
+    .option("--json", "print JSON (fingerprints, LBAs as decimal strings)")
+    .action(async (path: string, o: { json?: boolean }) => {
+      let r;
+      try {
+        r = await readRecord(path);
+      } catch (e) {
+        process.stderr.write(`parapet: ${(e as Error).message}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      if (o.json) {
+        process.stdout.write(JSON.stringify(policyToJson(r.policy), null, 2) + "\n");
+        return;
+      }
+      process.stdout.write(`${path}: ` + formatPolicy(r.policy, { size: r.bytes.length, crc: r.bytes.readUInt32LE(24) }));
+    });
+}
