@@ -2,15 +2,13 @@
 // Each boot is timed from QEMU start to QEMU exit (ready, read the exit counters, power off).
 // Run through the CLI (`npx parapet bench boot --help`) or directly
 // (`npm run bench [-- options]`, i.e. `node --import tsx bench/boot.ts [options]`).
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { spawnSync } from "node:child_process";
+import { join, resolve } from "node:path";
 import { DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
-import { QemuSession, QEMU, type Fate } from "../src/lib/qemu.ts";
+import { QemuSession, type Fate } from "../src/lib/qemu.ts";
 import { describeFate } from "../src/commands/run.ts";
+import { hostDescription, qemuVersion, runAsScript } from "./common.ts";
 
 /** VM exit reasons as indexed in /proc/parapet/exits. */
 export const EXIT_REASONS = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "svm_insn", "npf", "shutdown", "other"] as const;
@@ -125,17 +123,6 @@ export function parseExits(text: string): { exits: Record<string, number>; total
   }
   if (Object.keys(exits).length === 0) throw new Error(`no exit counts in /proc/parapet/exits:\n${text}`);
   return { exits, total, cpus };
-}
-
-function qemuVersion(): string {
-  const r = spawnSync(QEMU, ["--version"], { encoding: "utf8" });
-  return r.status === 0 ? r.stdout.split("\n")[0].trim() : "unknown";
-}
-
-function hostDescription(): string {
-  const r = spawnSync("sh", ["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; nproc"], { encoding: "utf8" });
-  const [cpu, n] = (r.stdout ?? "").split("\n").map((s) => s.trim());
-  return `${cpu || "unknown CPU"}, ${n || "?"} host CPUs`;
 }
 
 async function bootOnce(seq: number, mode: BootMode, o: Required<Omit<BenchBootOptions, "log">>, dir: string): Promise<BootRun> {
@@ -272,25 +259,5 @@ export function formatReport(r: BenchBootResult): string {
   return out.join("\n") + "\n";
 }
 
-/** Writes the raw results as JSON. */
-export async function writeJson(file: string, r: BenchBootResult): Promise<void> {
-  await mkdir(dirname(resolve(file)), { recursive: true });
-  writeFileSync(file, JSON.stringify(r, null, 2) + "\n");
-}
-
 // Run directly (npm run bench): the same options as `parapet bench boot`, defaults otherwise.
-// Not a top-level await: src/commands/bench.ts imports this module, which must finish loading first.
-async function main(): Promise<void> {
-  const { Command } = await import("commander");
-  const { registerBench } = await import("../src/commands/bench.ts");
-  const program = new Command().name("parapet");
-  registerBench(program);
-  await program.parseAsync(["bench", "boot", ...process.argv.slice(2)], { from: "user" });
-}
-
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
-}
+runAsScript(import.meta.url, "boot");

@@ -3,10 +3,9 @@
 // `make -C hv xts-bench`, linked with libcrypto). Run through the CLI
 // (`npx parapet bench crypto --help`) or directly (`node --import tsx bench/crypto.ts [options]`).
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { REPO_ROOT } from "../src/lib/guestimage.ts";
+import { runAsScript } from "./common.ts";
 
 /** Target for ours / OpenSSL throughput (every unit and direction, the hypervisor's configuration). */
 export const TARGET_CRYPTO_RATIO = 1.2;
@@ -146,23 +145,5 @@ export function formatCryptoReport(r: BenchCryptoResult): string {
   return out.join("\n") + "\n";
 }
 
-export function writeCryptoJson(file: string, r: BenchCryptoResult): void {
-  mkdirSync(dirname(resolve(file)), { recursive: true });
-  writeFileSync(file, JSON.stringify(r, null, 2) + "\n");
-}
-
 // Run directly: the same options as `parapet bench crypto`.
-async function main(): Promise<void> {
-  const { Command } = await import("commander");
-  const { registerBench } = await import("../src/commands/bench.ts");
-  const program = new Command().name("parapet");
-  registerBench(program);
-  await program.parseAsync(["bench", "crypto", ...process.argv.slice(2)], { from: "user" });
-}
-
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
-}
+runAsScript(import.meta.url, "crypto");

@@ -4,18 +4,17 @@
 // and runs every job (--repeat times); the report gives bandwidth, IOPS, the ratios against
 // bare, and under Parapet the VM exits per MiB transferred, by reason.
 // Run through the CLI: `npx parapet bench disk --help`.
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
-import { QemuSession, QEMU, HYPERVISOR } from "../src/lib/qemu.ts";
+import { QemuSession, HYPERVISOR } from "../src/lib/qemu.ts";
 import type { Policy } from "../src/lib/policyrecord.ts";
 import { describeFate } from "../src/commands/run.ts";
 import { DATA_OFFSET, encryptedImage, newKey, plainImage, wholeDisk, writePolicy } from "../tests/diskfixture.ts";
 import { TMP } from "../tests/fixture.ts";
 import { EXIT_REASONS, median, parseExits } from "./boot.ts";
+import { hostDescription, qemuVersion } from "./common.ts";
 
 const MiB = 1024 * 1024;
 
@@ -135,17 +134,6 @@ export interface BenchDiskResult {
   summary: JobSummary[];
   /** Set when something failed; runs and summary hold what was measured before. */
   error?: string;
-}
-
-function qemuVersion(): string {
-  const r = spawnSync(QEMU, ["--version"], { encoding: "utf8" });
-  return r.status === 0 ? r.stdout.split("\n")[0].trim() : "unknown";
-}
-
-function hostDescription(): string {
-  const r = spawnSync("sh", ["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; nproc"], { encoding: "utf8" });
-  const [cpu, n] = (r.stdout ?? "").split("\n").map((s) => s.trim());
-  return `${cpu || "unknown CPU"}, ${n || "?"} host CPUs`;
 }
 
 /** The policy of the pass-through configuration: the first IDE disk named, nothing transformed. */
@@ -498,10 +486,4 @@ export function formatDiskReport(r: BenchDiskResult): string {
     out.push(`FAILED: ${r.error}`);
   }
   return out.join("\n") + "\n";
-}
-
-/** Writes the raw results as JSON. */
-export async function writeDiskJson(file: string, r: BenchDiskResult): Promise<void> {
-  await mkdir(dirname(resolve(file)), { recursive: true });
-  writeFileSync(file, JSON.stringify(r, null, 2) + "\n");
 }

@@ -99,15 +99,22 @@ static void result(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A line on stderr, once what is on stdout has gone out. */
+static void vnote(const char *prefix, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void vnote(const char *prefix, const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	fputs(prefix, stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fflush(stdout);
-	fputs("ataatk: error: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vnote("ataatk: error: ", fmt, ap);
 	va_end(ap);
 	exit(1);
 }
@@ -117,10 +124,7 @@ static void warnx_(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fflush(stdout);
-	fputs("ataatk: warning: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vnote("ataatk: warning: ", fmt, ap);
 	va_end(ap);
 }
 
@@ -921,24 +925,25 @@ static void *xmalloc(size_t n)
 	return p;
 }
 
-static int chan_arg(const char *s)
+/* An argument that is 0 or 1; else `meaning` and the usage. */
+static int bit_arg(const char *s, const char *what, const char *meaning)
 {
-	uint64_t v = num(s, "channel");
+	uint64_t v = num(s, what);
 	if (v > 1) {
-		fprintf(stderr, "ataatk: CH is 0 (primary) or 1 (secondary)\n");
+		fprintf(stderr, "ataatk: %s\n", meaning);
 		usage();
 	}
 	return (int)v;
 }
 
+static int chan_arg(const char *s)
+{
+	return bit_arg(s, "channel", "CH is 0 (primary) or 1 (secondary)");
+}
+
 static int pos_arg(const char *s)
 {
-	uint64_t v = num(s, "position");
-	if (v > 1) {
-		fprintf(stderr, "ataatk: POS is 0 (master) or 1 (slave)\n");
-		usage();
-	}
-	return (int)v;
+	return bit_arg(s, "position", "POS is 0 (master) or 1 (slave)");
 }
 
 /* ---- commands ---- */
@@ -1006,37 +1011,30 @@ static void need_mode(const struct opts *op)
 		die("say --pio or --dma");
 }
 
-static void cmd_read(int ch, int pos, uint64_t lba, unsigned count, const struct opts *op)
+/* read: the SHA-256 of what came in (and --out FILE); write: of what went out. */
+static void cmd_rw(int ch, int pos, uint64_t lba, unsigned count, bool write, const struct opts *op)
 {
 	need_mode(op);
 	check_range(lba, count, op->lba48, op->dma);
 	struct chan c = channel(ch, pos);
 	struct io_ctx x = { 0 };
 	struct outcome o;
-	uint8_t *buf = xmalloc((size_t)count * SECTOR);
-	do_rw(&x, &c, false, op->dma, op->lba48, lba, count, buf, &o);
+	size_t bytes = (size_t)count * SECTOR;
+	uint8_t *buf = xmalloc(bytes);
 	char sha[65];
-	sha256_hex(buf, (size_t)count * SECTOR, sha);
-	if (op->out)
-		write_file(op->out, buf, (size_t)count * SECTOR);
-	result("result=%s op=read mode=%s ch=%d pos=%d lba=%" PRIu64 " count=%u lba48=%d sha256=%s first=%s %s", verdict(&o),
-	       op->dma ? "dma" : "pio", ch, pos, lba, count, op->lba48, sha, first_hex(buf, 16), regs(&o));
-}
-
-static void cmd_write(int ch, int pos, uint64_t lba, unsigned count, const struct opts *op)
-{
-	need_mode(op);
-	check_range(lba, count, op->lba48, op->dma);
-	struct chan c = channel(ch, pos);
-	struct io_ctx x = { 0 };
-	struct outcome o;
-	uint8_t *buf = xmalloc((size_t)count * SECTOR);
-	fill_data(buf, count, lba, op);
-	char sha[65];
-	sha256_hex(buf, (size_t)count * SECTOR, sha);
-	do_rw(&x, &c, true, op->dma, op->lba48, lba, count, buf, &o);
-	result("result=%s op=write mode=%s ch=%d pos=%d lba=%" PRIu64 " count=%u lba48=%d sha256=%s first=%s %s", verdict(&o),
-	       op->dma ? "dma" : "pio", ch, pos, lba, count, op->lba48, sha, first_hex(buf, 16), regs(&o));
+	if (write) {
+		fill_data(buf, count, lba, op);
+		sha256_hex(buf, bytes, sha);
+	}
+	do_rw(&x, &c, write, op->dma, op->lba48, lba, count, buf, &o);
+	if (!write) {
+		sha256_hex(buf, bytes, sha);
+		if (op->out)
+			write_file(op->out, buf, bytes);
+	}
+	result("result=%s op=%s mode=%s ch=%d pos=%d lba=%" PRIu64 " count=%u lba48=%d sha256=%s first=%s %s", verdict(&o),
+	       write ? "write" : "read", op->dma ? "dma" : "pio", ch, pos, lba, count, op->lba48, sha, first_hex(buf, 16),
+	       regs(&o));
 }
 
 static void cmd_flush(int ch, int pos, const struct opts *op)
@@ -1726,16 +1724,19 @@ int main(int argc, char **argv)
 		int ch = chan_arg(pos[1]), p = pos_arg(pos[2]);
 		prepare_controller(unbind);
 		cmd_identify(ch, p);
-	} else if (!strcmp(cmd, "read") || !strcmp(cmd, "write")) {
+	} else if (!strcmp(cmd, "read") || !strcmp(cmd, "write") || !strcmp(cmd, "prd-race") || !strcmp(cmd, "race2")) {
+		/* CH POS LBA COUNT */
 		ARGS(4);
 		int ch = chan_arg(pos[1]), p = pos_arg(pos[2]);
 		uint64_t lba = num(pos[3], "LBA");
 		unsigned count = (unsigned)num(pos[4], "COUNT");
 		prepare_controller(unbind);
-		if (cmd[0] == 'r')
-			cmd_read(ch, p, lba, count, &op);
+		if (!strcmp(cmd, "prd-race"))
+			cmd_prd_race(ch, p, lba, count, &op);
+		else if (!strcmp(cmd, "race2"))
+			cmd_race2(ch, p, lba, count, &op);
 		else
-			cmd_write(ch, p, lba, count, &op);
+			cmd_rw(ch, p, lba, count, cmd[0] == 'w', &op);
 	} else if (!strcmp(cmd, "flush")) {
 		ARGS(2);
 		int ch = chan_arg(pos[1]), p = pos_arg(pos[2]);
@@ -1753,13 +1754,6 @@ int main(int argc, char **argv)
 		unsigned count = (unsigned)num(pos[5], "COUNT");
 		prepare_controller(unbind);
 		cmd_prd_at(pos[1], ch, p, lba, count, &op);
-	} else if (!strcmp(cmd, "prd-race")) {
-		ARGS(4);
-		int ch = chan_arg(pos[1]), p = pos_arg(pos[2]);
-		uint64_t lba = num(pos[3], "LBA");
-		unsigned count = (unsigned)num(pos[4], "COUNT");
-		prepare_controller(unbind);
-		cmd_prd_race(ch, p, lba, count, &op);
 	} else if (!strcmp(cmd, "bar-move")) {
 		ARGS(3);
 		int ch = chan_arg(pos[1]), p = pos_arg(pos[2]);
@@ -1779,13 +1773,6 @@ int main(int argc, char **argv)
 			die("OPCODE is a byte, FEATURES and COUNT 16-bit");
 		prepare_controller(unbind);
 		cmd_cmd(ch, p, (uint8_t)opcode, (uint16_t)features, (uint32_t)count, lba, &op);
-	} else if (!strcmp(cmd, "race2")) {
-		ARGS(4);
-		int ch = chan_arg(pos[1]), p = pos_arg(pos[2]);
-		uint64_t lba = num(pos[3], "LBA");
-		unsigned count = (unsigned)num(pos[4], "COUNT");
-		prepare_controller(unbind);
-		cmd_race2(ch, p, lba, count, &op);
 	} else {
 		fprintf(stderr, "ataatk: unknown command %s\n", cmd);
 		usage();

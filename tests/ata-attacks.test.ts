@@ -10,7 +10,18 @@ import { QemuSession } from "../src/lib/qemu.ts";
 
 const LBA = DATA_PARTITION_START_LBA + 4096;
 
-describe("attacks on the mediated IDE controller", () => {
+const MACHINES: { name: string; boot: (image: string) => Partial<ConstructorParameters<typeof QemuSession>[0]> }[] = [
+  { name: "pc", boot: (image) => ({ disk: image }) },
+  {
+    name: "q35 (PIIX IDE; config space also through ECAM)",
+    boot: (image) => ({
+      machine: "q35",
+      extraArgs: ["-device", "piix3-ide,id=pide", "-drive", `file=${image},format=raw,if=none,id=d0`, "-device", "ide-hd,drive=d0,bus=pide.0"],
+    }),
+  },
+];
+
+for (const machine of MACHINES) describe(`attacks on the mediated IDE controller, ${machine.name}`, () => {
   const key = newKey();
   let image: string;
   let orig: Buffer;
@@ -20,10 +31,10 @@ describe("attacks on the mediated IDE controller", () => {
   before(async () => {
     await prepare();
     const policy = await writePolicy("atk.pol", wholeDisk(key));
-    image = await plainImage("atk.img", "modprobe.blacklist=ata_piix");
+    image = await plainImage(`atk-${machine.name.split(" ")[0]}.img`, "modprobe.blacklist=ata_piix");
     orig = (await readFile(image)).subarray(0, DATA_OFFSET);
     await transformImage(image, key, "encrypt");
-    g = new QemuSession({ disk: image, modules: [policy] });
+    g = new QemuSession({ modules: [policy], ...machine.boot(image) });
     try {
       await g.ready();
     } catch (e) {
@@ -91,6 +102,7 @@ describe("attacks on the mediated IDE controller", () => {
       assert.equal(Number(r.error) & 0x04, 0x04, `${op}: ABRT`);
     }
     assert.match(g.hvLog(), /ata: ch0: command f1 refused: not allowed on a protected drive/);
+    assert.match(g.hvLog(), /ata: ch0: command 92 refused: not allowed on a protected drive/);
     await alive();
   });
 

@@ -4,8 +4,9 @@
 // without Parapet opens the same image with stock cryptsetup.
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
-import { prepare, bootGuest, DEFAULT_IMAGE } from "./fixture.ts";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { prepare, bootGuest, DEFAULT_IMAGE, TMP } from "./fixture.ts";
 import {
   newKey, writePolicy, wholeDisk, encryptedImage, plainImage, transformImage, decryptedCopy, keyDisk, patternCmd, pattern,
   DATA_PARTITION_START_LBA, DATA_OFFSET, SECTOR,
@@ -14,7 +15,9 @@ import { QemuSession } from "../src/lib/qemu.ts";
 
 const MiB = 1024 * 1024;
 
-async function bootEncrypted(disk: string, policy: string, extra: Partial<ConstructorParameters<typeof QemuSession>[0]> = {}) {
+type Boot = ConstructorParameters<typeof QemuSession>[0];
+
+async function bootEncrypted(disk: string, policy: string, extra: Partial<Boot> = {}) {
   const s = new QemuSession({ disk, modules: [policy], ...extra });
   try {
     await s.ready();
@@ -170,7 +173,12 @@ describe("ATA parapass-through: plaintext and denied ranges of a policy", () => 
     const image = await plainImage("ata-ranges.img");
     await transformImage(image, key, "encrypt", 0, DATA_PARTITION_START_LBA);
     await transformImage(image, key, "encrypt", DATA_PARTITION_START_LBA + 2048);
-    const g = await bootEncrypted(image, policy);
+    // The record is recognised by its content: here it is the second module, after another file.
+    const other = join(TMP, "not-a-policy.bin");
+    await writeFile(other, Buffer.from("some other boot module\n"));
+    const g = await bootEncrypted(image, policy, { modules: [other, policy] });
+    assert.match(g.hvLog(), /handoff: module 0 \(\d+ bytes\) is not a policy record; ignored/);
+    assert.match(g.hvLog(), /handoff: policy record: 1 keys, 1 drives, 2 ranges; module wiped/);
     try {
       const seek = DATA_OFFSET / (64 * 1024);
       await g.sh(patternCmd("/tmp/p", "plain", MiB));
@@ -192,5 +200,31 @@ describe("ATA parapass-through: plaintext and denied ranges of a policy", () => 
     assert.ok(raw.subarray(DATA_OFFSET, DATA_OFFSET + MiB).equals(pattern("plain", MiB)), "plaintext range written as is");
     const deniedOff = (DATA_PARTITION_START_LBA + 4096) * SECTOR;
     assert.equal(raw.subarray(deniedOff, deniedOff + 65536).indexOf(pattern("plain", 64)), -1, "nothing written to the denied range");
+  });
+});
+
+describe("a malformed policy record", () => {
+  test("is refused at start with a message naming the problem, and the guest never runs", async () => {
+    await prepare();
+    const key = newKey();
+    const good = await readFile(await writePolicy("ata-good.pol", wholeDisk(key)));
+    const cases: [string, (b: Buffer) => void, RegExp][] = [
+      ["corrupted byte", (b) => { b[40] ^= 0xff; }, /crc32 mismatch/],
+      ["unknown version", (b) => { b[8] = 9; }, /unsupported version/],
+      ["truncated", () => {}, /record truncated/],
+    ];
+    for (const [name, damage, why] of cases) {
+      let bad = Buffer.from(good);
+      damage(bad);
+      if (name === "truncated") bad = bad.subarray(0, bad.length - 10);
+      const path = join(TMP, "ata-bad.pol");
+      await writeFile(path, bad);
+      const s = new QemuSession({ disk: DEFAULT_IMAGE, snapshot: true, modules: [path] });
+      const fate = await s.fate(120_000);
+      assert.equal(fate.kind, "panic", `${name}: ${JSON.stringify(fate)}`);
+      assert.match((fate as { message: string }).message, /handoff: policy record \(module 0\) refused: /);
+      assert.match((fate as { message: string }).message, why, name);
+      assert.doesNotMatch(s.console, /PARAPET-GUEST-READY/);
+    }
   });
 });

@@ -307,6 +307,16 @@ test("disk: refuses double encryption, decrypting an unmarked image and the wron
 
 class Crash extends Error {}
 
+/** A conversion that stops by a Crash at crash point `point` of chunk `chunk` (the first time there, if no chunk). */
+async function crashAt(image: string, direction: "encrypt" | "decrypt", point: CrashPoint, chunk?: number): Promise<void> {
+  await assert.rejects(convertImage({
+    image, key: KEY, direction, chunkSectors: CHUNK,
+    hook: (p, i) => {
+      if (p === point && (chunk === undefined || i === chunk)) throw new Crash(`crash at ${p} of chunk ${i}`);
+    },
+  }), Crash);
+}
+
 const POINTS: CrashPoint[] = ["journal-created", "after-journal", "mid-image-write", "after-image-write", "before-journal-delete"];
 
 test("disk: interrupted at every crash point of every chunk, the same command resumes to the exact image", async () => {
@@ -322,20 +332,10 @@ test("disk: interrupted at every crash point of every chunk, the same command re
         const { image } = setup(plain);
         if (direction === "decrypt") await convertImage({ image, key: KEY, direction: "encrypt", chunkSectors: CHUNK });
         assert.ok(readFileSync(image).equals(start));
-        await assert.rejects(convertImage({
-          image, key: KEY, direction, chunkSectors: CHUNK,
-          hook: (p, i) => {
-            if (p === point && i === chunk) throw new Crash(`crash at ${p} of chunk ${i}`);
-          },
-        }), Crash);
+        await crashAt(image, direction, point, chunk);
         assert.ok(existsSync(journalPath(image)), "the journal survives the crash");
         // A second crash during the resumed run, right after its first slot, must not hurt either.
-        await assert.rejects(convertImage({
-          image, key: KEY, direction, chunkSectors: CHUNK,
-          hook: (p, i) => {
-            if (p === "mid-image-write" && i === 0) throw new Crash("crash while resuming");
-          },
-        }), Crash);
+        await crashAt(image, direction, "mid-image-write", 0);
         const r = await convertImage({ image, key: KEY, direction, chunkSectors: CHUNK });
         assert.notEqual(r.resumedFrom, undefined, "it resumed");
         assert.ok(readFileSync(image).equals(want), `${direction}: crash at ${point} of chunk ${chunk}, then resume`);
@@ -370,21 +370,14 @@ test("disk: a journal slot torn by a crash still resumes exactly", async () => {
   }
   // A journal cut short in its header is not guessed at.
   const { image } = setup(plain);
-  await assert.rejects(convertImage({ image, key: KEY, direction: "encrypt", chunkSectors: CHUNK, hook: (p) => {
-    if (p === "after-image-write") throw new Crash("x");
-  } }), Crash);
+  await crashAt(image, "encrypt", "after-image-write");
   truncateSync(journalPath(image), 100);
   await assert.rejects(convertImage({ image, key: KEY, direction: "encrypt", chunkSectors: CHUNK }), /disk\.img\.parapet-journal is damaged \(bad header\)/);
 });
 
 test("disk: a half-converted image refuses another command or key and explains its state", async () => {
   const { image, plain } = setup();
-  await assert.rejects(convertImage({
-    image, key: KEY, direction: "encrypt", chunkSectors: CHUNK,
-    hook: (p, i) => {
-      if (p === "after-image-write" && i === 1) throw new Crash("x");
-    },
-  }), Crash);
+  await crashAt(image, "encrypt", "after-image-write", 1);
   const half = readFileSync(image);
   for (const [o, extra] of [
     [{ key: KEY, direction: "decrypt" as const }, ""],

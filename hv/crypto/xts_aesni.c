@@ -8,14 +8,8 @@
  * has been saved (hv/Makefile, docs/crypto.md).
  */
 #pragma GCC target("sse2,aes")
-#ifndef HOST_TEST
-#define _MM_MALLOC_H_INCLUDED   /* freestanding: keep immintrin.h from including <stdlib.h> */
-#endif
-#include <immintrin.h>
-#include "crypto/xts_impl.h"
 #include "crypto/xts_simd.h"
 
-#define NR AES256_ROUNDS
 #define WIDTH 8
 
 static ALWAYS_INLINE void load_keys(__m128i rk[NR + 1], const u8 src[NR + 1][16])
@@ -77,15 +71,10 @@ static ALWAYS_INLINE void run(const struct xts_key *k, u64 sector, u8 *buf, size
 	load_keys(tk, k->twk);
 	while (nsect) {
 		size_t n = nsect < WIDTH ? nsect : WIDTH;
-		if (n == 1) {
-			__m128i x = _mm_xor_si128(_mm_set_epi64x(0, (long long)sector), tk[0]);
-			#pragma GCC unroll 16
-			for (int r = 1; r < NR; r++)
-				x = _mm_aesenc_si128(x, tk[r]);
-			t[0] = _mm_aesenclast_si128(x, tk[NR]);
-		} else {
+		if (n == 1)
+			t[0] = tweak1(tk, sector);
+		else
 			tweaks(tk, sector, n, t);
-		}
 		for (size_t j = 0; j < n; j++, buf += XTS_SECTOR_SIZE)
 			one_sector(rk, t[j], buf, dec);
 		sector += n;
@@ -93,11 +82,4 @@ static ALWAYS_INLINE void run(const struct xts_key *k, u64 sector, u8 *buf, size
 	}
 }
 
-__attribute__((force_align_arg_pointer))
-void xts_aesni_crypt(const struct xts_key *k, u64 sector, u8 *buf, size_t nsect, int decrypt)
-{
-	if (decrypt)
-		run(k, sector, buf, nsect, 1);
-	else
-		run(k, sector, buf, nsect, 0);
-}
+XTS_SIMD_ENTRY(xts_aesni_crypt)

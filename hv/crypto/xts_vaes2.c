@@ -8,14 +8,8 @@
  * has been saved (hv/Makefile, docs/crypto.md).
  */
 #pragma GCC target("avx2,aes,vaes")
-#ifndef HOST_TEST
-#define _MM_MALLOC_H_INCLUDED   /* freestanding: keep immintrin.h from including <stdlib.h> */
-#endif
-#include <immintrin.h>
-#include "crypto/xts_impl.h"
 #include "crypto/xts_simd.h"
 
-#define NR AES256_ROUNDS
 #define REGS 8                  /* ymm registers of data in flight: 16 blocks */
 
 /* Each 128-bit lane times alpha^k, 1 <= k <= 56 (see mul_alpha_k). */
@@ -26,15 +20,6 @@ static ALWAYS_INLINE __m256i mul_alpha_k2(__m256i t, const int k)
 	__m256i r = _mm256_xor_si256(_mm256_slli_epi64(t, k), mid);
 	r = _mm256_xor_si256(r, _mm256_xor_si256(top, _mm256_slli_epi64(top, 1)));
 	return _mm256_xor_si256(r, _mm256_xor_si256(_mm256_slli_epi64(top, 2), _mm256_slli_epi64(top, 7)));
-}
-
-static ALWAYS_INLINE __m128i tweak1(const __m128i tk[NR + 1], u64 sector)
-{
-	__m128i x = _mm_xor_si128(_mm_set_epi64x(0, (long long)sector), tk[0]);
-	#pragma GCC unroll 16
-	for (int r = 1; r < NR; r++)
-		x = _mm_aesenc_si128(x, tk[r]);
-	return _mm_aesenclast_si128(x, tk[NR]);
 }
 
 /* Encrypted tweaks of sectors sector..sector+7, two per register. */
@@ -115,11 +100,4 @@ static ALWAYS_INLINE void run(const struct xts_key *k, u64 sector, u8 *buf, size
 	}
 }
 
-__attribute__((force_align_arg_pointer))
-void xts_vaes2_crypt(const struct xts_key *k, u64 sector, u8 *buf, size_t nsect, int decrypt)
-{
-	if (decrypt)
-		run(k, sector, buf, nsect, 1);
-	else
-		run(k, sector, buf, nsect, 0);
-}
+XTS_SIMD_ENTRY(xts_vaes2_crypt)

@@ -8,14 +8,8 @@
  * has been saved (hv/Makefile, docs/crypto.md).
  */
 #pragma GCC target("avx2,avx512f,avx512bw,aes,vaes")
-#ifndef HOST_TEST
-#define _MM_MALLOC_H_INCLUDED   /* freestanding: keep immintrin.h from including <stdlib.h> */
-#endif
-#include <immintrin.h>
-#include "crypto/xts_impl.h"
 #include "crypto/xts_simd.h"
 
-#define NR AES256_ROUNDS
 #define REGS 8                  /* zmm registers of data: 32 blocks, one sector */
 
 /* Each 128-bit lane times alpha^k, 1 <= k <= 56 (see mul_alpha_k). */
@@ -26,15 +20,6 @@ static ALWAYS_INLINE __m512i mul_alpha_k4(__m512i t, const int k)
 	__m512i r = _mm512_xor_si512(_mm512_slli_epi64(t, k), mid);
 	r = _mm512_xor_si512(r, _mm512_xor_si512(top, _mm512_slli_epi64(top, 1)));
 	return _mm512_xor_si512(r, _mm512_xor_si512(_mm512_slli_epi64(top, 2), _mm512_slli_epi64(top, 7)));
-}
-
-static ALWAYS_INLINE __m128i tweak1(const __m128i tk[NR + 1], u64 sector)
-{
-	__m128i x = _mm_xor_si128(_mm_set_epi64x(0, (long long)sector), tk[0]);
-	#pragma GCC unroll 16
-	for (int r = 1; r < NR; r++)
-		x = _mm_aesenc_si128(x, tk[r]);
-	return _mm_aesenclast_si128(x, tk[NR]);
 }
 
 /* Encrypted tweaks of sectors sector..sector+7, four per register. */
@@ -114,11 +99,4 @@ static ALWAYS_INLINE void run(const struct xts_key *k, u64 sector, u8 *buf, size
 	}
 }
 
-__attribute__((force_align_arg_pointer))
-void xts_vaes512_crypt(const struct xts_key *k, u64 sector, u8 *buf, size_t nsect, int decrypt)
-{
-	if (decrypt)
-		run(k, sector, buf, nsect, 1);
-	else
-		run(k, sector, buf, nsect, 0);
-}
+XTS_SIMD_ENTRY(xts_vaes512_crypt)

@@ -2,34 +2,12 @@
  * every access stays inside the fake guest memory (ASan) and the results are consistent. */
 #include "vmm/gwalk.h"
 #include "core/x86.h"
+#include "fuzz/fuzz.h"
 #include <stdlib.h>
 #include <string.h>
 
-#define MEM_SIZE (64 * 1024)            /* guest-physical 0 .. 64 KiB is RAM, the rest is not */
-
-static u8 *mem;
-
-static void *fake_map(u64 gpa, u64 len)
-{
-	if (len == 0 || gpa >= MEM_SIZE || len > MEM_SIZE - gpa)
-		return NULL;
-	return mem + gpa;
-}
-
-static u64 take(const u8 **p, size_t *n, unsigned bytes)
-{
-	u64 v = 0;
-	for (unsigned i = 0; i < bytes && *n; i++, (*p)++, (*n)--)
-		v |= (u64)**p << (8 * i);
-	return v;
-}
-
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 {
-	if (!mem)
-		mem = malloc(MEM_SIZE);
-	gw_map = fake_map;
-	gw_map_rom = fake_map;
 	const u8 *p = data;
 	size_t n = size;
 	u64 ctl = take(&p, &n, 4);
@@ -42,11 +20,10 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		.cpl = (u8)((ctl >> 11) & 3),
 		.maxphyaddr = (u8)(32 + ((ctl >> 13) % 21)),
 	};
-	r.cr3 = take(&p, &n, 8) & (MEM_SIZE * 2 - 1);       /* sometimes beyond RAM */
+	r.cr3 = take(&p, &n, 8) & (FAKE_MEM_SIZE * 2 - 1);  /* sometimes beyond RAM */
 	u64 la = take(&p, &n, 8);
 	unsigned access = (unsigned)take(&p, &n, 1) & 3;
-	memset(mem, 0, MEM_SIZE);
-	memcpy(mem, p, n < MEM_SIZE ? n : MEM_SIZE);
+	fake_mem_load(p, n);
 
 	u64 gpa;
 	struct gw_fault f;

@@ -4,20 +4,11 @@
 #include "vmm/gwalk.h"
 #include "core/log.h"
 #include "core/x86.h"
+#include "fuzz/fuzz.h"
 #include <stdlib.h>
 #include <string.h>
 
-#define MEM_SIZE (64 * 1024)
-
-static u8 *mem;
 static unsigned handled, calls;
-
-static void *fake_map(u64 gpa, u64 len)
-{
-	if (len == 0 || gpa >= MEM_SIZE || len > MEM_SIZE - gpa)
-		return NULL;
-	return mem + gpa;
-}
 
 u32 io_port_hw(u16 port, unsigned size, bool in, u32 val) { (void)port, (void)size, (void)val; return in ? 0xFFFFFFFF : 0; }
 void log_sink_init(const struct log_config *cfg) { (void)cfg; }
@@ -44,22 +35,9 @@ static u32 fn(void *ctx, u16 port, unsigned size, bool in, u32 val)
 	return 0x12345678;
 }
 
-static u64 take(const u8 **p, size_t *n, unsigned bytes)
-{
-	u64 v = 0;
-	for (unsigned i = 0; i < bytes && *n; i++, (*p)++, (*n)--)
-		v |= (u64)**p << (8 * i);
-	return v;
-}
-
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 {
 	static bool hooked;
-	if (!mem) {
-		mem = malloc(MEM_SIZE);
-		gw_map = fake_map;
-		gw_map_rom = fake_map;
-	}
 	if (!hooked) {
 		io_hook_add(0x1F0, 8, fn, str, NULL);
 		io_hook_add(0x170, 8, fn, NULL, NULL);
@@ -75,7 +53,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	v.efer = ctl & 8 ? EFER_LMA | EFER_LME : 0;
 	v.rflags = 2 | (ctl & 16 ? 1u << 10 : 0) | (ctl & 32 ? 1u << 17 : 0);
 	v.cpl = (u8)((ctl >> 6) & 3);
-	v.cr3 = take(&p, &n, 3) & (MEM_SIZE - 1);
+	v.cr3 = take(&p, &n, 3) & (FAKE_MEM_SIZE - 1);
 	for (int s = 0; s < SEG_NR; s++) {
 		v.seg[s].base = take(&p, &n, 1) << 12;
 		v.seg[s].limit = (u32)take(&p, &n, 4);
@@ -93,8 +71,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	v.exit.io = (struct io_exit){ ports[io & 3], sizes[(io >> 2) % 3], asizes[(io >> 4) % 3], io & 64, true, io & 128 };
 	v.exit.next_rip = v.rip + ((io >> 8) & 15);
 	limit = (unsigned)(io >> 12) & 0x3FF;
-	memset(mem, 0, MEM_SIZE);
-	memcpy(mem, p, n < MEM_SIZE ? n : MEM_SIZE);
+	fake_mem_load(p, n);
 
 	u64 rcx0 = v.gpr[RCX], rip0 = v.rip;
 	handled = calls = 0;

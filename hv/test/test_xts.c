@@ -424,16 +424,20 @@ static void call_entry(void)
 #define X32(M) X16(M) M(16) M(17) M(18) M(19) M(20) M(21) M(22) M(23) M(24) M(25) M(26) M(27) M(28) \
 	M(29) M(30) M(31)
 #define XMM_CLOB(n) "xmm" #n,
+/* The body of run_xmm/ymm/zmm: MXCSR and the registers `load` names from *in, the call, the same
+ * registers and MXCSR to *out; `clobbers` lists the SIMD registers. */
+#define RUN_ENTRY(load, store, clobbers)                                                      \
+	register const struct regs *r12 __asm__("r12") = in;                                  \
+	register struct regs *r13 __asm__("r13") = out;                                       \
+	register void (*r14)(void) __asm__("r14") = call_entry;                               \
+	__asm__ volatile("ldmxcsr 2112(%%r12)\n\t" load CALL_ENTRY store "stmxcsr 2112(%%r13)" \
+			 : : "r"(r12), "r"(r13), "r"(r14) : clobbers CLOBBERS)
 
 #define LD_XMM(n) "movdqu " #n "*64(%%r12), %%xmm" #n "\n\t"
 #define ST_XMM(n) "movdqu %%xmm" #n ", " #n "*64(%%r13)\n\t"
 static void run_xmm(const struct regs *in, struct regs *out)
 {
-	register const struct regs *r12 __asm__("r12") = in;
-	register struct regs *r13 __asm__("r13") = out;
-	register void (*r14)(void) __asm__("r14") = call_entry;
-	__asm__ volatile("ldmxcsr 2112(%%r12)\n\t" X16(LD_XMM) CALL_ENTRY X16(ST_XMM) "stmxcsr 2112(%%r13)"
-			 : : "r"(r12), "r"(r13), "r"(r14) : X16(XMM_CLOB) CLOBBERS);
+	RUN_ENTRY(X16(LD_XMM), X16(ST_XMM), X16(XMM_CLOB));
 }
 
 #define LD_YMM(n) "vmovdqu " #n "*64(%%r12), %%ymm" #n "\n\t"
@@ -441,11 +445,7 @@ static void run_xmm(const struct regs *in, struct regs *out)
 __attribute__((target("avx")))
 static void run_ymm(const struct regs *in, struct regs *out)
 {
-	register const struct regs *r12 __asm__("r12") = in;
-	register struct regs *r13 __asm__("r13") = out;
-	register void (*r14)(void) __asm__("r14") = call_entry;
-	__asm__ volatile("ldmxcsr 2112(%%r12)\n\t" X16(LD_YMM) CALL_ENTRY X16(ST_YMM) "stmxcsr 2112(%%r13)"
-			 : : "r"(r12), "r"(r13), "r"(r14) : X16(XMM_CLOB) CLOBBERS);
+	RUN_ENTRY(X16(LD_YMM), X16(ST_YMM), X16(XMM_CLOB));
 }
 
 #define LD_ZMM(n) "vmovdqu64 " #n "*64(%%r12), %%zmm" #n "\n\t"
@@ -457,12 +457,7 @@ static void run_ymm(const struct regs *in, struct regs *out)
 __attribute__((target("avx512f,avx512bw")))
 static void run_zmm(const struct regs *in, struct regs *out)
 {
-	register const struct regs *r12 __asm__("r12") = in;
-	register struct regs *r13 __asm__("r13") = out;
-	register void (*r14)(void) __asm__("r14") = call_entry;
-	__asm__ volatile("ldmxcsr 2112(%%r12)\n\t" X32(LD_ZMM) K8(LD_K) CALL_ENTRY X32(ST_ZMM) K8(ST_K)
-			 "stmxcsr 2112(%%r13)"
-			 : : "r"(r12), "r"(r13), "r"(r14) : X32(XMM_CLOB) K8(K_CLOB) CLOBBERS);
+	RUN_ENTRY(X32(LD_ZMM) K8(LD_K), X32(ST_ZMM) K8(ST_K), X32(XMM_CLOB) K8(K_CLOB));
 }
 
 static u64 xcr0(void)

@@ -2,10 +2,11 @@
 import type { Command } from "commander";
 import { relative } from "node:path";
 import { DEFAULT_IMAGE } from "../lib/guestimage.ts";
-import { benchBoot, formatReport, TARGET_RATIO, writeJson } from "../../bench/boot.ts";
-import { benchCrypto, formatCryptoReport, TARGET_CRYPTO_RATIO, writeCryptoJson } from "../../bench/crypto.ts";
+import { benchBoot, formatReport, TARGET_RATIO } from "../../bench/boot.ts";
+import { writeJsonFile } from "../../bench/common.ts";
+import { benchCrypto, formatCryptoReport, TARGET_CRYPTO_RATIO } from "../../bench/crypto.ts";
 import { benchLoc, formatLoc } from "../../bench/loc.ts";
-import { benchDisk, formatDiskReport, JOBS, writeDiskJson } from "../../bench/disk.ts";
+import { benchDisk, formatDiskReport, JOBS } from "../../bench/disk.ts";
 import { parseSize } from "../lib/diskimage.ts";
 
 function positiveInt(name: string, max: number) {
@@ -65,7 +66,7 @@ export function registerBench(program: Command): void {
       });
       process.stdout.write(formatReport(r));
       if (o.json) {
-        await writeJson(o.json, r);
+        writeJsonFile(o.json, r);
         if (!o.quiet) process.stderr.write(`bench: raw results in ${o.json}\n`);
       }
       if (r.error) {
@@ -100,7 +101,7 @@ export function registerBench(program: Command): void {
       });
       process.stdout.write(formatCryptoReport(r));
       if (o.json) {
-        writeCryptoJson(o.json, r);
+        writeJsonFile(o.json, r);
         if (!o.quiet) process.stderr.write(`bench: raw results in ${o.json}\n`);
       }
     });
@@ -146,7 +147,7 @@ function registerBenchDisk(bench: Command): void {
       if (o.json === true) process.stdout.write(JSON.stringify(r, null, 2) + "\n");
       else process.stdout.write(formatDiskReport(r));
       if (typeof o.json === "string") {
-        await writeDiskJson(o.json, r);
+        writeJsonFile(o.json, r);
         if (!o.quiet) process.stderr.write(`bench: raw results in ${o.json}\n`);
       }
       if (r.error) {

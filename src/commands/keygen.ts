@@ -1,7 +1,8 @@
 // `parapet keygen`: a new random 64-byte XTS-AES-256 key file (dm-crypt plain format).
 import type { Command } from "commander";
 import { randomBytes } from "node:crypto";
-import { open, rename, rm } from "node:fs/promises";
+import { open } from "node:fs/promises";
+import { writePrivateFileAtomic } from "../lib/privatefile.ts";
 import { keyFingerprint, keyProblem, readKeyFile, KEY_BYTES } from "../lib/xts.ts";
 
 /** A fresh key whose two halves differ (equal halves would weaken XTS; Node refuses them too). */
@@ -33,19 +34,7 @@ export async function writeKeyFile(path: string, key: Uint8Array, force = false)
     }
     return;
   }
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, "wx", 0o600);
-  try {
-    await fh.chmod(0o600);
-    await fh.writeFile(key);
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, path);
+  await writePrivateFileAtomic(path, key);
 }
 
 export function registerKeygen(program: Command): void {

@@ -1,8 +1,9 @@
 // `parapet policy`: compile a storage policy (keys + per-drive sector rules) into the binary
 // record the hypervisor reads (hv/handoff/policy_record.h), check one, or show one.
 import type { Command } from "commander";
-import { open, rename, rm } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { relative } from "node:path";
+import { writePrivateFileAtomic } from "../lib/privatefile.ts";
 import { compilePolicyFile, PolicyFileError, wholeDiskPolicy } from "../lib/policyfile.ts";
 import {
   decodePolicy,
@@ -25,19 +26,7 @@ function shown(path: string): string {
 
 /** Writes the record with mode 0600 (it holds keys), atomically. */
 export async function writeRecord(path: string, record: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, "w", 0o600);
-  try {
-    await fh.chmod(0o600);
-    await fh.writeFile(record);
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, path);
+  await writePrivateFileAtomic(path, record);
 }
 
 /** Reads and decodes a record file; errors name the file. */

@@ -43,8 +43,10 @@ static const char *const pos_name[2] = { "master", "slave" };
 
 static void ata_bind(struct pci_dev *d)
 {
-	if (nctrls == ATA_CONTROLLERS_MAX)
+	if (nctrls == ATA_CONTROLLERS_MAX || !storage_active()) {
+		d->drv = NULL;          /* no policy: nothing to mediate, not even a probe */
 		return;
+	}
 	struct ata_ctrl *c = &ctrls[nctrls];
 	u8 progif = (u8)pci_read(d, PCI_PROGIF, 1);
 	c->pci = d;
@@ -72,6 +74,7 @@ static void ata_bind(struct pci_dev *d)
 	}
 	if (!protect) {
 		LOG("ata: %02x:%02x.%u: no drive named by the policy; not mediated\n", d->bus, d->devfn >> 3, d->devfn & 7);
+		d->drv = NULL;          /* decline: its configuration accesses cost no exit either */
 		return;
 	}
 	for (unsigned i = 0; i < 2; i++) {

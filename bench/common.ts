@@ -1,0 +1,47 @@
+// Helpers shared by the benchmarks (bench/boot.ts, bench/crypto.ts, bench/disk.ts): what they
+// record about the host, the raw results as JSON, and running a benchmark file directly.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { QEMU } from "../src/lib/qemu.ts";
+
+/** The first line of `qemu-system-x86_64 --version`, or "unknown". */
+export function qemuVersion(): string {
+  const r = spawnSync(QEMU, ["--version"], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.split("\n")[0].trim() : "unknown";
+}
+
+/** The host's CPU model and CPU count. */
+export function hostDescription(): string {
+  const r = spawnSync("sh", ["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; nproc"], { encoding: "utf8" });
+  const [cpu, n] = (r.stdout ?? "").split("\n").map((s) => s.trim());
+  return `${cpu || "unknown CPU"}, ${n || "?"} host CPUs`;
+}
+
+/** Writes a benchmark's raw results as JSON, creating the directory if need be. */
+export function writeJsonFile(file: string, result: unknown): void {
+  mkdirSync(dirname(resolve(file)), { recursive: true });
+  writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
+}
+
+/**
+ * When the module `moduleUrl` (its import.meta.url) is the script node was started with, runs
+ * `parapet bench SUB` with the script's arguments: the same options as through the CLI.
+ * Not a top-level await: src/commands/bench.ts imports the benchmark modules, which must finish
+ * loading first.
+ */
+export function runAsScript(moduleUrl: string, sub: string): void {
+  if (!process.argv[1] || resolve(process.argv[1]) !== fileURLToPath(moduleUrl)) return;
+  const main = async () => {
+    const { Command } = await import("commander");
+    const { registerBench } = await import("../src/commands/bench.ts");
+    const program = new Command().name("parapet");
+    registerBench(program);
+    await program.parseAsync(["bench", sub, ...process.argv.slice(2)], { from: "user" });
+  };
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
