@@ -95,6 +95,26 @@ for (const machine of MACHINES) describe(`attacks on the mediated IDE controller
     await alive();
   });
 
+  if (machine.name.startsWith("q35")) test("relocating the bus-master BAR with a ring-0 write to its ECAM page keeps DMA mediated", async () => {
+    const log = g.hvLog();
+    const win = /ecam: window at ([0-9a-f]+)/.exec(log);
+    const fn = /ata: ([0-9a-f]{2}):([0-9a-f]{2})\.(\d) mediated/.exec(log);
+    assert.ok(win && fn, "Parapet traps the IDE function's ECAM page");
+    const [bus, dev, f] = [parseInt(fn[1], 16), parseInt(fn[2], 16), Number(fn[3])];
+    const bar4 = BigInt("0x" + win[1]) + BigInt((bus << 20) | (dev << 15) | (f << 12)) + 0x20n;
+    const sysfs = `/sys/bus/pci/devices/0000:${fn[1]}:${fn[2]}.${f}/config`;
+    const old = (await g.sh(`od -An -tx4 -j32 -N4 ${sysfs}`)).trim();
+    await g.sh(`echo ${bar4.toString(16)} d001 > /proc/parapet/mmio`);
+    assert.match(await g.sh("cat /proc/parapet/mmio"), /readback=0xd001/, "the ECAM write landed (read back through ECAM)");
+    assert.equal((await g.sh(`od -An -tx4 -j32 -N4 ${sysfs}`)).trim(), "0000d001", "and 0xCF8 sees it too");
+    const pio = await atk(`read 0 0 ${LBA} 8 --pio`);
+    const dma = await atk(`read 0 0 ${LBA} 8 --dma`);
+    assert.equal(dma.result, "ok", JSON.stringify(dma));
+    assert.equal(dma.sha256, pio.sha256, "DMA through the moved ports is still decrypted by Parapet");
+    await g.sh(`echo ${bar4.toString(16)} ${old} > /proc/parapet/mmio`);
+    await alive();
+  });
+
   test("unknown and dangerous commands are refused with ABRT", async () => {
     for (const op of ["0xf1", "0xf2", "0xf4", "0xf6", "0x92", "0xf9", "0x37", "0x5e", "0x5c", "0x80", "0xff", "0x06"]) {
       const r = await atk(`cmd 0 0 ${op}`);

@@ -228,6 +228,58 @@ static const struct proc_ops parapet_ring0_ops = {
 	.proc_release = single_release,
 };
 
+/*
+ * /proc/parapet/mmio: a ring-0 MMIO write for attack tests, e.g. a PCI function's ECAM page
+ * that Parapet traps. Writing "ADDR VALUE" (hex) stores the 32-bit VALUE at physical ADDR
+ * (dword aligned) with one MOV; reading gives "addr=... wrote=... readback=...".
+ */
+static char mmio_result[96];
+
+static ssize_t parapet_mmio_write(struct file *f, const char __user *ubuf, size_t len, loff_t *off)
+{
+	char buf[48];
+	unsigned long addr, val;
+	void __iomem *p;
+	size_t n = min(len, sizeof(buf) - 1);
+
+	if (copy_from_user(buf, ubuf, n))
+		return -EFAULT;
+	buf[n] = 0;
+	if (sscanf(buf, "%lx %lx", &addr, &val) != 2 || (addr & 3) || val > 0xffffffffUL)
+		return -EINVAL;
+	p = ioremap(addr & PAGE_MASK, PAGE_SIZE);
+	if (!p)
+		return -ENOMEM;
+	writel((u32)val, p + (addr & ~PAGE_MASK));
+	mutex_lock(&ring0_lock);
+	snprintf(mmio_result, sizeof(mmio_result), "addr=0x%lx wrote=0x%lx readback=0x%x\n", addr, val,
+		 readl(p + (addr & ~PAGE_MASK)));
+	mutex_unlock(&ring0_lock);
+	iounmap(p);
+	return len;
+}
+
+static int parapet_mmio_show(struct seq_file *m, void *v)
+{
+	mutex_lock(&ring0_lock);
+	seq_puts(m, mmio_result);
+	mutex_unlock(&ring0_lock);
+	return 0;
+}
+
+static int parapet_mmio_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, parapet_mmio_show, NULL);
+}
+
+static const struct proc_ops parapet_mmio_ops = {
+	.proc_open = parapet_mmio_open,
+	.proc_read = seq_read,
+	.proc_write = parapet_mmio_write,
+	.proc_lseek = seq_lseek,
+	.proc_release = single_release,
+};
+
 static int __init parapet_guest_init(void)
 {
 	struct parapet_regs r = { .rax = PARAPET_FN_VERSION };
@@ -250,7 +302,8 @@ static int __init parapet_guest_init(void)
 	if (!proc_create("version", 0400, parapet_dir, &parapet_version_ops) ||
 	    !proc_create("log", 0400, parapet_dir, &parapet_log_ops) ||
 	    !proc_create("exits", 0400, parapet_dir, &parapet_exits_ops) ||
-	    !proc_create("ring0", 0600, parapet_dir, &parapet_ring0_ops)) {
+	    !proc_create("ring0", 0600, parapet_dir, &parapet_ring0_ops) ||
+	    !proc_create("mmio", 0600, parapet_dir, &parapet_mmio_ops)) {
 		proc_remove(parapet_dir);
 		return -ENOMEM;
 	}
