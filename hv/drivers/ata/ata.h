@@ -22,7 +22,6 @@
 /* Control block: write device control, read alternate status (no acknowledge). */
 #define ATA_DEVCTL_NIEN   0x02
 #define ATA_DEVCTL_SRST   0x04
-#define ATA_DEVCTL_HOB    0x80
 
 #define ATA_DEV_LBA       0x40
 #define ATA_DEV_DEV1      0x10   /* device 1 (slave) selected */
@@ -30,9 +29,7 @@
 #define ATA_STATUS_ERR    0x01
 #define ATA_STATUS_DRQ    0x08
 #define ATA_STATUS_DF     0x20
-#define ATA_STATUS_DRDY   0x40
 #define ATA_STATUS_BSY    0x80
-#define ATA_ERROR_ABRT    0x04
 
 /* Bus-master registers (SFF-8038i), per channel. */
 #define BM_REG_COMMAND    0
@@ -59,7 +56,6 @@ struct prd {
 
 /* Command opcodes (ATA8-ACS) that the driver names. */
 #define ATA_CMD_NOP               0x00   /* subcommand 0: always aborted; used to refuse */
-#define ATA_CMD_DSM               0x06
 #define ATA_CMD_RECALIBRATE       0x10
 #define ATA_CMD_READ_SECTORS      0x20
 #define ATA_CMD_READ_SECTORS_NR   0x21
@@ -80,7 +76,6 @@ struct prd {
 #define ATA_CMD_SEEK              0x70
 #define ATA_CMD_DIAGNOSTIC        0x90
 #define ATA_CMD_INIT_PARAMS       0x91
-#define ATA_CMD_PACKET            0xA0
 #define ATA_CMD_IDENTIFY_PACKET   0xA1
 #define ATA_CMD_SMART             0xB0
 #define ATA_CMD_READ_MULTIPLE     0xC4

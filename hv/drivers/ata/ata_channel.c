@@ -284,6 +284,7 @@ static void command_write(struct ata_channel *ch, u8 op)
 	}
 	if (altstatus(ch) & (ATA_STATUS_BSY | ATA_STATUS_DRQ))
 		return;                                 /* the device ignores it; so do we */
+	dma_poll(ch);                           /* a finished transfer is handed over first */
 	if (ch->armed) {
 		bm_stop(ch);
 		ch->armed = false;
