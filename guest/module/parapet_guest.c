@@ -207,17 +207,18 @@ static ssize_t parapet_ring0_write(struct file *f, const char __user *ubuf, size
 	return len;
 }
 
-static int parapet_ring0_show(struct seq_file *m, void *v)
+/* Reading a probe's file gives its last result (the string its open passes as private). */
+static int parapet_result_show(struct seq_file *m, void *v)
 {
 	mutex_lock(&ring0_lock);
-	seq_puts(m, ring0_result);
+	seq_puts(m, m->private);
 	mutex_unlock(&ring0_lock);
 	return 0;
 }
 
 static int parapet_ring0_open(struct inode *inode, struct file *file)
 {
-	return single_open(file, parapet_ring0_show, NULL);
+	return single_open(file, parapet_result_show, ring0_result);
 }
 
 static const struct proc_ops parapet_ring0_ops = {
@@ -259,17 +260,9 @@ static ssize_t parapet_mmio_write(struct file *f, const char __user *ubuf, size_
 	return len;
 }
 
-static int parapet_mmio_show(struct seq_file *m, void *v)
-{
-	mutex_lock(&ring0_lock);
-	seq_puts(m, mmio_result);
-	mutex_unlock(&ring0_lock);
-	return 0;
-}
-
 static int parapet_mmio_open(struct inode *inode, struct file *file)
 {
-	return single_open(file, parapet_mmio_show, NULL);
+	return single_open(file, parapet_result_show, mmio_result);
 }
 
 static const struct proc_ops parapet_mmio_ops = {

@@ -142,12 +142,10 @@ static void chunk_end(struct ata_channel *ch, u8 st)
 	ch->armed = false;
 	bool ok = !(st & BM_STATUS_ERROR) && !(altstatus(ch) & (ATA_STATUS_ERR | ATA_STATUS_DF));
 	if (ch->sd && ok && ch->to_mem) {
-		u8 *b = ch->sh_buf;
-		storage_transform(ch->sd, ch->lba + ch->done, b, ch->chunk, false);
-		prd_copy(ch->guest, (u64)ch->done * SECTOR_SIZE, b, (u64)ch->chunk * SECTOR_SIZE, true);
+		storage_transform(ch->sd, ch->lba + ch->done, ch->sh_buf, ch->chunk, false);
+		prd_copy(ch->guest, (u64)ch->done * SECTOR_SIZE, ch->sh_buf, (u64)ch->chunk * SECTOR_SIZE, true);
 	}
 	if (ch->sd) {
-		memset(ch->sh_buf, 0, (u64)ch->chunk * SECTOR_SIZE);   /* no plaintext left behind */
 		ch->done += ch->chunk;
 		ch->state = CH_IDLE;
 	}
@@ -261,8 +259,6 @@ static void bm_command_write(struct ata_channel *ch, u8 v)
 		dma_poll(ch);
 		if (ch->armed) {                        /* stopped mid-transfer: nothing is handed over */
 			ch->armed = false;
-			if (ch->sd)
-				memset(ch->sh_buf, 0, ATA_SHADOW_BYTES);
 			ch->state = CH_IDLE;
 		}
 		outb(ch->bm + BM_REG_COMMAND, ch->bm_cmd);
@@ -365,7 +361,6 @@ static void pio_in(struct ata_channel *ch, u8 *buf, unsigned n)
 		memcpy(buf, ch->sector + ch->off, k);
 		buf += k, n -= k, ch->off += k;
 		if (ch->off == SECTOR_SIZE) {
-			memset(ch->sector, 0, SECTOR_SIZE);
 			ch->loaded = false;
 			ch->lba++;
 			if (--ch->left == 0)
