@@ -12,6 +12,8 @@
 #include "handoff/module.h"
 #include "mm/hvmem.h"
 #include "mm/npt.h"
+#include "vmm/apic.h"
+#include "vmm/cpus.h"
 #include "vmm/gmem.h"
 #include "vmm/gwalk.h"
 #include "vmm/io.h"
@@ -68,6 +70,9 @@ void hv_main(u32 magic, u32 mbi)
 	gmem_init(&hvmem.guest_map);
 	log_map("firmware", &bi.map);
 	log_map("guest", &hvmem.guest_map);
+	apic_init();
+	svm_init(npt);
+	struct vcpu *bsp = cpus_start();
 	LOG("mem: %lu KiB of hypervisor memory used, %lu KiB free\n", pgalloc_used() >> 10, pgalloc_free() >> 10);
-	svm_run_bsp(&start, npt);
+	svm_run_bsp(bsp, &start);
 }

@@ -14,4 +14,10 @@ struct trap_frame {
 /* Load the hypervisor's own GDT and IDT (they live in its hidden memory). */
 void cpu_tables_init(void);
 
+/* The host runs with GIF clear. These open it briefly (core/isr.S):
+ * cpu_wait_nmi sleeps until an NMI (true) or another wake-up event (false);
+ * cpu_take_nmi takes an NMI that an NMI intercept left pending (false if none came). */
+bool cpu_wait_nmi(void);
+bool cpu_take_nmi(void);
+
 #endif

@@ -29,8 +29,11 @@
 
 #define CR0_PE (1ull << 0)
 #define CR0_ET (1ull << 4)
+#define CR0_NW (1ull << 29)
+#define CR0_CD (1ull << 30)
 #define CR0_PG (1ull << 31)
 #define CR4_PAE (1ull << 5)
+#define CR4_OSXSAVE (1ull << 18)
 
 /* CPUID feature bits. */
 #define CPUID_1_ECX_VMX        (1u << 5)
@@ -40,6 +43,7 @@
 #define CPUID_80000001_EDX_1GB (1u << 26)
 
 /* Exception vectors. */
+#define VEC_NMI 2
 #define VEC_UD 6
 #define VEC_GP 13
 
@@ -76,6 +80,10 @@ static inline u64 rdtsc(void)
 	u32 lo, hi;
 	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
 	return (u64)hi << 32 | lo;
+}
+static inline void xsetbv(u32 index, u64 v)
+{
+	__asm__ volatile("xsetbv" : : "c"(index), "a"((u32)v), "d"((u32)(v >> 32)));
 }
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 

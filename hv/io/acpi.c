@@ -107,3 +107,41 @@ bool acpi_mcfg_segment0(acpi_map_fn map, u64 mcfg, struct mcfg_window *out)
 	}
 	return false;
 }
+
+#define MADT_LOCAL_APIC    0
+#define MADT_LOCAL_X2APIC  9
+#define MADT_ENABLED       (1u << 0)
+
+unsigned acpi_madt_cpus(acpi_map_fn map, u64 madt, u32 *ids, unsigned max)
+{
+	u32 len;
+	const u8 *t = table_at(map, madt, &len);
+	unsigned n = 0;
+	if (!t || memcmp(t, "APIC", 4) || len < 44)
+		return 0;
+	for (u32 off = 44; off + 2 <= len && n < max;) {
+		const u8 *e = t + off;
+		u8 type = e[0], elen = e[1];
+		if (elen < 2 || off + elen > len)
+			break;                          /* malformed: stop at what was sound */
+		off += elen;
+		u32 id, flags;
+		if (type == MADT_LOCAL_APIC && elen >= 8) {
+			id = e[3];
+			flags = rd32(e + 4);
+		} else if (type == MADT_LOCAL_X2APIC && elen >= 16) {
+			id = rd32(e + 4);
+			flags = rd32(e + 8);
+		} else {
+			continue;
+		}
+		if (!(flags & MADT_ENABLED))
+			continue;
+		bool dup = false;
+		for (unsigned i = 0; i < n; i++)
+			dup |= ids[i] == id;
+		if (!dup)
+			ids[n++] = id;
+	}
+	return n;
+}

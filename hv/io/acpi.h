@@ -1,6 +1,6 @@
 /*
  * The few ACPI tables Parapet reads at init (ACPI spec §5.2; PCI Firmware spec §4.1.2 for
- * MCFG): RSDP -> XSDT (or RSDT) -> MCFG, every length and checksum checked. Hardware-free:
+ * MCFG; MADT for the processors): RSDP -> XSDT (or RSDT) -> MCFG, every length and checksum checked. Hardware-free:
  * memory is read through a map callback so host tests can supply fake tables.
  */
 #ifndef PARAPET_ACPI_H
@@ -25,5 +25,10 @@ u64 acpi_find_table(acpi_map_fn map, u64 rsdp, const char sig[4]);
 
 /* The MCFG entry of PCI segment 0; false when there is none. */
 bool acpi_mcfg_segment0(acpi_map_fn map, u64 mcfg, struct mcfg_window *out);
+
+/* The APIC IDs of the present processors the MADT lists (ACPI §5.2.12: Processor Local APIC,
+ * type 0, and Processor Local x2APIC, type 9, with the Enabled flag), each once, in table
+ * order, at most `max`. Returns how many were stored. */
+unsigned acpi_madt_cpus(acpi_map_fn map, u64 madt, u32 *ids, unsigned max);
 
 #endif

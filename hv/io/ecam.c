@@ -40,8 +40,9 @@ static const struct pci_driver q35_host_driver = {
 PCI_DRIVER(q35_host_driver);
 
 /* A guest access to a trapped ECAM page: the same path as port 0xCFC. */
-bool ecam_access(void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
+bool ecam_access(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
 {
+	(void)v;
 	const struct mcfg_window *w = ctx;
 	u64 off = gpa - w->base;
 	u8 bus = (u8)(off >> 20), devfn = (u8)(off >> 12);
@@ -62,19 +63,12 @@ bool ecam_access(void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
 	return true;
 }
 
-static const void *phys_map(u64 pa, u64 len)
-{
-	if (pa + len < pa || pa + len > hvmem.phys_top || (pa < hvmem.end && pa + len > hvmem.base))
-		return NULL;
-	return phys_ptr(pa);
-}
-
 void ecam_init(void)
 {
 	struct mcfg_window w = { 0 };
-	u64 rsdp = acpi_find_rsdp(phys_map);
-	u64 mcfg = rsdp ? acpi_find_table(phys_map, rsdp, "MCFG") : 0;
-	bool have = mcfg && acpi_mcfg_segment0(phys_map, mcfg, &w);
+	u64 rsdp = acpi_find_rsdp(hvmem_outside);
+	u64 mcfg = rsdp ? acpi_find_table(hvmem_outside, rsdp, "MCFG") : 0;
+	bool have = mcfg && acpi_mcfg_segment0(hvmem_outside, mcfg, &w);
 
 	/* On q35 the chipset says where it decodes the window; that is what counts. */
 	struct pci_dev *hb = pci_find(0, 0);
@@ -102,7 +96,7 @@ void ecam_init(void)
 		if (!d[i].drv || d[i].bus < w.bus_start || d[i].bus > w.bus_end)
 			continue;
 		u64 page = w.base + ((u64)d[i].bus << 20) + ((u64)d[i].devfn << 12);
-		if (mmio_trap_add(page, 4096, ecam_access, &window))
+		if (mmio_trap_add(page, 4096, NPT_NONE, ecam_access, &window))
 			trapped++;
 		else
 			LOG("ecam: cannot trap %lx\n", page);

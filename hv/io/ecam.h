@@ -10,6 +10,8 @@
 
 #include "core/types.h"
 
+struct vcpu;
+
 /* After pci_init(), before the guest runs. */
 void ecam_init(void);
 
@@ -19,7 +21,7 @@ void ecam_init(void);
 #define Q35_PCIEXBAR 0x60      /* 64 bits: bit 0 enable, bits 2:1 length, address from bit 26 */
 
 /* The trap handler of an ECAM page; ctx is the struct mcfg_window (io/acpi.h) of the window. */
-bool ecam_access(void *ctx, u64 gpa, unsigned size, bool write, u64 *val);
+bool ecam_access(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val);
 
 /* Decode a q35 PCIEXBAR value into a window; false when disabled or reserved. */
 bool q35_pciexbar_decode(u64 bar, u64 *base, u8 *bus_end);

@@ -21,6 +21,13 @@ __asm__(".text\n"
 	"mov %rax, %cr3\n\t"
 	"ret\n");
 
+const void *hvmem_outside(u64 pa, u64 len)
+{
+	if (pa + len < pa || pa + len > hvmem.phys_top || (pa < hvmem.end && pa + len > hvmem.base))
+		return NULL;
+	return phys_ptr(pa);
+}
+
 static u64 pt_page(void *ctx)
 {
 	(void)ctx;

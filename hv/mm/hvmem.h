@@ -21,6 +21,10 @@ extern struct hv_memory hvmem;
 /* Choose the region, edit the guest's map, build host page tables and move there. */
 void hvmem_setup(const struct boot_info *bi);
 
+/* A host pointer to physical [pa, pa+len) when all of it lies outside the hidden region and
+ * below phys_top (firmware tables, guest memory read at init), else NULL. */
+const void *hvmem_outside(u64 pa, u64 len);
+
 /* Page-table allocation from the region, for pt_map(). */
 extern const struct pt_alloc hv_pt_alloc;
 

@@ -24,16 +24,17 @@ u64 npt_build(void)
 	return root;
 }
 
-bool npt_trap(u64 gpa, bool trapped)
+bool npt_trap(u64 gpa, enum npt_access access)
 {
 	if (!npt_root || (gpa >= hvmem.base && gpa < hvmem.end))
 		return false;
 	u64 *e = pt_leaf_4k(&hv_pt_alloc, npt_root, gpa);
 	if (!e)
 		return false;
-	if (trapped)
+	*e |= PTE_P | PTE_W;
+	if (access == NPT_RO)
+		*e &= ~PTE_W;
+	else if (access == NPT_NONE)
 		*e &= ~PTE_P;
-	else
-		*e |= PTE_P;
 	return true;
 }

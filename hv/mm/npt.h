@@ -11,11 +11,18 @@
 /* Build the tables; returns the root's physical address. */
 u64 npt_build(void);
 
+/* What the guest may do with a page. */
+enum npt_access {
+	NPT_RW,                 /* mapped */
+	NPT_RO,                 /* writes fault: a write trap */
+	NPT_NONE,               /* every access faults: a trap page */
+};
+
 /*
- * Make the 4 KiB page at gpa fault (trapped) or map it again. Splits large pages as needed.
- * Used before the guest runs: no nested TLB flush. False when the page is not mapped or a
- * table cannot be allocated.
+ * Set the guest's access to the 4 KiB page at gpa. Splits large pages as needed. Used before
+ * the guest runs: no nested TLB flush. False when the page is not mapped or a table cannot be
+ * allocated.
  */
-bool npt_trap(u64 gpa, bool trapped);
+bool npt_trap(u64 gpa, enum npt_access access);
 
 #endif

@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* The nested page tables are not part of these tests. */
-bool npt_trap(u64 gpa, bool trapped) { (void)gpa, (void)trapped; return true; }
+bool npt_trap(u64 gpa, enum npt_access a) { (void)gpa, (void)a; return true; }
 
 /* Set by test_pci.c's fake io_port_hw for ports other than the PCI ones. */
 extern u16 fake_hw_port;
@@ -437,9 +437,9 @@ static void straddling_in(void)
 
 static struct { unsigned calls; u64 gpa; unsigned size; bool write; u64 val; } mm;
 
-static bool mm_handler(void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
+static bool mm_handler(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
 {
-	(void)ctx;
+	(void)ctx, (void)v;
 	mm.calls++;
 	mm.gpa = gpa, mm.size = size, mm.write = write;
 	if (write)
@@ -464,7 +464,7 @@ static void mmio_emulation(void)
 	fg_begin();
 	static bool added;
 	if (!added)
-		CHECK(mmio_trap_add(0x700000, 0x2000, mm_handler, NULL));
+		CHECK(mmio_trap_add(0x700000, 0x2000, NPT_NONE, mm_handler, NULL));
 	added = true;
 	memset(&mm, 0, sizeof(mm));
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 struct hv_memory hvmem;        /* io/ecam.c refers to it; not used by these tests */
+const void *hvmem_outside(u64 pa, u64 len) { (void)pa, (void)len; return NULL; }
 
 /* ---- A fake machine: configuration space behind mechanism #1, and other ports. ---- */
 
@@ -405,22 +406,22 @@ static void ecam_takes_the_same_path(void)
 	setup();
 	struct mcfg_window w = { 0xB0000000, 0, 0, 255 };
 	u64 page = w.base + (1u << 20) + (0x18u << 12), v = 0;
-	CHECK(ecam_access(&w, page + 0x00, 4, false, &v));
+	CHECK(ecam_access(NULL, &w, page + 0x00, 4, false, &v));
 	CHECK_EQ(v, 0x70108086);
-	CHECK(ecam_access(&w, page + 0x08, 8, false, &v));              /* two dwords */
+	CHECK(ecam_access(NULL, &w, page + 0x08, 8, false, &v));              /* two dwords */
 	CHECK_EQ(v, 0x0000000001018000ull);
 	unsigned writes = drv.writes;
 	v = 0xAAAA;
-	CHECK(ecam_access(&w, page + 0x40, 4, true, &v));               /* dropped by the driver */
+	CHECK(ecam_access(NULL, &w, page + 0x40, 4, true, &v));               /* dropped by the driver */
 	CHECK_EQ(drv.writes, writes + 1);
 	CHECK_EQ(fdev_at(1, 0x18)->cfg[0x40], 0);
 	v = 0xC801;
-	CHECK(ecam_access(&w, page + 0x20, 4, true, &v));               /* BAR4 moved: tracked */
+	CHECK(ecam_access(NULL, &w, page + 0x20, 4, true, &v));               /* BAR4 moved: tracked */
 	CHECK_EQ(drv.d->bar[4], 0xC801);
 	CHECK_EQ(drv.off, 0x20);
-	CHECK(!ecam_access(&w, page + 0x21, 2, false, &v));             /* unaligned: refused */
+	CHECK(!ecam_access(NULL, &w, page + 0x21, 2, false, &v));             /* unaligned: refused */
 	v = 0;
-	CHECK(ecam_access(&w, w.base + 0x104, 2, false, &v));           /* offset >= 256: no ECAM in the fake */
+	CHECK(ecam_access(NULL, &w, w.base + 0x104, 2, false, &v));           /* offset >= 256: no ECAM in the fake */
 	CHECK_EQ(v, 0xFFFF);
 }
 

@@ -39,6 +39,7 @@ static struct vcpu call(uint64_t fn, uint64_t rbx, uint64_t rcx, uint64_t rdx, u
 	v.gpr[RDX] = rdx;
 	v.cpl = cpl;
 	v.rip = 0x1000;
+	v.id = 0;
 	handle_vmmcall(&v);
 	return v;
 }
@@ -50,6 +51,7 @@ static void version(void)
 	CHECK_EQ(v.gpr[RAX], VMMCALL_OK);
 	CHECK_EQ(v.gpr[RBX], VMMCALL_MAGIC);
 	CHECK_EQ(v.gpr[RCX], VMMCALL_ABI);
+	CHECK_EQ(v.gpr[RDX], 0);                 /* the calling CPU's index */
 	CHECK_EQ(v.rip, 0x1003);
 	CHECK(!v.inject.valid);
 }

@@ -47,6 +47,7 @@ static const exit_handler handlers[EXIT_NR] = {
 	[EXIT_NPF] = handle_npf,
 	[EXIT_SHUTDOWN] = handle_shutdown,
 	[EXIT_OTHER] = handle_other,
+	[EXIT_NMI] = handle_nmi,
 };
 
 void vmm_dispatch(struct vcpu *v)

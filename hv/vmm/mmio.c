@@ -28,14 +28,14 @@ static bool ratelimit(void)
 	return false;
 }
 
-bool mmio_trap_add(u64 gpa, u64 len, mmio_handler fn, void *ctx)
+bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx)
 {
-	if (ntraps >= MMIO_TRAPS_MAX || ((gpa | len) & 4095) || len == 0 || gpa + len < gpa)
+	if (ntraps >= MMIO_TRAPS_MAX || ((gpa | len) & 4095) || len == 0 || gpa + len < gpa || access == NPT_RW)
 		return false;
 	for (u64 p = gpa; p < gpa + len; p += 4096)
-		if (!npt_trap(p, true)) {
+		if (!npt_trap(p, access)) {
 			for (u64 q = gpa; q < p; q += 4096)
-				npt_trap(q, false);
+				npt_trap(q, NPT_RW);
 			return false;
 		}
 	traps[ntraps++] = (struct trap){ gpa, gpa + len, fn, ctx };
@@ -136,10 +136,10 @@ bool mmio_handle_npf(struct vcpu *v)
 			val = (v->gpr[in.reg] >> 8) & 0xFF;
 		else
 			val = v->gpr[in.reg] & mask_of(in.size);
-		t->fn(t->ctx, gpa, in.size, true, &val);
+		t->fn(v, t->ctx, gpa, in.size, true, &val);
 	} else {
 		val = 0;
-		if (!t->fn(t->ctx, gpa, in.size, false, &val))
+		if (!t->fn(v, t->ctx, gpa, in.size, false, &val))
 			val = ~0ull;
 		write_reg(v, &in, val & mask_of(in.size));
 	}

@@ -7,15 +7,19 @@
 #define PARAPET_MMIO_H
 
 #include "core/types.h"
+#include "mm/npt.h"
+
+struct vcpu;
 
 #define MMIO_TRAPS_MAX 64
 
-/* A guest access of size 1, 2, 4 or 8 bytes at gpa. A read sets *val; a write passes it.
+/* A guest access by v of size 1, 2, 4 or 8 bytes at gpa. A read sets *val; a write passes it.
  * Return false to refuse: the read returns all ones, the write is dropped. */
-typedef bool (*mmio_handler)(void *ctx, u64 gpa, unsigned size, bool write, u64 *val);
+typedef bool (*mmio_handler)(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val);
 
-/* Trap [gpa, gpa+len) (4 KiB aligned). Before the guest runs only: the nested TLB is not
- * flushed. Returns false when the table is full or the nested page tables cannot be split. */
-bool mmio_trap_add(u64 gpa, u64 len, mmio_handler fn, void *ctx);
+/* Trap [gpa, gpa+len) (4 KiB aligned): every access (NPT_NONE), or writes only (NPT_RO).
+ * Before the guest runs only: the nested TLB is not flushed. Returns false when the table is
+ * full or the nested page tables cannot be split. */
+bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx);
 
 #endif

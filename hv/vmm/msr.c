@@ -1,10 +1,12 @@
 /*
  * Intercepted MSRs. EFER is shadowed: the guest never sees SVME and cannot set it (the real
  * value always has it, or VMRUN would fail). The SVM MSRs fault as on a CPU without SVM, and
- * the SMM range registers cannot be moved. Other MSRs the backend traps only because they lie
+ * the SMM range registers cannot be moved. IA32_APIC_BASE and the x2APIC ICR go to vmm/apic.c. Other MSRs the backend traps only because they lie
  * outside its permission bitmap are performed as the guest asked.
  */
 #include "vmm/vcpu.h"
+#include "vmm/apic.h"
+#include "core/lapic.h"
 #include "core/x86.h"
 
 #define EFER_WRITABLE (EFER_SCE | EFER_LME | EFER_NXE | EFER_LMSLE | EFER_FFXSR | EFER_TCE)
@@ -53,6 +55,8 @@ void handle_wrmsr(struct vcpu *v)
 	bool ok;
 	if (msr == MSR_EFER)
 		ok = write_efer(v, val);
+	else if (msr == MSR_APIC_BASE || msr == MSR_X2APIC_ICR)
+		ok = apic_wrmsr(v, msr, val);
 	else if (svm_msr(msr) || smm_msr(msr))
 		ok = false;
 	else

@@ -7,6 +7,7 @@
 #define PARAPET_VCPU_H
 
 #include "core/types.h"
+#include "core/spinlock.h"
 
 /* Normalised exit reasons. Their numbers are ABI: VMMCALL EXIT_COUNTS reports them by index. */
 enum exit_reason {
@@ -19,6 +20,7 @@ enum exit_reason {
 	EXIT_NPF = 6,           /* nested page fault */
 	EXIT_SHUTDOWN = 7,      /* triple fault */
 	EXIT_OTHER = 8,
+	EXIT_NMI = 9,           /* an NMI: another CPU's request (vmm/apic.c) or the guest's own */
 	EXIT_NR
 };
 
@@ -43,6 +45,7 @@ struct vm_exit {
 
 struct event {
 	bool valid;
+	bool nmi;               /* an NMI rather than an exception */
 	u8 vector;
 	bool has_error;
 	u32 error;
@@ -66,6 +69,14 @@ struct vseg {
 #define SEG_ATTR_L    0x200u    /* 64-bit code */
 #define SEG_ATTR_DB   0x400u    /* 32-bit default operand/address size, or big stack */
 
+/* What other CPUs asked of this one through INIT and STARTUP IPIs (vmm/apic.c). */
+struct vcpu_mail {
+	struct spinlock lock;
+	bool init;              /* an INIT arrived: reset, then wait for STARTUP (the BSP restarts) */
+	bool sipi;              /* a STARTUP arrived for a CPU waiting for one */
+	u8 vector;              /* its page number: the CPU starts at vector:0000 in real mode */
+};
+
 struct vcpu {
 	u64 gpr[16];            /* RSP is synchronised from the backend */
 	u64 rip, rflags, cr0, cr4;
@@ -76,6 +87,13 @@ struct vcpu {
 	struct vm_exit exit;
 	struct event inject;    /* exception to deliver on the next entry */
 	unsigned id;
+	u32 apic_id;
+	bool bsp;
+	bool waiting;           /* in wait-for-SIPI: held by Parapet (under mail.lock) */
+	bool alive;             /* an AP reached Parapet's C code at start (atomic) */
+	bool kicked;            /* an NMI from Parapet is on its way to this CPU (atomic) */
+	u32 ldr, dfr;           /* the guest's xAPIC logical destination registers, as written */
+	struct vcpu_mail mail;
 	u64 exits[EXIT_NR];
 };
 
@@ -94,6 +112,11 @@ static inline void vcpu_inject_gp(struct vcpu *v)
 	v->inject = (struct event){ .valid = true, .vector = 13, .has_error = (v->cr0 & 1) != 0 };
 }
 
+static inline void vcpu_inject_nmi(struct vcpu *v)
+{
+	v->inject = (struct event){ .valid = true, .nmi = true, .vector = 2 };
+}
+
 static inline void vcpu_inject_pf(struct vcpu *v, u32 error, u64 cr2)
 {
 	v->inject = (struct event){ .valid = true, .vector = 14, .has_error = true, .error = error,
@@ -107,6 +130,7 @@ void handle_wrmsr(struct vcpu *v);
 void handle_io(struct vcpu *v);
 void handle_vmmcall(struct vcpu *v);
 bool mmio_handle_npf(struct vcpu *v);   /* vmm/mmio.c: true when the NPF hit a trap page */
+void handle_nmi(struct vcpu *v);        /* vmm/apic.c */
 
 /* Counters of all CPUs, for VMMCALL EXIT_COUNTS. */
 unsigned vmm_cpu_count(void);

@@ -64,6 +64,7 @@ void handle_vmmcall(struct vcpu *v)
 	case VMMCALL_VERSION:
 		v->gpr[RBX] = VMMCALL_MAGIC;
 		v->gpr[RCX] = VMMCALL_ABI;
+		v->gpr[RDX] = v->id;
 		ret = VMMCALL_OK;
 		break;
 	case VMMCALL_LOG_READ:

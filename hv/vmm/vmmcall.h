@@ -6,14 +6,15 @@
 #ifndef PARAPET_VMMCALL_H
 #define PARAPET_VMMCALL_H
 
-#define VMMCALL_VERSION      0   /* out: RBX = VMMCALL_MAGIC, RCX = VMMCALL_ABI */
+#define VMMCALL_VERSION      0   /* out: RBX = VMMCALL_MAGIC, RCX = VMMCALL_ABI,
+                                    RDX = the calling CPU's index (ABI 1.1) */
 #define VMMCALL_LOG_READ     1   /* in: RBX = buffer gpa, RCX = length, RDX = stream offset;
                                     out: RCX = bytes copied, RDX = next offset */
 #define VMMCALL_EXIT_COUNTS  2   /* in: RBX = buffer gpa, RCX = length, RDX = cpu or VMMCALL_ALL_CPUS;
                                     out: RCX = counters written, RDX = number of CPUs */
 
 #define VMMCALL_MAGIC     0x54505250ull   /* "PRPT" */
-#define VMMCALL_ABI       0x00010000ull   /* major 1, minor 0 */
+#define VMMCALL_ABI       0x00010001ull   /* major 1, minor 1 */
 #define VMMCALL_ALL_CPUS  0xFFFFFFFFull
 #define VMMCALL_BUF_MAX   4096            /* one buffer never crosses a 4 KiB page */
 

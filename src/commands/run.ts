@@ -41,8 +41,6 @@ export function registerRun(program: Command): void {
       if (!SINKS.includes(o.log)) throw new Error(`--log ${o.log}: expected one of ${SINKS.join(", ")}`);
       const cpus = Number(o.cpus);
       if (!Number.isInteger(cpus) || cpus < 1 || cpus > 16) throw new Error(`--cpus ${o.cpus}: expected 1..16`);
-      if (cpus > 1 && !o.bare)
-        process.stderr.write("parapet: warning: only the boot CPU runs under Parapet yet; the guest starts the others outside it\n");
       const timeout = Number(o.timeout);
       if (!(timeout >= 0)) throw new Error(`--timeout ${o.timeout}: expected seconds`);
       if (o.policy && (o.bare || o.iso)) throw new Error("--policy needs Parapet loaded by -kernel: not with --bare or --iso");

@@ -4,8 +4,11 @@
  */
 #include "vmm/svm/svm.h"
 #include "vmm/svm/vmcb.h"
+#include "vmm/apic.h"
 #include "vmm/cpus.h"
 #include "vmm/io.h"
+#include "core/cpu.h"
+#include "core/lapic.h"
 #include "core/pgalloc.h"
 #include "core/panic.h"
 #include "core/log.h"
@@ -15,6 +18,7 @@
 #define CPUID_8000000A_EDX_NP (1u << 0)
 
 static u64 iopm_pa, msrpm_pa;   /* shared by all CPUs */
+static u64 npt_root;
 
 void svm_vmrun(u64 vmcb_pa, u64 gpr[16]);
 
@@ -33,7 +37,7 @@ void svm_check(void)
 		panic("svm: only %u ASIDs", b);
 }
 
-static void msrpm_intercept(u8 *pm, u32 msr)
+static void msrpm_intercept(u8 *pm, u32 msr, bool reads)
 {
 	u32 off;
 	if (msr <= 0x1FFF)
@@ -43,7 +47,7 @@ static void msrpm_intercept(u8 *pm, u32 msr)
 	else
 		off = 0x1000 * 8, msr -= 0xC0010000;
 	u32 bit = off + msr * 2;
-	pm[bit / 8] |= 3u << (bit % 8);     /* read and write */
+	pm[bit / 8] |= (reads ? 3u : 2u) << (bit % 8);     /* bit 0 read, bit 1 write */
 }
 
 /* The I/O permission bitmap follows the hooks (vmm/io.c); it is shared by all CPUs. */
@@ -67,7 +71,9 @@ static void build_bitmaps(void)
 	static const u32 msrs[] = { MSR_EFER, MSR_SMM_BASE, MSR_SMM_ADDR, MSR_SMM_MASK, MSR_VM_CR,
 				    MSR_IGNNE, MSR_SMM_CTL, MSR_VM_HSAVE_PA, MSR_SVM_KEY };
 	for (unsigned i = 0; i < ARRAY_SIZE(msrs); i++)
-		msrpm_intercept((u8 *)msrpm_pa, msrs[i]);
+		msrpm_intercept((u8 *)msrpm_pa, msrs[i], true);
+	msrpm_intercept((u8 *)msrpm_pa, MSR_APIC_BASE, false);     /* vmm/apic.c */
+	msrpm_intercept((u8 *)msrpm_pa, MSR_X2APIC_ICR, false);
 }
 
 static void seg(struct vmcb_seg *s, u16 sel, u16 attrib, u64 base)
@@ -75,10 +81,10 @@ static void seg(struct vmcb_seg *s, u16 sel, u16 attrib, u64 base)
 	*s = (struct vmcb_seg){ sel, attrib, 0xFFFF, base };
 }
 
-/* The state a BIOS leaves when it jumps to a boot sector, at start->cs:start->ip. */
-static void set_real_mode(struct vmcb *vmcb, const struct guest_start *start)
+/* Real mode at sel:ip with CS's base `base` (sel * 16, or the reset vector's 0xFFFF0000). */
+static void set_real_mode(struct vmcb *vmcb, u16 sel, u64 base, u16 ip, u64 cr0, u16 sp)
 {
-	seg(&vmcb->cs, start->cs, 0x9B, (u64)start->cs << 4);
+	seg(&vmcb->cs, sel, 0x9B, base);
 	seg(&vmcb->ds, 0, 0x93, 0);
 	seg(&vmcb->es, 0, 0x93, 0);
 	seg(&vmcb->ss, 0, 0x93, 0);
@@ -90,22 +96,60 @@ static void set_real_mode(struct vmcb *vmcb, const struct guest_start *start)
 	vmcb->idtr = (struct vmcb_seg){ 0, 0, 0x3FF, 0 };
 	vmcb->cpl = 0;
 	vmcb->efer = EFER_SVME;
-	vmcb->cr0 = CR0_ET;
+	vmcb->cr0 = cr0;
 	vmcb->cr3 = 0;
 	vmcb->cr4 = 0;
 	vmcb->dr6 = 0xFFFF0FF0;
 	vmcb->dr7 = 0x400;
 	vmcb->rflags = 0x2;
-	vmcb->rip = start->ip;
-	vmcb->rsp = 0x7C00;
+	vmcb->rip = ip;
+	vmcb->rsp = sp;
 	vmcb->rax = 0;
 	vmcb->g_pat = 0x0007040600070406ull;   /* the power-on PAT */
 }
 
+/*
+ * The processor state after INIT (Intel SDM vol. 3 table 10-1, AMD APM vol. 2 §14.1.3), in
+ * real mode at sel:ip: general registers 0 but EDX (the processor signature), CR0 with CD
+ * and NW, no paging, EFER, debug registers, the syscall MSRs and the segments VMLOAD
+ * carries reset, TLB flushed. x87/SSE state and MTRRs are kept, as INIT keeps them.
+ */
+static void reset_cpu(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, u16 sel, u64 base, u16 ip)
+{
+	u32 a, b, c, d;
+	cpuid(1, 0, &a, &b, &c, &d);
+	memset(v->gpr, 0, sizeof(v->gpr));
+	v->gpr[RDX] = a;
+	v->efer = 0;
+	v->inject.valid = false;
+	set_real_mode(vmcb, sel, base, ip, CR0_CD | CR0_NW | CR0_ET, 0);
+	vmcb->cr2 = 0;
+	vmcb->star = vmcb->lstar = vmcb->cstar = vmcb->sfmask = vmcb->kernel_gs_base = 0;
+	vmcb->sysenter_cs = vmcb->sysenter_esp = vmcb->sysenter_eip = 0;
+	vmcb->eventinj = 0;
+	vmcb->interrupt_shadow = 0;
+	vmcb->tlb_control = 1;                  /* flush this ASID's translations on entry */
+	__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");
+	__asm__ volatile("mov %0, %%dr0; mov %0, %%dr1; mov %0, %%dr2; mov %0, %%dr3" : : "r"(0ull));
+	if (read_cr4() & CR4_OSXSAVE)
+		xsetbv(0, 1);                   /* XCR0: x87 only */
+}
+
+/* Parapet's wait-for-SIPI: the processor sleeps in the host until an NMI brings a STARTUP. */
+static void wait_for_sipi(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
+{
+	u8 vec;
+	while (!apic_take_sipi(v, &vec))
+		if (cpu_wait_nmi())
+			apic_nmi_was_kick(v);   /* nothing runs here for a guest NMI to reach */
+	reset_cpu(v, vmcb, vmcb_pa, (u16)(vec << 8), (u64)vec << 12, 0);
+	LOG("svm: cpu%u: STARTUP: entering the guest at %x:0000 (real mode)\n", v->id, vec << 8);
+}
+
 static void setup_vmcb(struct vmcb *vmcb, u64 npt_root)
 {
-	vmcb->intercept3 = INTERCEPT_CPUID | INTERCEPT_INVLPGA | INTERCEPT_IOIO_PROT | INTERCEPT_MSR_PROT |
-			   INTERCEPT_SHUTDOWN;
+	vmcb->intercept3 = INTERCEPT_NMI | INTERCEPT_CPUID | INTERCEPT_INVLPGA | INTERCEPT_IOIO_PROT |
+			   INTERCEPT_MSR_PROT | INTERCEPT_SHUTDOWN;
 	vmcb->intercept4 = INTERCEPT_VMRUN | INTERCEPT_VMMCALL | INTERCEPT_VMLOAD | INTERCEPT_VMSAVE |
 			   INTERCEPT_STGI | INTERCEPT_CLGI | INTERCEPT_SKINIT;
 	vmcb->iopm_base_pa = iopm_pa;
@@ -161,6 +205,9 @@ static void translate_exit(struct vmcb *vmcb, struct vm_exit *e)
 	case SVM_EXIT_SHUTDOWN:
 		e->reason = EXIT_SHUTDOWN;
 		break;
+	case SVM_EXIT_NMI:
+		e->reason = EXIT_NMI;
+		break;
 	default:
 		e->reason = EXIT_OTHER;
 	}
@@ -180,9 +227,14 @@ static __noreturn void invalid_state(struct vmcb *vmcb)
 static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 {
 	for (;;) {
+		if (v->waiting)
+			wait_for_sipi(v, vmcb, vmcb_pa);
 		svm_vmrun(vmcb_pa, v->gpr);
 		if (vmcb->exitcode == SVM_EXIT_INVALID)
 			invalid_state(vmcb);
+		vmcb->tlb_control = 0;
+		if (vmcb->exitcode == SVM_EXIT_NMI)
+			cpu_take_nmi();         /* the NMI stays pending after the exit: take it here */
 
 		v->rip = vmcb->rip;
 		v->rflags = vmcb->rflags;
@@ -217,36 +269,62 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		/* SVME must stay set in the real EFER: the guest's own view is v->efer. SMM entry in the
 		 * guest clears it in the saved state; restoring it here keeps VMRUN valid. */
 		vmcb->efer = v->efer | EFER_SVME;
-		if (v->inject.valid) {
-			if (v->inject.has_cr2)
-				vmcb->cr2 = v->inject.cr2;
-			vmcb->eventinj = EVENT_VALID | EVENT_TYPE_EXCEPTION | v->inject.vector |
-					 (v->inject.has_error ? EVENT_ERR_VALID | ((u64)v->inject.error << 32) : 0);
-			v->inject.valid = false;
-		} else if (vmcb->exitintinfo & EVENT_VALID) {
+		if (vmcb->exitintinfo & EVENT_VALID) {
 			vmcb->eventinj = vmcb->exitintinfo;    /* an event interrupted by the exit */
+			v->inject.valid &= !v->inject.nmi;      /* an NMI: lost, as if merged with it */
 		} else {
 			vmcb->eventinj = 0;
 		}
+		if (v->inject.valid) {
+			if (v->inject.has_cr2)
+				vmcb->cr2 = v->inject.cr2;
+			vmcb->eventinj = EVENT_VALID | (v->inject.nmi ? EVENT_TYPE_NMI : EVENT_TYPE_EXCEPTION) |
+					 v->inject.vector |
+					 (v->inject.has_error ? EVENT_ERR_VALID | ((u64)v->inject.error << 32) : 0);
+			v->inject.valid = false;
+		}
 		vmcb->clean = 0;
+		if (apic_mail_posted(v) && apic_take_init(v)) {
+			LOG("svm: cpu%u: INIT%s\n", v->id, v->bsp ? ": restarting at the reset vector" : "; waiting for STARTUP");
+			reset_cpu(v, vmcb, vmcb_pa, 0xF000, 0xFFFF0000, 0xFFF0);
+		}
 	}
 }
 
-__noreturn void svm_run_bsp(const struct guest_start *start, u64 npt_root)
+void svm_init(u64 npt)
 {
 	build_bitmaps();
-	struct vcpu *v = vcpu_new();
-	u64 hsave = pgalloc(1);
-	u64 vmcb_pa = pgalloc(1);
-	struct vmcb *vmcb = (struct vmcb *)vmcb_pa;
+	npt_root = npt;
+}
 
+/* Enable SVM on this CPU and make its VMCB. The host runs with GIF clear from here on:
+ * interrupts, NMIs and SMIs wait for the guest (core/isr.S opens it briefly for NMIs). */
+static struct vmcb *enable(u64 *vmcb_pa)
+{
+	u64 hsave = pgalloc(1);
+	*vmcb_pa = pgalloc(1);
+	struct vmcb *vmcb = (struct vmcb *)*vmcb_pa;
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
+	__asm__ volatile("clgi");
 	wrmsr(MSR_VM_HSAVE_PA, hsave);
 	setup_vmcb(vmcb, npt_root);
-	set_real_mode(vmcb, start);
+	return vmcb;
+}
+
+__noreturn void svm_run_bsp(struct vcpu *v, const struct guest_start *start)
+{
+	u64 vmcb_pa;
+	struct vmcb *vmcb = enable(&vmcb_pa);
+	set_real_mode(vmcb, start->cs, (u64)start->cs << 4, start->ip, CR0_ET, 0x7C00);
 	LOG("svm: cpu%u: entering the guest at %x:%x (real mode)\n", v->id, start->cs, start->ip);
-	/* The host runs with GIF clear: interrupts, NMIs and SMIs wait for the guest. VMLOAD once
-	 * loads the guest's FS, GS, TR, LDTR and syscall MSRs; the host never uses them. */
-	__asm__ volatile("clgi; vmload" : : "a"(vmcb_pa) : "memory");
+	/* VMLOAD once loads the guest's FS, GS, TR, LDTR and syscall MSRs; the host never uses them. */
+	__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");
 	run(v, vmcb, vmcb_pa);
+}
+
+__noreturn void svm_run_ap(struct vcpu *v)
+{
+	u64 vmcb_pa;
+	struct vmcb *vmcb = enable(&vmcb_pa);
+	run(v, vmcb, vmcb_pa);          /* v->waiting: it waits for the guest's STARTUP first */
 }

@@ -9,6 +9,7 @@
 
 /* Intercept vector 3 (offset 0x00C). */
 #define INTERCEPT_INTR      (1u << 0)
+#define INTERCEPT_NMI       (1u << 1)
 #define INTERCEPT_SMI       (1u << 2)
 #define INTERCEPT_INIT      (1u << 3)
 #define INTERCEPT_CPUID     (1u << 18)
@@ -26,6 +27,7 @@
 #define INTERCEPT_SKINIT    (1u << 6)
 
 /* Exit codes (EXITCODE, offset 0x070). */
+#define SVM_EXIT_NMI       0x061
 #define SVM_EXIT_CPUID     0x072
 #define SVM_EXIT_INVLPGA   0x07A
 #define SVM_EXIT_IOIO      0x07B
@@ -52,6 +54,7 @@
 /* EVENTINJ / EXITINTINFO. */
 #define EVENT_VALID      (1u << 31)
 #define EVENT_ERR_VALID  (1u << 11)
+#define EVENT_TYPE_NMI       (2u << 8)
 #define EVENT_TYPE_EXCEPTION (3u << 8)
 
 struct vmcb_seg {

@@ -1,0 +1,64 @@
+/* The host CPU's local APIC: see lapic.h. */
+#include "core/lapic.h"
+#include "core/x86.h"
+
+#define BUSY_SPINS 100000u
+
+bool lapic_x2apic(void)
+{
+	return (rdmsr(MSR_APIC_BASE) & APIC_BASE_EXTD) != 0;
+}
+
+static volatile u32 *reg(u32 off)
+{
+	/* The host identity-maps all physical memory, the APIC page included. */
+	return (volatile u32 *)((rdmsr(MSR_APIC_BASE) & APIC_BASE_ADDR_MASK) + off);
+}
+
+u32 lapic_read(u32 off)
+{
+	if (lapic_x2apic())
+		return (u32)rdmsr(MSR_X2APIC_FIRST + off / 16);
+	return *reg(off);
+}
+
+void lapic_write(u32 off, u32 val)
+{
+	if (lapic_x2apic())
+		wrmsr(MSR_X2APIC_FIRST + off / 16, val);
+	else
+		*reg(off) = val;
+}
+
+u32 lapic_id(void)
+{
+	u32 id = lapic_read(APIC_ID);
+	return lapic_x2apic() ? id : id >> 24;
+}
+
+static void wait_idle(volatile u32 *icr)
+{
+	for (u32 i = 0; i < BUSY_SPINS && (*icr & ICR_BUSY); i++)
+		cpu_relax();
+}
+
+void lapic_send(u32 dest, u32 lo)
+{
+	if (lapic_x2apic()) {
+		wrmsr(MSR_X2APIC_ICR, (u64)dest << 32 | lo);
+		return;
+	}
+	volatile u32 *icr = reg(APIC_ICR_LO), *hi = reg(APIC_ICR_HI);
+	wait_idle(icr);
+	u32 saved = *hi;
+	*hi = dest << 24;
+	*icr = lo;
+	wait_idle(icr);
+	*hi = saved;
+}
+
+void io_delay_us(u32 us)
+{
+	while (us--)
+		outb(0x80, 0);
+}

@@ -1,0 +1,45 @@
+/*
+ * The guest's view of the local APICs: INIT and STARTUP IPIs never reach the hardware, so no
+ * processor can start outside Parapet (VEE'09 §4.1). The xAPIC page is trapped for writes
+ * (reads go straight to the APIC), the x2APIC ICR (MSR 0x830) and IA32_APIC_BASE for writes.
+ * Every INIT or STARTUP, whatever its destination mode or shorthand, is resolved here to
+ * the virtual CPUs it addresses and posted to their mailboxes; each target applies it on its
+ * own CPU when an NMI from Parapet interrupts it. All other IPIs pass through untouched.
+ */
+#ifndef PARAPET_APIC_H
+#define PARAPET_APIC_H
+
+#include "vmm/vcpu.h"
+
+/* Trap the xAPIC page (at this CPU's APIC base). Before the guest runs. */
+void apic_init(void);
+
+/* The shadows of a vCPU after INIT, read from this CPU's APIC at start. */
+void apic_vcpu_init(struct vcpu *v);
+
+/* Does an IPI with ICR low dword `lo` and destination `dest`, sent by `from` in x2APIC (x2)
+ * or xAPIC mode, address `to`? (Intel SDM vol. 3 §11.6.2, §11.12.10.) */
+bool apic_ipi_addresses(const struct vcpu *from, const struct vcpu *to, u32 lo, u32 dest, bool x2);
+
+/* The MSRs intercepted for writes: IA32_APIC_BASE and the x2APIC ICR. False means #GP. */
+bool apic_wrmsr(struct vcpu *v, u32 msr, u64 val);
+
+/* On v's own CPU: whether another CPU posted something for it. */
+static inline bool apic_mail_posted(struct vcpu *v)
+{
+	return __atomic_load_n(&v->mail.init, __ATOMIC_ACQUIRE) || __atomic_load_n(&v->mail.sipi, __ATOMIC_ACQUIRE);
+}
+
+/* On v's own CPU: consume a posted INIT. True when one was posted: the caller resets v's
+ * state, and v then waits for STARTUP (v->waiting), unless it is the BSP. The local APIC is
+ * put back to its INIT state here. */
+bool apic_take_init(struct vcpu *v);
+
+/* On v's own CPU, while v->waiting: consume a posted STARTUP. True with its vector. */
+bool apic_take_sipi(struct vcpu *v, u8 *vector);
+
+/* On v's own CPU, when an NMI was taken: true if it was Parapet's request, false if it was
+ * the guest's own NMI (to be delivered to the guest). */
+bool apic_nmi_was_kick(struct vcpu *v);
+
+#endif
