@@ -25,6 +25,8 @@ export interface BootOptions {
   memory?: string;
   cpus?: number;
   machine?: string;
+  /** QEMU -cpu model (default EPYC,+svm,+npt: AMD-V with nested paging under TCG). */
+  cpu?: string;
   /** Write guest disk changes to a temporary overlay instead of the image. */
   snapshot?: boolean;
   /** Multiboot modules for Parapet (e.g. a policy record): QEMU `-initrd a,b`. Only with -kernel. */
@@ -45,7 +47,7 @@ const COM_INDEX: Record<string, number> = { com1: 0, com2: 1, com3: 2, com4: 3 }
 export function qemuArgs(o: BootOptions, hvLog: string): string[] {
   const sink = o.logSink ?? "e9";
   const args = [
-    "-accel", "tcg", "-cpu", "EPYC,+svm,+npt",
+    "-accel", "tcg", "-cpu", o.cpu ?? "EPYC,+svm,+npt",
     "-machine", o.machine ?? "pc",
     "-m", o.memory ?? "512M",
     "-smp", String(o.cpus ?? 1),

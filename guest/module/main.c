@@ -6,6 +6,8 @@
  *   in  RAX = function, RBX/RCX/RDX = arguments
  *   out RAX = 0 or a negative error (-1 unknown function, -2 bad argument,
  *             -3 bad guest address), RBX/RCX/RDX = results.
+ * VERSION (0) returns RBX = magic, RCX = ABI (major << 16 | minor) and, from ABI minor 1 on,
+ * RDX = the hypervisor's index of the virtual CPU that made the call.
  * Without a hypervisor VMMCALL raises #UD; the exception-table entry makes the
  * kernel skip the instruction instead of oopsing, and RBX keeps its preset 0,
  * so the module sees that no hypervisor answered and refuses to load (-ENODEV).
@@ -14,6 +16,11 @@
  *   /proc/parapet/version  magic=0x54505250 abi=0x00010000
  *   /proc/parapet/log      the hypervisor's kept log text
  *   /proc/parapet/exits    "REASON COUNT" per exit reason summed over CPUs, then cpus=N
+ *   /proc/parapet/cpus     a probe run on each online CPU (cpus.c)
+ * and the attack probes (mode 0600) ring0 and mmio (here) and sipi (sipi.c).
+ *
+ * The module is built from main.c (this file), cpus.c, sipi.c and sipi_payload.S; parapet.h
+ * holds what they share.
  */
 #include <linux/errno.h>
 #include <linux/gfp.h>
@@ -27,26 +34,16 @@
 #include <linux/uaccess.h>
 #include <asm/asm.h>
 
-#define PARAPET_MAGIC		0x54505250UL	/* "PRPT" */
-#define PARAPET_ABI_MAJOR	1
-
-#define PARAPET_FN_VERSION	0
-#define PARAPET_FN_LOG_READ	1
-#define PARAPET_FN_EXIT_COUNTS	2
-
-#define PARAPET_ALL_CPUS	0xFFFFFFFFUL
+#include "parapet.h"
 
 /* Stop reading the log after this much, in case it grows as fast as we read. */
 #define PARAPET_LOG_MAX		(1UL << 20)
 
-struct parapet_regs {
-	unsigned long rax, rbx, rcx, rdx;
-};
-
-static unsigned long parapet_abi;
+unsigned long parapet_abi;
 static struct proc_dir_entry *parapet_dir;
 
-static void parapet_vmmcall(struct parapet_regs *r)
+/* Safe in any context, also with interrupts off (the per-CPU probes run from an IPI). */
+void parapet_vmmcall(struct parapet_regs *r)
 {
 	unsigned long rax = r->rax, rbx = r->rbx, rcx = r->rcx, rdx = r->rdx;
 
@@ -276,6 +273,7 @@ static const struct proc_ops parapet_mmio_ops = {
 static int __init parapet_guest_init(void)
 {
 	struct parapet_regs r = { .rax = PARAPET_FN_VERSION };
+	int err;
 
 	parapet_vmmcall(&r);
 	if (r.rax != 0 || r.rbx != PARAPET_MAGIC) {
@@ -300,6 +298,14 @@ static int __init parapet_guest_init(void)
 		proc_remove(parapet_dir);
 		return -ENOMEM;
 	}
+	err = parapet_cpus_init(parapet_dir);
+	if (!err)
+		err = parapet_sipi_init(parapet_dir);
+	if (err) {
+		proc_remove(parapet_dir);
+		parapet_cpus_exit();
+		return err;
+	}
 	pr_info("parapet_guest: hypervisor ABI 0x%08lx\n", parapet_abi);
 	return 0;
 }
@@ -307,6 +313,7 @@ static int __init parapet_guest_init(void)
 static void __exit parapet_guest_exit(void)
 {
 	proc_remove(parapet_dir);
+	parapet_cpus_exit();
 }
 
 module_init(parapet_guest_init);

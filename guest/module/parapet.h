@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared by the sources of parapet_guest.ko: the VMMCALL interface (main.c), the raw local
+ * APIC access and per-CPU probes (cpus.c) and the INIT/SIPI attack tool (sipi.c).
+ */
+#ifndef PARAPET_GUEST_H
+#define PARAPET_GUEST_H
+
+#include <linux/proc_fs.h>
+#include <linux/types.h>
+
+#define PARAPET_MAGIC		0x54505250UL	/* "PRPT" */
+#define PARAPET_ABI_MAJOR	1
+#define PARAPET_ABI_MINOR(abi)	((abi) & 0xffffUL)
+
+#define PARAPET_FN_VERSION	0
+#define PARAPET_FN_LOG_READ	1
+#define PARAPET_FN_EXIT_COUNTS	2
+
+#define PARAPET_ALL_CPUS	0xFFFFFFFFUL
+
+/* Exit reason indices of EXIT_COUNTS that the module reads itself. */
+#define PARAPET_EXIT_CPUID	0
+
+struct parapet_regs {
+	unsigned long rax, rbx, rcx, rdx;
+};
+
+/* main.c */
+extern unsigned long parapet_abi;	/* RCX of VERSION at load: major << 16 | minor */
+void parapet_vmmcall(struct parapet_regs *r);
+
+/* cpus.c: local APIC registers by their xAPIC offset (APIC_ID, APIC_LDR, ...) */
+bool parapet_apic_x2apic(void);
+u32 parapet_apic_read(u32 reg);
+void __iomem *parapet_apic_mmio(void);
+bool parapet_cpu_recorded(unsigned int cpu, u32 *apic_id, u32 *ldr);
+int parapet_cpus_init(struct proc_dir_entry *dir);
+void parapet_cpus_exit(void);
+
+/* sipi.c */
+int parapet_sipi_init(struct proc_dir_entry *dir);
+
+#endif /* PARAPET_GUEST_H */

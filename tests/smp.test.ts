@@ -1,0 +1,143 @@
+// Every CPU under Parapet (issue 3): Linux boots with 2 and 4 CPUs on pc and q35 with SMM on;
+// each CPU, probed on itself by the guest module, answers VMMCALL as its own vCPU, hides SVM
+// and refuses EFER.SVME; a CPU taken offline and back online still exits to Parapet; a
+// parallel workload on all CPUs completes. Then the attacks: the guest's own INIT/STARTUP to an
+// offline CPU, in each destination mode, starts it only under Parapet.
+import { describe, test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { prepare, bootGuest, kv } from "./fixture.ts";
+import type { QemuSession } from "../src/lib/qemu.ts";
+
+const PRPT = "0x54505250";
+
+interface CpuProbe { cpu: number; apic: string; vcpu: string; svm: string; vmx: string; svme: string; cpuidExits: number }
+
+/** /proc/parapet/cpus: one line per online CPU, each probed on that CPU. */
+async function probe(g: QemuSession): Promise<CpuProbe[]> {
+  const out = await g.sh("cat /proc/parapet/cpus");
+  return out.split("\n").filter((l) => l.startsWith("cpu=")).map((l) => {
+    const r = kv(l);
+    return { cpu: Number(r.cpu), apic: r.apic, vcpu: r.vcpu, svm: r.svm, vmx: r.vmx, svme: r.svme, cpuidExits: Number(r.cpuid_exits) };
+  });
+}
+
+function assertAllUnderParapet(cpus: CpuProbe[], n: number, where: string) {
+  assert.equal(cpus.length, n, `${where}: ${JSON.stringify(cpus)}`);
+  const vcpus = new Set(cpus.map((c) => c.vcpu));
+  assert.equal(vcpus.size, n, `${where}: every CPU is its own vCPU: ${JSON.stringify(cpus)}`);
+  for (const c of cpus) {
+    assert.notEqual(c.vcpu, "none", `${where}: cpu${c.cpu} did not reach Parapet with VMMCALL`);
+    assert.equal(c.svm, "0", `${where}: cpu${c.cpu} sees SVM`);
+    assert.equal(c.vmx, "0", `${where}: cpu${c.cpu} sees VMX`);
+    assert.equal(c.svme, "refused", `${where}: cpu${c.cpu} could set EFER.SVME`);
+    assert.ok(c.cpuidExits >= 2, `${where}: cpu${c.cpu}'s vCPU counted ${c.cpuidExits} CPUID exits`);
+  }
+}
+
+const zeroSha = createHash("sha256").update(Buffer.alloc(8 << 20)).digest("hex");
+
+for (const [machine, cpus] of [["pc,smm=on", 2], ["pc,smm=on", 4], ["q35,smm=on", 2], ["q35,smm=on", 4]] as const) {
+  describe(`${cpus} CPUs under Parapet on ${machine}`, () => {
+    let g: QemuSession;
+
+    before(async () => {
+      await prepare();
+      g = await bootGuest({ machine, cpus });
+    });
+
+    after(() => g?.kill());
+
+    test("Parapet started every processor, and the guest started each through Parapet", async () => {
+      const log = g.hvLog();
+      assert.match(log, new RegExp(`cpus: ${cpus} of ${cpus} processors run Parapet`));
+      for (let i = 1; i < cpus; i++) assert.match(log, new RegExp(`svm: cpu${i}: STARTUP: entering the guest at`));
+      assert.equal((await g.sh("cat /sys/devices/system/cpu/online")).trim(), `0-${cpus - 1}`);
+    });
+
+    test("every CPU answers VMMCALL as its own vCPU, hides SVM and VMX, refuses EFER.SVME", async () => {
+      assertAllUnderParapet(await probe(g), cpus, "after boot");
+    });
+
+    test("a CPU taken offline and back online still runs under Parapet", async () => {
+      const last = cpus - 1;
+      const before = (await probe(g)).find((c) => c.cpu === last)!;
+      await g.sh(`echo 0 > /sys/devices/system/cpu/cpu${last}/online`);
+      assert.equal((await g.sh("cat /sys/devices/system/cpu/online")).trim(), last === 1 ? "0" : `0-${last - 1}`);
+      await g.sh(`echo 1 > /sys/devices/system/cpu/cpu${last}/online`);
+      assert.equal((await g.sh("cat /sys/devices/system/cpu/online")).trim(), `0-${last}`);
+      const after = await probe(g);
+      assertAllUnderParapet(after, cpus, "after offline/online");
+      const again = after.find((c) => c.cpu === last)!;
+      assert.equal(again.vcpu, before.vcpu, "the same processor, so the same vCPU");
+      assert.ok(again.cpuidExits > before.cpuidExits, `its vCPU's CPUID exits grew: ${before.cpuidExits} -> ${again.cpuidExits}`);
+      assert.match(g.hvLog(), new RegExp(`svm: cpu${before.vcpu}: INIT; waiting for STARTUP`));
+    });
+
+    test("a parallel workload on all CPUs completes", async () => {
+      const cmd = Array.from({ length: cpus }, (_, i) =>
+        `taskset -c ${i} sh -c 'dd if=/dev/zero bs=1M count=8 2>/dev/null | sha256sum; ptest cpuid 1 >/dev/null' > /tmp/w${i} &`).join(" ") +
+        " wait; cat " + Array.from({ length: cpus }, (_, i) => `/tmp/w${i}`).join(" ");
+      const sums = (await g.sh(cmd, 180_000)).split("\n").map((l) => l.split(/\s+/)[0]).filter((s) => /^[0-9a-f]{64}$/.test(s));
+      assert.deepEqual(sums, Array(cpus).fill(zeroSha));
+      assert.equal((await g.poweroff()).kind, "poweroff");
+    });
+  });
+}
+
+const APIC_MODES = [
+  { name: "xAPIC (pc)", boot: { machine: "pc,smm=on" } },
+  // Linux uses x2APIC only with interrupt remapping: q35's emulated VT-d provides it.
+  { name: "x2APIC (q35 with interrupt remapping)",
+    boot: { machine: "q35,smm=on", cpu: "EPYC,+svm,+npt,+x2apic", extraArgs: ["-device", "intel-iommu,intremap=on,eim=on"] } },
+];
+
+for (const mode of APIC_MODES) describe(`${mode.name}: the guest's own INIT/STARTUP cannot start a processor outside Parapet`, () => {
+  let g: QemuSession;
+
+  before(async () => {
+    await prepare();
+    g = await bootGuest({ ...mode.boot, cpus: 2 });
+  });
+
+  after(() => g?.kill());
+
+  test("the guest runs its APIC in the mode under test, and started its CPUs through Parapet", async () => {
+    const x2 = /x2apic enabled/i.test(await g.sh("dmesg | grep -i x2apic || true"));
+    assert.equal(x2, mode.name.startsWith("x2APIC"));
+    assertAllUnderParapet(await probe(g), 2, "after boot");
+  });
+
+  // The module (guest/module/sipi.c) writes the ICR itself: INIT, then STARTUP twice with a
+  // real-mode payload that stores CPUID 0x80000001 ECX and the result of VMMCALL. On a bare
+  // start the payload sees SVM and its VMMCALL faults; under Parapet it must report no SVM
+  // and Parapet's magic.
+  for (const method of ["phys", "logical", "allbut"]) {
+    test(`${method}: the payload runs as Parapet's vCPU 1, and the CPU comes back online afterwards`, async () => {
+      await g.sh("echo 0 > /sys/devices/system/cpu/cpu1/online");
+      await g.sh(`echo "${method} 1" > /proc/parapet/sipi`, 30_000);
+      const r = kv(await g.sh("cat /proc/parapet/sipi"));
+      assert.equal(r.method, method);
+      assert.equal(r.ran, "1", JSON.stringify(r));
+      assert.equal(r.svm, "0", "the started CPU sees no SVM: it runs under Parapet");
+      assert.equal(r.vmmcall, PRPT, "VMMCALL from the started CPU reached Parapet");
+      assert.equal(r.vcpu, "1");
+      await g.sh("echo 1 > /sys/devices/system/cpu/cpu1/online");
+      assertAllUnderParapet(await probe(g), 2, `after the ${method} attack`);
+    });
+  }
+
+  test("the APIC cannot be relocated past the trap, and its ID cannot be rewritten", async () => {
+    const rd = async () => BigInt(kv((await g.exec("ptest rdmsr 0 0x1b")).out).value);
+    const base = await rd();
+    const moved = (base & 0xfffn) | 0xfed00000n;
+    assert.equal(kv((await g.exec(`ptest wrmsr 0 0x1b 0x${moved.toString(16)}`)).out).error, "EIO");
+    assert.equal(await rd(), base);
+    if (mode.name.startsWith("xAPIC")) {
+      await g.sh("taskset -c 0 sh -c 'echo fee00020 07000000 > /proc/parapet/mmio'");
+      assert.equal(kv(await g.sh("cat /proc/parapet/mmio")).readback, "0x0", "cpu0's APIC ID stays 0");
+    }
+    assert.doesNotMatch(g.hvLog(), /panic/);
+    assert.equal((await g.poweroff()).kind, "poweroff");
+  });
+});
