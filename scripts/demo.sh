@@ -22,8 +22,8 @@ echo "First 64 bytes of the encrypted image (a plaintext MBR would show boot cod
 od -A d -t x1 -N 64 "$demo/disk.img"
 
 echo
-echo "=== Booting the encrypted disk under Parapet (QEMU TCG, AMD-V emulated, default pc machine) ==="
-npx parapet run "$demo/disk.img" --policy "$demo/policy.bin" --hv-log build/hv.log --commands "
+echo "=== Booting the encrypted disk under Parapet (QEMU TCG, AMD-V emulated, default pc machine, 2 CPUs) ==="
+npx parapet run "$demo/disk.img" --cpus 2 --policy "$demo/policy.bin" --hv-log build/hv.log --commands "
   cat /proc/parapet/version ;;
   echo 'The guest sees a plaintext partition table and boot files on /dev/sda:' ; cat /proc/partitions ;;
   mountboot ; ls -l /boot ;;
@@ -31,8 +31,9 @@ npx parapet run "$demo/disk.img" --policy "$demo/policy.bin" --hv-log build/hv.l
   echo 'Writing /boot/NOTE.TXT:' ; echo parapet-demo-note-written-by-the-guest > /boot/NOTE.TXT ; cat /boot/NOTE.TXT ;;
   umount /boot ; sync ;;
   echo 'CPUID 80000001h (SVM is ECX bit 2):' ; ptest cpuid 0x80000001 ;;
+  echo 'Every CPU, probed on itself: its Parapet vCPU, SVM/VMX hidden, EFER.SVME refused:' ; cat /proc/parapet/cpus ;;
   echo 'Setting EFER.SVME from the guest:' ; ptest wrmsr 0 0xc0000080 0x1d01 ;;
-  echo 'VM exits so far, by reason (0 cpuid, 1 rdmsr, 2 wrmsr, 3 io, 4 vmmcall, 5 svm, 6 npf, 7 shutdown, 8 other):' ; cat /proc/parapet/exits"
+  echo 'VM exits so far, by reason (0 cpuid, 1 rdmsr, 2 wrmsr, 3 io, 4 vmmcall, 5 svm, 6 npf, 7 shutdown, 8 other, 9 nmi):' ; cat /proc/parapet/exits"
 
 echo
 echo "=== On the medium ==="

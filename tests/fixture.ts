@@ -59,7 +59,7 @@ export function kv(line: string): Record<string, string> {
   return r;
 }
 
-export const EXIT_NAMES = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "svm_insn", "npf", "shutdown", "other"];
+export const EXIT_NAMES = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "svm_insn", "npf", "shutdown", "other", "nmi"];
 
 /** Parse /proc/parapet/exits. */
 export function parseExits(text: string): { counts: Record<string, number>; cpus: number } {

@@ -17,6 +17,15 @@ function positiveInt(name: string, max: number) {
   };
 }
 
+/** A comma-separated list of CPU counts, each 1..16, e.g. "1,4". */
+function cpuList(v: string): number[] {
+  const list = v.split(",").map((x) => x.trim());
+  const out = list.map((x) => Number(x));
+  if (!list.length || out.some((n, i) => list[i] === "" || !Number.isInteger(n) || n < 1 || n > 16))
+    throw new Error(`--cpus ${v}: expected CPU counts 1..16 separated by commas, e.g. 1,4`);
+  return out;
+}
+
 function shown(path: string): string {
   const rel = relative(process.cwd(), path);
   return rel && !rel.startsWith("..") ? rel : path;
@@ -36,12 +45,13 @@ export function registerBench(program: Command): void {
       "Boot the test guest bare and under Parapet, alternating (bare, parapet, bare, …), --runs times each, " +
         "in QEMU (TCG, snapshot=on: the image is not modified). Each boot is timed from QEMU start to QEMU " +
         "exit: wait for the guest shell, run 'cat /proc/parapet/exits' (the VM exit counts since boot under " +
-        "Parapet; it fails harmlessly bare), power off. Prints every boot, the medians, the ratio " +
+        "Parapet; it fails harmlessly bare), power off. One case per CPU count in --cpus (default 1 and 4: " +
+        "every CPU runs under Parapet). Prints, per case, every boot, the medians, the ratio " +
         `parapet/bare against the target ${TARGET_RATIO.toFixed(2)} (PASS/MISS, informational) and the median ` +
         "VM exits during boot by reason. Exit status 0 unless a boot fails (then 1).",
     )
     .option("-n, --runs <n>", "boots of each kind", positiveInt("--runs", 1000), 5)
-    .option("-c, --cpus <n>", "number of CPUs", positiveInt("--cpus", 16), 1)
+    .option("-c, --cpus <list>", "CPU counts, one case each (-smp N), comma-separated", cpuList, [1, 4])
     .option("-M, --machine <type>", "QEMU machine type (pc, q35, …)", "pc")
     .option("-m, --memory <size>", "guest RAM", "512M")
     .option("--disk <file>", "test guest image (build it with: npx parapet image)", shown(DEFAULT_IMAGE))
@@ -52,26 +62,33 @@ export function registerBench(program: Command): void {
     .addHelpText(
       "after",
       "\nNeeds build/parapet.elf (make) and the test guest image (npx parapet image).\n" +
-        "Example: parapet bench boot --runs 3 --json build/bench-boot.json\n" +
+        "Example: parapet bench boot --runs 3 --cpus 1,4 --json build/bench-boot.json\n" +
         "Also: npm run bench -- --runs 3   (bench/boot.ts run directly takes the same options)",
     )
     .action(async (o: {
-      runs: number; cpus: number; machine: string; memory: string; disk: string; hvArgs: string;
+      runs: number; cpus: number[]; machine: string; memory: string; disk: string; hvArgs: string;
       timeout: number; json?: string; quiet?: boolean;
     }) => {
-      const r = await benchBoot({
-        runs: o.runs, cpus: o.cpus, machine: o.machine, memory: o.memory, disk: o.disk, hvArgs: o.hvArgs,
-        timeoutSec: o.timeout,
-        log: o.quiet ? undefined : (m) => process.stderr.write(`bench: ${m}\n`),
-      });
-      process.stdout.write(formatReport(r));
-      if (o.json) {
-        writeJsonFile(o.json, r);
-        if (!o.quiet) process.stderr.write(`bench: raw results in ${o.json}\n`);
+      const cases = [];
+      for (const [i, cpus] of o.cpus.entries()) {
+        const r = await benchBoot({
+          runs: o.runs, cpus, machine: o.machine, memory: o.memory, disk: o.disk, hvArgs: o.hvArgs,
+          timeoutSec: o.timeout,
+          log: o.quiet ? undefined : (m) => process.stderr.write(`bench: -smp ${cpus}: ${m}\n`),
+        });
+        process.stdout.write((i ? "\n" : "") + formatReport(r));
+        cases.push(r);
+        if (r.error) {
+          process.stderr.write(`bench: -smp ${cpus}: ${r.error}\n`);
+          process.exitCode = 1;
+        }
       }
-      if (r.error) {
-        process.stderr.write(`bench: ${r.error}\n`);
-        process.exitCode = 1;
+      if (cases.length > 1) {
+        process.stdout.write("\nsummary: " + cases.map((r) => `-smp ${r.config.cpus} ratio ${r.summary ? r.summary.ratio.toFixed(3) : "n/a"}`).join(", ") + "\n");
+      }
+      if (o.json) {
+        writeJsonFile(o.json, { cases });
+        if (!o.quiet) process.stderr.write(`bench: raw results in ${o.json}\n`);
       }
     });
 

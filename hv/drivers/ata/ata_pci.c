@@ -1,7 +1,9 @@
 /*
  * The IDE controller as a PCI function (class 01h, subclass 01h): which ports each channel
  * decodes (legacy, or native from BAR0-3; bus master from BAR4), the drives behind it, and
- * keeping the hooks on those ports when the guest reprograms the function.
+ * keeping the hooks on those ports when the guest reprograms the function. While a write that
+ * can move ports lands, the function's I/O decoding is off: another CPU cannot reach it at
+ * its new ports before the hooks are there (pci.c serialises a function's mediated writes).
  */
 #include "drivers/ata/ata_channel.h"
 #include "io/pci.h"
@@ -18,6 +20,8 @@ struct ata_ctrl {
 	struct ata_channel ch[2];
 	int h_cmd[2], h_ctl[2], h_bm;
 	u16 bm_base;
+	u16 frozen_cmd;                 /* the command register while a port move lands */
+	bool frozen;
 };
 
 static struct ata_ctrl ctrls[ATA_CONTROLLERS_MAX];
@@ -103,10 +107,27 @@ static bool follow(int h, u16 *cur, u16 want)
 	return true;
 }
 
+static bool moves_ports(u16 offset, unsigned size)
+{
+	return !(offset + size <= PCI_PROGIF || offset >= PCI_BAR0 + 5 * 4 || (offset > PCI_PROGIF && offset < PCI_BAR0));
+}
+
+static bool ata_cfg_write(struct pci_dev *d, u16 offset, unsigned size, u32 *val)
+{
+	(void)val;
+	struct ata_ctrl *c = d->priv;
+	if (!c || !moves_ports(offset, size))
+		return true;
+	c->frozen_cmd = (u16)pci_read(d, PCI_COMMAND, 2);
+	c->frozen = true;
+	pci_write(d, PCI_COMMAND, 2, c->frozen_cmd & ~PCI_COMMAND_IO);
+	return true;
+}
+
 static void ata_cfg_written(struct pci_dev *d, u16 offset, unsigned size)
 {
 	struct ata_ctrl *c = d->priv;
-	if (!c || offset + size <= PCI_PROGIF || offset >= PCI_BAR0 + 5 * 4 || (offset > PCI_PROGIF && offset < PCI_BAR0))
+	if (!c || !moves_ports(offset, size))
 		return;
 	u8 progif = (u8)pci_read(d, PCI_PROGIF, 1);
 	for (unsigned i = 0; i < 2; i++) {
@@ -138,6 +159,11 @@ static void ata_cfg_written(struct pci_dev *d, u16 offset, unsigned size)
 			pci_write(d, PCI_BAR0 + 16, 4, (u32)c->bm_base | 1);
 		}
 	}
+	if (c->frozen) {
+		c->frozen = false;
+		pci_write(d, PCI_COMMAND, 2, c->frozen_cmd);   /* the hooks are in place: decode again */
+		d->command = c->frozen_cmd;
+	}
 }
 
 static const struct pci_driver ata_driver = {
@@ -147,6 +173,7 @@ static const struct pci_driver ata_driver = {
 	.class = 0x01,
 	.subclass = 0x01,
 	.bind = ata_bind,
+	.cfg_write = ata_cfg_write,
 	.cfg_written = ata_cfg_written,
 };
 PCI_DRIVER(ata_driver);
