@@ -15,6 +15,7 @@
 #include "vmm/apic.h"
 #include "vmm/cpus.h"
 #include "vmm/gmem.h"
+#include "vmm/ioapic.h"
 #include "vmm/gwalk.h"
 #include "vmm/io.h"
 #include "vmm/svm/svm.h"
@@ -71,6 +72,7 @@ void hv_main(u32 magic, u32 mbi)
 	log_map("firmware", &bi.map);
 	log_map("guest", &hvmem.guest_map);
 	apic_init();
+	ioapic_init();
 	svm_init(npt);
 	struct vcpu *bsp = cpus_start();
 	LOG("mem: %lu KiB of hypervisor memory used, %lu KiB free\n", pgalloc_used() >> 10, pgalloc_free() >> 10);

@@ -137,6 +137,22 @@ for (const mode of APIC_MODES) describe(`${mode.name}: the guest's own INIT/STAR
       await g.sh("taskset -c 0 sh -c 'echo fee00020 07000000 > /proc/parapet/mmio'");
       assert.equal(kv(await g.sh("cat /proc/parapet/mmio")).readback, "0x0", "cpu0's APIC ID stays 0");
     }
+  });
+
+  test("an I/O APIC redirection entry cannot be given delivery mode INIT", async () => {
+    // Entry 23 (IOREGSEL 0x3e: its low dword) is unused by the guest: masked, fixed mode.
+    const entry23 = async (value: string) => {
+      await g.sh("echo fec00000 0000003e > /proc/parapet/mmio");
+      await g.sh(`echo fec00010 ${value} > /proc/parapet/mmio`);
+      return Number(kv(await g.sh("cat /proc/parapet/mmio")).readback);
+    };
+    const masked = 1 << 16;
+    const before = await entry23("00010023");             // fixed, vector 0x23, masked: lands
+    assert.equal(before, masked | 0x23);
+    const after = await entry23("00010523");              // INIT (101b in bits 10:8): refused
+    assert.equal(after, before, "the INIT entry was written");
+    await entry23("00010000");
+    assert.match(g.hvLog(), /ioapic: cpu\d+: redirection entry 23 with delivery mode INIT refused/);
     assert.doesNotMatch(g.hvLog(), /panic/);
     assert.equal((await g.poweroff()).kind, "poweroff");
   });

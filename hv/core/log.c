@@ -53,3 +53,12 @@ size_t log_read(u64 *pos, void *buf, size_t len)
 	spin_unlock(&log_lock);
 	return n;
 }
+
+bool log_budget_take(u32 *budget)
+{
+	u32 b = __atomic_load_n(budget, __ATOMIC_RELAXED);
+	while (b)
+		if (__atomic_compare_exchange_n(budget, &b, b - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			return true;
+	return false;
+}

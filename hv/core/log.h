@@ -34,4 +34,8 @@ void log_sink_write(const char *s, size_t n);
 
 #define LOG(...) log_printf("parapet: " __VA_ARGS__)
 
+/* Take one message from a budget shared by all CPUs: false once it is spent. For logs a
+ * guest can provoke at will. */
+bool log_budget_take(u32 *budget);
+
 #endif

@@ -112,24 +112,38 @@ bool acpi_mcfg_segment0(acpi_map_fn map, u64 mcfg, struct mcfg_window *out)
 #define MADT_LOCAL_X2APIC  9
 #define MADT_ENABLED       (1u << 0)
 
+#define MADT_IO_APIC       1
+
+/* The MADT's interrupt controller structures, each checked to lie within the table; a
+ * malformed one ends the walk with what was sound before it. NULL at the end. */
+static const u8 *madt_next(const u8 *t, u32 len, u32 *off)
+{
+	if (*off + 2 > len)
+		return NULL;
+	const u8 *e = t + *off;
+	if (e[1] < 2 || *off + e[1] > len)
+		return NULL;
+	*off += e[1];
+	return e;
+}
+
+static const u8 *madt_table(acpi_map_fn map, u64 madt, u32 *len)
+{
+	const u8 *t = table_at(map, madt, len);
+	return t && !memcmp(t, "APIC", 4) && *len >= 44 ? t : NULL;
+}
+
 unsigned acpi_madt_cpus(acpi_map_fn map, u64 madt, u32 *ids, unsigned max)
 {
-	u32 len;
-	const u8 *t = table_at(map, madt, &len);
+	u32 len, off = 44;
+	const u8 *t = madt_table(map, madt, &len), *e;
 	unsigned n = 0;
-	if (!t || memcmp(t, "APIC", 4) || len < 44)
-		return 0;
-	for (u32 off = 44; off + 2 <= len && n < max;) {
-		const u8 *e = t + off;
-		u8 type = e[0], elen = e[1];
-		if (elen < 2 || off + elen > len)
-			break;                          /* malformed: stop at what was sound */
-		off += elen;
+	while (t && n < max && (e = madt_next(t, len, &off))) {
 		u32 id, flags;
-		if (type == MADT_LOCAL_APIC && elen >= 8) {
+		if (e[0] == MADT_LOCAL_APIC && e[1] >= 8) {
 			id = e[3];
 			flags = rd32(e + 4);
-		} else if (type == MADT_LOCAL_X2APIC && elen >= 16) {
+		} else if (e[0] == MADT_LOCAL_X2APIC && e[1] >= 16) {
 			id = rd32(e + 4);
 			flags = rd32(e + 8);
 		} else {
@@ -143,5 +157,16 @@ unsigned acpi_madt_cpus(acpi_map_fn map, u64 madt, u32 *ids, unsigned max)
 		if (!dup)
 			ids[n++] = id;
 	}
+	return n;
+}
+
+unsigned acpi_madt_ioapics(acpi_map_fn map, u64 madt, u64 *bases, unsigned max)
+{
+	u32 len, off = 44;
+	const u8 *t = madt_table(map, madt, &len), *e;
+	unsigned n = 0;
+	while (t && n < max && (e = madt_next(t, len, &off)))
+		if (e[0] == MADT_IO_APIC && e[1] >= 12 && !(rd32(e + 4) & 0xFFF))
+			bases[n++] = rd32(e + 4);
 	return n;
 }

@@ -31,4 +31,7 @@ bool acpi_mcfg_segment0(acpi_map_fn map, u64 mcfg, struct mcfg_window *out);
  * order, at most `max`. Returns how many were stored. */
 unsigned acpi_madt_cpus(acpi_map_fn map, u64 madt, u32 *ids, unsigned max);
 
+/* The register bases of the I/O APICs the MADT lists (type 1, page-aligned), at most `max`. */
+unsigned acpi_madt_ioapics(acpi_map_fn map, u64 madt, u64 *bases, unsigned max);
+
 #endif

@@ -270,7 +270,7 @@ static u32 drop_log_budget = 16;
 static void dropped(const char *why, u8 bus, u8 devfn, u16 offset, unsigned size, u32 val)
 {
 	__atomic_fetch_add(&pci_stats.dropped_writes, 1, __ATOMIC_RELAXED);
-	if (drop_log_budget && __atomic_fetch_sub(&drop_log_budget, 1, __ATOMIC_RELAXED) > 0)
+	if (log_budget_take(&drop_log_budget))
 		LOG("pci: guest write %02x:%02x.%u +%x/%u = %x dropped (%s)\n", bus, devfn >> 3, devfn & 7, offset, size,
 		    val, why);
 }

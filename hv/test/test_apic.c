@@ -134,6 +134,9 @@ static void madt_processors(void)
 	CHECK_EQ(ids[1], 2);
 	CHECK_EQ(ids[2], 0x100);
 	CHECK_EQ(acpi_madt_cpus(map, t, ids, 2), 2);     /* at most max */
+	u64 io[2];
+	CHECK_EQ(acpi_madt_ioapics(map, t, io, 2), 1);
+	CHECK_EQ(io[0], 0xFEC00000);
 	/* A zero-length entry ends the walk with what was sound before it. */
 	static const u8 bad[] = { 0, 8, 0, 7, 1, 0, 0, 0, 0, 0, 0, 0 };
 	t = madt(bad, sizeof(bad));
@@ -153,6 +156,6 @@ const struct test_case apic_tests[] = {
 	{ "apic: shorthands self, all, all but self", shorthands },
 	{ "apic: logical destinations, flat and cluster xAPIC models", logical_xapic },
 	{ "apic: logical destinations in x2APIC mode", logical_x2apic },
-	{ "acpi: MADT processor list (enabled, x2APIC, duplicates, malformed)", madt_processors },
+	{ "acpi: MADT processor list (enabled, x2APIC, duplicates, malformed) and I/O APICs", madt_processors },
 	{ 0 },
 };

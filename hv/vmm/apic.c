@@ -10,15 +10,6 @@
 static u64 apic_page;                   /* the xAPIC page's address; the guest cannot move it */
 static u32 log_budget = 64;
 
-static bool ratelimit(void)
-{
-	u32 b = __atomic_load_n(&log_budget, __ATOMIC_RELAXED);
-	while (b)
-		if (__atomic_compare_exchange_n(&log_budget, &b, b - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-			return true;
-	return false;
-}
-
 /* Post an INIT or STARTUP to every vCPU it addresses; interrupt each with an NMI. */
 static void deliver(struct vcpu *from, u32 lo, u32 dest, bool x2)
 {
@@ -41,7 +32,7 @@ static void deliver(struct vcpu *from, u32 lo, u32 dest, bool x2)
 			posted = false;         /* STARTUP to a running processor: ignored */
 		}
 		spin_unlock(&t->mail.lock);
-		if (ratelimit())
+		if (log_budget_take(&log_budget))
 			LOG("apic: cpu%u: %s for cpu%u%s\n", from->id, mode == ICR_MODE_INIT ? "INIT" : "STARTUP", t->id,
 			    posted ? "" : " (running: ignored)");
 		/* One NMI in flight per target: Parapet's NMIs never merge with each other. */

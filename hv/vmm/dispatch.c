@@ -17,7 +17,7 @@ static void handle_npf(struct vcpu *v)
 		return;                 /* a trap page (vmm/mmio.c) */
 	/* NPT maps all guest-physical memory (Parapet's own region to a decoy page), so this is
 	 * an access beyond what the platform decodes. Report it and give the guest a #GP. */
-	if (rate_limit++ < 16)
+	if (__atomic_fetch_add(&rate_limit, 1, __ATOMIC_RELAXED) < 16)
 		LOG("vmm: cpu%u: nested page fault gpa=%lx error=%lx rip=%lx\n", v->id, v->exit.npf.gpa,
 		    v->exit.npf.error, v->rip);
 	vcpu_inject_gp(v);
@@ -31,7 +31,7 @@ static void handle_shutdown(struct vcpu *v)
 
 static void handle_other(struct vcpu *v)
 {
-	if (rate_limit++ < 16)
+	if (__atomic_fetch_add(&rate_limit, 1, __ATOMIC_RELAXED) < 16)
 		LOG("vmm: cpu%u: unexpected exit %lx at rip=%lx, ignored\n", v->id, v->exit.raw, v->rip);
 }
 

@@ -33,15 +33,6 @@ static io_intercept_fn intercept;
 
 static u32 ratelimit_budget = 32;
 
-static bool ratelimit(void)
-{
-	u32 b = __atomic_load_n(&ratelimit_budget, __ATOMIC_RELAXED);
-	while (b) {
-		if (__atomic_compare_exchange_n(&ratelimit_budget, &b, b - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-			return true;
-	}
-	return false;
-}
 
 /* ---- The hook table. ---- */
 
@@ -401,7 +392,7 @@ static void inject_fault(struct vcpu *v, const struct str_fault *f, u16 port)
 		v->inject = (struct event){ .valid = true, .vector = 12, .has_error = (v->cr0 & CR0_PE) != 0 };
 		break;
 	case F_NOT_RAM:
-		if (ratelimit())
+		if (log_budget_take(&ratelimit_budget))
 			LOG("io: cpu%u: string I/O on port %x with guest memory at %lx that is not RAM; #GP\n", v->id, port,
 			    f->pf.addr);
 		vcpu_inject_gp(v);
@@ -427,7 +418,7 @@ static int outs_segment(struct vcpu *v, bool *ok)
 		return -1;
 	}
 	if (res != GW_OK) {
-		if (ratelimit())
+		if (log_budget_take(&ratelimit_budget))
 			LOG("io: cpu%u: OUTS at rip=%lx runs from memory that is not RAM; #GP\n", v->id, v->rip);
 		vcpu_inject_gp(v);
 		return -1;
@@ -436,7 +427,7 @@ static int outs_segment(struct vcpu *v, bool *ok)
 	if (decode_prefixes(b, (unsigned)len, (enum cpu_mode)vcpu_code_mode(v), &p) != DECODE_OK ||
 	    (b[p.len] & 0xFE) != 0x6E) {
 		/* The code changed under us, or is not where it ran from: let the guest run it again. */
-		if (ratelimit())
+		if (log_budget_take(&ratelimit_budget))
 			LOG("io: cpu%u: no OUTS at rip=%lx; re-executed\n", v->id, v->rip);
 		return -1;
 	}

@@ -19,15 +19,6 @@ static u32 log_budget = 32;
 #define NPF_WRITE (1ull << 1)
 #define NPF_IN_WALK (1ull << 33)   /* the fault was on the guest's own page-table access */
 
-static bool ratelimit(void)
-{
-	u32 b = __atomic_load_n(&log_budget, __ATOMIC_RELAXED);
-	while (b)
-		if (__atomic_compare_exchange_n(&log_budget, &b, b - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-			return true;
-	return false;
-}
-
 bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx)
 {
 	if (ntraps >= MMIO_TRAPS_MAX || ((gpa | len) & 4095) || len == 0 || gpa + len < gpa || access == NPT_RW)
@@ -52,7 +43,7 @@ static const struct trap *find(u64 gpa)
 
 static void refuse(struct vcpu *v, const char *why, const u8 *b, unsigned n)
 {
-	if (ratelimit())
+	if (log_budget_take(&log_budget))
 		LOG("mmio: cpu%u: %s at rip=%lx gpa=%lx (bytes %02x %02x %02x %02x %02x %02x); #GP\n", v->id, why, v->rip,
 		    v->exit.npf.gpa, n > 0 ? b[0] : 0, n > 1 ? b[1] : 0, n > 2 ? b[2] : 0, n > 3 ? b[3] : 0,
 		    n > 4 ? b[4] : 0, n > 5 ? b[5] : 0);

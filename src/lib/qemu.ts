@@ -83,6 +83,9 @@ export function qemuArgs(o: BootOptions, hvLog: string): string[] {
   return args;
 }
 
+/** The test guest's shell prompt (guest/init sets PS1). */
+const PROMPT = "guest# ";
+
 /** Lines QEMU prints about CPU features TCG cannot emulate: noise for our purposes. */
 const NOISE = /TCG doesn't support requested feature/;
 
@@ -189,6 +192,9 @@ export class QemuSession {
     this.send(`${cmd}; echo ${tag}$?\n`);
     const m = await this.waitFor(new RegExp(`([\\s\\S]*?)${tag}(\\d+)`), timeoutMs, from);
     const lines = m[1].replace(/\r/g, "").replace(/\x1b\[[0-9;]*[a-zA-Z]/g, "").split("\n");
+    // The previous prompt may have been cut where `from` fell: drop the rest of it too.
+    const tail = [...Array(PROMPT.length - 2).keys()].map((i) => PROMPT.slice(i + 1)).find((t) => lines[0].startsWith(t));
+    if (tail) lines[0] = lines[0].slice(tail.length);
     const out = lines
       .map((l) => l.replace(/^(guest# )+/, ""))
       .filter((l) => !l.startsWith(cmd.slice(0, 20)) || cmd.length === 0);

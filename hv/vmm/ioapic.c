@@ -1,0 +1,61 @@
+/* I/O APIC redirection entries without INIT: see ioapic.h. */
+#include "vmm/ioapic.h"
+#include "vmm/mmio.h"
+#include "vmm/vcpu.h"
+#include "io/acpi.h"
+#include "mm/hvmem.h"
+#include "core/lapic.h"
+#include "core/log.h"
+#include "core/spinlock.h"
+
+#define IOAPICS_MAX    8
+#define IOREGSEL       0x00             /* selects the register IOWIN reads and writes */
+#define IOWIN          0x10
+#define IOREDTBL_FIRST 0x10             /* entry n: low dword 0x10 + 2n, high dword 0x11 + 2n */
+#define RTE_DELIVERY(lo) (((lo) >> 8) & 7u)
+
+struct ioapic {
+	u64 base;
+	struct spinlock lock;           /* IOREGSEL and IOWIN: the check and the write as one */
+};
+
+static struct ioapic ioapics[IOAPICS_MAX];
+static u32 log_budget = 16;
+
+static bool ioapic_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
+{
+	struct ioapic *a = ctx;
+	u32 off = gpa & 0xFFF;
+	if (!write || size != 4 || (off & 3))
+		return false;                   /* its registers are dwords; reads are not trapped */
+	volatile u32 *reg = (volatile u32 *)(a->base + off);
+	u32 x = (u32)*val, sel = 0;
+	bool refuse = false;
+	spin_lock(&a->lock);
+	if (off == IOWIN) {
+		sel = *(volatile u32 *)(a->base + IOREGSEL) & 0xFF;
+		refuse = sel >= IOREDTBL_FIRST && !(sel & 1) && RTE_DELIVERY(x) == ICR_MODE_INIT;
+	}
+	if (!refuse)
+		*reg = x;
+	spin_unlock(&a->lock);
+	if (refuse && log_budget_take(&log_budget))
+		LOG("ioapic: cpu%u: redirection entry %u with delivery mode INIT refused (%x)\n", v->id,
+		    (sel - IOREDTBL_FIRST) / 2, x);
+	return !refuse;
+}
+
+void ioapic_init(void)
+{
+	u64 rsdp = acpi_find_rsdp(hvmem_outside);
+	u64 madt = rsdp ? acpi_find_table(hvmem_outside, rsdp, "APIC") : 0;
+	u64 bases[IOAPICS_MAX];
+	unsigned n = madt ? acpi_madt_ioapics(hvmem_outside, madt, bases, IOAPICS_MAX) : 0;
+	for (unsigned i = 0; i < n; i++) {
+		ioapics[i].base = bases[i];
+		if (!mmio_trap_add(bases[i], 4096, NPT_RO, ioapic_mmio, &ioapics[i]))
+			LOG("ioapic: cannot trap the I/O APIC at %lx\n", bases[i]);
+		else
+			LOG("ioapic: %lx trapped for writes: no redirection entry delivers INIT\n", bases[i]);
+	}
+}
