@@ -59,12 +59,8 @@ static bool apic_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool wr
 	(void)ctx;
 	u32 off = gpa & 0xFFF;
 	volatile u32 *reg = (volatile u32 *)(apic_page + off);
-	if (!write) {
-		*val = size == 4 && !(off & 3) ? *reg : 0;
-		return true;
-	}
-	if (size != 4 || (off & 3))
-		return false;
+	if (!write || size != 4 || (off & 3))
+		return false;           /* reads are not trapped */
 	u32 x = (u32)*val;
 	bool xapic = apic_enabled() && !lapic_x2apic();   /* else the page is not the APIC's */
 	if (xapic) {

@@ -19,6 +19,7 @@
 
 static u64 iopm_pa, msrpm_pa;   /* shared by all CPUs */
 static u64 npt_root;
+static u32 ipi_log_budget = 256;   /* the guest decides how many INIT/STARTUP it sends */
 
 void svm_vmrun(u64 vmcb_pa, u64 gpr[16]);
 
@@ -143,7 +144,8 @@ static void wait_for_sipi(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		if (cpu_wait_nmi())
 			apic_nmi_was_kick(v);   /* nothing runs here for a guest NMI to reach */
 	reset_cpu(v, vmcb, vmcb_pa, (u16)(vec << 8), (u64)vec << 12, 0);
-	LOG("svm: cpu%u: STARTUP: entering the guest at %x:0000 (real mode)\n", v->id, vec << 8);
+	if (log_budget_take(&ipi_log_budget))
+		LOG("svm: cpu%u: STARTUP: entering the guest at %x:0000 (real mode)\n", v->id, vec << 8);
 }
 
 static void setup_vmcb(struct vmcb *vmcb, u64 npt_root)
@@ -285,7 +287,8 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		}
 		vmcb->clean = 0;
 		if (apic_mail_posted(v) && apic_take_init(v)) {
-			LOG("svm: cpu%u: INIT%s\n", v->id, v->bsp ? ": restarting at the reset vector" : "; waiting for STARTUP");
+			if (log_budget_take(&ipi_log_budget))
+				LOG("svm: cpu%u: INIT%s\n", v->id, v->bsp ? ": restarting at the reset vector" : "; waiting for STARTUP");
 			reset_cpu(v, vmcb, vmcb_pa, 0xF000, 0xFFFF0000, 0xFFF0);
 		}
 	}
