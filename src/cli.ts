@@ -7,6 +7,7 @@ import { registerBench } from "./commands/bench.ts";
 import { registerKeygen } from "./commands/keygen.ts";
 import { registerPolicy } from "./commands/policy.ts";
 import { registerDisk } from "./commands/disk.ts";
+import { registerLuks } from "./commands/luks.ts";
 
 const program = new Command();
 program
@@ -22,6 +23,7 @@ registerBench(program);
 registerKeygen(program);
 registerPolicy(program);
 registerDisk(program);
+registerLuks(program);
 
 try {
   await program.parseAsync(process.argv);

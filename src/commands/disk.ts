@@ -43,7 +43,7 @@ function fmtTime(s: number): string {
 }
 
 /** A progress bar on a terminal, a line every 10% (or 30 s) otherwise. */
-function progressReporter(label: string, quiet: boolean): { update: (p: Progress) => void; finish: () => void } {
+export function progressReporter(label: string, quiet: boolean): { update: (p: Progress) => void; finish: () => void } {
   if (quiet) return { update: () => {}, finish: () => {} };
   const tty = process.stderr.isTTY === true;
   const start = Date.now();

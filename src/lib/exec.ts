@@ -21,6 +21,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   "syslinux": "syslinux",
   "xz": "xz-utils",
   "zstd": "zstd",
+  "cryptsetup": "cryptsetup-bin",
 };
 
 export function packageFor(tool: string): string {
@@ -56,6 +57,8 @@ export function requireTools(tools: readonly string[]): void {
 export interface RunOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
+  /** Written to the program's standard input (else it gets none). */
+  input?: Uint8Array;
 }
 
 export interface RunResult {
@@ -69,12 +72,16 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     const child = spawn(cmd, args, {
       cwd: opts.cwd,
       env: { ...process.env, LC_ALL: "C", ...opts.env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [opts.input ? "pipe" : "ignore", "pipe", "pipe"],
     });
+    if (opts.input) {
+      child.stdin!.on("error", () => {}); // a program that exits early: its status tells
+      child.stdin!.end(opts.input);
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.stdout!.on("data", (b: Buffer) => out.push(b));
+    child.stderr!.on("data", (b: Buffer) => err.push(b));
     child.on("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "ENOENT") {
         reject(new Error(`${cmd} not found; install it with: apt-get install ${packageFor(cmd)}`));
