@@ -5,7 +5,10 @@
 // later with `cryptsetup open --header HDR IMG NAME`, and its volume key is the same 64-byte
 // key Parapet's policy record and `parapet disk` use. The conversion of the data in place is
 // `parapet disk encrypt`'s (resumable, journaled) with the volume key.
-import { existsSync } from "node:fs";
+import { constants, createWriteStream, existsSync } from "node:fs";
+import { mkdtemp, open, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { readFile, stat } from "node:fs/promises";
 import { convertImage, readJournal, type ConvertResult, type Progress } from "./diskcrypt.ts";
 import { run, runText } from "./exec.ts";
@@ -141,18 +144,30 @@ export async function luksFormat(o: FormatOptions): Promise<ConvertResult & { cr
 
 /** Add a user: a new passphrase keyslot, unlocked by an existing user's passphrase. */
 export async function luksAddPassphrase(header: string, image: string, existing: Uint8Array, added: Uint8Array, pbkdf?: Pbkdf): Promise<number> {
+  if (added.length === 0) throw new LuksRefusal("the new passphrase is empty");
   const before = new Set((await luksInfo(header, image)).keyslots);
-  await volumeKey(header, image, existing); // a clear refusal for a wrong passphrase
-  // cryptsetup reads the existing passphrase from --key-file and the new one from standard input.
-  const { mkdtemp, writeFile, rm } = await import("node:fs/promises");
-  const { tmpdir } = await import("node:os");
-  const { join } = await import("node:path");
+  (await volumeKey(header, image, existing)).fill(0); // a clear refusal for a wrong passphrase
+  // cryptsetup reads the existing passphrase from a FIFO in a private directory and the new one
+  // from standard input: neither is ever written to a file.
   const dir = await mkdtemp(join(tmpdir(), "parapet-luks-"));
-  const file = join(dir, "existing");
+  const fifo = join(dir, "existing");
   try {
-    await writeFile(file, existing, { mode: 0o600 });
-    await run("cryptsetup", ["luksAddKey", "--batch-mode", "--header", header, ...pbkdfArgs(pbkdf), "--key-file", file, image, "-"],
+    await run("mkfifo", ["-m", "600", fifo]);
+    const feed = new Promise<void>((resolve, reject) => {
+      const w = createWriteStream(fifo);   // opens once cryptsetup opens the other end
+      w.on("error", reject);
+      w.end(existing, () => resolve());
+    });
+    const add = run("cryptsetup", ["luksAddKey", "--batch-mode", "--header", header, ...pbkdfArgs(pbkdf), "--key-file", fifo, image, "-"],
       { input: added });
+    try {
+      await Promise.all([add, feed]);
+    } catch (e) {
+      // cryptsetup failed before reading the FIFO: open its read end so the writer finishes.
+      await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK).then((fh) => fh.close(), () => {});
+      await feed.catch(() => {});
+      throw e;
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
