@@ -153,6 +153,20 @@ for (const mode of APIC_MODES) describe(`${mode.name}: the guest's own INIT/STAR
     assert.equal(after, before, "the INIT entry was written");
     await entry23("00010000");
     assert.match(g.hvLog(), /ioapic: cpu\d+: redirection entry 23 with delivery mode INIT refused/);
+  });
+
+  test("a local vector table entry (LINT1) cannot be given delivery mode INIT", async () => {
+    if (mode.name.startsWith("xAPIC")) {
+      await g.sh("taskset -c 0 sh -c 'echo fee00360 00000500 > /proc/parapet/mmio'");
+      const lint1 = Number(kv(await g.sh("cat /proc/parapet/mmio")).readback);
+      assert.notEqual((lint1 >> 8) & 7, 5, `LINT1 now ${lint1.toString(16)}`);
+    } else {
+      const rd = async () => kv((await g.exec("ptest rdmsr 0 0x836")).out).value;
+      const before = await rd();
+      await g.exec("ptest wrmsr 0 0x836 0x500");
+      assert.equal(await rd(), before);
+    }
+    assert.match(g.hvLog(), /apic: cpu0: LVT (MSR 836|360) with delivery mode INIT refused/);
     assert.doesNotMatch(g.hvLog(), /panic/);
     assert.equal((await g.poweroff()).kind, "poweroff");
   });

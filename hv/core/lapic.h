@@ -27,6 +27,9 @@
 #define APIC_DFR      0x0E0                    /* destination format: model in 31:28 */
 #define APIC_SVR      0x0F0
 #define APIC_ESR      0x280
+#define APIC_LVT_CMCI 0x2F0
+#define APIC_LVT_TIMER 0x320                   /* then thermal, perf, LINT0, LINT1 */
+#define APIC_LVT_ERROR 0x370
 #define APIC_ICR_LO   0x300
 #define APIC_ICR_HI   0x310                    /* xAPIC destination, bits 31:24 */
 

@@ -86,6 +86,19 @@ static void logical_x2apic(void)
 	CHECK_EQ(targets(0, lo, 0x00000004, true), 0);
 }
 
+static void lvt_init(void)
+{
+	CHECK(apic_lvt_init(0x350, 0x500));                 /* LINT0, INIT */
+	CHECK(apic_lvt_init(0x360, 0x10500));               /* LINT1, INIT, masked: still refused */
+	CHECK(apic_lvt_init(0x320, 0x500));                 /* timer */
+	CHECK(apic_lvt_init(0x2F0, 0x500));                 /* CMCI */
+	CHECK(!apic_lvt_init(0x350, 0x700));                /* ExtINT */
+	CHECK(!apic_lvt_init(0x360, 0x400));                /* NMI */
+	CHECK(!apic_lvt_init(0x300, 0x500));                /* the ICR is not an LVT entry */
+	CHECK(!apic_lvt_init(0x380, 0x500));                /* initial count */
+	CHECK(apic_lvt_msr(0x835) && apic_lvt_msr(0x82F) && !apic_lvt_msr(0x830) && !apic_lvt_msr(0x838));
+}
+
 static u8 mem[0x10000];
 
 static const void *map(u64 pa, u64 len)
@@ -156,6 +169,7 @@ const struct test_case apic_tests[] = {
 	{ "apic: shorthands self, all, all but self", shorthands },
 	{ "apic: logical destinations, flat and cluster xAPIC models", logical_xapic },
 	{ "apic: logical destinations in x2APIC mode", logical_x2apic },
+	{ "apic: an LVT entry never delivers INIT", lvt_init },
 	{ "acpi: MADT processor list (enabled, x2APIC, duplicates, malformed) and I/O APICs", madt_processors },
 	{ 0 },
 };

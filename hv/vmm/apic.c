@@ -63,6 +63,11 @@ static bool apic_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool wr
 		return false;           /* reads are not trapped */
 	u32 x = (u32)*val;
 	bool xapic = apic_enabled() && !lapic_x2apic();   /* else the page is not the APIC's */
+	if (xapic && apic_lvt_init(off, x)) {
+		if (log_budget_take(&log_budget))
+			LOG("apic: cpu%u: LVT %x with delivery mode INIT refused\n", v->id, off);
+		return false;
+	}
 	if (xapic) {
 		switch (off) {
 		case APIC_ID:
@@ -100,9 +105,17 @@ bool apic_wrmsr(struct vcpu *v, u32 msr, u64 val)
 		}
 		return true;
 	}
-	/* MSR_X2APIC_ICR */
 	if (!apic_enabled() || !lapic_x2apic())
-		return false;
+		return false;           /* no x2APIC: its MSRs #GP */
+	if (apic_lvt_msr(msr)) {
+		if (apic_lvt_init((msr - MSR_X2APIC_FIRST) * 16, (u32)val)) {
+			if (log_budget_take(&log_budget))
+				LOG("apic: cpu%u: LVT MSR %x with delivery mode INIT refused\n", v->id, msr);
+			return true;    /* dropped, as the xAPIC page drops it */
+		}
+		return wrmsr_safe(msr, val);
+	}
+	/* MSR_X2APIC_ICR */
 	u32 lo = (u32)val;
 	if (ICR_MODE(lo) == ICR_MODE_INIT || ICR_MODE(lo) == ICR_MODE_STARTUP) {
 		deliver(v, lo, (u32)(val >> 32), true);

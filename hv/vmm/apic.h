@@ -21,7 +21,19 @@ void apic_vcpu_init(struct vcpu *v);
  * or xAPIC mode, address `to`? (Intel SDM vol. 3 §11.6.2, §11.12.10.) */
 bool apic_ipi_addresses(const struct vcpu *from, const struct vcpu *to, u32 lo, u32 dest, bool x2);
 
-/* The MSRs intercepted for writes: IA32_APIC_BASE and the x2APIC ICR. False means #GP. */
+/* Would writing `val` to the register at xAPIC offset `off` make a local vector table entry
+ * (CMCI, timer, thermal, performance, LINT0, LINT1, error) deliver INIT? LINT0/LINT1 may, by
+ * the architecture; Parapet refuses it on every entry: such an INIT would reset the CPU
+ * outside Parapet's mediation. */
+bool apic_lvt_init(u32 off, u32 val);
+
+/* True for the x2APIC MSRs of the local vector table. */
+static inline bool apic_lvt_msr(u32 msr)
+{
+	return msr == 0x82F || (msr >= 0x832 && msr <= 0x837);
+}
+
+/* The MSRs intercepted for writes: IA32_APIC_BASE, the x2APIC ICR and LVT. False means #GP. */
 bool apic_wrmsr(struct vcpu *v, u32 msr, u64 val);
 
 /* On v's own CPU: whether another CPU posted something for it. */

@@ -1,5 +1,5 @@
-/* Which CPUs an IPI addresses: see apic_ipi_addresses() in apic.h. No hardware access, so
- * the host unit tests cover it (test/test_apic.c). */
+/* Which CPUs an IPI addresses, and which LVT writes would deliver INIT: see apic.h. No
+ * hardware access, so the host unit tests cover them (test/test_apic.c). */
 #include "vmm/apic.h"
 #include "core/lapic.h"
 
@@ -31,4 +31,10 @@ bool apic_ipi_addresses(const struct vcpu *from, const struct vcpu *to, u32 lo, 
 	if ((to->dfr >> 28) == DFR_FLAT)
 		return (dest & id) != 0;
 	return (dest >> 4) == (id >> 4) && (dest & id & 0xF);
+}
+
+bool apic_lvt_init(u32 off, u32 val)
+{
+	bool lvt = off == APIC_LVT_CMCI || (off >= APIC_LVT_TIMER && off <= APIC_LVT_ERROR);
+	return lvt && ICR_MODE(val) == ICR_MODE_INIT;
 }

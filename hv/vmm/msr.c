@@ -55,7 +55,7 @@ void handle_wrmsr(struct vcpu *v)
 	bool ok;
 	if (msr == MSR_EFER)
 		ok = write_efer(v, val);
-	else if (msr == MSR_APIC_BASE || msr == MSR_X2APIC_ICR)
+	else if (msr == MSR_APIC_BASE || msr == MSR_X2APIC_ICR || apic_lvt_msr(msr))
 		ok = apic_wrmsr(v, msr, val);
 	else if (svm_msr(msr) || smm_msr(msr))
 		ok = false;

@@ -75,6 +75,9 @@ static void build_bitmaps(void)
 		msrpm_intercept((u8 *)msrpm_pa, msrs[i], true);
 	msrpm_intercept((u8 *)msrpm_pa, MSR_APIC_BASE, false);     /* vmm/apic.c */
 	msrpm_intercept((u8 *)msrpm_pa, MSR_X2APIC_ICR, false);
+	for (u32 msr = 0x82F; msr <= 0x837; msr++)
+		if (apic_lvt_msr(msr))
+			msrpm_intercept((u8 *)msrpm_pa, msr, false);
 }
 
 static void seg(struct vmcb_seg *s, u16 sel, u16 attrib, u64 base)
