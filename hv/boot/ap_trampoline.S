@@ -6,6 +6,8 @@
  * usable), jumps to 64-bit code and calls entry(arg) on its own stack.
  * Everything is addressed relative to the blob, so it runs at any page.
  */
+#include "boot/layout.h"
+
 	.section .rodata
 	.globl ap_tramp, ap_tramp_end, ap_tramp_gdt, ap_tramp_gdtr, ap_tramp_jump, ap_tramp_long, ap_tramp_params
 	.align 16
@@ -47,8 +49,8 @@ ap_tramp_long:
 	.align 8
 ap_tramp_gdt:
 	.quad 0
-	.quad 0x00AF9A000000FFFF     /* 0x08: 64-bit code */
-	.quad 0x00CF92000000FFFF     /* 0x10: data */
+	.quad GDT_CODE64            /* 0x08 */
+	.quad GDT_DATA              /* 0x10 */
 ap_tramp_gdtr:
 	.short 3 * 8 - 1
 	.long 0                     /* filled in: the page + (ap_tramp_gdt - ap_tramp) */

@@ -140,8 +140,8 @@ entry64_low:
 	.align 8
 boot_gdt:
 	.quad 0
-	.quad 0x00AF9A000000FFFF     /* 0x08: 64-bit code */
-	.quad 0x00CF92000000FFFF     /* 0x10: data */
+	.quad GDT_CODE64            /* 0x08 */
+	.quad GDT_DATA              /* 0x10 */
 boot_gdtr:
 	.short boot_gdtr - boot_gdt - 1
 	.long boot_gdt

@@ -1,4 +1,5 @@
 #include "core/cpu.h"
+#include "boot/layout.h"
 #include "core/log.h"
 #include "core/x86.h"
 
@@ -14,11 +15,7 @@ struct dtr {
 	u64 base;
 } __packed;
 
-static const u64 gdt[3] __aligned(16) = {
-	0,
-	0x00AF9A000000FFFFull,  /* 0x08: 64-bit code, DPL 0 */
-	0x00CF92000000FFFFull,  /* 0x10: data */
-};
+static const u64 gdt[3] __aligned(16) = { 0, GDT_CODE64, GDT_DATA };   /* boot/layout.h */
 static struct gate idt[32] __aligned(16);
 
 extern char trap_stubs[], rdmsr_insn[], wrmsr_insn[], msr_fault[];
