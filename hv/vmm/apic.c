@@ -62,7 +62,8 @@ static bool apic_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool wr
 	if (!write || size != 4 || (off & 3))
 		return false;           /* reads are not trapped */
 	u32 x = (u32)*val;
-	bool xapic = apic_enabled() && !lapic_x2apic();   /* else the page is not the APIC's */
+	u64 base = rdmsr(MSR_APIC_BASE);        /* one read: this runs for every EOI */
+	bool xapic = (base & APIC_BASE_EN) && !(base & APIC_BASE_EXTD);   /* else not the APIC's page */
 	if (xapic && apic_lvt_init(off, x)) {
 		if (log_budget_take(&log_budget))
 			LOG("apic: cpu%u: LVT %x with delivery mode INIT refused\n", v->id, off);

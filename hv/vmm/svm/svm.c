@@ -292,7 +292,9 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		if (apic_mail_posted(v) && apic_take_init(v)) {
 			if (log_budget_take(&ipi_log_budget))
 				LOG("svm: cpu%u: INIT%s\n", v->id, v->bsp ? ": restarting at the reset vector" : "; waiting for STARTUP");
-			reset_cpu(v, vmcb, vmcb_pa, 0xF000, 0xFFFF0000, 0xFFF0);
+			if (v->bsp)
+				reset_cpu(v, vmcb, vmcb_pa, 0xF000, 0xFFFF0000, 0xFFF0);
+			/* else v->waiting: wait_for_sipi() resets it when its STARTUP comes */
 		}
 	}
 }
