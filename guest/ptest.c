@@ -42,8 +42,9 @@ static void usage(void)
 	      "  ptest wrmsr CPU MSR VALUE\n"
 	      "  ptest devmem-read BASE LEN\n"
 	      "  ptest devmem-write BASE LEN BYTE\n"
-	      "  ptest vmmcall-user\n"
+	      "  ptest vmmcall-user [FUNCTION [RBX RCX]]\n"
 	      "  ptest memmap\n"
+	      "  ptest kcore-scan HEX...   (count each byte pattern in the RAM /proc/kcore shows)\n"
 	      "numbers are decimal or 0x-prefixed hexadecimal\n",
 	      stderr);
 	exit(2);
@@ -260,17 +261,23 @@ static int cmd_devmem_write(int argc, char **argv)
 static int cmd_vmmcall_user(int argc, char **argv)
 {
 	volatile uint64_t rax = 0;
+	volatile uint64_t fn = 0, rbx = 0, rcx = 0;
 
-	(void)argv;
-	if (argc != 0)
+	if (argc != 0 && argc != 1 && argc != 3)
 		usage();
+	if (argc >= 1)
+		fn = parse_num(argv[0]);
+	if (argc == 3) {
+		rbx = parse_num(argv[1]);
+		rcx = parse_num(argv[2]);
+	}
 	catch_faults();
 	if (sigsetjmp(fault_jmp, 1)) {
 		printf("signal=%s\n", signal_name(fault_sig));
 		return 1;
 	}
 	{
-		uint64_t a = 0, b = 0, c = 0, d = 0;
+		uint64_t a = fn, b = rbx, c = rcx, d = 0;
 
 		__asm__ volatile(".byte 0x0f, 0x01, 0xd9" /* vmmcall */
 				 : "+a"(a), "+b"(b), "+c"(c), "+d"(d)
@@ -279,6 +286,84 @@ static int cmd_vmmcall_user(int argc, char **argv)
 		rax = a;
 	}
 	printf("returned rax=0x%016" PRIx64 "\n", rax);
+	return 0;
+}
+
+/*
+ * kcore-scan: every PT_LOAD segment of /proc/kcore that maps RAM (the direct map's segments;
+ * the vmalloc and module areas are skipped by their size or address), read in 1 MiB chunks
+ * that overlap by the longest pattern, and each pattern's occurrences counted.
+ */
+#include <elf.h>
+
+#define SCAN_PATTERNS 8
+#define SCAN_CHUNK (1u << 20)
+
+static int cmd_kcore_scan(int argc, char **argv)
+{
+	uint8_t pat[SCAN_PATTERNS][256];
+	size_t plen[SCAN_PATTERNS], maxlen = 0;
+	uint64_t hits[SCAN_PATTERNS] = { 0 }, scanned = 0;
+	int fd, i, segs = 0;
+	Elf64_Ehdr eh;
+
+	if (argc < 1 || argc > SCAN_PATTERNS)
+		usage();
+	for (i = 0; i < argc; i++) {
+		size_t n = strlen(argv[i]);
+
+		if (n == 0 || n % 2 || n / 2 > sizeof(pat[0]))
+			usage();
+		for (plen[i] = 0; plen[i] < n / 2; plen[i]++) {
+			unsigned b;
+
+			if (sscanf(argv[i] + 2 * plen[i], "%2x", &b) != 1)
+				usage();
+			pat[i][plen[i]] = (uint8_t)b;
+		}
+		if (plen[i] > maxlen)
+			maxlen = plen[i];
+	}
+	fd = open("/proc/kcore", O_RDONLY);
+	if (fd < 0 || pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG)) {
+		printf("error=%s\n", errno_name(errno));
+		return 1;
+	}
+	uint8_t *buf = malloc(SCAN_CHUNK + maxlen);
+	for (int p = 0; p < eh.e_phnum; p++) {
+		Elf64_Phdr ph;
+
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + (uint64_t)p * eh.e_phentsize)) != sizeof(ph))
+			break;
+		/* RAM: the direct map (0xffff88..) holds it all; skip text/modules/vmalloc/vmemmap views */
+		if (ph.p_type != PT_LOAD || ph.p_vaddr < 0xffff888000000000ull || ph.p_vaddr >= 0xffffc88000000000ull)
+			continue;
+		segs++;
+		size_t carry = 0;
+		for (uint64_t off = 0; off < ph.p_filesz; off += SCAN_CHUNK) {
+			size_t want = ph.p_filesz - off < SCAN_CHUNK ? ph.p_filesz - off : SCAN_CHUNK;
+			ssize_t got = pread(fd, buf + carry, want, (off_t)(ph.p_offset + off));
+
+			if (got <= 0) {
+				carry = 0;
+				continue;
+			}
+			size_t n = carry + (size_t)got;
+			for (i = 0; i < argc; i++)
+				for (uint8_t *s = buf; (s = memmem(s, n - (size_t)(s - buf), pat[i], plen[i])); s++)
+					if ((size_t)(s - buf) + plen[i] > carry)   /* not counted in the last chunk */
+						hits[i]++;
+			scanned += (uint64_t)got;
+			carry = maxlen - 1 < n ? maxlen - 1 : n;
+			memmove(buf, buf + n - carry, carry);
+		}
+	}
+	free(buf);
+	close(fd);
+	printf("segments=%d scanned=%" PRIu64, segs, scanned);
+	for (i = 0; i < argc; i++)
+		printf(" hits%d=%" PRIu64, i, hits[i]);
+	printf("\n");
 	return 0;
 }
 
@@ -378,6 +463,7 @@ int main(int argc, char **argv)
 		{ "devmem-write", cmd_devmem_write },
 		{ "vmmcall-user", cmd_vmmcall_user },
 		{ "memmap", cmd_memmap },
+		{ "kcore-scan", cmd_kcore_scan },
 	};
 	size_t i;
 

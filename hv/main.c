@@ -10,6 +10,8 @@
 #include "io/ecam.h"
 #include "io/pci.h"
 #include "handoff/module.h"
+#include "handoff/preboot.h"
+#include "services/storage.h"
 #include "mm/hvmem.h"
 #include "mm/npt.h"
 #include "vmm/apic.h"
@@ -57,15 +59,21 @@ void hv_main(u32 magic, u32 mbi)
 	LOG("mem: hypervisor at %lx-%lx (%lu MiB, hidden), image %lu KiB\n", hvmem.base, hvmem.end - 1,
 	    (hvmem.end - hvmem.base) >> 20, hvmem.image_size >> 10);
 
+	unsigned preboot_kernel;
+	bool two_step = preboot_find(&bi, &preboot_kernel);
 	handoff_take_policy(&bi);
+	if (two_step && storage_active())
+		panic("boot: a policy record module and a preboot kernel: the keys come from one or the other");
 	if (cfg.log.sink == LOG_SINK_COM) {
 		io_hook_register(cfg.log.com_port, 8, io_absent, NULL);
 		LOG("io: COM port %x hidden from the guest\n", cfg.log.com_port);
 	}
 	u64 npt = npt_build();
 	gw_init();
-	pci_init();
-	ecam_init();
+	if (!two_step) {        /* else at the handoff, with the preboot guest's policy */
+		pci_init(false);
+		ecam_init();
+	}
 	struct guest_start start;
 	bios_prepare(&hvmem.guest_map, cfg.boot_drive, &start);
 	gmem_init(&hvmem.guest_map);
@@ -75,6 +83,8 @@ void hv_main(u32 magic, u32 mbi)
 	ioapic_init();
 	svm_init(npt);
 	struct vcpu *bsp = cpus_start();
+	if (two_step)
+		preboot_prepare(&bi, preboot_kernel, &start, &start);
 	LOG("mem: %lu KiB of hypervisor memory used, %lu KiB free\n", pgalloc_used() >> 10, pgalloc_free() >> 10);
 	svm_run_bsp(bsp, &start);
 }

@@ -17,9 +17,10 @@
  *   /proc/parapet/log      the hypervisor's kept log text
  *   /proc/parapet/exits    "REASON COUNT" per exit reason summed over CPUs, then cpus=N
  *   /proc/parapet/cpus     a probe run on each online CPU (cpus.c)
- * and the attack probes (mode 0600) ring0 and mmio (here) and sipi (sipi.c).
+ * and the attack probes (mode 0600) ring0 and mmio (here), sipi (sipi.c) and handoff
+ * (handoff.c, mode 0200).
  *
- * The module is built from main.c (this file), cpus.c, sipi.c and sipi_payload.S; parapet.h
+ * The module is built from main.c (this file), cpus.c, sipi.c, sipi_payload.S and handoff.c; parapet.h
  * holds what they share.
  */
 #include <linux/errno.h>
@@ -301,6 +302,8 @@ static int __init parapet_guest_init(void)
 	err = parapet_cpus_init(parapet_dir);
 	if (!err)
 		err = parapet_sipi_init(parapet_dir);
+	if (!err)
+		err = parapet_handoff_init(parapet_dir);
 	if (err) {
 		proc_remove(parapet_dir);
 		parapet_cpus_exit();

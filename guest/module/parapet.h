@@ -41,4 +41,7 @@ void parapet_cpus_exit(void);
 /* sipi.c */
 int parapet_sipi_init(struct proc_dir_entry *dir);
 
+/* handoff.c */
+int parapet_handoff_init(struct proc_dir_entry *dir);
+
 #endif /* PARAPET_GUEST_H */

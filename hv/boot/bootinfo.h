@@ -15,7 +15,7 @@
 
 struct boot_module {
 	u64 start, end;               /* physical [start, end) */
-	char string[64];
+	char string[256];             /* the module's command line (a kernel's arguments) */
 };
 
 struct boot_info {

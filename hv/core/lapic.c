@@ -57,6 +57,48 @@ void lapic_send(u32 dest, u32 lo)
 	*hi = saved;
 }
 
+void lapic_save(struct lapic_state *s)
+{
+	s->base = rdmsr(MSR_APIC_BASE);
+	if (!(s->base & APIC_BASE_EN))
+		return;
+	s->svr = lapic_read(APIC_SVR);
+	s->tpr = lapic_read(APIC_TPR);
+	s->ldr = lapic_x2apic() ? 0 : lapic_read(APIC_LDR);
+	s->dfr = lapic_x2apic() ? ~0u : lapic_read(APIC_DFR);
+	for (unsigned i = 0; i < 6; i++)
+		s->lvt[i] = lapic_read(APIC_LVT_TIMER + 0x10 * i);
+}
+
+void lapic_restore(const struct lapic_state *s)
+{
+	u64 cur = rdmsr(MSR_APIC_BASE);
+	if ((cur & APIC_BASE_EXTD) && !(s->base & APIC_BASE_EXTD))
+		wrmsr(MSR_APIC_BASE, cur & ~(APIC_BASE_EN | APIC_BASE_EXTD));
+	wrmsr(MSR_APIC_BASE, s->base);
+	if (!(s->base & APIC_BASE_EN))
+		return;
+	lapic_write(APIC_SVR, s->svr | SVR_ENABLE);    /* LVT masks clear only while enabled */
+	lapic_write(APIC_TMICT, 0);
+	for (unsigned n = 0; n < 256; n++) {            /* end what the guest left in service */
+		bool any = false;
+		for (unsigned r = 0; r < 8; r++)
+			any |= lapic_read(APIC_ISR + 0x10 * r) != 0;
+		if (!any)
+			break;
+		lapic_write(APIC_EOI, 0);
+	}
+	if (!lapic_x2apic()) {
+		lapic_write(APIC_DFR, s->dfr);
+		lapic_write(APIC_LDR, s->ldr);
+	}
+	for (unsigned i = 0; i < 6; i++)
+		lapic_write(APIC_LVT_TIMER + 0x10 * i, s->lvt[i]);
+	lapic_write(APIC_ESR, 0);
+	lapic_write(APIC_TPR, s->tpr);
+	lapic_write(APIC_SVR, s->svr);
+}
+
 void io_delay_us(u32 us)
 {
 	while (us--)

@@ -52,6 +52,22 @@
 
 #define SVR_ENABLE         (1u << 8)
 
+#define APIC_ISR      0x100                    /* in-service bits, 8 registers 0x10 apart */
+#define APIC_TMICT    0x380                    /* timer initial count: 0 stops the timer */
+
+/* What firmware left in this CPU's APIC, for putting back (after the preboot guest). */
+struct lapic_state {
+	u64 base;                                  /* IA32_APIC_BASE */
+	u32 svr, tpr, ldr, dfr;
+	u32 lvt[6];                                /* timer, thermal, performance, LINT0, LINT1, error */
+};
+
+void lapic_save(struct lapic_state *s);
+
+/* Back to `s`: out of x2APIC mode if needed (through disabled, the only way out), timer
+ * stopped, every in-service interrupt ended, registers rewritten. */
+void lapic_restore(const struct lapic_state *s);
+
 /* True when this CPU's APIC is in x2APIC mode. */
 bool lapic_x2apic(void);
 

@@ -6,8 +6,13 @@
 
 #define BIOS_STUB_SIZE 2048           /* taken from the top of conventional memory */
 
+/* Where a guest starts: real mode at cs:ip (a BIOS boot), or Linux's 32-bit boot protocol
+ * entry (guest/linux.h): protected mode, paging off, flat segments, ESI = the zero page. */
 struct guest_start {
-	u16 cs, ip;                       /* real-mode entry point */
+	bool linux32;
+	u16 cs, ip;                       /* real mode */
+	u32 eip, esi;                     /* linux32 */
+	u32 gdt;                          /* linux32: a GDT with LX_BOOT_CS and LX_BOOT_DS, 32 bytes */
 };
 
 /* Install the stub and the INT 15h hook; carve the stub's memory in `map` (the guest's map). */

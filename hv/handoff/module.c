@@ -7,6 +7,21 @@
 #include "core/string.h"
 
 static struct policy policy;
+static bool installed;
+
+const char *handoff_install(void *rec, u64 len)
+{
+	if (installed)
+		return "a policy is already in force";
+	const char *err = len > POLICY_MAX_SIZE ? "record larger than 64 KiB" : policy_parse(rec, len, &policy);
+	memset(rec, 0, len);
+	__asm__ volatile("" : : "r"(rec) : "memory");
+	if (err)
+		return err;
+	installed = true;
+	storage_init(&policy);
+	return NULL;
+}
 
 void handoff_take_policy(const struct boot_info *bi)
 {
@@ -21,16 +36,15 @@ void handoff_take_policy(const struct boot_info *bi)
 		}
 		if (found)
 			panic("handoff: more than one policy record (module %u)", i);
-		const char *err = len > POLICY_MAX_SIZE ? "record larger than 64 KiB" : policy_parse(p, len, &policy);
-		memset(p, 0, len);
-		__asm__ volatile("" : : "r"(p) : "memory");
+		const char *err = handoff_install(p, len);
 		if (err)
 			panic("handoff: policy record (module %u) refused: %s", i, err);
 		found = true;
 		LOG("handoff: policy record: %u keys, %u drives, %u ranges; module wiped\n", policy.nkeys, policy.ndrives,
 		    policy.nranges);
 	}
-	if (!found)
+	if (!found) {
 		LOG("handoff: no policy record; every drive passes untouched\n");
-	storage_init(&policy);
+		storage_init(&policy);
+	}
 }

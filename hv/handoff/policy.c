@@ -120,3 +120,17 @@ const char *policy_parse(const void *data, size_t len, struct policy *out)
 		memset(out, 0, sizeof(*out));
 	return err;
 }
+
+const char *policy_place_problem(const struct memmap *m, u64 hv_base, u64 hv_end, u64 gpa, u64 len, bool *bad_len)
+{
+	*bad_len = len == 0 || len > POLICY_MAX_SIZE;
+	if (*bad_len)
+		return len ? "record larger than 64 KiB" : "empty record";
+	if (gpa + len < gpa)
+		return "record wraps around the address space";
+	if (gpa < hv_end && gpa + len > hv_base)
+		return "record overlaps Parapet's memory";
+	if (!memmap_is_ram(m, gpa, len))
+		return "record is not all in the guest's RAM";
+	return NULL;
+}

@@ -7,6 +7,7 @@
 #define PARAPET_POLICY_H
 
 #include "handoff/policy_record.h"
+#include "mm/memmap.h"
 
 struct policy {
 	unsigned nkeys, ndrives, nranges;
@@ -23,6 +24,13 @@ bool policy_is_record(const void *data, size_t len);
  * problem (never containing key bytes). *out is zeroed on failure.
  */
 const char *policy_parse(const void *data, size_t len, struct policy *out);
+
+/*
+ * Where a record handed over at run time (VMMCALL HANDOFF) may lie: 0 < len <= 64 KiB, every
+ * byte RAM in the guest's memory map `m`, none in Parapet's [hv_base, hv_end). Returns NULL, or
+ * the problem; *bad_len then tells a bad length from a bad address.
+ */
+const char *policy_place_problem(const struct memmap *m, u64 hv_base, u64 hv_end, u64 gpa, u64 len, bool *bad_len);
 
 /* IEEE 802.3 CRC-32 (as zlib's crc32()). */
 u32 policy_crc32(const void *data, size_t len);

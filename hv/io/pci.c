@@ -220,7 +220,7 @@ static void enumerate(void)
 	}
 }
 
-static void bind_drivers(void)
+static void bind_drivers(bool reset)
 {
 	bool mediating = false;
 	for (unsigned i = 0; i < ndevs; i++) {
@@ -229,6 +229,8 @@ static void bind_drivers(void)
 			if (!*p || !matches(*p, d))
 				continue;
 			d->drv = *p;
+			if (reset && (*p)->reset)
+				(*p)->reset(d);
 			size_bars(d);
 			reread(d);
 			if ((*p)->bind)
@@ -349,11 +351,11 @@ static bool any_bound(void)
 	return false;
 }
 
-void pci_init(void)
+void pci_init(bool reset)
 {
 	enumerate();
 	LOG("pci: %u functions found\n", ndevs);
-	bind_drivers();
+	bind_drivers(reset);
 	/* Nothing to mediate: configuration ports cost no exit. */
 	if (!any_bound())
 		return;

@@ -46,6 +46,9 @@ struct pci_driver {
 	const char *name;
 	u16 vendor, device;          /* PCI_ANY_ID = 0xFFFF for any */
 	u8 class, subclass;          /* 0xFF for any */
+	/* Optional: put the device back in the state firmware expects, before bind, when
+	 * pci_init() is asked to (the handoff from the preboot guest). */
+	void (*reset)(struct pci_dev *d);
 	void (*bind)(struct pci_dev *d);    /* at init, for each matching device; may decline by
 					     * setting d->drv = NULL (nothing of it is then mediated) */
 	/* A guest write to a bound device's config space, before it reaches the device: the driver
@@ -79,8 +82,9 @@ void pci_write(const struct pci_dev *d, u16 offset, unsigned size, u32 val);
 u32 pci_cfg_read(u8 bus, u8 devfn, u16 offset, unsigned size);
 void pci_cfg_write(u8 bus, u8 devfn, u16 offset, unsigned size, u32 val);
 
-/* Enumerate, bind drivers, and hook ports 0xCF8-0xCFF. */
-void pci_init(void);
+/* Enumerate, bind drivers, and hook ports 0xCF8-0xCFF. With `reset`, each driver first puts
+ * its devices back in the state firmware left them in (driver->reset). */
+void pci_init(bool reset);
 
 /* The guest's configuration access, from port 0xCFC or an ECAM page: the one path through
  * which every guest config access to a bound device passes. */

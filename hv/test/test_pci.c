@@ -183,7 +183,7 @@ static void setup(void)
 		return;
 	done = true;
 	build_machine();
-	pci_init();
+	pci_init(false);
 }
 
 /* The guest's IN/OUT, through the exit handler. */

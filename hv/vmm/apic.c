@@ -41,6 +41,33 @@ static void deliver(struct vcpu *from, u32 lo, u32 dest, bool x2)
 	}
 }
 
+unsigned apic_init_others(struct vcpu *self)
+{
+	unsigned n = vmm_cpu_count(), left = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct vcpu *t = vcpu_get(i);
+		if (t == self)
+			continue;
+		spin_lock(&t->mail.lock);
+		bool post = !t->waiting;
+		if (post) {
+			__atomic_store_n(&t->mail.sipi, false, __ATOMIC_RELAXED);
+			__atomic_store_n(&t->mail.init, true, __ATOMIC_RELEASE);
+		}
+		spin_unlock(&t->mail.lock);
+		if (post && !__atomic_exchange_n(&t->kicked, true, __ATOMIC_ACQ_REL))
+			lapic_send(t->apic_id, ICR_MODE_NMI << 8);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct vcpu *t = vcpu_get(i);
+		unsigned ms = 0;
+		while (t != self && !__atomic_load_n(&t->waiting, __ATOMIC_ACQUIRE) && ms++ < 1000)
+			io_delay_us(1000);
+		left += t != self && !__atomic_load_n(&t->waiting, __ATOMIC_ACQUIRE);
+	}
+	return left;
+}
+
 bool apic_nmi_was_kick(struct vcpu *v)
 {
 	return __atomic_exchange_n(&v->kicked, false, __ATOMIC_ACQ_REL);

@@ -36,6 +36,10 @@ static inline bool apic_lvt_msr(u32 msr)
 /* The MSRs intercepted for writes: IA32_APIC_BASE, the x2APIC ICR and LVT. False means #GP. */
 bool apic_wrmsr(struct vcpu *v, u32 msr, u64 val);
 
+/* INIT every vCPU but `self` that is not already waiting for STARTUP, and wait (about a
+ * second at most) until each is. Returns how many did not come back. */
+unsigned apic_init_others(struct vcpu *self);
+
 /* On v's own CPU: whether another CPU posted something for it. */
 static inline bool apic_mail_posted(struct vcpu *v)
 {

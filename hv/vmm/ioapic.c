@@ -12,11 +12,16 @@
 #define IOREGSEL       0x00             /* selects the register IOWIN reads and writes */
 #define IOWIN          0x10
 #define IOREDTBL_FIRST 0x10             /* entry n: low dword 0x10 + 2n, high dword 0x11 + 2n */
+#define IOAPICVER      0x01             /* bits 23:16: the highest redirection entry */
 #define RTE_DELIVERY(lo) (((lo) >> 8) & 7u)
+#define RTE_MASKED     (1u << 16)
+#define RTE_MAX        240
 
 struct ioapic {
 	u64 base;
 	struct spinlock lock;           /* IOREGSEL and IOWIN: the check and the write as one */
+	unsigned nrte;
+	u32 saved[RTE_MAX][2];          /* the entries as firmware left them (low, high dword) */
 };
 
 static struct ioapic ioapics[IOAPICS_MAX];
@@ -45,6 +50,33 @@ static bool ioapic_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool 
 	return !refuse;
 }
 
+static u32 reg_read(struct ioapic *a, u32 sel)
+{
+	*(volatile u32 *)(a->base + IOREGSEL) = sel;
+	return *(volatile u32 *)(a->base + IOWIN);
+}
+
+static void reg_write(struct ioapic *a, u32 sel, u32 val)
+{
+	*(volatile u32 *)(a->base + IOREGSEL) = sel;
+	*(volatile u32 *)(a->base + IOWIN) = val;
+}
+
+void ioapic_restore(void)
+{
+	for (unsigned i = 0; i < IOAPICS_MAX && ioapics[i].base; i++) {
+		struct ioapic *a = &ioapics[i];
+		spin_lock(&a->lock);
+		for (unsigned e = 0; e < a->nrte; e++) {
+			u32 sel = IOREDTBL_FIRST + 2 * e;
+			reg_write(a, sel, RTE_MASKED);
+			reg_write(a, sel + 1, a->saved[e][1]);
+			reg_write(a, sel, a->saved[e][0]);
+		}
+		spin_unlock(&a->lock);
+	}
+}
+
 void ioapic_init(void)
 {
 	u64 rsdp = acpi_find_rsdp(hvmem_outside);
@@ -52,7 +84,15 @@ void ioapic_init(void)
 	u64 bases[IOAPICS_MAX];
 	unsigned n = madt ? acpi_madt_ioapics(hvmem_outside, madt, bases, IOAPICS_MAX) : 0;
 	for (unsigned i = 0; i < n; i++) {
-		ioapics[i].base = bases[i];
+		struct ioapic *a = &ioapics[i];
+		a->base = bases[i];
+		a->nrte = ((reg_read(a, IOAPICVER) >> 16) & 0xFF) + 1;
+		if (a->nrte > RTE_MAX)
+			a->nrte = RTE_MAX;
+		for (unsigned e = 0; e < a->nrte; e++) {
+			a->saved[e][0] = reg_read(a, IOREDTBL_FIRST + 2 * e);
+			a->saved[e][1] = reg_read(a, IOREDTBL_FIRST + 2 * e + 1);
+		}
 		if (!mmio_trap_add(bases[i], 4096, NPT_RO, ioapic_mmio, &ioapics[i]))
 			LOG("ioapic: cannot trap the I/O APIC at %lx\n", bases[i]);
 		else

@@ -11,4 +11,8 @@
 /* Trap the I/O APICs the MADT lists. Before the guest runs. */
 void ioapic_init(void);
 
+/* Put every redirection entry back as it was at ioapic_init() (the handoff from the preboot
+ * guest: firmware expects its own, normally all masked). */
+void ioapic_restore(void);
+
 #endif

@@ -9,6 +9,8 @@
 #include "core/types.h"
 #include "core/spinlock.h"
 
+struct guest_start;
+
 /* Normalised exit reasons. Their numbers are ABI: VMMCALL EXIT_COUNTS reports them by index. */
 enum exit_reason {
 	EXIT_CPUID = 0,
@@ -94,6 +96,7 @@ struct vcpu {
 	bool kicked;            /* an NMI from Parapet is on its way to this CPU (atomic) */
 	u32 ldr, dfr;           /* the guest's xAPIC logical destination registers, as written */
 	struct vcpu_mail mail;
+	const struct guest_start *restart;   /* set by a handler: start afresh there (handoff) */
 	u64 exits[EXIT_NR];
 };
 

@@ -73,6 +73,9 @@ void handle_vmmcall(struct vcpu *v)
 	case VMMCALL_EXIT_COUNTS:
 		ret = exit_counts_call(v);
 		break;
+	case VMMCALL_HANDOFF:
+		ret = preboot_handoff(v);
+		break;
 	default:
 		ret = VMMCALL_ENOSYS;
 	}

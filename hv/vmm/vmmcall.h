@@ -12,9 +12,12 @@
                                     out: RCX = bytes copied, RDX = next offset */
 #define VMMCALL_EXIT_COUNTS  2   /* in: RBX = buffer gpa, RCX = length, RDX = cpu or VMMCALL_ALL_CPUS;
                                     out: RCX = counters written, RDX = number of CPUs */
+#define VMMCALL_HANDOFF      3   /* preboot guest only, on the boot CPU, once (ABI 1.2):
+                                    in: RBX = policy record gpa, RCX = its length;
+                                    success does not return: the target OS boots */
 
 #define VMMCALL_MAGIC     0x54505250ull   /* "PRPT" */
-#define VMMCALL_ABI       0x00010001ull   /* major 1, minor 1 */
+#define VMMCALL_ABI       0x00010002ull   /* major 1, minor 2 */
 #define VMMCALL_ALL_CPUS  0xFFFFFFFFull
 #define VMMCALL_BUF_MAX   4096            /* one buffer never crosses a 4 KiB page */
 
@@ -22,5 +25,10 @@
 #define VMMCALL_ENOSYS      ((unsigned long long)-1)   /* unknown function */
 #define VMMCALL_EINVAL      ((unsigned long long)-2)   /* bad argument */
 #define VMMCALL_EFAULT      ((unsigned long long)-3)   /* bad guest address */
+#define VMMCALL_EPERM       ((unsigned long long)-4)   /* not allowed now (or from this CPU) */
+
+struct vcpu;
+/* VMMCALL HANDOFF (handoff/preboot.c). */
+unsigned long long preboot_handoff(struct vcpu *v);
 
 #endif

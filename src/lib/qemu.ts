@@ -29,7 +29,11 @@ export interface BootOptions {
   cpu?: string;
   /** Write guest disk changes to a temporary overlay instead of the image. */
   snapshot?: boolean;
-  /** Multiboot modules for Parapet (e.g. a policy record): QEMU `-initrd a,b`. Only with -kernel. */
+  /**
+   * Multiboot modules for Parapet (e.g. a policy record, or a preboot kernel and its initrd):
+   * QEMU `-initrd a,b`. A module's command line follows its path after a space
+   * ("vmlinuz console=ttyS0,115200"). Only with -kernel.
+   */
   modules?: string[];
   extraArgs?: string[];
 }
@@ -67,11 +71,14 @@ export function qemuArgs(o: BootOptions, hvLog: string): string[] {
     if (!existsSync(HYPERVISOR)) throw new Error(`${HYPERVISOR} is missing: run make first`);
     args.push("-kernel", HYPERVISOR, "-append", [`log=${sink}`, o.hvArgs ?? ""].join(" ").trim());
     if (o.modules?.length) {
-      const mods = o.modules.map((m) => resolve(m));
-      for (const m of mods) {
-        if (m.includes(",")) throw new Error(`module path ${m} contains a comma, which QEMU's -initrd list cannot carry`);
-        if (!existsSync(m)) throw new Error(`module ${m} does not exist`);
-      }
+      const mods = o.modules.map((m) => {
+        const space = m.indexOf(" ");
+        const path = resolve(space < 0 ? m : m.slice(0, space));
+        if (path.includes(",")) throw new Error(`module path ${path} contains a comma, which QEMU's -initrd list cannot carry`);
+        if (!existsSync(path)) throw new Error(`module ${path} does not exist`);
+        // QEMU splits the list at commas; a doubled comma is a literal one.
+        return space < 0 ? path : `${path}${m.slice(space).replace(/,/g, ",,")}`;
+      });
       args.push("-initrd", mods.join(","));
     }
   }

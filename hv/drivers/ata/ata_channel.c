@@ -5,6 +5,7 @@
  * hypervisor memory, where the storage service transforms it.
  */
 #include "drivers/ata/ata_channel.h"
+#include "core/lapic.h"
 #include "core/pgalloc.h"
 #include "core/pio.h"
 #include "core/string.h"
@@ -68,6 +69,15 @@ void ata_probe(struct ata_channel *ch, unsigned pos)
 		d->serial[2 * i] = (char)(id[10 + i] >> 8);
 		d->serial[2 * i + 1] = (char)id[10 + i];
 	}
+}
+
+void ata_channel_reset(struct ata_channel *ch)
+{
+	outb(ch->ctl, ATA_DEVCTL_SRST | ATA_DEVCTL_NIEN);
+	io_delay_us(10);                        /* SRST held at least 5 us */
+	outb(ch->ctl, ATA_DEVCTL_NIEN);
+	io_delay_us(2000);                      /* BSY is set within 2 ms */
+	wait_not_busy(ch);
 }
 
 /* ---- Issuing commands ---- */

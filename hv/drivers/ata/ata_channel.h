@@ -68,6 +68,10 @@ struct ata_channel {
 void ata_channel_alloc(struct ata_channel *ch);
 void ata_probe(struct ata_channel *ch, unsigned pos);
 
+/* Software reset of both devices on the channel (SRST, ATA8-ACS "device control"), leaving
+ * their interrupt masked as a polling BIOS has it; waits (bounded) for BSY to clear. */
+void ata_channel_reset(struct ata_channel *ch);
+
 /* I/O hooks (ctx is the channel). */
 u32 ata_cmd_io(void *ctx, u16 port, unsigned size, bool in, u32 val);
 unsigned ata_data_str(void *ctx, u16 port, unsigned size, bool in, u8 *buf, unsigned count);

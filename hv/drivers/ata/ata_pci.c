@@ -9,6 +9,7 @@
 #include "io/pci.h"
 #include "vmm/io.h"
 #include "core/log.h"
+#include "core/x86.h"
 
 #define ATA_CONTROLLERS_MAX 4
 #define PCI_PROGIF 0x09
@@ -166,12 +167,31 @@ static void ata_cfg_written(struct pci_dev *d, u16 offset, unsigned size)
 	}
 }
 
+/* The controller as a BIOS expects to find it (after the preboot guest): bus mastering stopped,
+ * its status bits cleared, every drive reset. Works whether or not the driver is bound. */
+static void ata_reset(struct pci_dev *d)
+{
+	u8 progif = (u8)pci_read(d, PCI_PROGIF, 1);
+	u16 bm = bm_port(d);
+	for (unsigned i = 0; i < 2; i++) {
+		struct ata_channel ch = { .index = (u8)i };
+		channel_ports(d, progif, i, &ch.cmd, &ch.ctl);
+		if (bm) {
+			outb((u16)(bm + BM_PORTS * i + BM_REG_COMMAND), 0);
+			outb((u16)(bm + BM_PORTS * i + BM_REG_STATUS), BM_STATUS_ERROR | BM_STATUS_INTR);
+		}
+		ata_channel_reset(&ch);
+	}
+	LOG("ata: %02x:%02x.%u reset: bus master stopped, both channels SRST\n", d->bus, d->devfn >> 3, d->devfn & 7);
+}
+
 static const struct pci_driver ata_driver = {
 	.name = "ata",
 	.vendor = PCI_ANY_ID,
 	.device = PCI_ANY_ID,
 	.class = 0x01,
 	.subclass = 0x01,
+	.reset = ata_reset,
 	.bind = ata_bind,
 	.cfg_write = ata_cfg_write,
 	.cfg_written = ata_cfg_written,

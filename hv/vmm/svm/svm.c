@@ -3,6 +3,7 @@
  * exit for vmm_dispatch(). Nothing else lives here.
  */
 #include "vmm/svm/svm.h"
+#include "guest/linux.h"
 #include "vmm/svm/vmcb.h"
 #include "vmm/apic.h"
 #include "vmm/cpus.h"
@@ -137,6 +138,30 @@ static void reset_cpu(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, u16 sel, u
 	__asm__ volatile("mov %0, %%dr0; mov %0, %%dr1; mov %0, %%dr2; mov %0, %%dr3" : : "r"(0ull));
 	if (read_cr4() & CR4_OSXSAVE)
 		xsetbv(0, 1);                   /* XCR0: x87 only */
+}
+
+/* A fresh start at `s` (Parapet's first entry, or after the preboot handoff): the INIT state,
+ * but with caches on as firmware leaves them, then real mode at cs:ip with the stack under
+ * 0000:7C00, or Linux's 32-bit entry (guest/linux.h) with flat 4 GiB segments. */
+static void start_at(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, const struct guest_start *s)
+{
+	reset_cpu(v, vmcb, vmcb_pa, s->cs, (u64)s->cs << 4, s->ip);
+	vmcb->cr0 = CR0_ET;
+	vmcb->rsp = 0x7C00;
+	if (s->linux32) {
+		struct vmcb_seg code = { LX_BOOT_CS, 0xC9B, 0xFFFFFFFF, 0 }, data = { LX_BOOT_DS, 0xC93, 0xFFFFFFFF, 0 };
+		vmcb->cs = code;
+		vmcb->ds = vmcb->es = vmcb->ss = vmcb->fs = vmcb->gs = data;
+		vmcb->gdtr = (struct vmcb_seg){ 0, 0, 4 * 8 - 1, s->gdt };
+		vmcb->cr0 = CR0_PE | CR0_ET;
+		vmcb->rip = s->eip;
+		vmcb->rsp = 0;
+		v->gpr[RDX] = 0;
+		v->gpr[RSI] = s->esi;
+		__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");   /* FS, GS as above */
+	}
+	LOG("svm: cpu%u: entering the guest at %s %x:%x\n", v->id, s->linux32 ? "Linux 32-bit entry" : "real mode",
+	    s->linux32 ? LX_BOOT_CS : s->cs, s->linux32 ? s->eip : s->ip);
 }
 
 /* Parapet's wait-for-SIPI: the processor sleeps in the host until an NMI brings a STARTUP. */
@@ -289,6 +314,10 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 			v->inject.valid = false;
 		}
 		vmcb->clean = 0;
+		if (v->restart) {
+			start_at(v, vmcb, vmcb_pa, v->restart);
+			v->restart = NULL;
+		}
 		if (apic_mail_posted(v) && apic_take_init(v)) {
 			if (log_budget_take(&ipi_log_budget))
 				LOG("svm: cpu%u: INIT%s\n", v->id, v->bsp ? ": restarting at the reset vector" : "; waiting for STARTUP");
@@ -323,10 +352,8 @@ __noreturn void svm_run_bsp(struct vcpu *v, const struct guest_start *start)
 {
 	u64 vmcb_pa;
 	struct vmcb *vmcb = enable(&vmcb_pa);
-	set_real_mode(vmcb, start->cs, (u64)start->cs << 4, start->ip, CR0_ET, 0x7C00);
-	LOG("svm: cpu%u: entering the guest at %x:%x (real mode)\n", v->id, start->cs, start->ip);
-	/* VMLOAD once loads the guest's FS, GS, TR, LDTR and syscall MSRs; the host never uses them. */
-	__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");
+	/* Its VMLOAD loads the guest's FS, GS, TR, LDTR and syscall MSRs; the host never uses them. */
+	start_at(v, vmcb, vmcb_pa, start);
 	run(v, vmcb, vmcb_pa);
 }
 
