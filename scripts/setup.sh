@@ -45,7 +45,8 @@ PY
   apt-get install -y -q -t bookworm-backports qemu-system-x86 qemu-utils
   apt-get install -y -q --no-install-recommends \
     mtools syslinux syslinux-common grub-pc-bin grub-common xorriso cpio xz-utils \
-    kmod cryptsetup-bin fdisk linux-headers-amd64 clang libclang-rt-14-dev libssl-dev
+    kmod cryptsetup-bin fdisk linux-headers-amd64 clang libclang-rt-14-dev libssl-dev \
+    softhsm2 opensc openssl
 fi
 
 npm ci --no-audit --no-fund

@@ -7,6 +7,16 @@ import { QemuSession, type BootOptions } from "../src/lib/qemu.ts";
 
 export { REPO_ROOT, DEFAULT_IMAGE };
 
+/** Runs the `parapet` CLI; returns its exit status and its output (stdout, then stderr). */
+export function cli(args: string[]): { status: number; out: string } {
+  try {
+    return { status: 0, out: execFileSync("node", [join(REPO_ROOT, "bin", "parapet.js"), ...args], { encoding: "utf8", stdio: "pipe" }) };
+  } catch (e) {
+    const err = e as { status: number; stdout: string; stderr: string };
+    return { status: err.status, out: err.stdout + err.stderr };
+  }
+}
+
 /** Build the hypervisor and (if missing) the test guest image. */
 export async function prepare(): Promise<string> {
   execFileSync("make", ["-s", "-C", REPO_ROOT], { stdio: "inherit" });

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { prepare, bootGuest, TMP } from "./fixture.ts";
+import { prepare, bootGuest, TMP, cli } from "./fixture.ts";
 import { plainImage, decryptedCopy, writePolicy, wholeDisk } from "./diskfixture.ts";
 import { JOURNAL_SUFFIX, STATE_SUFFIX } from "../src/lib/diskcrypt.ts";
 import { luksAddPassphrase, luksFormat, luksInfo, LuksRefusal, readPassphrase, volumeKey } from "../src/lib/luks.ts";
@@ -23,14 +23,6 @@ const alice = Buffer.from("correct horse battery staple");
 const bob = Buffer.from("bob's other passphrase");
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
-function cli(args: string[]): { status: number; out: string } {
-  try {
-    return { status: 0, out: execFileSync("node", [join(REPO_ROOT, "bin", "parapet.js"), ...args], { encoding: "utf8", stdio: "pipe" }) };
-  } catch (e) {
-    const err = e as { status: number; stdout: string; stderr: string };
-    return { status: err.status, out: err.stdout + err.stderr };
-  }
-}
 
 describe("parapet luks: a disk under a LUKS2 detached header", () => {
   let image: string, header: string, plain: Buffer, key: Buffer;

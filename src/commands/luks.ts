@@ -6,6 +6,7 @@ import { EXIT_INTERRUPTED, EXIT_REFUSED, progressReporter } from "./disk.ts";
 import { DiskRefusal } from "../lib/diskcrypt.ts";
 import { luksAddPassphrase, luksFormat, luksInfo, LuksRefusal, readPassphrase, volumeKey, type Pbkdf } from "../lib/luks.ts";
 import { writePrivateFileAtomic } from "../lib/privatefile.ts";
+import { enrolToken, readCa, type OaepHash } from "../lib/token.ts";
 
 const EXIT_TEXT =
   "Exit status: 0 done; 1 error (bad arguments, cryptsetup missing or failing, I/O error);\n" +
@@ -16,6 +17,16 @@ function ms(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 60_000) throw new Error(`--iter-time ${v}: expected 1..60000 milliseconds`);
   return n;
+}
+
+interface AddUser {
+  newPassphraseFile?: string;
+  tokenModule?: string;
+  tokenLabel?: string;
+  tokenKeyId?: string;
+  ca?: string;
+  tokenPinFile?: string;
+  tokenOaepHash: string;
 }
 
 interface Common { disk: string; header: string; passphraseFile: string; iterTime?: number; iterations?: number }
@@ -90,22 +101,64 @@ export function registerLuks(program: Command): void {
     }));
 
   common(luks.command("add-user"), "an existing user's passphrase")
-    .summary("add a user (a passphrase keyslot)")
-    .description("Add a keyslot for another passphrase (cryptsetup luksAddKey), unlocked by an existing user's. " +
-      "Several users then open the same disk.")
-    .requiredOption("--new-passphrase-file <file>", "the new user's passphrase")
+    .summary("add a user: a passphrase, or a PKCS#11 token (smart card)")
+    .description("Add a keyslot for another user, unlocked by an existing user's passphrase (cryptsetup luksAddKey). " +
+      "Several users then open the same disk. The new user is either a passphrase (--new-passphrase-file) or a " +
+      "PKCS#11 token (--token-module, --token-label, --token-key-id, --ca): the token's certificate must be issued by " +
+      "the organisation CA; a random keyslot secret is encrypted (RSA-OAEP) to the certificate's key and kept in the " +
+      "header as a LUKS2 token, which only the token can decrypt at boot. See docs/tokens.md.")
+    .option("--new-passphrase-file <file>", "the new user's passphrase")
+    .option("--token-module <library>", "PKCS#11 module of the new user's token (e.g. /usr/lib/softhsm/libsofthsm2.so, " +
+      "or opensc-pkcs11.so for a smart card)")
+    .option("--token-label <label>", "the token's label (pkcs11-tool --list-token-slots shows it)")
+    .option("--token-key-id <hex>", "CKA_ID of the certificate and its RSA private key on the token, in hex (e.g. 01)")
+    .option("--ca <file>", "the organisation CA certificate (PEM or DER) that must have issued the token's certificate")
+    .option("--token-pin-file <file>", "the token user's PIN: the token then test-decrypts before the keyslot is added " +
+      "(recommended; without it only the certificate and public key are checked)")
+    .option("--token-oaep-hash <hash>", "RSA-OAEP hash the token decrypts with: sha1 (SoftHSM2, most cards) or sha256", "sha1")
     .option("--iter-time <ms>", "keyslot key-derivation time on this machine", ms, 500)
-    .addHelpText("after", "\nExample: parapet luks add-user --disk disk.img --header disk.hdr --passphrase-file alice.txt " +
-      "--new-passphrase-file bob.txt\n" + EXIT_TEXT)
-    .action((o: Common & { newPassphraseFile: string }) => refusing("add-user", async () => {
+    .addHelpText("after", "\nExamples:\n  parapet luks add-user --disk disk.img --header disk.hdr --passphrase-file alice.txt " +
+      "--new-passphrase-file bob.txt\n  parapet luks add-user --disk disk.img --header disk.hdr --passphrase-file alice.txt " +
+      "--token-module /usr/lib/softhsm/libsofthsm2.so --token-label carol --token-key-id 01 --ca org-ca.pem " +
+      "--token-pin-file carol.pin\n" + EXIT_TEXT)
+    .action((o: Common & AddUser) => refusing("add-user", async () => {
+      const token = [o.tokenModule, o.tokenLabel, o.tokenKeyId, o.ca, o.tokenPinFile].some((v) => v !== undefined);
+      if (token === (o.newPassphraseFile !== undefined))
+        throw new Error("give either --new-passphrase-file or the token options (--token-module, --token-label, --token-key-id, --ca)");
+      if (token) {
+        const missing = (["tokenModule", "tokenLabel", "tokenKeyId", "ca"] as const).filter((k) => o[k] === undefined);
+        if (missing.length > 0)
+          throw new Error(`a token user needs ${missing.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")}`);
+        if (o.tokenOaepHash !== "sha1" && o.tokenOaepHash !== "sha256")
+          throw new Error(`--token-oaep-hash ${o.tokenOaepHash}: expected sha1 or sha256`);
+      }
       const existing = await readPassphrase(o.passphraseFile);
-      const added = await readPassphrase(o.newPassphraseFile);
       try {
-        const slot = await luksAddPassphrase(o.header, o.disk, existing, added, pbkdf(o));
-        process.stdout.write(`${o.header}: keyslot ${slot} added\n`);
+        if (!token) {
+          const added = await readPassphrase(o.newPassphraseFile!);
+          try {
+            const slot = await luksAddPassphrase(o.header, o.disk, existing, added, pbkdf(o));
+            process.stdout.write(`${o.header}: keyslot ${slot} added\n`);
+          } finally {
+            added.fill(0);
+          }
+          return;
+        }
+        const ca = await readCa(o.ca!);
+        const pin = o.tokenPinFile !== undefined ? await readPassphrase(o.tokenPinFile) : undefined;
+        try {
+          const r = await enrolToken({
+            header: o.header, image: o.disk, existing, module: o.tokenModule!, tokenLabel: o.tokenLabel!, keyId: o.tokenKeyId!,
+            ca, pin, oaepHash: o.tokenOaepHash as OaepHash, pbkdf: pbkdf(o),
+          });
+          process.stdout.write(`${o.header}: keyslot ${r.keyslot} and token ${r.tokenId} added for '${r.subject}' ` +
+            `(certificate SHA-256 ${r.fingerprint})${r.tested ? ", test decryption on the token passed" : ""}\n`);
+          if (!r.tested) process.stderr.write("parapet: note: no --token-pin-file, so the token did not test-decrypt; try an unlock before relying on it\n");
+        } finally {
+          pin?.fill(0);
+        }
       } finally {
         existing.fill(0);
-        added.fill(0);
       }
     }));
 
