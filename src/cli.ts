@@ -8,6 +8,7 @@ import { registerKeygen } from "./commands/keygen.ts";
 import { registerPolicy } from "./commands/policy.ts";
 import { registerDisk } from "./commands/disk.ts";
 import { registerLuks } from "./commands/luks.ts";
+import { registerPreboot } from "./commands/preboot.ts";
 
 const program = new Command();
 program
@@ -24,6 +25,7 @@ registerKeygen(program);
 registerPolicy(program);
 registerDisk(program);
 registerLuks(program);
+registerPreboot(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -144,6 +144,25 @@ export async function unpackPackage(cacheDir: string, name: string, version: str
   return { name, version, root, downloaded: true };
 }
 
+/** The version of a tool's package that a ToolSpec asks for (its own candidate by default). */
+export async function specVersion(spec: ToolSpec): Promise<string | undefined> {
+  if (spec.version) return spec.version;
+  return candidateVersion(spec.versionOf ?? spec.package);
+}
+
+/** A tool's package at the version its ToolSpec asks for, or the newest cached one when apt knows none. */
+export async function fetchSpecPackage(cacheDir: string, spec: ToolSpec, log: Log): Promise<UnpackedPackage> {
+  if (!spec.version && !spec.versionOf) return fetchCandidate(cacheDir, spec.package, log);
+  const version = await specVersion(spec);
+  if (version) return unpackPackage(cacheDir, spec.package, version, log);
+  const cached = await newestCached(cacheDir, spec.package);
+  if (cached) {
+    log(`apt knows no ${spec.versionOf}; using the cached ${spec.package} ${cached.version}`);
+    return cached;
+  }
+  throw new Error(`apt has no candidate for ${spec.versionOf}; run 'apt-get update' (as root) and retry`);
+}
+
 /** The candidate version of a package, or the newest one in the cache when apt knows none. */
 export async function fetchCandidate(cacheDir: string, name: string, log: Log): Promise<UnpackedPackage> {
   const version = await candidateVersion(name);
@@ -315,6 +334,14 @@ export interface ToolSpec {
   package: string;
   /** Program names, looked up in the package's usr/bin, usr/sbin, bin, sbin. */
   binaries: readonly string[];
+  /** Exact version of `package` to fetch instead of apt's candidate. */
+  version?: string;
+  /**
+   * Fetch `package` at the candidate version of this other package: e.g. Debian's nodejs at
+   * the candidate of libnode108, which nodejs depends on exactly, when apt's candidate for
+   * nodejs itself comes from another repository.
+   */
+  versionOf?: string;
   /**
    * Shared libraries replaced by generated stubs: the program links them only
    * for optional features the guest does not use, and their own dependencies
@@ -468,9 +495,10 @@ export async function resolveTools(cacheDir: string, specs: readonly ToolSpec[],
 
   // Which packages held the libraries last time, for exactly these programs at these
   // versions: with that record no dependency needs looking into (no apt-cache calls).
-  const specVersions = await candidateVersions(specs.map((s) => s.package));
+  await candidateVersions(specs.map((s) => s.versionOf ?? s.package));
+  const specVersions = await Promise.all(specs.map(specVersion));
   const key = createHash("sha256")
-    .update(JSON.stringify(specs.map((s) => [s, specVersions.get(s.package) ?? "cached"])))
+    .update(JSON.stringify(specs.map((s, i) => [s, specVersions[i] ?? "cached"])))
     .digest("hex")
     .slice(0, 16);
   const record = join(cacheDir, "meta", `tools-${key}.json`);
@@ -492,7 +520,12 @@ export async function resolveTools(cacheDir: string, specs: readonly ToolSpec[],
     }
   }
   for (const spec of specs) {
-    const pkg = await getPackage(spec.package);
+    let pkg = unpacked.get(spec.package);
+    if (!pkg) {
+      pkg = await fetchSpecPackage(cacheDir, spec, log);
+      unpacked.set(spec.package, pkg);
+      await indexPackage(pkg);
+    }
     for (const bin of spec.binaries) {
       let found: { rel: string; source: string } | undefined;
       for (const dir of BIN_DIRS) {

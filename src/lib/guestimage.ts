@@ -245,19 +245,13 @@ async function buildStubs(stubs: readonly StubLibrary[]): Promise<Map<string, st
 }
 
 /** Symlink paths of busybox's applets, as it lists them (e.g. bin/sh, sbin/insmod). */
-async function busyboxApplets(binary: string): Promise<string[]> {
+export async function busyboxApplets(binary: string): Promise<string[]> {
   const list = await runText(binary, ["--list-full"]);
   return list.split("\n").map((l) => l.trim()).filter((l) => l && l !== "bin/busybox");
 }
 
-async function buildInitramfs(
-  kernel: DebianKernel,
-  busybox: string,
-  modules: readonly KernelModule[],
-  programs: GuestPrograms,
-  tools: ToolClosure,
-  stubs: Map<string, string>,
-): Promise<Buffer> {
+/** An initramfs with the directories, device nodes and user database every guest needs. */
+export function baseInitramfs(): Initramfs {
   const fs = new Initramfs();
   for (const d of ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "lib", "proc", "sys", "dev", "run", "tmp", "root"]) {
     fs.dir(d, d === "tmp" ? 0o1777 : d === "root" ? 0o700 : 0o755);
@@ -267,7 +261,14 @@ async function buildInitramfs(
   fs.charDevice("dev/null", 1, 3, 0o666);
   fs.file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
   fs.file("etc/group", "root:x:0:\n");
+  return fs;
+}
 
+/**
+ * Adds Debian programs with their libraries (and stubs), then busybox and a link for each of
+ * its applets that no Debian program already provides.
+ */
+export async function addProgramsAndBusybox(fs: Initramfs, tools: ToolClosure, stubs: Map<string, string>, busybox: string): Promise<void> {
   // Debian programs first: they win over busybox applets of the same name.
   for (const p of tools.programs) fs.file(p.guestPath, await readFile(p.source), 0o755);
   for (const l of tools.libraries) fs.file(l.guestPath, await readFile(l.source), 0o755);
@@ -279,6 +280,18 @@ async function buildInitramfs(
   for (const applet of await busyboxApplets(busybox)) {
     if (!fs.has(applet)) fs.symlink(applet, "/bin/busybox");
   }
+}
+
+async function buildInitramfs(
+  kernel: DebianKernel,
+  busybox: string,
+  modules: readonly KernelModule[],
+  programs: GuestPrograms,
+  tools: ToolClosure,
+  stubs: Map<string, string>,
+): Promise<Buffer> {
+  const fs = baseInitramfs();
+  await addProgramsAndBusybox(fs, tools, stubs, busybox);
   fs.file("init", await readFile(join(REPO_ROOT, "guest", "init")), 0o755);
   fs.file("bin/ptest", await readFile(programs.ptest), 0o755);
   fs.file("bin/ataatk", await readFile(programs.ataatk), 0o755);

@@ -60,11 +60,22 @@ export async function readPassphrase(path: string): Promise<Buffer> {
   return Buffer.from(p);
 }
 
-/** The volume key, unlocked from the header with a passphrase (cryptsetup luksDump --dump-volume-key). */
-export async function volumeKey(header: string, image: string, passphrase: Uint8Array): Promise<Buffer> {
+/**
+ * luksDump's device arguments: the header for the image, or the detached header file alone
+ * (luksDump reads only the header; the preboot guest has no data device to name).
+ */
+function dumpTarget(header: string, image?: string): string[] {
+  return image === undefined ? [header] : ["--header", header, image];
+}
+
+/**
+ * The volume key, unlocked from the header with a passphrase (cryptsetup luksDump
+ * --dump-volume-key). Without `image`, the detached header file is read alone.
+ */
+export async function volumeKey(header: string, image: string | undefined, passphrase: Uint8Array): Promise<Buffer> {
   let text: string;
   try {
-    text = await runText("cryptsetup", ["luksDump", "--batch-mode", "--dump-volume-key", "--header", header, "--key-file", "-", image],
+    text = await runText("cryptsetup", ["luksDump", "--batch-mode", "--dump-volume-key", "--key-file", "-", ...dumpTarget(header, image)],
       { input: passphrase });
   } catch (e) {
     throw new LuksRefusal(`cannot unlock ${header} with that passphrase (${(e as Error).message.split("\n").at(-1)})`);
@@ -84,8 +95,8 @@ export interface LuksInfo {
   keyslots: number[];
 }
 
-export async function luksInfo(header: string, image: string): Promise<LuksInfo> {
-  const text = await runText("cryptsetup", ["luksDump", "--header", header, image]);
+export async function luksInfo(header: string, image?: string): Promise<LuksInfo> {
+  const text = await runText("cryptsetup", ["luksDump", ...dumpTarget(header, image)]);
   if (!/^Version:\s*2$/m.test(text)) throw new LuksRefusal(`${header} is not a LUKS2 header`);
   const seg = /Data segments:\s*\n\s*0: crypt\n([\s\S]*?)\n\n/.exec(text)?.[1] ?? "";
   const field = (name: string) => new RegExp(`^\\s*${name}:\\s*(.+)$`, "m").exec(seg)?.[1].trim() ?? "";
@@ -97,6 +108,13 @@ export async function luksInfo(header: string, image: string): Promise<LuksInfo>
     offsetBytes: Number(field("offset").replace(/\s*\[bytes\]/, "")),
     keyslots: [...slots.matchAll(/^\s{2}(\d+): luks2$/gm)].map((m) => Number(m[1])),
   };
+}
+
+/** Refuses a header whose data segment is not what Parapet's policy record can describe. */
+export function checkSupported(header: string, info: LuksInfo): void {
+  if (info.cipher !== LUKS_CIPHER || info.sectorBytes !== LUKS_SECTOR || info.offsetBytes !== 0 || info.keyBits !== LUKS_KEY_BITS)
+    throw new LuksRefusal(`${header}: ${info.cipher || "no cipher"}, ${info.keyBits}-bit key, ${info.sectorBytes}-byte sectors at offset ` +
+      `${info.offsetBytes}; Parapet needs ${LUKS_CIPHER}, ${LUKS_KEY_BITS} bits, ${LUKS_SECTOR}-byte sectors at offset 0`);
 }
 
 export interface FormatOptions {
@@ -129,10 +147,7 @@ export async function luksFormat(o: FormatOptions): Promise<ConvertResult & { cr
     ], { input: o.passphrase });
     created = true;
   }
-  const info = await luksInfo(o.header, o.image);
-  if (info.cipher !== LUKS_CIPHER || info.sectorBytes !== LUKS_SECTOR || info.offsetBytes !== 0 || info.keyBits !== LUKS_KEY_BITS)
-    throw new LuksRefusal(`${o.header}: ${info.cipher}, ${info.keyBits}-bit key, ${info.sectorBytes}-byte sectors at offset ` +
-      `${info.offsetBytes}; Parapet needs ${LUKS_CIPHER}, ${LUKS_KEY_BITS} bits, ${LUKS_SECTOR}-byte sectors at offset 0`);
+  checkSupported(o.header, await luksInfo(o.header, o.image));
   const key = await volumeKey(o.header, o.image, o.passphrase);
   try {
     const r = await convertImage({ image: o.image, key, direction: "encrypt", progress: o.progress, shouldStop: o.shouldStop });

@@ -1,0 +1,63 @@
+// `parapet preboot build|site`: the preboot guest of two-step execution (docs/preboot.md).
+import type { Command } from "commander";
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { relative } from "node:path";
+import { PrebootConfigError } from "../preboot/config.ts";
+import { buildPreboot, checkHeaderFile, sitePreboot } from "../lib/prebootimage.ts";
+
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith("..") ? rel : path;
+}
+
+export function registerPreboot(program: Command): void {
+  const preboot = program
+    .command("preboot")
+    .description("The preboot guest of two-step execution: a small Linux that Parapet boots before the real OS. " +
+      "Its app (Node.js 18) asks for a passphrase on the serial console, unlocks a LUKS2 detached header with " +
+      "cryptsetup, compiles the volume key into a policy record and hands it to the hypervisor through a kexec " +
+      "payload (VMMCALL). See docs/preboot.md.");
+
+  preboot.command("build")
+    .summary("build the preboot guest's kernel and initramfs")
+    .description("Write vmlinuz (Debian's kernel, as the test guest's) and initrd.gz (busybox, Debian's nodejs 18, " +
+      "cryptsetup, kexec, the preboot app bundled into one file, src/preboot/init). Debian packages are fetched " +
+      "with apt-get download into cache/debian/ (never installed). The site's header and config are not in it: " +
+      "see 'parapet preboot site'.")
+    .option("-o, --output <dir>", "output directory (default: build/preboot in the repository)")
+    .option("--force", "overwrite existing outputs")
+    .option("-q, --quiet", "print only errors")
+    .addHelpText("after", "\nExample: parapet preboot build -o build/preboot --force")
+    .action(async (o: { output?: string; force?: boolean; quiet?: boolean }) => {
+      const log = o.quiet ? undefined : (m: string) => process.stderr.write(`preboot: ${m}\n`);
+      const r = await buildPreboot({ output: o.output, force: o.force, log });
+      process.stdout.write(`${shown(r.vmlinuz)}: kernel ${r.kver}\n${shown(r.initrd)}: ${(r.initrdBytes / 1048576).toFixed(1)} MiB ` +
+        `(${r.packages.join(", ")}; app ${(r.appBytes / 1024).toFixed(0)} KiB) in ${r.seconds.toFixed(1)} s\n`);
+    });
+
+  preboot.command("site")
+    .summary("write the site archive: the LUKS2 header and the preboot config")
+    .description("Validate the config (JSON, docs/preboot.md) and the header (LUKS2, aes-xts-plain64, 512-bit key, " +
+      "512-byte sectors, data at 0) and write an uncompressed cpio archive holding both, to append to initrd.gz " +
+      "(cat initrd.gz site.cpio > initrd-site.gz): the kernel unpacks both archives.")
+    .requiredOption("--header <file>", "the disk's LUKS2 detached header (parapet luks format)")
+    .requiredOption("--config <file>", "the preboot config (JSON)")
+    .requiredOption("-o, --output <file>", "the cpio archive to write")
+    .option("--force", "overwrite the output")
+    .addHelpText("after", "\nExample: parapet preboot site --header disk.hdr --config preboot.json -o build/preboot/site.cpio")
+    .action(async (o: { header: string; config: string; output: string; force?: boolean }) => {
+      if (existsSync(o.output) && !o.force) throw new Error(`${o.output} already exists; pass --force to overwrite it`);
+      let config: unknown;
+      try {
+        config = JSON.parse(await readFile(o.config, "utf8"));
+      } catch (e) {
+        if (e instanceof SyntaxError) throw new PrebootConfigError(o.config, [`not valid JSON: ${e.message}`]);
+        throw e;
+      }
+      await checkHeaderFile(o.header);
+      const site = sitePreboot({ header: await readFile(o.header), config, configName: o.config });
+      await writeFile(o.output, site.cpio, { mode: 0o600 });
+      process.stdout.write(`${shown(o.output)}: header at ${site.config.header}, ${site.cpio.length} bytes\n`);
+    });
+}

@@ -1,0 +1,99 @@
+// The preboot guest's configuration, /etc/parapet/preboot.json (JSON, version 1), validated
+// the same way at build time on the host and at boot in the guest. Every error names the
+// field, e.g.  preboot.json: drive.channel: must be 0 (primary) or 1 (secondary)
+// docs/preboot.md describes the fields.
+import { z } from "zod";
+import { formatPath } from "../lib/policyfile.ts";
+import { parsePci, POLICY_MAX_SIZE, serialProblem, type DriveMatch } from "../lib/policyrecord.ts";
+import { addressProblem, DEFAULT_RECORD_ADDRESS } from "./payload.ts";
+
+export const CONFIG_PATH = "/etc/parapet/preboot.json";
+export const DEFAULT_HEADER = "/etc/parapet/header.img";
+export const DEFAULT_CONSOLE = "/dev/ttyS0";
+export const PREBOOT_CONFIG_VERSION = 1;
+
+export interface PrebootConfig {
+  version: 1;
+  /** The LUKS2 detached header inside the preboot filesystem. */
+  header: string;
+  /** Which disk the volume key applies to. */
+  drive: DriveMatch;
+  /** Wrong passphrases allowed before powering off. */
+  retries: number;
+  /** The console device of the passphrase dialogue. */
+  console: string;
+  /** Physical address of the handoff payload (the record is at +0x1000). */
+  recordAddress: number;
+}
+
+export class PrebootConfigError extends Error {
+  constructor(readonly file: string, readonly errors: string[]) {
+    super(errors.length === 1 ? `${file}: ${errors[0]}` : `${file}: ${errors.length} errors:\n  ${errors.join("\n  ")}`);
+  }
+}
+
+const absolute = (what: string) =>
+  z.string({ error: `must be ${what} (a string)` }).startsWith("/", { error: `must be ${what} (an absolute path)` });
+
+const Schema = z.strictObject({
+  version: z.literal(PREBOOT_CONFIG_VERSION, { error: `must be ${PREBOOT_CONFIG_VERSION} (the preboot config format this tool reads)` }),
+  header: absolute("the path of the LUKS2 detached header").default(DEFAULT_HEADER),
+  drive: z.strictObject({
+    channel: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (primary) or 1 (secondary)" }).default(0),
+    position: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (master) or 1 (slave)" }).default(0),
+    serial: z.string({ error: "must be the drive's serial number (a string)" }).optional(),
+    pci: z.string({ error: "must be the controller's PCI address \"BB:DD.F\" (a string)" }).optional(),
+  }, { error: "must be a map with channel, position and optionally serial, pci" }).default({ channel: 0, position: 0 }),
+  retries: z.number({ error: "must be a whole number from 1 to 10" }).int({ error: "must be a whole number from 1 to 10" })
+    .min(1, { error: "must be at least 1" }).max(10, { error: "must be at most 10" }).default(3),
+  console: absolute("the console device").default(DEFAULT_CONSOLE),
+  recordAddress: z.union([z.number(), z.string().regex(/^0x[0-9a-f]+$/i)], {
+    error: "must be a physical address: a number, or a hexadecimal string \"0x1000000\"",
+  }).default(DEFAULT_RECORD_ADDRESS),
+}, { error: "must be a JSON object" });
+
+/** Validates parsed JSON; `file` names the config in errors. */
+export function validateConfig(value: unknown, file = "preboot.json"): PrebootConfig {
+  const r = Schema.safeParse(value);
+  if (!r.success) {
+    const errors = r.error.issues.map((i) => {
+      const where = formatPath(i.path);
+      if (i.code === "unrecognized_keys") {
+        return i.keys.map((k) => `${formatPath([...i.path, k])}: unknown field`).join("; ");
+      }
+      return `${where}: ${i.message}`;
+    });
+    throw new PrebootConfigError(file, errors);
+  }
+  const c = r.data;
+  const errors: string[] = [];
+  const drive: DriveMatch = { port: { channel: c.drive.channel, position: c.drive.position } };
+  if (c.drive.serial !== undefined) {
+    const why = serialProblem(c.drive.serial);
+    if (why) errors.push(`drive.serial: ${why}`);
+    else drive.serial = c.drive.serial;
+  }
+  if (c.drive.pci !== undefined) {
+    try {
+      drive.pci = parsePci(c.drive.pci);
+    } catch (e) {
+      errors.push(`drive.pci: ${(e as Error).message}`);
+    }
+  }
+  const address = typeof c.recordAddress === "string" ? parseInt(c.recordAddress.slice(2), 16) : c.recordAddress;
+  const why = addressProblem(address, POLICY_MAX_SIZE); // room for the largest record
+  if (why) errors.push(`recordAddress: ${why}`);
+  if (errors.length) throw new PrebootConfigError(file, errors);
+  return { version: 1, header: c.header, drive, retries: c.retries, console: c.console, recordAddress: address };
+}
+
+/** Parses and validates the config's text. */
+export function parseConfig(text: string, file = "preboot.json"): PrebootConfig {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new PrebootConfigError(file, [`not valid JSON: ${(e as Error).message}`]);
+  }
+  return validateConfig(value, file);
+}
