@@ -292,12 +292,32 @@ static int cmd_vmmcall_user(int argc, char **argv)
 /*
  * kcore-scan: every PT_LOAD segment of /proc/kcore that maps RAM (the direct map's segments;
  * the vmalloc and module areas are skipped by their size or address), read in 1 MiB chunks
- * that overlap by the longest pattern, and each pattern's occurrences counted.
+ * that overlap by the longest pattern, and each pattern's occurrences counted. The patterns are
+ * kept XORed with a mask, never whole in memory, so the scan does not find its own copy.
  */
 #include <elf.h>
 
 #define SCAN_PATTERNS 8
 #define SCAN_CHUNK (1u << 20)
+#define SCAN_MASK 0x5Au
+
+/* Occurrences of the masked pattern p (n bytes) in buf whose last byte lies at or after `from`. */
+static uint64_t count_masked(const uint8_t *buf, size_t len, const uint8_t *p, size_t n, size_t from)
+{
+	uint64_t hits = 0;
+
+	for (const uint8_t *s = buf; s + n <= buf + len; s++) {
+		s = memchr(s, p[0] ^ SCAN_MASK, (size_t)(buf + len - s));
+		if (!s || s + n > buf + len)
+			break;
+		size_t k = 1;
+		while (k < n && s[k] == (p[k] ^ SCAN_MASK))
+			k++;
+		if (k == n && (size_t)(s - buf) + n > from)
+			hits++;
+	}
+	return hits;
+}
 
 static int cmd_kcore_scan(int argc, char **argv)
 {
@@ -319,7 +339,7 @@ static int cmd_kcore_scan(int argc, char **argv)
 
 			if (sscanf(argv[i] + 2 * plen[i], "%2x", &b) != 1)
 				usage();
-			pat[i][plen[i]] = (uint8_t)b;
+			pat[i][plen[i]] = (uint8_t)b ^ SCAN_MASK;
 		}
 		if (plen[i] > maxlen)
 			maxlen = plen[i];
@@ -349,10 +369,8 @@ static int cmd_kcore_scan(int argc, char **argv)
 				continue;
 			}
 			size_t n = carry + (size_t)got;
-			for (i = 0; i < argc; i++)
-				for (uint8_t *s = buf; (s = memmem(s, n - (size_t)(s - buf), pat[i], plen[i])); s++)
-					if ((size_t)(s - buf) + plen[i] > carry)   /* not counted in the last chunk */
-						hits[i]++;
+			for (i = 0; i < argc; i++)   /* a match ending in the carried bytes was counted before */
+				hits[i] += count_masked(buf, n, pat[i], plen[i], carry);
 			scanned += (uint64_t)got;
 			carry = maxlen - 1 < n ? maxlen - 1 : n;
 			memmove(buf, buf + n - carry, carry);

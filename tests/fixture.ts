@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { buildGuestImage, REPO_ROOT, DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
+import { buildPreboot, DEFAULT_PREBOOT_DIR } from "../src/lib/prebootimage.ts";
 import { QemuSession, type BootOptions } from "../src/lib/qemu.ts";
 
 export { REPO_ROOT, DEFAULT_IMAGE };
@@ -27,6 +28,19 @@ export async function prepare(): Promise<string> {
   if (stale) await buildGuestImage({ output: DEFAULT_IMAGE, force: true });
   return DEFAULT_IMAGE;
 }
+
+/** Builds the preboot guest when it is missing or older than its sources. */
+export async function preparePreboot(): Promise<void> {
+  const out = join(DEFAULT_PREBOOT_DIR, "initrd.gz");
+  const srcDir = join(REPO_ROOT, "src", "preboot");
+  const inputs = ["main.ts", "config.ts", "console.ts", "handoff.ts", "payload.ts", "init"].map((f) => join(srcDir, f))
+    .concat(["src/lib/prebootimage.ts", "src/lib/luks.ts", "src/lib/debian.ts", "src/lib/token.ts"].map((p) => join(REPO_ROOT, p)))
+    .filter(existsSync);
+  if (!existsSync(out) || inputs.some((p) => statSync(p).mtimeMs > statSync(out).mtimeMs)) await buildPreboot({ force: true });
+}
+
+/** Bytes as a printf(1) format of octal escapes, to write binary through the guest shell. */
+export const octal = (b: Uint8Array) => [...b].map((x) => `\\${x.toString(8).padStart(3, "0")}`).join("");
 
 /** Boot the test guest (snapshot: the image is never modified) and wait for its shell. */
 export async function bootGuest(opts: BootOptions = {}): Promise<QemuSession> {

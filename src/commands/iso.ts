@@ -1,7 +1,8 @@
 // `parapet iso`: a BIOS-bootable GRUB ISO that loads Parapet by multiboot2 (logic: src/lib/iso.ts).
 import type { Command } from "commander";
+import { readFile } from "node:fs/promises";
 import { relative } from "node:path";
-import { buildIso, DEFAULT_HV, DEFAULT_ISO, ISO_PACKAGES } from "../lib/iso.ts";
+import { buildIso, DEFAULT_HV, DEFAULT_ISO, ISO_PACKAGES, PREBOOT_CMDLINE, type IsoPreboot } from "../lib/iso.ts";
 
 function shown(path: string): string {
   const rel = relative(process.cwd(), path);
@@ -20,6 +21,11 @@ export function registerIso(program: Command): void {
     .option("-o, --output <file>", "ISO to write", shown(DEFAULT_ISO))
     .option("--hv <file>", "hypervisor ELF to put on the ISO", shown(DEFAULT_HV))
     .option("--hv-args <options>", "hypervisor command line, e.g. \"log=e9\" or \"log=com2 boot=0x81\" (empty: log=e9, boot=0x80)", "")
+    .option("--preboot", "two-step execution: also put the preboot guest (parapet preboot build) and the LUKS2 header on the ISO; Parapet runs it first, it asks for the passphrase on COM1 and hands the disk key over")
+    .option("--header <file>", "with --preboot: the disk's LUKS2 detached header (parapet luks format)")
+    .option("--preboot-config <file>", "with --preboot: the preboot config JSON (docs/preboot.md; default {\"version\": 1}: the primary master disk, 3 tries)")
+    .option("--preboot-dir <dir>", "with --preboot: where vmlinuz and initrd.gz are (default build/preboot)")
+    .option("--preboot-cmdline <args>", "with --preboot: the preboot kernel's command line", PREBOOT_CMDLINE)
     .option("-q, --quiet", "print only errors")
     .addHelpText(
       "after",
@@ -28,18 +34,41 @@ export function registerIso(program: Command): void {
         "  -debugcon file:build/hv.log -no-reboot -cdrom build/boot.iso -boot d \\\n" +
         "  -drive file=build/guest.img,format=raw,if=ide,index=0,media=disk,snapshot=on\n" +
         "or: parapet run --iso build/boot.iso --snapshot\n" +
-        "Example: parapet iso -o build/boot.iso --hv-args \"log=e9\"",
+        "Example: parapet iso -o build/boot.iso --hv-args \"log=e9\"\n" +
+        "Two-step: parapet preboot build && parapet iso --preboot --header disk.hdr -o build/boot.iso\n" +
+        "  then boot it with the disk that header belongs to; type the passphrase at 'Passphrase:' on COM1.",
     )
-    .action(async (o: { output: string; hv: string; hvArgs: string; quiet?: boolean }) => {
+    .action(async (o: {
+      output: string; hv: string; hvArgs: string; quiet?: boolean;
+      preboot?: boolean; header?: string; prebootConfig?: string; prebootDir?: string; prebootCmdline: string;
+    }) => {
+      let preboot: IsoPreboot | undefined;
+      if (o.preboot) {
+        if (!o.header) throw new Error("--preboot needs --header <file>: the disk's LUKS2 detached header");
+        let config: unknown;
+        if (o.prebootConfig) {
+          try {
+            config = JSON.parse(await readFile(o.prebootConfig, "utf8"));
+          } catch (e) {
+            throw new Error(`--preboot-config ${o.prebootConfig}: ${(e as Error).message}`);
+          }
+        }
+        preboot = { header: o.header, config, configName: o.prebootConfig, dir: o.prebootDir, cmdline: o.prebootCmdline };
+      } else if (o.header || o.prebootConfig || o.prebootDir) {
+        throw new Error("--header, --preboot-config and --preboot-dir go with --preboot");
+      }
       const r = await buildIso({
         output: o.output,
         hv: o.hv,
         hvArgs: o.hvArgs,
+        preboot,
         log: o.quiet ? undefined : (m) => process.stderr.write(`iso: ${m}\n`),
       });
       process.stdout.write(
         `${shown(r.output)}: ${(r.sizeBytes / (1024 * 1024)).toFixed(1)} MiB, ${shown(r.hv)}` +
-          `${r.hvArgs ? ` ${r.hvArgs}` : ""}, built in ${r.seconds.toFixed(1)} s\n`,
+          `${r.hvArgs ? ` ${r.hvArgs}` : ""}` +
+          `${r.preboot ? `, preboot guest (initrd ${(r.preboot.initrdBytes / (1024 * 1024)).toFixed(1)} MiB with ${shown(r.preboot.header)})` : ""}` +
+          `, built in ${r.seconds.toFixed(1)} s\n`,
       );
     });
 }

@@ -2,11 +2,12 @@
 // is set up: GRUB starts Parapet, and Parapet boots the guest OS from the first hard
 // disk (BIOS drive 0x80, or boot= on the hypervisor command line).
 import { existsSync, statSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { findTool, run } from "./exec.ts";
 import { REPO_ROOT } from "./guestimage.ts";
+import { appendSite, checkHeaderFile, DEFAULT_PREBOOT_DIR, sitePreboot } from "./prebootimage.ts";
 
 export const DEFAULT_ISO = join(REPO_ROOT, "build", "boot.iso");
 export const DEFAULT_HV = join(REPO_ROOT, "build", "parapet.elf");
@@ -27,6 +28,22 @@ const ISO_TOOLS: Readonly<Record<string, string>> = {
 /** GRUB modules the ISO needs besides what grub-mkrescue always adds (keeps the ISO small). */
 const GRUB_MODULES = ["normal", "configfile", "multiboot2", "iso9660", "biosdisk", "part_msdos", "echo", "test"];
 
+/** The preboot guest's kernel command line on the ISO: the console on COM1, quiet boot. */
+export const PREBOOT_CMDLINE = "console=ttyS0,115200 quiet";
+
+/** Two-step execution: the preboot guest that Parapet runs first (docs/preboot.md). */
+export interface IsoPreboot {
+  /** Directory holding vmlinuz and initrd.gz from `parapet preboot build` (default build/preboot). */
+  dir?: string;
+  /** The LUKS2 detached header file. */
+  header: string;
+  /** The preboot config, parsed JSON (default { version: 1 }: drive 0/0, 3 tries). */
+  config?: unknown;
+  configName?: string;
+  /** Kernel command line (default PREBOOT_CMDLINE). */
+  cmdline?: string;
+}
+
 export interface IsoOptions {
   /** ISO to write (default build/boot.iso in the repository). */
   output?: string;
@@ -34,6 +51,8 @@ export interface IsoOptions {
   hv?: string;
   /** Hypervisor command-line options, e.g. "log=e9 boot=0x80" (default none: log=e9, boot=0x80). */
   hvArgs?: string;
+  /** Put the preboot guest and the header on the ISO (two-step execution). */
+  preboot?: IsoPreboot;
   /** Overwrite an existing output (default true: the ISO is a build product). */
   force?: boolean;
   /** Progress messages; default silent. */
@@ -46,6 +65,8 @@ export interface IsoResult {
   hv: string;
   hvArgs: string;
   grubCfg: string;
+  /** With a preboot guest: the kernel and initrd (with the site archive) sizes. */
+  preboot?: { kernelBytes: number; initrdBytes: number; header: string };
   seconds: number;
 }
 
@@ -63,9 +84,27 @@ export function checkHvArgs(hvArgs: string): string {
   return words.join(" ");
 }
 
-/** The grub.cfg on the ISO: no menu, no delay, console only, multiboot2 Parapet and boot it. */
-export function grubConfig(hvArgs = ""): string {
+/** A kernel command line GRUB will pass through unchanged: printable, no quotes, `$`, `;`, `\\` or braces. */
+export function checkKernelCmdline(cmdline: string): string {
+  const c = cmdline.trim().replace(/\s+/g, " ");
+  if (!/^[A-Za-z0-9_.:,+=/@%-]*( [A-Za-z0-9_.:,+=/@%-]+)*$/.test(c)) {
+    throw new Error(`preboot command line '${cmdline}': only plain words (letters, digits, _ . : , + = / @ % -) are allowed`);
+  }
+  if (c.length > 255) throw new Error(`preboot command line is ${c.length} bytes; Parapet takes at most 255`);
+  return c;
+}
+
+/**
+ * The grub.cfg on the ISO: no menu, no delay, console only, multiboot2 Parapet and boot it;
+ * with `prebootCmdline`, the preboot kernel (its command line on the module line) and its
+ * initrd follow as modules, in that order (hv/handoff/preboot.h).
+ */
+export function grubConfig(hvArgs = "", prebootCmdline?: string): string {
   const args = checkHvArgs(hvArgs);
+  const mods = prebootCmdline === undefined ? [] : [
+    `\tmodule2 /boot/preboot/vmlinuz ${checkKernelCmdline(prebootCmdline)}`.trimEnd(),
+    "\tmodule2 /boot/preboot/initrd.img",
+  ];
   return [
     "# Written by parapet iso. GRUB stays off the serial ports (console only), so COM1",
     "# carries only the guest's console.",
@@ -77,6 +116,7 @@ export function grubConfig(hvArgs = ""): string {
     "",
     'menuentry "Parapet" {',
     `\tmultiboot2 /boot/parapet.elf${args ? ` ${args}` : ""}`,
+    ...mods,
     "\tboot",
     "}",
     "",
@@ -107,12 +147,29 @@ export async function buildIso(opts: IsoOptions = {}): Promise<IsoResult> {
   if (existsSync(output) && opts.force === false) throw new Error(`${output} exists (use --force to overwrite)`);
   checkIsoTools();
 
-  const grubCfg = grubConfig(hvArgs);
+  const pre = opts.preboot;
+  let preboot: { kernel: Buffer; initrd: Buffer; header: string } | undefined;
+  if (pre) {
+    const dir = resolve(pre.dir ?? DEFAULT_PREBOOT_DIR);
+    const files = ["vmlinuz", "initrd.gz"].map((f) => join(dir, f));
+    for (const f of files) if (!existsSync(f)) throw new Error(`${f} does not exist (build the preboot guest with: parapet preboot build)`);
+    const header = resolve(pre.header);
+    if (!existsSync(header)) throw new Error(`--header ${header}: no such file`);
+    await checkHeaderFile(header);
+    const site = sitePreboot({ header: await readFile(header), config: pre.config ?? { version: 1 }, configName: pre.configName });
+    preboot = { kernel: await readFile(files[0]), initrd: appendSite(await readFile(files[1]), site.cpio), header };
+  }
+  const grubCfg = grubConfig(hvArgs, pre ? (pre.cmdline ?? PREBOOT_CMDLINE) : undefined);
   const work = await mkdtemp(join(tmpdir(), "parapet-iso-"));
   try {
     const root = join(work, "root");
     await mkdir(join(root, "boot", "grub"), { recursive: true });
     await copyFile(hv, join(root, "boot", "parapet.elf"));
+    if (preboot) {
+      await mkdir(join(root, "boot", "preboot"));
+      await writeFile(join(root, "boot", "preboot", "vmlinuz"), preboot.kernel);
+      await writeFile(join(root, "boot", "preboot", "initrd.img"), preboot.initrd);
+    }
     await writeFile(join(root, "boot", "grub", "grub.cfg"), grubCfg);
     await mkdir(dirname(output), { recursive: true });
     const tmpOut = join(work, "boot.iso");
@@ -130,5 +187,9 @@ export async function buildIso(opts: IsoOptions = {}): Promise<IsoResult> {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  return { output, sizeBytes: statSync(output).size, hv, hvArgs, grubCfg, seconds: (Date.now() - t0) / 1000 };
+  return {
+    output, sizeBytes: statSync(output).size, hv, hvArgs, grubCfg,
+    preboot: preboot && { kernelBytes: preboot.kernel.length, initrdBytes: preboot.initrd.length, header: preboot.header },
+    seconds: (Date.now() - t0) / 1000,
+  };
 }

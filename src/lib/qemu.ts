@@ -185,10 +185,10 @@ export class QemuSession {
     this.proc.stdin!.write(text);
   }
 
-  /** Wait for the test guest's shell and make its output plain (no echo). */
-  async ready(timeoutMs = 240_000): Promise<void> {
-    await this.waitFor(/PARAPET-GUEST-READY/, timeoutMs);
-    await this.waitFor(/guest# /, 30_000);
+  /** Wait for the test guest's shell (the first one at or after console offset `from`) and make its output plain (no echo). */
+  async ready(timeoutMs = 240_000, from = 0): Promise<void> {
+    const m = await this.waitFor(/PARAPET-GUEST-READY/, timeoutMs, from);
+    await this.waitFor(/guest# /, 30_000, from + m.index);
     await this.exec("stty -echo");
   }
 
