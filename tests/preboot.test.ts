@@ -2,23 +2,34 @@
 // the handoff payload's bytes decode to the intended instructions in 32- and 64-bit mode, the
 // record carries the volume key for the configured drive, the site archive refuses a bad
 // config at build time; and in bare QEMU (no hypervisor) three wrong passphrases power the
-// machine off while the right one reaches the VMMCALL (a #UD there, so QEMU exits on the reset).
+// machine off while the right one reaches the VMMCALL (a #UD there, so QEMU exits on the reset),
+// and a SoftHSM2 smart card shipped in the site archive unlocks with its PIN after a wrong one.
 import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, statSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { REPO_ROOT, TMP } from "./fixture.ts";
 import { luksFormat, volumeKey } from "../src/lib/luks.ts";
 import { decodePolicy, POLICY_MAGIC } from "../src/lib/policyrecord.ts";
-import { appendSite, buildPreboot, DEFAULT_PREBOOT_DIR, sitePreboot } from "../src/lib/prebootimage.ts";
+import { appendSite, buildPreboot, DEFAULT_PREBOOT_DIR, readSiteFiles, sitePreboot, type SiteFile } from "../src/lib/prebootimage.ts";
 import { QemuSession } from "../src/lib/qemu.ts";
 import { parseConfig, PrebootConfigError, validateConfig } from "../src/preboot/config.ts";
 import { compileRecord } from "../src/preboot/handoff.ts";
 import { handoffPayload, payloadCode, RECORD_OFFSET, REFUSED_MESSAGE, VMMCALL_HANDOFF } from "../src/preboot/payload.ts";
+import { enrolToken } from "../src/lib/token.ts";
+import { makeCa, makeStore, makeToken, MODULE, softhsmConf } from "./tokenfixture.ts";
 
 const FAST = { iterations: 4, memoryKiB: 32768 }; // test keyslots: quick to unlock, also under TCG
 const RIGHT = "the right passphrase";
+const PIN = "4321";
+/** Where the site archive puts the organisation CA and the SoftHSM2 store in the guest. */
+const GUEST_CA = "/etc/parapet/ca.pem";
+const GUEST_SOFTHSM = "/etc/parapet/softhsm";
+const TOKEN_CONFIG = {
+  version: 1,
+  token: { module: MODULE, ca: GUEST_CA, env: { SOFTHSM2_CONF: `${GUEST_SOFTHSM}/softhsm2.conf` } },
+};
 
 /** The errors a config gets, one string each. */
 function errorsOf(value: unknown): string[] {
@@ -59,6 +70,16 @@ describe("preboot config", () => {
       "drive.pci: '00:20.0': PCI device 20 is above 1f",
     ]);
     assert.throws(() => parseConfig("{version: 1}", "p.json"), /^Error: p\.json: not valid JSON/);
+    assert.deepEqual(errorsOf({ version: 1, token: { module: "libsofthsm2.so", label: "", extra: 1 } }).sort(), [
+      "token.ca: must be the organisation CA certificate (a string)",
+      "token.extra: unknown field",
+      "token.label: must be the token label: 1 to 32 printable characters",
+      "token.module: must be the PKCS#11 module (an absolute path)",
+    ]);
+    assert.deepEqual(errorsOf({ version: 1, token: { module: "/m.so", ca: "/ca.pem", env: { "1X": "y" } } }),
+      ['token.env["1X"]: not an environment variable name (letters, digits and _, not first a digit)']);
+    assert.deepEqual(errorsOf({ version: 1, token: { module: "/m.so", ca: "/ca.pem", env: { X: 1 } } }), ["token.env.X: must be the variable's value (a string)"]);
+    assert.deepEqual(validateConfig(TOKEN_CONFIG).token, { module: MODULE, ca: GUEST_CA, env: TOKEN_CONFIG.token.env });
   });
 });
 
@@ -129,6 +150,9 @@ describe("handoff payload", () => {
 
 describe("preboot guest", () => {
   let header: string, image: string;
+  /** A second header with a passphrase user and a SoftHSM2 token user, and the guest's store. */
+  let tokenHeader: string, tokenFiles: SiteFile[];
+  const savedConf = process.env.SOFTHSM2_CONF;
 
   before(async () => {
     await mkdir(TMP, { recursive: true });
@@ -139,6 +163,25 @@ describe("preboot guest", () => {
     disk.writeUInt16LE(0xaa55, 510); // a (blank) MBR disk
     await writeFile(image, disk);
     await luksFormat({ image, header, passphrase: Buffer.from(RIGHT), pbkdf: FAST });
+
+    // The token user: a CA, a token with a key and a CA-issued certificate, enrolled on the host.
+    const dir = await mkdtemp(join(TMP, "preboot-token-"));
+    const tokens = await makeStore(dir);
+    const ca = makeCa(dir, "org-ca");
+    makeToken("carol", PIN, ca);
+    tokenHeader = join(TMP, "preboot-token.hdr");
+    const tokenImage = join(TMP, "preboot-token.img");
+    for (const f of [tokenImage, tokenHeader, `${tokenImage}.parapet-state`]) await rm(f, { force: true });
+    await writeFile(tokenImage, disk);
+    await luksFormat({ image: tokenImage, header: tokenHeader, passphrase: Buffer.from(RIGHT), pbkdf: FAST });
+    await enrolToken({ header: tokenHeader, image: tokenImage, existing: Buffer.from(RIGHT), module: MODULE, tokenLabel: "carol", keyId: "01", ca: ca.cert, pbkdf: FAST });
+    tokenFiles = [
+      ...(await readSiteFiles([{ host: ca.pem, guest: GUEST_CA }, { host: tokens, guest: `${GUEST_SOFTHSM}/tokens` }])),
+      { path: `${GUEST_SOFTHSM}/softhsm2.conf`, data: softhsmConf(`${GUEST_SOFTHSM}/tokens`) },
+    ];
+    if (savedConf === undefined) delete process.env.SOFTHSM2_CONF;
+    else process.env.SOFTHSM2_CONF = savedConf;
+    await rm(dir, { recursive: true, force: true }); // the store is in tokenFiles now
   });
 
   test("the header alone unlocks the same volume key as header and disk", async () => {
@@ -156,27 +199,44 @@ describe("preboot guest", () => {
     assert.throws(() => sitePreboot({ header: hdr, config: { version: 1, retries: 11 } }), /preboot\.json: retries: must be at most 10/);
     assert.throws(() => sitePreboot({ header: Buffer.alloc(8192), config: { version: 1 } }), /not a LUKS header/);
     assert.equal(appendSite(Buffer.alloc(5), cpio).indexOf("070701"), 8, "the site archive starts 4-byte aligned");
+
+    // With a token section: the CA, the module and the files the module's env names are checked.
+    const tok = sitePreboot({ header: hdr, config: TOKEN_CONFIG, files: tokenFiles }).cpio.toString("latin1");
+    assert.ok(tok.includes("etc/parapet/ca.pem\0") && tok.includes("etc/parapet/softhsm/softhsm2.conf\0"));
+    assert.match(tok, /etc\/parapet\/softhsm\/tokens\/[0-9a-f-]+\/token\.object\0/);
+    const noCa = tokenFiles.filter((f) => f.path !== GUEST_CA);
+    assert.throws(() => sitePreboot({ header: hdr, config: TOKEN_CONFIG, files: noCa }),
+      /preboot\.json: token\.ca: \/etc\/parapet\/ca\.pem is not in the site archive/);
+    const leafAsCa = [...noCa, { path: GUEST_CA, data: "not a certificate" }];
+    assert.throws(() => sitePreboot({ header: hdr, config: TOKEN_CONFIG, files: leafAsCa }), /token\.ca: \/etc\/parapet\/ca\.pem is not a CA certificate/);
+    assert.throws(() => sitePreboot({ header: hdr, config: TOKEN_CONFIG, files: tokenFiles.filter((f) => !f.path.endsWith(".conf")) }),
+      /token\.env\.SOFTHSM2_CONF: \/etc\/parapet\/softhsm\/softhsm2\.conf is not in the site archive/);
+    assert.throws(() => sitePreboot({ header: hdr, config: { ...TOKEN_CONFIG, token: { ...TOKEN_CONFIG.token, module: "/usr/lib/none.so" } }, files: tokenFiles }),
+      /token\.module: \/usr\/lib\/none\.so is neither in the preboot image/);
   });
 
   describe("in bare QEMU (TCG, no hypervisor)", () => {
-    let initrd: string, vmlinuz: string;
+    let initrd: string, tokenInitrd: string, vmlinuz: string;
 
     before(async () => {
       const dir = DEFAULT_PREBOOT_DIR;
       const inputs = ["src/preboot/main.ts", "src/preboot/config.ts", "src/preboot/console.ts", "src/preboot/handoff.ts",
-        "src/preboot/payload.ts", "src/preboot/init", "src/lib/prebootimage.ts", "src/lib/luks.ts", "src/lib/debian.ts"].map((p) => join(REPO_ROOT, p));
+        "src/preboot/payload.ts", "src/preboot/init", "src/lib/prebootimage.ts", "src/lib/luks.ts", "src/lib/token.ts", "src/lib/debian.ts"].map((p) => join(REPO_ROOT, p));
       const out = join(dir, "initrd.gz");
       if (!existsSync(out) || inputs.some((p) => statSync(p).mtimeMs > statSync(out).mtimeMs)) await buildPreboot({ output: dir, force: true });
       vmlinuz = join(dir, "vmlinuz");
       const { cpio } = sitePreboot({ header: await readFile(header), config: { version: 1 } });
       initrd = join(TMP, "preboot-initrd.gz");
       await writeFile(initrd, appendSite(await readFile(out), cpio));
+      const token = sitePreboot({ header: await readFile(tokenHeader), config: TOKEN_CONFIG, files: tokenFiles });
+      tokenInitrd = join(TMP, "preboot-token-initrd.gz");
+      await writeFile(tokenInitrd, appendSite(await readFile(out), token.cpio));
     });
 
-    function boot(): QemuSession {
+    function boot(withToken = false): QemuSession {
       return new QemuSession({
         parapet: false, logSink: "none", memory: "512M",
-        extraArgs: ["-kernel", vmlinuz, "-initrd", initrd, "-append", "console=ttyS0,115200 quiet"],
+        extraArgs: ["-kernel", vmlinuz, "-initrd", withToken ? tokenInitrd : initrd, "-append", "console=ttyS0,115200 quiet"],
       });
     }
 
@@ -222,6 +282,28 @@ describe("preboot guest", () => {
         // No hypervisor: VMMCALL raises #UD, the machine triple-faults, and -no-reboot ends QEMU.
         assert.equal(await exited(s, 60_000), 0);
         assert.doesNotMatch(s.console, /the right passphrase|powering off|reboot: Power down/);
+      } finally {
+        s.kill();
+      }
+    });
+
+    test("a smart card (SoftHSM2 in the site archive): a wrong PIN, then the right one reaches the handoff", async () => {
+      const s = boot(true);
+      try {
+        const first = await s.waitFor(/PIN: /, 180_000);
+        process.stdout.write(`boot to the PIN prompt: ${((Date.now() - s.started) / 1000).toFixed(1)} s\n`);
+        assert.match(s.console, /preboot: smart card 'carol' found/);
+        const prompted = first.index + first[0].length;
+        s.send("9999\r");
+        const again = await s.waitFor(/wrong PIN; 2 attempts left[\s\S]*?PIN: /, 60_000, prompted);
+        s.send(`${PIN}\r`);
+        const from = prompted + again.index + again[0].length;
+        await s.waitFor(/preboot: unlocked; loading the handoff payload \(144-byte record at 0x1001000\)/, 60_000, from);
+        await s.waitFor(/preboot: handing off to the hypervisor/, 60_000, from);
+        // No hypervisor: VMMCALL raises #UD, the machine triple-faults, and -no-reboot ends QEMU.
+        assert.equal(await exited(s, 60_000), 0);
+        assert.doesNotMatch(s.console, /Passphrase: |powering off|reboot: Power down/);
+        assert.doesNotMatch(s.console.slice(first.index), new RegExp(`9999|${PIN}`), "the PINs are never echoed");
       } finally {
         s.kill();
       }

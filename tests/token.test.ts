@@ -7,7 +7,6 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -17,52 +16,10 @@ import {
   checkCertificate, enrolToken, headerTokens, listTokenLabels, TOKEN_SECRET_BYTES, TOKEN_TYPE, unlockWithToken, volumeKeyWithToken,
 } from "../src/lib/token.ts";
 import { cli } from "./fixture.ts";
+import { makeCa, makeStore, makeToken, MODULE, sh } from "./tokenfixture.ts";
 
-const MODULE = "/usr/lib/softhsm/libsofthsm2.so";
 const FAST = { iterations: 4, memoryKiB: 32768 }; // test keyslots: quick to unlock
 const alice = Buffer.from("correct horse battery staple");
-const SO_PIN = "87654321";
-
-function sh(cmd: string, args: string[], input?: Uint8Array): Buffer {
-  return execFileSync(cmd, args, { input, stdio: [input ? "pipe" : "ignore", "pipe", "pipe"] });
-}
-
-
-interface Ca { dir: string; pem: string; key: string; cert: X509Certificate }
-
-/** An organisation CA: a self-signed RSA certificate with basicConstraints CA:TRUE. */
-function makeCa(dir: string, name: string): Ca {
-  const pem = join(dir, `${name}.pem`), key = join(dir, `${name}.key`);
-  sh("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", pem, "-subj", `/CN=${name}`, "-days", "30"]);
-  return { dir, pem, key, cert: new X509Certificate(execFileSync("cat", [pem])) };
-}
-
-/** A SoftHSM2 store of its own in `dir` (SOFTHSM2_CONF, inherited by pkcs11-tool and the CLI). */
-async function makeStore(dir: string): Promise<void> {
-  const tokens = join(dir, "tokens");
-  sh("mkdir", ["-p", tokens]);
-  const conf = join(dir, "softhsm2.conf");
-  await writeFile(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
-  process.env.SOFTHSM2_CONF = conf;
-}
-
-/**
- * A token labelled `label` with PIN `pin`, an RSA key pair generated on it (id `keyId`) and
- * a certificate for its public key issued by `ca` (the key never leaves the token).
- */
-function makeToken(label: string, pin: string, ca: Ca, opts: { keyId?: string; bits?: number } = {}): Buffer {
-  const keyId = opts.keyId ?? "01";
-  const p11 = (...args: string[]) => sh("pkcs11-tool", ["--module", MODULE, "--token-label", label, ...args]);
-  sh("softhsm2-util", ["--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", SO_PIN]);
-  p11("--login", "--pin", pin, "--keypairgen", "--key-type", `rsa:${opts.bits ?? 2048}`, "--id", keyId, "--label", `${label}-key`, "--usage-decrypt");
-  const pubDer = join(ca.dir, `${label}.pub.der`), pubPem = join(ca.dir, `${label}.pub.pem`), certDer = join(ca.dir, `${label}.crt.der`);
-  p11("--read-object", "--type", "pubkey", "--id", keyId, "-o", pubDer);
-  sh("openssl", ["pkey", "-pubin", "-inform", "DER", "-in", pubDer, "-out", pubPem]);
-  sh("openssl", ["x509", "-new", "-force_pubkey", pubPem, "-subj", `/CN=${label}`, "-CA", ca.pem, "-CAkey", ca.key, "-days", "30",
-    "-outform", "DER", "-out", certDer]);
-  p11("--login", "--pin", pin, "--write-object", certDer, "--type", "cert", "--id", keyId, "--label", `${label}-cert`);
-  return execFileSync("cat", [certDer]);
-}
 
 /** A small image under a new detached header, first user `alice`. */
 async function makeDisk(dir: string): Promise<{ image: string; header: string }> {

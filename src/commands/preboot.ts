@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { relative } from "node:path";
 import { PrebootConfigError } from "../preboot/config.ts";
-import { buildPreboot, checkHeaderFile, sitePreboot } from "../lib/prebootimage.ts";
+import { buildPreboot, checkHeaderFile, readSiteFiles, sitePreboot } from "../lib/prebootimage.ts";
 
 function shown(path: string): string {
   const rel = relative(process.cwd(), path);
@@ -37,16 +37,24 @@ export function registerPreboot(program: Command): void {
     });
 
   preboot.command("site")
-    .summary("write the site archive: the LUKS2 header and the preboot config")
+    .summary("write the site archive: the LUKS2 header, the preboot config and the smart card files")
     .description("Validate the config (JSON, docs/preboot.md) and the header (LUKS2, aes-xts-plain64, 512-bit key, " +
-      "512-byte sectors, data at 0) and write an uncompressed cpio archive holding both, to append to initrd.gz " +
-      "(cat initrd.gz site.cpio > initrd-site.gz): the kernel unpacks both archives.")
+      "512-byte sectors, data at 0) and write an uncompressed cpio archive holding both, and any further files, " +
+      "to append to initrd.gz (cat initrd.gz site.cpio > initrd-site.gz): the kernel unpacks both archives. " +
+      "With a token section in the config (smart card users, docs/tokens.md) the archive must hold its CA " +
+      "certificate (--ca) and every file its env names (--file).")
     .requiredOption("--header <file>", "the disk's LUKS2 detached header (parapet luks format)")
     .requiredOption("--config <file>", "the preboot config (JSON)")
     .requiredOption("-o, --output <file>", "the cpio archive to write")
+    .option("--ca <file>", "the organisation CA certificate (PEM or DER), stored at the config's token.ca path")
+    .option("--file <host=guest>", "add a host file (or a directory, with everything below it) at an absolute path " +
+      "of the preboot filesystem, e.g. a SoftHSM2 store: --file store/softhsm2.conf=/etc/parapet/softhsm/softhsm2.conf " +
+      "(repeatable)", (v: string, all: string[] = []) => [...all, v])
     .option("--force", "overwrite the output")
-    .addHelpText("after", "\nExample: parapet preboot site --header disk.hdr --config preboot.json -o build/preboot/site.cpio")
-    .action(async (o: { header: string; config: string; output: string; force?: boolean }) => {
+    .addHelpText("after", "\nExamples:\n  parapet preboot site --header disk.hdr --config preboot.json -o build/preboot/site.cpio\n" +
+      "  parapet preboot site --header disk.hdr --config preboot.json --ca org-ca.pem \\\n" +
+      "      --file store/tokens=/etc/parapet/softhsm/tokens --file store/guest.conf=/etc/parapet/softhsm/softhsm2.conf -o site.cpio")
+    .action(async (o: { header: string; config: string; output: string; ca?: string; file?: string[]; force?: boolean }) => {
       if (existsSync(o.output) && !o.force) throw new Error(`${o.output} already exists; pass --force to overwrite it`);
       let config: unknown;
       try {
@@ -56,8 +64,20 @@ export function registerPreboot(program: Command): void {
         throw e;
       }
       await checkHeaderFile(o.header);
-      const site = sitePreboot({ header: await readFile(o.header), config, configName: o.config });
+      const specs = (o.file ?? []).map((f) => {
+        const i = f.lastIndexOf("=");
+        if (i <= 0 || !f.startsWith("/", i + 1)) throw new Error(`--file ${f}: expected HOST=GUEST with an absolute GUEST path`);
+        return { host: f.slice(0, i), guest: f.slice(i + 1) };
+      });
+      if (o.ca) {
+        const ca = (config as { token?: { ca?: unknown } } | null)?.token?.ca;
+        if (typeof ca !== "string") throw new Error("--ca needs a token section with a ca path in the config");
+        specs.push({ host: o.ca, guest: ca });
+      }
+      const files = await readSiteFiles(specs);
+      const site = sitePreboot({ header: await readFile(o.header), config, configName: o.config, files });
       await writeFile(o.output, site.cpio, { mode: 0o600 });
-      process.stdout.write(`${shown(o.output)}: header at ${site.config.header}, ${site.cpio.length} bytes\n`);
+      process.stdout.write(`${shown(o.output)}: header at ${site.config.header}` +
+        `${files.length ? `, ${files.length} more file${files.length === 1 ? "" : "s"}` : ""}, ${site.cpio.length} bytes\n`);
     });
 }

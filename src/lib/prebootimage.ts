@@ -1,9 +1,11 @@
 // Builds the preboot guest of two-step execution (docs/preboot.md): Debian's kernel, and an
-// initramfs with busybox, Debian's Node.js 18, cryptsetup, kexec, the preboot app bundled
-// into one file, and src/preboot/init. The site's LUKS2 header and config go into a second,
+// initramfs with busybox, Debian's Node.js 18, cryptsetup, kexec, pkcs11-tool with the
+// SoftHSM2 and OpenSC PKCS#11 modules, the preboot app bundled into one file, and
+// src/preboot/init. The site's LUKS2 header and config go into a second,
 // small archive (sitePreboot) that the ISO builder appends to initrd.gz.
+import { X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join, posix, resolve } from "node:path";
 import { build } from "esbuild";
 import { fetchBusybox, fetchCandidate, fetchKernel, resolveTools, type Log, type ToolSpec } from "./debian.ts";
@@ -12,7 +14,7 @@ import { requireTools } from "./exec.ts";
 import { addProgramsAndBusybox, baseInitramfs, DEBIAN_CACHE, REPO_ROOT } from "./guestimage.ts";
 import { Initramfs } from "./initramfs.ts";
 import { checkSupported, luksInfo } from "./luks.ts";
-import { CONFIG_PATH, validateConfig, type PrebootConfig } from "../preboot/config.ts";
+import { CONFIG_PATH, PrebootConfigError, validateConfig, type PrebootConfig } from "../preboot/config.ts";
 
 export const DEFAULT_PREBOOT_DIR = join(REPO_ROOT, "build", "preboot");
 /** The app's source entry point and where its bundle lives in the preboot guest. */
@@ -28,7 +30,25 @@ export const PREBOOT_TOOLS: readonly ToolSpec[] = [
   { package: "nodejs", binaries: ["node"], versionOf: "libnode108" },
   { package: "cryptsetup-bin", binaries: ["cryptsetup"] },
   { package: "kexec-tools", binaries: ["kexec"] },
+  { package: "opensc", binaries: ["pkcs11-tool"] },
+  packageFile("libsofthsm2", "usr/lib/softhsm/libsofthsm2.so"),
+  packageFile("opensc-pkcs11", "usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"),
 ];
+
+/**
+ * A file of a package that is not a program, e.g. a PKCS#11 module that pkcs11-tool loads
+ * with dlopen, as a ToolSpec: resolveTools looks programs up first under the package's
+ * usr/bin and follows symbolic links inside the package, so a path relative to usr/bin names
+ * any file of the package. The file goes into the guest at `path`, with its DT_NEEDED closure
+ * like a program's.
+ */
+function packageFile(pkg: string, path: string): ToolSpec {
+  return { package: pkg, binaries: [posix.relative("usr/bin", path)] };
+}
+
+/** The PKCS#11 modules in the preboot guest (a config's token.module names one of them). */
+export const PREBOOT_PKCS11_MODULES: readonly string[] = PREBOOT_TOOLS.flatMap((t) =>
+  t.binaries.filter((b) => b.endsWith(".so")).map((b) => posix.join("/usr/bin", b)));
 
 /**
  * Debian builds libnode with some of Node's own JavaScript dependencies taken from other
@@ -144,6 +164,15 @@ export function appendSite(initrd: Buffer, siteCpio: Buffer): Buffer {
   return Buffer.concat([padTo4(initrd), siteCpio]);
 }
 
+/** A file of the site archive besides the header and the config. */
+export interface SiteFile {
+  /** Absolute path in the preboot filesystem. */
+  path: string;
+  data: Uint8Array | string;
+  /** Default 0600: site files are the site's secrets or trust anchors. */
+  mode?: number;
+}
+
 export interface SitePrebootOptions {
   /** The LUKS2 detached header's bytes. */
   header: Uint8Array;
@@ -151,15 +180,21 @@ export interface SitePrebootOptions {
   config: unknown;
   /** Shown in config errors (default preboot.json). */
   configName?: string;
+  /** More files, e.g. the organisation CA at /etc/parapet/ca.pem and a SoftHSM2 token store. */
+  files?: readonly SiteFile[];
 }
 
 /**
  * The site's part of the preboot guest: an uncompressed cpio archive holding the header (at
- * the config's `header` path) and /etc/parapet/preboot.json. The kernel unpacks archives
- * concatenated after initrd.gz in order, so appending this one to it adds the files.
+ * the config's `header` path), /etc/parapet/preboot.json and any further `files`. The kernel
+ * unpacks archives concatenated after initrd.gz in order, so appending this one to it adds
+ * the files. With a `token` section, its CA certificate must be one of the files, its module
+ * one of PREBOOT_PKCS11_MODULES or a file, and each of its `env` values that is an absolute
+ * path a file or a directory of the archive.
  */
 export function sitePreboot(o: SitePrebootOptions): { cpio: Buffer; config: PrebootConfig } {
-  const config = validateConfig(o.config, o.configName ?? "preboot.json");
+  const name = o.configName ?? "preboot.json";
+  const config = validateConfig(o.config, name);
   if (o.header.length < 4096 || Buffer.from(o.header.subarray(0, 6)).toString("latin1") !== "LUKS\xba\xbe") {
     throw new Error("the header is not a LUKS header (no LUKS magic in its first bytes)");
   }
@@ -168,7 +203,54 @@ export function sitePreboot(o: SitePrebootOptions): { cpio: Buffer; config: Preb
   fs.dir("etc/parapet", 0o755);
   fs.file(config.header, Buffer.from(o.header), 0o600);
   fs.file(CONFIG_PATH, `${JSON.stringify(o.config, null, 2)}\n`, 0o644);
+  const files = new Map<string, SiteFile>();
+  for (const f of o.files ?? []) {
+    const path = posix.normalize(f.path);
+    if (!path.startsWith("/")) throw new Error(`site file ${f.path}: must be an absolute path`);
+    if (path === CONFIG_PATH || path === posix.normalize(config.header)) throw new Error(`site file ${path}: the ${path === CONFIG_PATH ? "config" : "header"} is already there`);
+    fs.file(path, typeof f.data === "string" ? f.data : Buffer.from(f.data), f.mode ?? 0o600);
+    files.set(path, f);
+  }
+  const t = config.token;
+  if (t) {
+    const problems: string[] = [];
+    const ca = files.get(posix.normalize(t.ca));
+    if (!ca) problems.push(`token.ca: ${t.ca} is not in the site archive (add the organisation CA certificate)`);
+    else if (!isCaCertificate(ca.data)) problems.push(`token.ca: ${t.ca} is not a CA certificate (PEM or DER with basicConstraints CA:TRUE)`);
+    if (!PREBOOT_PKCS11_MODULES.includes(posix.normalize(t.module)) && !files.has(posix.normalize(t.module)))
+      problems.push(`token.module: ${t.module} is neither in the preboot image (${PREBOOT_PKCS11_MODULES.join(", ")}) nor in the site archive`);
+    for (const [k, v] of Object.entries(t.env)) {
+      if (v.startsWith("/") && !fs.has(v)) problems.push(`token.env.${k}: ${v} is not in the site archive`);
+    }
+    if (problems.length) throw new PrebootConfigError(name, problems);
+  }
   return { cpio: fs.cpio(), config };
+}
+
+function isCaCertificate(data: Uint8Array | string): boolean {
+  try {
+    return new X509Certificate(typeof data === "string" ? Buffer.from(data) : Buffer.from(data)).ca;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Site files from the host: each `host` file goes to `guest`; a directory goes with
+ * everything below it (modes kept, e.g. a SoftHSM2 token store).
+ */
+export async function readSiteFiles(specs: readonly { host: string; guest: string }[]): Promise<SiteFile[]> {
+  const out: SiteFile[] = [];
+  const walk = async (host: string, guest: string): Promise<void> => {
+    const st = await stat(host);
+    if (st.isDirectory()) {
+      for (const entry of (await readdir(host)).sort()) await walk(join(host, entry), posix.join(guest, entry));
+    } else if (st.isFile()) {
+      out.push({ path: guest, data: await readFile(host), mode: st.mode & 0o777 });
+    } else throw new Error(`${host}: not a file or a directory`);
+  };
+  for (const s of specs) await walk(s.host, s.guest);
+  return out;
 }
 
 /** Refuses a header file whose data segment Parapet cannot use (host check before building). */

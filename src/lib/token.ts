@@ -132,6 +132,13 @@ function checkLabel(label: string): string {
 
 // ---- pkcs11-tool ----
 
+/** A refused PIN: wrong, empty or malformed (`locked` when the token no longer takes any). */
+export class PinRefusal extends LuksRefusal {
+  constructor(message: string, readonly locked = false) {
+    super(message);
+  }
+}
+
 /** A pkcs11-tool failure: its last error line, with the PKCS#11 return value if it printed one. */
 class P11Error extends Error {
   constructor(message: string, readonly rv: string | undefined) {
@@ -189,7 +196,7 @@ async function readObject(module: string, tokenLabel: string, keyId: string, typ
  * ciphertext through its standard input: neither is in its argv or in a file.
  */
 export async function tokenDecrypt(module: string, tokenLabel: string, keyId: string, wrapped: Uint8Array, pin: Uint8Array, oaepHash: OaepHash): Promise<Buffer> {
-  if (pin.length === 0) throw new LuksRefusal("the token PIN is empty");
+  if (pin.length === 0) throw new PinRefusal("the token PIN is empty");
   const h = P11_HASH[oaepHash];
   try {
     return await p11(module, ["--token-label", checkLabel(tokenLabel), "--decrypt", "-m", "RSA-PKCS-OAEP",
@@ -198,12 +205,12 @@ export async function tokenDecrypt(module: string, tokenLabel: string, keyId: st
     if (!(e instanceof P11Error)) throw e;
     switch (e.rv) {
       case "CKR_PIN_INCORRECT":
-        throw new LuksRefusal(`wrong PIN for token '${tokenLabel}'`);
+        throw new PinRefusal(`wrong PIN for token '${tokenLabel}'`);
       case "CKR_PIN_LOCKED":
-        throw new LuksRefusal(`the PIN of token '${tokenLabel}' is locked (too many wrong PINs); its security officer must unlock it`);
+        throw new PinRefusal(`the PIN of token '${tokenLabel}' is locked (too many wrong PINs); its security officer must unlock it`, true);
       case "CKR_PIN_LEN_RANGE":
       case "CKR_PIN_INVALID":
-        throw new LuksRefusal(`that is not a valid PIN for token '${tokenLabel}' (${e.rv})`);
+        throw new PinRefusal(`that is not a valid PIN for token '${tokenLabel}' (${e.rv})`);
     }
     if (/No slot with token named/i.test(e.message)) throw new LuksRefusal(`no token labelled '${tokenLabel}' (PKCS#11 module ${module})`);
     if (/object not found|private key not found|key not found/i.test(e.message))
@@ -360,14 +367,19 @@ export interface UnlockOptions {
   now?: Date;
 }
 
+/** A token user whose token is inserted: the token's label and the header token it matches. */
+export interface TokenUser {
+  label: string;
+  entry: TokenEntry;
+}
+
 /**
- * The keyslot secret of the token user whose token is inserted: the header's parapet-pkcs11
- * tokens are matched to the certificates on the token (DER), the matching certificate is
- * checked against the CA, and the token decrypts the wrapped secret after one login with `pin`.
- * Throws LuksRefusal for a wrong PIN, a certificate the CA did not sign, a token that is not
- * enrolled, and a wrapped secret the token cannot decrypt (tampered).
+ * Finds, without a PIN, the token user whose token is inserted: the header's parapet-pkcs11
+ * tokens are matched to the certificates on the token (DER), and the matching certificate is
+ * checked against the CA. Throws LuksRefusal when no token is present, none carries an
+ * enrolled certificate, or the certificate fails the CA check.
  */
-export async function unlockWithToken(o: UnlockOptions): Promise<Buffer> {
+export async function findTokenUser(o: Omit<UnlockOptions, "pin">): Promise<TokenUser> {
   const ca = parseCa(o.ca);
   const entries = (await headerTokens(o.header)).filter((t) => t.keyslots.length > 0);
   if (entries.length === 0) throw new LuksRefusal(`${o.header} has no token users`);
@@ -383,13 +395,7 @@ export async function unlockWithToken(o: UnlockOptions): Promise<Buffer> {
       const entry = entries.find((e) => e.keyId === keyId && e.certificate.equals(der));
       if (!entry) continue;
       checkCertificate(der, ca, o.now);
-      // One login only: a wrong PIN ends the attempt rather than using up the token's retries.
-      const secret = await tokenDecrypt(o.module, label, keyId, entry.wrapped, o.pin, entry.oaepHash);
-      if (secret.length !== TOKEN_SECRET_BYTES) {
-        secret.fill(0);
-        throw new LuksRefusal(`token '${label}' decrypted token ${entry.id} of ${o.header} to ${secret.length} bytes, not ${TOKEN_SECRET_BYTES}: tampered header`);
-      }
-      return secret;
+      return { label, entry };
     }
   }
   throw new LuksRefusal(seen.length === 0
@@ -397,8 +403,28 @@ export async function unlockWithToken(o: UnlockOptions): Promise<Buffer> {
     : `the certificate on ${seen.join(", ")} is not enrolled in ${o.header}`);
 }
 
-/** The volume key, unlocked with the inserted token: unlockWithToken, then the keyslot. */
-export async function volumeKeyWithToken(o: UnlockOptions & { image: string }): Promise<Buffer> {
+/**
+ * The keyslot secret of the token user whose token is inserted (findTokenUser, unless `user`
+ * is one it found before): the token decrypts the wrapped secret after one login with `pin`.
+ * Throws LuksRefusal for a wrong PIN (PinRefusal), a certificate the CA did not sign, a token
+ * that is not enrolled, and a wrapped secret the token cannot decrypt (tampered).
+ */
+export async function unlockWithToken(o: UnlockOptions & { user?: TokenUser }): Promise<Buffer> {
+  const { label, entry } = o.user ?? (await findTokenUser(o));
+  // One login only: a wrong PIN ends the attempt rather than using up the token's retries.
+  const secret = await tokenDecrypt(o.module, label, entry.keyId, entry.wrapped, o.pin, entry.oaepHash);
+  if (secret.length !== TOKEN_SECRET_BYTES) {
+    secret.fill(0);
+    throw new LuksRefusal(`token '${label}' decrypted token ${entry.id} of ${o.header} to ${secret.length} bytes, not ${TOKEN_SECRET_BYTES}: tampered header`);
+  }
+  return secret;
+}
+
+/**
+ * The volume key, unlocked with the inserted token: unlockWithToken, then the keyslot (from
+ * the header alone when `image` is not given, as in the preboot guest).
+ */
+export async function volumeKeyWithToken(o: UnlockOptions & { image: string | undefined; user?: TokenUser }): Promise<Buffer> {
   const secret = await unlockWithToken(o);
   try {
     return await volumeKey(o.header, o.image, secret);

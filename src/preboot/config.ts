@@ -24,6 +24,19 @@ export interface PrebootConfig {
   console: string;
   /** Physical address of the handoff payload (the record is at +0x1000). */
   recordAddress: number;
+  /** Smart card (PKCS#11 token) users: asked for the PIN when an enrolled card is present. */
+  token?: TokenConfig;
+}
+
+export interface TokenConfig {
+  /** The PKCS#11 module (shared library) in the preboot filesystem. */
+  module: string;
+  /** The organisation CA certificate (PEM or DER) that the card's certificate must chain to. */
+  ca: string;
+  /** Only the token with this label; by default every token the module sees. */
+  label?: string;
+  /** Environment variables for the module, e.g. SOFTHSM2_CONF. */
+  env: Record<string, string>;
 }
 
 export class PrebootConfigError extends Error {
@@ -50,6 +63,17 @@ const Schema = z.strictObject({
   recordAddress: z.union([z.number(), z.string().regex(/^0x[0-9a-f]+$/i)], {
     error: "must be a physical address: a number, or a hexadecimal string \"0x1000000\"",
   }).default(DEFAULT_RECORD_ADDRESS),
+  token: z.strictObject({
+    module: absolute("the PKCS#11 module"),
+    ca: absolute("the organisation CA certificate"),
+    label: z.string({ error: "must be the token label (a string)" })
+      .regex(/^[^\x00-\x1f]{1,32}$/, { error: "must be the token label: 1 to 32 printable characters" }).optional(),
+    env: z.record(
+      z.string(),
+      z.string({ error: "must be the variable's value (a string)" }),
+      { error: "must be a map of environment variables to values" },
+    ).default({}),
+  }, { error: "must be a map with module, ca and optionally label, env" }).optional(),
 }, { error: "must be a JSON object" });
 
 /** Validates parsed JSON; `file` names the config in errors. */
@@ -80,11 +104,16 @@ export function validateConfig(value: unknown, file = "preboot.json"): PrebootCo
       errors.push(`drive.pci: ${(e as Error).message}`);
     }
   }
+  for (const name of Object.keys(c.token?.env ?? {})) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) errors.push(`${formatPath(["token", "env", name])}: not an environment variable name (letters, digits and _, not first a digit)`);
+  }
   const address = typeof c.recordAddress === "string" ? parseInt(c.recordAddress.slice(2), 16) : c.recordAddress;
   const why = addressProblem(address, POLICY_MAX_SIZE); // room for the largest record
   if (why) errors.push(`recordAddress: ${why}`);
   if (errors.length) throw new PrebootConfigError(file, errors);
-  return { version: 1, header: c.header, drive, retries: c.retries, console: c.console, recordAddress: address };
+  const config: PrebootConfig = { version: 1, header: c.header, drive, retries: c.retries, console: c.console, recordAddress: address };
+  if (c.token) config.token = { module: c.token.module, ca: c.token.ca, env: c.token.env, ...(c.token.label !== undefined && { label: c.token.label }) };
+  return config;
 }
 
 /** Parses and validates the config's text. */
