@@ -6,7 +6,6 @@
 // Parapet.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
@@ -15,7 +14,6 @@ import { prepare, bootGuest, TMP, cli } from "./fixture.ts";
 import { plainImage, decryptedCopy, writePolicy, wholeDisk } from "./diskfixture.ts";
 import { JOURNAL_SUFFIX, STATE_SUFFIX } from "../src/lib/diskcrypt.ts";
 import { luksAddPassphrase, luksFormat, luksInfo, LuksRefusal, readPassphrase, volumeKey } from "../src/lib/luks.ts";
-import { REPO_ROOT } from "../src/lib/guestimage.ts";
 import { QemuSession } from "../src/lib/qemu.ts";
 
 const FAST = { iterations: 4, memoryKiB: 32768 }; // test keyslots: quick to unlock

@@ -7,29 +7,21 @@
 import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, statSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { REPO_ROOT, TMP } from "./fixture.ts";
 import { luksFormat, volumeKey } from "../src/lib/luks.ts";
 import { decodePolicy, POLICY_MAGIC } from "../src/lib/policyrecord.ts";
-import { appendSite, buildPreboot, DEFAULT_PREBOOT_DIR, readSiteFiles, sitePreboot, type SiteFile } from "../src/lib/prebootimage.ts";
+import { appendSite, buildPreboot, DEFAULT_PREBOOT_DIR, sitePreboot, type SiteFile } from "../src/lib/prebootimage.ts";
 import { QemuSession } from "../src/lib/qemu.ts";
 import { parseConfig, PrebootConfigError, validateConfig } from "../src/preboot/config.ts";
 import { compileRecord } from "../src/preboot/handoff.ts";
 import { handoffPayload, payloadCode, RECORD_OFFSET, REFUSED_MESSAGE, VMMCALL_HANDOFF } from "../src/preboot/payload.ts";
-import { enrolToken } from "../src/lib/token.ts";
-import { makeCa, makeStore, makeToken, MODULE, softhsmConf } from "./tokenfixture.ts";
+import { GUEST_CA, MODULE, TOKEN_CONFIG, tokenUser } from "./tokenfixture.ts";
 
 const FAST = { iterations: 4, memoryKiB: 32768 }; // test keyslots: quick to unlock, also under TCG
 const RIGHT = "the right passphrase";
 const PIN = "4321";
-/** Where the site archive puts the organisation CA and the SoftHSM2 store in the guest. */
-const GUEST_CA = "/etc/parapet/ca.pem";
-const GUEST_SOFTHSM = "/etc/parapet/softhsm";
-const TOKEN_CONFIG = {
-  version: 1,
-  token: { module: MODULE, ca: GUEST_CA, env: { SOFTHSM2_CONF: `${GUEST_SOFTHSM}/softhsm2.conf` } },
-};
 
 /** The errors a config gets, one string each. */
 function errorsOf(value: unknown): string[] {
@@ -152,7 +144,6 @@ describe("preboot guest", () => {
   let header: string, image: string;
   /** A second header with a passphrase user and a SoftHSM2 token user, and the guest's store. */
   let tokenHeader: string, tokenFiles: SiteFile[];
-  const savedConf = process.env.SOFTHSM2_CONF;
 
   before(async () => {
     await mkdir(TMP, { recursive: true });
@@ -165,23 +156,12 @@ describe("preboot guest", () => {
     await luksFormat({ image, header, passphrase: Buffer.from(RIGHT), pbkdf: FAST });
 
     // The token user: a CA, a token with a key and a CA-issued certificate, enrolled on the host.
-    const dir = await mkdtemp(join(TMP, "preboot-token-"));
-    const tokens = await makeStore(dir);
-    const ca = makeCa(dir, "org-ca");
-    makeToken("carol", PIN, ca);
     tokenHeader = join(TMP, "preboot-token.hdr");
     const tokenImage = join(TMP, "preboot-token.img");
     for (const f of [tokenImage, tokenHeader, `${tokenImage}.parapet-state`]) await rm(f, { force: true });
     await writeFile(tokenImage, disk);
     await luksFormat({ image: tokenImage, header: tokenHeader, passphrase: Buffer.from(RIGHT), pbkdf: FAST });
-    await enrolToken({ header: tokenHeader, image: tokenImage, existing: Buffer.from(RIGHT), module: MODULE, tokenLabel: "carol", keyId: "01", ca: ca.cert, pbkdf: FAST });
-    tokenFiles = [
-      ...(await readSiteFiles([{ host: ca.pem, guest: GUEST_CA }, { host: tokens, guest: `${GUEST_SOFTHSM}/tokens` }])),
-      { path: `${GUEST_SOFTHSM}/softhsm2.conf`, data: softhsmConf(`${GUEST_SOFTHSM}/tokens`) },
-    ];
-    if (savedConf === undefined) delete process.env.SOFTHSM2_CONF;
-    else process.env.SOFTHSM2_CONF = savedConf;
-    await rm(dir, { recursive: true, force: true }); // the store is in tokenFiles now
+    tokenFiles = await tokenUser({ header: tokenHeader, image: tokenImage, existing: Buffer.from(RIGHT), pin: PIN, workDir: TMP, pbkdf: FAST });
   });
 
   test("the header alone unlocks the same volume key as header and disk", async () => {

@@ -4,13 +4,14 @@
 // volume key to Parapet through its kexec payload; Parapet wipes the preboot guest's RAM and
 // boots the target OS from the encrypted IDE disk through INT 13h. Checked: wrong passphrases
 // are refused and, after the last one, the machine powers off with the disk untouched; a
-// second user unlocks the same disk; the target reads its files; a scan of all the target's
+// second user unlocks the same disk, and so does a PKCS#11 token user (SoftHSM2, its store
+// and the organisation CA in the ISO's site archive) at PIN:; the target reads its files; a scan of all the target's
 // RAM (/proc/kcore) finds neither the volume key nor the passphrase, but does find a marker
 // planted there (the scan works); a second handoff from the target is refused.
 import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { readFile, rm } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { octal, prepare, preparePreboot, TMP } from "./fixture.ts";
 import { newKey, plainImage } from "./diskfixture.ts";
@@ -18,6 +19,8 @@ import { encodePolicy } from "../src/lib/policyrecord.ts";
 import { wholeDiskPolicy } from "../src/lib/policyfile.ts";
 import { luksAddPassphrase, luksFormat, volumeKey } from "../src/lib/luks.ts";
 import { buildIso } from "../src/lib/iso.ts";
+import { sitePreboot } from "../src/lib/prebootimage.ts";
+import { TOKEN_CONFIG, tokenUser } from "./tokenfixture.ts";
 import { QemuSession } from "../src/lib/qemu.ts";
 
 const FAST = { iterations: 4, memoryKiB: 32768 }; // test keyslots: quick to unlock under TCG
@@ -27,7 +30,8 @@ const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 
 describe("two-step execution: preboot guest, handoff, target OS on a LUKS2-encrypted disk", () => {
-  let image: string, header: string, iso: string, key: Buffer;
+  let image: string, header: string, iso: string, tokenIso: string, key: Buffer;
+  const pin = "2468";
 
   before(async () => {
     await prepare();
@@ -41,10 +45,17 @@ describe("two-step execution: preboot guest, handoff, target OS on a LUKS2-encry
     key = await volumeKey(header, image, Buffer.from(alice));
     iso = join(TMP, "twostep.iso");
     await buildIso({ output: iso, preboot: { header } });
+    // carol's card, enrolled on the same header; a second ISO whose site archive holds the
+    // token config, the CA and the SoftHSM2 store (the "card" the preboot guest finds).
+    const files = await tokenUser({ header, image, existing: Buffer.from(alice), pin, workDir: TMP, pbkdf: FAST });
+    const site = join(TMP, "twostep-token.cpio");
+    await writeFile(site, sitePreboot({ header: await readFile(header), config: TOKEN_CONFIG, files }).cpio);
+    tokenIso = join(TMP, "twostep-token.iso");
+    await buildIso({ output: tokenIso, preboot: { site } });
   });
 
-  function boot(): QemuSession {
-    return new QemuSession({ cdrom: iso, disk: image, cpus: 2, memory: "512M" });
+  function boot(cdrom = iso): QemuSession {
+    return new QemuSession({ cdrom, disk: image, cpus: 2, memory: "512M" });
   }
 
   /** Answers the preboot's prompts in order; returns where the console was after the last. */
@@ -102,6 +113,22 @@ describe("two-step execution: preboot guest, handoff, target OS on a LUKS2-encry
       assert.match(again.out, /Operation not permitted/);
       assert.match(s.hvLog(), /handoff: cpu0: refused: the handoff already happened/);
       assert.match(await s.sh("ls /boot"), /vmlinuz/, "the target keeps running with its keys");
+    } finally {
+      s.kill();
+    }
+  });
+
+  test("carol's token at PIN: (one wrong PIN first) unlocks the same disk", async () => {
+    const s = boot(tokenIso);
+    try {
+      let m = await s.waitFor(/PIN: /, 300_000);
+      s.send("0000\r");
+      m = await s.waitFor(/PIN: /, 120_000, m.index + m[0].length);
+      s.send(`${pin}\r`);
+      await s.ready(300_000);
+      assert.match(s.hvLog(), /handoff: policy record from the preboot guest accepted \(144 bytes at 1001000\)/);
+      assert.doesNotMatch(s.console, /Passphrase: /, "the token was used, not a passphrase");
+      assert.match(await s.sh("mountboot && cat /boot/syslinux.cfg"), /LINUX \/vmlinuz/);
     } finally {
       s.kill();
     }

@@ -23,9 +23,11 @@ export function registerIso(program: Command): void {
     .option("--hv-args <options>", "hypervisor command line, e.g. \"log=e9\" or \"log=com2 boot=0x81\" (empty: log=e9, boot=0x80)", "")
     .option("--preboot", "two-step execution: also put the preboot guest (parapet preboot build) and the LUKS2 header on the ISO; Parapet runs it first, it asks for the passphrase on COM1 and hands the disk key over")
     .option("--header <file>", "with --preboot: the disk's LUKS2 detached header (parapet luks format)")
+    .option("--site <file>", "with --preboot, instead of --header/--preboot-config: a site archive from 'parapet preboot site' (header, config, token CA and store)")
     .option("--preboot-config <file>", "with --preboot: the preboot config JSON (docs/preboot.md; default {\"version\": 1}: the primary master disk, 3 tries)")
     .option("--preboot-dir <dir>", "with --preboot: where vmlinuz and initrd.gz are (default build/preboot)")
     .option("--preboot-cmdline <args>", "with --preboot: the preboot kernel's command line", PREBOOT_CMDLINE)
+    .option("--policy <file>", "a policy record (parapet policy) loaded as a module: the disk keys given directly, without a preboot guest")
     .option("-q, --quiet", "print only errors")
     .addHelpText(
       "after",
@@ -40,11 +42,13 @@ export function registerIso(program: Command): void {
     )
     .action(async (o: {
       output: string; hv: string; hvArgs: string; quiet?: boolean;
-      preboot?: boolean; header?: string; prebootConfig?: string; prebootDir?: string; prebootCmdline: string;
+      preboot?: boolean; header?: string; site?: string; prebootConfig?: string; prebootDir?: string; prebootCmdline: string;
+      policy?: string;
     }) => {
       let preboot: IsoPreboot | undefined;
       if (o.preboot) {
-        if (!o.header) throw new Error("--preboot needs --header <file>: the disk's LUKS2 detached header");
+        if (!o.header === !o.site) throw new Error("--preboot needs --header <file> (the disk's LUKS2 detached header) or --site <file>, not both");
+        if (o.site && o.prebootConfig) throw new Error("--preboot-config goes with --header; a site archive holds its own config");
         let config: unknown;
         if (o.prebootConfig) {
           try {
@@ -53,14 +57,15 @@ export function registerIso(program: Command): void {
             throw new Error(`--preboot-config ${o.prebootConfig}: ${(e as Error).message}`);
           }
         }
-        preboot = { header: o.header, config, configName: o.prebootConfig, dir: o.prebootDir, cmdline: o.prebootCmdline };
-      } else if (o.header || o.prebootConfig || o.prebootDir) {
-        throw new Error("--header, --preboot-config and --preboot-dir go with --preboot");
+        preboot = { header: o.header, site: o.site, config, configName: o.prebootConfig, dir: o.prebootDir, cmdline: o.prebootCmdline };
+      } else if (o.header || o.site || o.prebootConfig || o.prebootDir) {
+        throw new Error("--header, --site, --preboot-config and --preboot-dir go with --preboot");
       }
       const r = await buildIso({
         output: o.output,
         hv: o.hv,
         hvArgs: o.hvArgs,
+        policy: o.policy,
         preboot,
         log: o.quiet ? undefined : (m) => process.stderr.write(`iso: ${m}\n`),
       });

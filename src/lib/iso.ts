@@ -35,8 +35,10 @@ export const PREBOOT_CMDLINE = "console=ttyS0,115200 quiet";
 export interface IsoPreboot {
   /** Directory holding vmlinuz and initrd.gz from `parapet preboot build` (default build/preboot). */
   dir?: string;
-  /** The LUKS2 detached header file. */
-  header: string;
+  /** The LUKS2 detached header file (or give `site`). */
+  header?: string;
+  /** A site archive from `parapet preboot site` (header, config, token files), instead of header/config. */
+  site?: string;
   /** The preboot config, parsed JSON (default { version: 1 }: drive 0/0, 3 tries). */
   config?: unknown;
   configName?: string;
@@ -51,6 +53,8 @@ export interface IsoOptions {
   hv?: string;
   /** Hypervisor command-line options, e.g. "log=e9 boot=0x80" (default none: log=e9, boot=0x80). */
   hvArgs?: string;
+  /** A policy record (parapet policy) for GRUB to load as a module: the keys given directly. */
+  policy?: string;
   /** Put the preboot guest and the header on the ISO (two-step execution). */
   preboot?: IsoPreboot;
   /** Overwrite an existing output (default true: the ISO is a build product). */
@@ -99,12 +103,13 @@ export function checkKernelCmdline(cmdline: string): string {
  * with `prebootCmdline`, the preboot kernel (its command line on the module line) and its
  * initrd follow as modules, in that order (hv/handoff/preboot.h).
  */
-export function grubConfig(hvArgs = "", prebootCmdline?: string): string {
+export function grubConfig(hvArgs = "", prebootCmdline?: string, policy = false): string {
   const args = checkHvArgs(hvArgs);
-  const mods = prebootCmdline === undefined ? [] : [
+  const mods = policy ? ["\tmodule2 /boot/policy.rec"] : [];
+  if (prebootCmdline !== undefined) mods.push(
     `\tmodule2 /boot/preboot/vmlinuz ${checkKernelCmdline(prebootCmdline)}`.trimEnd(),
     "\tmodule2 /boot/preboot/initrd.img",
-  ];
+  );
   return [
     "# Written by parapet iso. GRUB stays off the serial ports (console only), so COM1",
     "# carries only the guest's console.",
@@ -149,22 +154,33 @@ export async function buildIso(opts: IsoOptions = {}): Promise<IsoResult> {
 
   const pre = opts.preboot;
   let preboot: { kernel: Buffer; initrd: Buffer; header: string } | undefined;
+  if (pre && opts.policy) throw new Error("a policy record and a preboot guest: the keys come from one or the other");
   if (pre) {
     const dir = resolve(pre.dir ?? DEFAULT_PREBOOT_DIR);
     const files = ["vmlinuz", "initrd.gz"].map((f) => join(dir, f));
     for (const f of files) if (!existsSync(f)) throw new Error(`${f} does not exist (build the preboot guest with: parapet preboot build)`);
-    const header = resolve(pre.header);
-    if (!existsSync(header)) throw new Error(`--header ${header}: no such file`);
-    await checkHeaderFile(header);
-    const site = sitePreboot({ header: await readFile(header), config: pre.config ?? { version: 1 }, configName: pre.configName });
-    preboot = { kernel: await readFile(files[0]), initrd: appendSite(await readFile(files[1]), site.cpio), header };
+    if (!pre.header === !pre.site) throw new Error("the preboot guest needs the header (--header) or a site archive (--site), not both");
+    let cpio: Buffer;
+    const from = resolve((pre.header ?? pre.site)!);
+    if (!existsSync(from)) throw new Error(`${from}: no such file`);
+    if (pre.header) {
+      await checkHeaderFile(from);
+      cpio = sitePreboot({ header: await readFile(from), config: pre.config ?? { version: 1 }, configName: pre.configName }).cpio;
+    } else {
+      cpio = await readFile(from);
+      if (cpio.subarray(0, 6).toString("latin1") !== "070701") throw new Error(`${from} is not a site archive (parapet preboot site)`);
+    }
+    preboot = { kernel: await readFile(files[0]), initrd: appendSite(await readFile(files[1]), cpio), header: from };
   }
-  const grubCfg = grubConfig(hvArgs, pre ? (pre.cmdline ?? PREBOOT_CMDLINE) : undefined);
+  const policy = opts.policy ? resolve(opts.policy) : undefined;
+  if (policy && !existsSync(policy)) throw new Error(`policy record ${policy}: no such file`);
+  const grubCfg = grubConfig(hvArgs, pre ? (pre.cmdline ?? PREBOOT_CMDLINE) : undefined, policy !== undefined);
   const work = await mkdtemp(join(tmpdir(), "parapet-iso-"));
   try {
     const root = join(work, "root");
     await mkdir(join(root, "boot", "grub"), { recursive: true });
     await copyFile(hv, join(root, "boot", "parapet.elf"));
+    if (policy) await copyFile(policy, join(root, "boot", "policy.rec"));
     if (preboot) {
       await mkdir(join(root, "boot", "preboot"));
       await writeFile(join(root, "boot", "preboot", "vmlinuz"), preboot.kernel);
