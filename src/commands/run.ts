@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { QemuSession, type Fate, type LogSink } from "../lib/qemu.ts";
 import { REPO_ROOT, DEFAULT_IMAGE } from "../lib/guestimage.ts";
 import { readRecord } from "./policy.ts";
+import { readPassphrase } from "../lib/luks.ts";
 
 export const FATE_EXIT: Record<Fate["kind"], number> = { poweroff: 0, error: 1, reset: 2, panic: 3, killed: 4 };
 
@@ -35,6 +36,7 @@ export function registerRun(program: Command): void {
     .option("--bare", "boot without Parapet (the baseline)")
     .option("--snapshot", "do not write guest changes to the disk image")
     .option("--policy <file>", "storage policy record (parapet policy -o) passed to Parapet as a Multiboot module (-initrd)")
+    .option("--passphrase-file <file>", "two-step (an ISO from parapet iso --preboot): type this file's passphrase at the preboot guest's 'Passphrase:' prompt on COM1")
     .option("--commands <list>", "with the test guest: run these shell commands (separated by ';;') after it is ready, then power off")
     .option("-t, --timeout <seconds>", "stop QEMU after this many seconds (0: never)", "0")
     .action(async (disk: string, o) => {
@@ -49,8 +51,15 @@ export function registerRun(program: Command): void {
         disk, cdrom: o.iso, modules: o.policy ? [o.policy] : undefined, parapet: !o.bare, logSink: o.log as LogSink, hvLog: o.hvLog, hvArgs: o.hvArgs,
         memory: o.memory, cpus, machine: o.machine, snapshot: o.snapshot,
       });
+      const passphrase = o.passphraseFile ? await readPassphrase(o.passphraseFile) : undefined;
       process.stderr.write(`parapet: ${o.bare ? "bare QEMU" : "Parapet"}; hypervisor log: ${s.hvLogPath}\n`);
       s.onConsole = (t) => process.stdout.write(t.replace(/[^\n]*__END[a-z0-9]+__\d+\r?\n?/g, ""));
+      if (passphrase) {
+        await s.waitFor(/Passphrase: /, 600_000);
+        process.stdout.write("[parapet run: typing the passphrase from the file]");
+        s.send(`${passphrase.toString("latin1")}\r`);
+        passphrase.fill(0);
+      }
       const stdin = process.stdin;
       if (o.commands) {
         await s.ready();
