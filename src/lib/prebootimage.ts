@@ -7,7 +7,7 @@ import { X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join, posix, resolve } from "node:path";
-import { build } from "esbuild";
+import { build, type BuildOptions } from "esbuild";
 import { fetchBusybox, fetchCandidate, fetchKernel, resolveTools, type Log, type ToolSpec } from "./debian.ts";
 import { MIB } from "./diskimage.ts";
 import { requireTools } from "./exec.ts";
@@ -84,20 +84,23 @@ export interface PrebootBuildResult {
 
 /** The preboot app bundled by esbuild into one CommonJS file for Node.js 18. */
 export async function bundlePrebootApp(): Promise<Buffer> {
-  const r = await build({
-    entryPoints: [PREBOOT_ENTRY],
-    bundle: true,
-    platform: "node",
-    target: "node18",
-    format: "cjs",
-    write: false,
-    minify: true,
-    legalComments: "none",
-    logLevel: "silent",
-    banner: { js: "// Parapet preboot app (bundled from src/preboot by parapet preboot build)." },
-  });
+  const r = await build(PREBOOT_BUNDLE);
   return Buffer.from(r.outputFiles[0].contents);
 }
+
+/** esbuild's options for the app (also what `parapet bench loc` measures the bundle with). */
+export const PREBOOT_BUNDLE = {
+  entryPoints: [PREBOOT_ENTRY],
+  bundle: true,
+  platform: "node",
+  target: "node18",
+  format: "cjs",
+  write: false,
+  minify: true,
+  legalComments: "none",
+  logLevel: "silent",
+  banner: { js: "// Parapet preboot app (bundled from src/preboot by parapet preboot build)." },
+} as const satisfies BuildOptions;
 
 /** Builds vmlinuz and initrd.gz of the preboot guest. */
 export async function buildPreboot(opts: PrebootBuildOptions = {}): Promise<PrebootBuildResult> {
