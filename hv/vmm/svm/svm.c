@@ -160,8 +160,8 @@ static void start_at(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, const struc
 		v->gpr[RSI] = s->esi;
 		__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");   /* FS, GS as above */
 	}
-	LOG("svm: cpu%u: entering the guest at %s %x:%x\n", v->id, s->linux32 ? "Linux 32-bit entry" : "real mode",
-	    s->linux32 ? LX_BOOT_CS : s->cs, s->linux32 ? s->eip : s->ip);
+	LOG("svm: cpu%u: entering the guest at %x:%x (%s)\n", v->id, s->linux32 ? LX_BOOT_CS : s->cs,
+	    s->linux32 ? s->eip : s->ip, s->linux32 ? "Linux 32-bit entry" : "real mode");
 }
 
 /* Parapet's wait-for-SIPI: the processor sleeps in the host until an NMI brings a STARTUP. */
