@@ -18,24 +18,35 @@ import { DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
 import { encodePolicy } from "../src/lib/policyrecord.ts";
 import { QemuSession } from "../src/lib/qemu.ts";
 
+/** The test guest's kernel and initramfs, copied out of its boot partition: the preboot guest's modules. */
+async function prebootModules(): Promise<string[]> {
+  await prepare();
+  for (const f of ["vmlinuz", "initrd.gz"]) {
+    await run("mcopy", ["-i", `${DEFAULT_IMAGE}@@${PARTITION_START_LBA * SECTOR}`, "-o", `::/${f}`, join(TMP, `handoff-${f}`)],
+      { env: { ...process.env, MTOOLS_SKIP_CHECK: "1" } });
+  }
+  return [`${join(TMP, "handoff-vmlinuz")} console=ttyS0,115200`, join(TMP, "handoff-initrd.gz")];
+}
+
+/** Hands `record` over from CPU 0 of the preboot guest and waits for the target's shell. */
+async function handOver(s: QemuSession, record: Buffer): Promise<void> {
+  await s.sh(`printf '${octal(record)}' > /tmp/rec`);
+  const from = s.console.length;
+  s.send("taskset -c 0 cp /tmp/rec /proc/parapet/handoff\n");
+  const boot = await s.waitFor(/SYSLINUX/, 300_000, from);
+  await s.ready(300_000, from + boot.index);
+}
+
 describe("handoff attacks from a preboot guest (the test guest's kernel as the preboot kernel)", () => {
   let s: QemuSession, key: Buffer, record: Buffer;
 
   before(async () => {
-    await prepare();
-    // The test guest's kernel and initramfs, as the preboot guest's modules.
-    for (const f of ["vmlinuz", "initrd.gz"]) {
-      await run("mcopy", ["-i", `${DEFAULT_IMAGE}@@${PARTITION_START_LBA * SECTOR}`, "-o", `::/${f}`, join(TMP, `handoff-${f}`)],
-        { env: { ...process.env, MTOOLS_SKIP_CHECK: "1" } });
-    }
+    const modules = await prebootModules();
     key = newKey();
     record = encodePolicy(wholeDisk(key));
     await writePolicy("handoff.pol", wholeDisk(key));
     const disk = await encryptedImage("handoff.img", key);
-    s = new QemuSession({
-      disk, snapshot: true, cpus: 2,
-      modules: [`${join(TMP, "handoff-vmlinuz")} console=ttyS0,115200`, join(TMP, "handoff-initrd.gz")],
-    });
+    s = new QemuSession({ disk, snapshot: true, cpus: 2, modules });
     await s.ready(300_000);
     await s.sh(`printf '${octal(record)}' > /tmp/rec`);
   });
@@ -93,10 +104,7 @@ describe("handoff attacks from a preboot guest (the test guest's kernel as the p
 
   test("after every refusal the preboot guest still runs; a valid record is accepted and the target boots from the encrypted disk without the key in its RAM", async () => {
     assert.equal((await s.sh("echo alive")).trim(), "alive");
-    const from = s.console.length;
-    s.send("taskset -c 0 cp /tmp/rec /proc/parapet/handoff\n");
-    const boot = await s.waitFor(/SYSLINUX/, 300_000, from);
-    await s.ready(300_000, from + boot.index);
+    await handOver(s, record);
     const log = s.hvLog();
     assert.match(log, /handoff: policy record from the preboot guest accepted \(144 bytes at [0-9a-f]+\)/);
     assert.match(log, /svm: cpu1: INIT; waiting for STARTUP/);
@@ -112,5 +120,29 @@ describe("handoff attacks from a preboot guest (the test guest's kernel as the p
     assert.ok(m, scan);
     assert.deepEqual([m[2], m[3]], ["0", "0"], `the key is still in RAM: ${scan}`);
     assert.ok(Number(m[4]) >= 1, `the planted marker was not found: ${scan}`);
+  });
+});
+
+describe("the handoff on q35 (ECAM mediation set up at the handoff, a PIIX IDE controller)", () => {
+  test("the target boots from the encrypted disk and the function's ECAM page is trapped", async () => {
+    const modules = await prebootModules();
+    const key = newKey();
+    const disk = await encryptedImage("handoff-q35.img", key);
+    const s = new QemuSession({
+      machine: "q35", cpus: 2, modules,
+      extraArgs: ["-device", "piix3-ide,id=pide", "-drive", `file=${disk},format=raw,if=none,id=d0,snapshot=on`, "-device", "ide-hd,drive=d0,bus=pide.0"],
+    });
+    try {
+      await s.ready(300_000);
+      assert.doesNotMatch(s.hvLog(), /ecam: /, "no PCI mediation during the preboot phase");
+      await handOver(s, encodePolicy(wholeDisk(key)));
+      const log = s.hvLog();
+      assert.match(log, /handoff: policy record from the preboot guest accepted/);
+      assert.match(log, /ata: [0-9a-f]{2}:[0-9a-f]{2}\.\d ch0 master: ATA serial '[^']+', protected by the policy/);
+      assert.match(log, /ecam: window at [0-9a-f]+, buses \d+-\d+; [1-9]\d* function pages trapped/);
+      assert.match(await s.sh("mountboot && cat /boot/syslinux.cfg"), /LINUX \/vmlinuz/);
+    } finally {
+      s.kill();
+    }
   });
 });
