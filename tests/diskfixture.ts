@@ -7,8 +7,7 @@ import { join } from "node:path";
 import { run } from "../src/lib/exec.ts";
 import { kernelCmdline, syslinuxConfig, DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
 import { PARTITION_START_LBA, DATA_PARTITION_START_LBA, SECTOR } from "../src/lib/diskimage.ts";
-import { encodePolicy, type Policy } from "../src/lib/policyrecord.ts";
-import { wholeDiskPolicy } from "../src/lib/policyfile.ts";
+import { encodePolicy, type Policy, wholeDiskPolicy } from "../src/lib/policyrecord.ts";
 import { XtsCipher } from "../src/lib/xts.ts";
 import { TMP } from "./fixture.ts";
 

@@ -15,9 +15,8 @@ import {
   encodePolicy,
   PolicyRecordError,
   recordCrc,
-  type Policy,
-} from "../src/lib/policyrecord.ts";
-import { compilePolicyFile, compilePolicyText, PolicyFileError, wholeDiskPolicy } from "../src/lib/policyfile.ts";
+  type Policy, wholeDiskPolicy } from "../src/lib/policyrecord.ts";
+import { compilePolicyFile, compilePolicyText, PolicyFileError } from "../src/lib/policyfile.ts";
 import { keyFingerprint } from "../src/lib/xts.ts";
 import { REPO_ROOT } from "../src/lib/guestimage.ts";
 import { HYPERVISOR, qemuArgs } from "../src/lib/qemu.ts";

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { open } from "node:fs/promises";
 import { relative } from "node:path";
 import { writePrivateFileAtomic } from "../lib/privatefile.ts";
-import { compilePolicyFile, PolicyFileError, wholeDiskPolicy } from "../lib/policyfile.ts";
+import { compilePolicyFile, PolicyFileError } from "../lib/policyfile.ts";
 import {
   decodePolicy,
   encodePolicy,
@@ -15,8 +15,7 @@ import {
   POLICY_MAX_SIZE,
   serialProblem,
   type DriveMatch,
-  type Policy,
-} from "../lib/policyrecord.ts";
+  type Policy, wholeDiskPolicy } from "../lib/policyrecord.ts";
 import { readKeyFile } from "../lib/xts.ts";
 
 function shown(path: string): string {

@@ -19,6 +19,7 @@ import {
   type PolicyRange,
 } from "./policyrecord.ts";
 import { keyFingerprint, keyProblem, KEY_BYTES } from "./xts.ts";
+import { formatPath, type Path } from "./fieldpath.ts";
 
 /** Highest LBA + 1 that 48-bit ATA addressing reaches: ranges must end at or below it. */
 export const MAX_LBA = 2 ** 48;
@@ -82,18 +83,6 @@ const FileSchema = z.strictObject({
 });
 
 type FileShape = z.infer<typeof FileSchema>;
-type Path = ReadonlyArray<PropertyKey>;
-
-/** drives[0].ranges[2].count; keys.name (or keys["odd name"]). */
-export function formatPath(path: Path): string {
-  let s = "";
-  for (const p of path) {
-    if (typeof p === "number") s += `[${p}]`;
-    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(String(p))) s += s ? `.${String(p)}` : String(p);
-    else s += `[${JSON.stringify(String(p))}]`;
-  }
-  return s || "(top level)";
-}
 
 function valueAt(root: unknown, path: Path): unknown {
   let v = root;
@@ -353,7 +342,3 @@ async function compileChecked(f: FileShape, baseDir: string, at: At, shownName: 
   return { policy, keyNames, warnings };
 }
 
-/** The common policy: every sector of one drive encrypted with one key. */
-export function wholeDiskPolicy(key: Uint8Array, match: DriveMatch = { port: { channel: 0, position: 0 } }): Policy {
-  return { keys: [key], drives: [{ match, defaultAction: "encrypt", defaultKey: 0, ranges: [] }] };
-}

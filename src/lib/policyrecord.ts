@@ -430,3 +430,8 @@ export function policyToJson(p: Policy): unknown {
     })),
   };
 }
+
+/** The common policy: every sector of one drive encrypted with one key. */
+export function wholeDiskPolicy(key: Uint8Array, match: DriveMatch = { port: { channel: 0, position: 0 } }): Policy {
+  return { keys: [key], drives: [{ match, defaultAction: "encrypt", defaultKey: 0, ranges: [] }] };
+}

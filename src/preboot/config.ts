@@ -3,7 +3,7 @@
 // field, e.g.  preboot.json: drive.channel: must be 0 (primary) or 1 (secondary)
 // docs/preboot.md describes the fields.
 import { z } from "zod";
-import { formatPath } from "../lib/policyfile.ts";
+import { formatPath } from "../lib/fieldpath.ts";
 import { parsePci, POLICY_MAX_SIZE, serialProblem, type DriveMatch } from "../lib/policyrecord.ts";
 import { addressProblem, DEFAULT_RECORD_ADDRESS } from "./payload.ts";
 

@@ -3,8 +3,7 @@
 import { openSync, closeSync, fstatSync, writeSync, fsyncSync, unlinkSync, mkdirSync, existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { run } from "../lib/exec.ts";
-import { wholeDiskPolicy } from "../lib/policyfile.ts";
-import { encodePolicy } from "../lib/policyrecord.ts";
+import { encodePolicy, wholeDiskPolicy } from "../lib/policyrecord.ts";
 import type { PrebootConfig } from "./config.ts";
 import { handoffPayload } from "./payload.ts";
 
