@@ -1,6 +1,6 @@
 // Shared by the end-to-end tests: the hypervisor and test guest are built once, then booted.
 import { execFileSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { buildGuestImage, REPO_ROOT, DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
 import { buildPreboot, DEFAULT_PREBOOT_DIR } from "../src/lib/prebootimage.ts";
@@ -29,14 +29,15 @@ export async function prepare(): Promise<string> {
   return DEFAULT_IMAGE;
 }
 
-/** Builds the preboot guest when it is missing or older than its sources. */
-export async function preparePreboot(): Promise<void> {
+/**
+ * Builds the preboot guest (build/preboot) when it is missing or older than any of its sources:
+ * src/preboot/ and src/lib/ (the app's bundle and the image builder come from there).
+ */
+export async function preparePreboot(): Promise<{ vmlinuz: string; initrd: string }> {
   const out = join(DEFAULT_PREBOOT_DIR, "initrd.gz");
-  const srcDir = join(REPO_ROOT, "src", "preboot");
-  const inputs = ["main.ts", "config.ts", "console.ts", "handoff.ts", "payload.ts", "init"].map((f) => join(srcDir, f))
-    .concat(["src/lib/prebootimage.ts", "src/lib/luks.ts", "src/lib/debian.ts", "src/lib/token.ts"].map((p) => join(REPO_ROOT, p)))
-    .filter(existsSync);
+  const inputs = ["src/preboot", "src/lib"].flatMap((d) => readdirSync(join(REPO_ROOT, d)).map((f) => join(REPO_ROOT, d, f)));
   if (!existsSync(out) || inputs.some((p) => statSync(p).mtimeMs > statSync(out).mtimeMs)) await buildPreboot({ force: true });
+  return { vmlinuz: join(DEFAULT_PREBOOT_DIR, "vmlinuz"), initrd: out };
 }
 
 /** Bytes as a printf(1) format of octal escapes, to write binary through the guest shell. */

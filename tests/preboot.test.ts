@@ -6,13 +6,12 @@
 // and a SoftHSM2 smart card shipped in the site archive unlocks with its PIN after a wrong one.
 import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, statSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { REPO_ROOT, TMP } from "./fixture.ts";
+import { preparePreboot, TMP } from "./fixture.ts";
 import { luksFormat, volumeKey } from "../src/lib/luks.ts";
 import { decodePolicy, POLICY_MAGIC } from "../src/lib/policyrecord.ts";
-import { appendSite, buildPreboot, DEFAULT_PREBOOT_DIR, sitePreboot, type SiteFile } from "../src/lib/prebootimage.ts";
+import { appendSite, sitePreboot, type SiteFile } from "../src/lib/prebootimage.ts";
 import { QemuSession } from "../src/lib/qemu.ts";
 import { parseConfig, PrebootConfigError, validateConfig } from "../src/preboot/config.ts";
 import { compileRecord } from "../src/preboot/handoff.ts";
@@ -199,12 +198,9 @@ describe("preboot guest", () => {
     let initrd: string, tokenInitrd: string, vmlinuz: string;
 
     before(async () => {
-      const dir = DEFAULT_PREBOOT_DIR;
-      const inputs = ["src/preboot/main.ts", "src/preboot/config.ts", "src/preboot/console.ts", "src/preboot/handoff.ts",
-        "src/preboot/payload.ts", "src/preboot/init", "src/lib/prebootimage.ts", "src/lib/luks.ts", "src/lib/token.ts", "src/lib/debian.ts"].map((p) => join(REPO_ROOT, p));
-      const out = join(dir, "initrd.gz");
-      if (!existsSync(out) || inputs.some((p) => statSync(p).mtimeMs > statSync(out).mtimeMs)) await buildPreboot({ output: dir, force: true });
-      vmlinuz = join(dir, "vmlinuz");
+      const built = await preparePreboot();
+      const out = built.initrd;
+      vmlinuz = built.vmlinuz;
       const { cpio } = sitePreboot({ header: await readFile(header), config: { version: 1 } });
       initrd = join(TMP, "preboot-initrd.gz");
       await writeFile(initrd, appendSite(await readFile(out), cpio));
