@@ -10,6 +10,32 @@
 static u64 apic_page;                   /* the xAPIC page's address; the guest cannot move it */
 static u32 log_budget = 64;
 
+/* Post INIT, or STARTUP with `vector`, to t's mailbox. False for a STARTUP to a running
+ * processor, which is ignored. */
+static bool post(struct vcpu *t, bool init, u8 vector)
+{
+	bool posted = true;
+	spin_lock(&t->mail.lock);
+	if (init) {
+		__atomic_store_n(&t->mail.sipi, false, __ATOMIC_RELAXED);
+		__atomic_store_n(&t->mail.init, true, __ATOMIC_RELEASE);
+	} else if (t->waiting || t->mail.init) {
+		t->mail.vector = vector;
+		__atomic_store_n(&t->mail.sipi, true, __ATOMIC_RELEASE);
+	} else {
+		posted = false;
+	}
+	spin_unlock(&t->mail.lock);
+	return posted;
+}
+
+/* Interrupt t with Parapet's NMI. One in flight per target: Parapet's NMIs never merge. */
+static void kick(struct vcpu *t)
+{
+	if (!__atomic_exchange_n(&t->kicked, true, __ATOMIC_ACQ_REL))
+		lapic_send(t->apic_id, ICR_MODE_NMI << 8);
+}
+
 /* Post an INIT or STARTUP to every vCPU it addresses; interrupt each with an NMI. */
 static void deliver(struct vcpu *from, u32 lo, u32 dest, bool x2)
 {
@@ -20,24 +46,12 @@ static void deliver(struct vcpu *from, u32 lo, u32 dest, bool x2)
 		struct vcpu *t = vcpu_get(i);
 		if (!apic_ipi_addresses(from, t, lo, dest, x2))
 			continue;
-		bool posted = true;
-		spin_lock(&t->mail.lock);
-		if (mode == ICR_MODE_INIT) {
-			__atomic_store_n(&t->mail.sipi, false, __ATOMIC_RELAXED);
-			__atomic_store_n(&t->mail.init, true, __ATOMIC_RELEASE);
-		} else if (t->waiting || t->mail.init) {
-			t->mail.vector = (u8)ICR_VECTOR(lo);
-			__atomic_store_n(&t->mail.sipi, true, __ATOMIC_RELEASE);
-		} else {
-			posted = false;         /* STARTUP to a running processor: ignored */
-		}
-		spin_unlock(&t->mail.lock);
+		bool posted = post(t, mode == ICR_MODE_INIT, (u8)ICR_VECTOR(lo));
 		if (log_budget_take(&log_budget))
 			LOG("apic: cpu%u: %s for cpu%u%s\n", from->id, mode == ICR_MODE_INIT ? "INIT" : "STARTUP", t->id,
 			    posted ? "" : " (running: ignored)");
-		/* One NMI in flight per target: Parapet's NMIs never merge with each other. */
-		if (posted && t != from && !__atomic_exchange_n(&t->kicked, true, __ATOMIC_ACQ_REL))
-			lapic_send(t->apic_id, ICR_MODE_NMI << 8);
+		if (posted && t != from)
+			kick(t);
 	}
 }
 
@@ -46,17 +60,8 @@ unsigned apic_init_others(struct vcpu *self)
 	unsigned n = vmm_cpu_count(), left = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct vcpu *t = vcpu_get(i);
-		if (t == self)
-			continue;
-		spin_lock(&t->mail.lock);
-		bool post = !t->waiting;
-		if (post) {
-			__atomic_store_n(&t->mail.sipi, false, __ATOMIC_RELAXED);
-			__atomic_store_n(&t->mail.init, true, __ATOMIC_RELEASE);
-		}
-		spin_unlock(&t->mail.lock);
-		if (post && !__atomic_exchange_n(&t->kicked, true, __ATOMIC_ACQ_REL))
-			lapic_send(t->apic_id, ICR_MODE_NMI << 8);
+		if (t != self && !__atomic_load_n(&t->waiting, __ATOMIC_ACQUIRE) && post(t, true, 0))
+			kick(t);
 	}
 	for (unsigned i = 0; i < n; i++) {
 		struct vcpu *t = vcpu_get(i);
