@@ -6,7 +6,9 @@
 #include "core/log.h"
 #include "core/panic.h"
 #include "core/pgalloc.h"
+#include "drivers/fwcfg/fwcfg.h"
 #include "guest/bios.h"
+#include "iommu/iommu.h"
 #include "io/ecam.h"
 #include "io/pci.h"
 #include "handoff/module.h"
@@ -58,6 +60,7 @@ void hv_main(u32 magic, u32 mbi)
 	cpu_tables_init();
 	LOG("mem: hypervisor at %lx-%lx (%lu MiB, hidden), image %lu KiB\n", hvmem.base, hvmem.end - 1,
 	    (hvmem.end - hvmem.base) >> 20, hvmem.image_size >> 10);
+	iommu_init();           /* before any guest code, the preboot guest's included */
 
 	unsigned preboot_kernel;
 	bool two_step = preboot_find(&bi, &preboot_kernel);
@@ -69,6 +72,7 @@ void hv_main(u32 magic, u32 mbi)
 		LOG("io: COM port %x hidden from the guest\n", cfg.log.com_port);
 	}
 	u64 npt = npt_build();
+	iommu_hide();
 	gw_init();
 	if (!two_step) {        /* else at the handoff, with the preboot guest's policy */
 		pci_init(false);
@@ -77,6 +81,7 @@ void hv_main(u32 magic, u32 mbi)
 	struct guest_start start;
 	bios_prepare(&hvmem.guest_map, cfg.boot_drive, &start);
 	gmem_init(&hvmem.guest_map);
+	fwcfg_init();
 	log_map("firmware", &bi.map);
 	log_map("guest", &hvmem.guest_map);
 	apic_init();

@@ -2,6 +2,7 @@
  * record is copied into hypervisor memory and the module's bytes (keys) wiped from guest RAM. */
 #include "handoff/module.h"
 #include "services/storage.h"
+#include "iommu/iommu.h"
 #include "core/log.h"
 #include "core/panic.h"
 #include "core/string.h"
@@ -16,8 +17,17 @@ const char *handoff_install(void *rec, u64 len)
 	const char *err = len > POLICY_MAX_SIZE ? "record larger than 64 KiB" : policy_parse(rec, len, &policy);
 	memset(rec, 0, len);
 	__asm__ volatile("" : : "r"(rec) : "memory");
+	if (!err && policy.nkeys && !iommu_active() && !(policy.flags & POLICY_FLAG_ALLOW_NO_IOMMU)) {
+		memset(&policy, 0, sizeof(policy));
+		err = "it carries keys and DMA isolation is off (no usable IOMMU: any bus-master device could read "
+		      "them); a record made with parapet policy --allow-no-iommu accepts that";
+	}
+	__asm__ volatile("" : : "r"(&policy) : "memory");
 	if (err)
 		return err;
+	if (policy.nkeys && !iommu_active())
+		LOG("handoff: WARNING: DMA isolation is OFF and the record allows it (--allow-no-iommu): any bus-master "
+		    "device can read the keys and every decrypted sector\n");
 	installed = true;
 	storage_init(&policy);
 	return NULL;

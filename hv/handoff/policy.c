@@ -51,7 +51,9 @@ static const char *parse(const u8 *p, size_t len, struct policy *out)
 		return "unsupported version";
 	if (h.header_size != sizeof(h))
 		return "bad header_size";
-	if (h.reserved0 || h.reserved1)
+	if (h.flags & ~POLICY_FLAGS_KNOWN)
+		return "unknown header flags";
+	if (h.reserved1)
 		return "reserved header fields not zero";
 	if (h.nkeys > POLICY_MAX_KEYS || h.ndrives > POLICY_MAX_DRIVES || h.nranges > POLICY_MAX_RANGES)
 		return "too many keys, drives or ranges";
@@ -72,6 +74,7 @@ static const char *parse(const u8 *p, size_t len, struct policy *out)
 	out->nkeys = h.nkeys;
 	out->ndrives = h.ndrives;
 	out->nranges = h.nranges;
+	out->flags = h.flags;
 	const u8 *q = p + sizeof(h);
 	memcpy(out->keys, q, 64ull * h.nkeys);
 	q += 64ull * h.nkeys;

@@ -24,13 +24,22 @@
 #define POLICY_MAX_DRIVES 16
 #define POLICY_MAX_RANGES 256
 
+/*
+ * policy_header.flags. ALLOW_NO_IOMMU: the record's keys may be used on a machine without a
+ * usable IOMMU, where any bus master can read them (and every decrypted sector) from RAM.
+ * Without it a record that carries keys is refused on such a machine (handoff/module.c).
+ * Records written before flags existed hold 0 here, so they stay valid at version 1.
+ */
+#define POLICY_FLAG_ALLOW_NO_IOMMU 0x0001
+#define POLICY_FLAGS_KNOWN POLICY_FLAG_ALLOW_NO_IOMMU
+
 struct policy_header {
 	char magic[8];
 	u16 version;
 	u16 header_size;        /* 32 */
 	u32 total_size;
 	u16 nkeys, ndrives, nranges;
-	u16 reserved0;          /* 0 */
+	u16 flags;              /* POLICY_FLAG_*; every other bit 0 */
 	u32 crc32;
 	u32 reserved1;          /* 0 */
 } __attribute__((packed));

@@ -66,29 +66,86 @@ static const u8 *table_at(acpi_map_fn map, u64 pa, u32 *len)
 	return t;
 }
 
+const u8 *acpi_table(acpi_map_fn map, u64 pa, u32 *len)
+{
+	return table_at(map, pa, len);
+}
+
+/* The root table (XSDT, or RSDT when there is none) the RSDP names; *esz = its entry size. */
+static const u8 *root_table(acpi_map_fn map, u64 rsdp, u32 *len, unsigned *esz)
+{
+	const u8 *r = rsdp ? rsdp_at(map, rsdp) : NULL;
+	if (!r)
+		return NULL;
+	bool x = r[15] >= 2 && rd64(r + 24);
+	const u8 *t = table_at(map, x ? rd64(r + 24) : rd32(r + 16), len);
+	*esz = x ? 8 : 4;
+	return t && !memcmp(t, x ? "XSDT" : "RSDT", 4) ? t : NULL;
+}
+
+static u64 entry_at(const u8 *t, unsigned esz, unsigned i)
+{
+	const u8 *e = t + SDT_HEADER_LEN + i * esz;
+	return esz == 8 ? rd64(e) : rd32(e);
+}
+
+static bool has_sig(acpi_map_fn map, u64 pa, const char sig[4])
+{
+	u32 l;
+	const u8 *c = table_at(map, pa, &l);
+	return c && !memcmp(c, sig, 4);
+}
+
 u64 acpi_find_table(acpi_map_fn map, u64 rsdp, const char sig[4])
+{
+	u32 len;
+	unsigned esz;
+	const u8 *t = root_table(map, rsdp, &len, &esz);
+	if (!t)
+		return 0;
+	unsigned n = (len - SDT_HEADER_LEN) / esz;
+	for (unsigned i = 0; i < n && i < TABLES_MAX; i++)
+		if (has_sig(map, entry_at(t, esz, i), sig))
+			return entry_at(t, esz, i);
+	return 0;
+}
+
+static unsigned unlist_in(acpi_map_fn map, u64 pa, const char root_sig[4], unsigned esz, const char sig[4])
+{
+	u32 len;
+	u8 *t = (u8 *)table_at(map, pa, &len);
+	if (!t || memcmp(t, root_sig, 4))
+		return 0;
+	unsigned n = (len - SDT_HEADER_LEN) / esz, kept = 0;
+	for (unsigned i = 0; i < n; i++) {
+		u64 e = entry_at(t, esz, i);
+		if (i < TABLES_MAX && has_sig(map, e, sig))
+			continue;
+		memmove(t + SDT_HEADER_LEN + kept * esz, t + SDT_HEADER_LEN + i * esz, esz);
+		kept++;
+	}
+	if (kept == n)
+		return 0;
+	u32 nlen = SDT_HEADER_LEN + kept * esz;
+	memset(t + nlen, 0, len - nlen);
+	memcpy(t + 4, &nlen, 4);
+	t[9] = 0;
+	u8 sum = 0;
+	for (u32 i = 0; i < nlen; i++)
+		sum = (u8)(sum + t[i]);
+	t[9] = (u8)-sum;                    /* the checksum byte */
+	return n - kept;
+}
+
+unsigned acpi_unlist(acpi_map_fn map, u64 rsdp, const char sig[4])
 {
 	const u8 *r = rsdp ? rsdp_at(map, rsdp) : NULL;
 	if (!r)
 		return 0;
-	bool x = r[15] >= 2 && rd64(r + 24);
-	u64 root = x ? rd64(r + 24) : rd32(r + 16);
-	u32 len;
-	const u8 *t = table_at(map, root, &len);
-	if (!t || memcmp(t, x ? "XSDT" : "RSDT", 4))
-		return 0;
-	unsigned esz = x ? 8 : 4, n = (len - SDT_HEADER_LEN) / esz;
-	if (n > TABLES_MAX)
-		n = TABLES_MAX;
-	for (unsigned i = 0; i < n; i++) {
-		const u8 *e = t + SDT_HEADER_LEN + i * esz;
-		u64 pa = x ? rd64(e) : rd32(e);
-		u32 l;
-		const u8 *c = table_at(map, pa, &l);
-		if (c && !memcmp(c, sig, 4))
-			return pa;
-	}
-	return 0;
+	unsigned n = unlist_in(map, rd32(r + 16), "RSDT", 4, sig);
+	if (r[15] >= 2 && rd64(r + 24))
+		n += unlist_in(map, rd64(r + 24), "XSDT", 8, sig);
+	return n;
 }
 
 bool acpi_mcfg_segment0(acpi_map_fn map, u64 mcfg, struct mcfg_window *out)

@@ -23,6 +23,15 @@ u64 acpi_find_rsdp(acpi_map_fn map);
 /* The physical address of the table with this signature (checksum verified), or 0. */
 u64 acpi_find_table(acpi_map_fn map, u64 rsdp, const char sig[4]);
 
+/* A whole table at pa with a valid header, length and checksum (*len set), or NULL. */
+const u8 *acpi_table(acpi_map_fn map, u64 pa, u32 *len);
+
+/* Take every table with this signature out of the root table (XSDT or RSDT) the guest will
+ * read, fixing its length and checksum; the tables themselves stay where they are. Writes
+ * through the pointers `map` returns (firmware memory, before the guest runs). Returns how
+ * many entries were removed. */
+unsigned acpi_unlist(acpi_map_fn map, u64 rsdp, const char sig[4]);
+
 /* The MCFG entry of PCI segment 0; false when there is none. */
 bool acpi_mcfg_segment0(acpi_map_fn map, u64 mcfg, struct mcfg_window *out);
 

@@ -1,32 +1,58 @@
 #include "mm/pagetable.h"
 
+const struct pt_format pt_x86 = { .top_shift = 39, .table = PTE_P | PTE_W | PTE_U, .large = PTE_PS };
+
+#define NEXT_LEVEL(e) (((e) >> 9) & 7)
+
+/* The level of the entries that map 1 << shift bytes: 1 for 4 KiB, 2 for 2 MiB, ... */
+static unsigned level_of(unsigned shift)
+{
+	return (shift - PAGE_4K) / 9 + 1;
+}
+
+static bool is_leaf(const struct pt_format *f, u64 e, unsigned shift)
+{
+	if (shift == PAGE_4K)
+		return true;
+	return f->next_level ? NEXT_LEVEL(e) == 0 : (e & f->large) != 0;
+}
+
 static u64 *table(const struct pt_alloc *a, u64 pa)
 {
 	return a->ptr(a->ctx, pa & PTE_ADDR);
 }
 
-static int map_one(const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 flags, unsigned shift)
+static int map_one(const struct pt_format *f, const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 flags,
+		   unsigned shift)
 {
 	u64 *t = table(a, root);
-	for (unsigned level_shift = 39; level_shift > shift; level_shift -= 9) {
+	for (unsigned level_shift = f->top_shift; level_shift > shift; level_shift -= 9) {
 		u64 *e = &t[(va >> level_shift) & 511];
 		if (!(*e & PTE_P)) {
 			u64 next = a->alloc(a->ctx);
 			if (!next)
 				return -1;
-			*e = next | PTE_P | PTE_W | PTE_U;
-		} else if (*e & PTE_PS) {
-			return -1;
+			*e = next | f->table | PTE_P |
+			     (f->next_level ? (u64)(level_of(level_shift) - 1) << 9 : 0);
+		} else if (is_leaf(f, *e, level_shift)) {
+			/* A larger page is in the way: fine when it already maps va to pa. */
+			u64 mask = (1ull << level_shift) - 1;
+			return ((*e & PTE_ADDR & ~mask) | (va & mask)) == pa ? 0 : -1;
 		}
 		t = table(a, *e);
 	}
-	t[(va >> shift) & 511] = (pa & PTE_ADDR) | flags | PTE_P | (shift > PAGE_4K ? PTE_PS : 0);
+	u64 large = shift > PAGE_4K && !f->next_level ? f->large : 0;
+	t[(va >> shift) & 511] = (pa & PTE_ADDR) | flags | PTE_P | large;
 	return 0;
 }
 
-int pt_map(const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 size, u64 flags, unsigned max_shift)
+int pt_map_fmt(const struct pt_format *f, const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 size, u64 flags,
+	       unsigned max_shift)
 {
-	if ((va | pa | size) & (PAGE_SIZE - 1))
+	if ((va | pa | size) & (PAGE_SIZE - 1) || max_shift > f->top_shift)
+		return -1;
+	/* Below 4 levels the table covers less than the address space: nothing may wrap around. */
+	if (f->top_shift < 39 && (va + size < va || va + size > 1ull << (f->top_shift + 9)))
 		return -1;
 	while (size) {
 		unsigned shift = PAGE_4K;
@@ -37,7 +63,7 @@ int pt_map(const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 size, u64 fla
 				break;
 			}
 		}
-		if (map_one(a, root, va, pa, flags, shift))
+		if (map_one(f, a, root, va, pa, flags, shift))
 			return -1;
 		va += 1ull << shift;
 		pa += 1ull << shift;
@@ -46,17 +72,18 @@ int pt_map(const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 size, u64 fla
 	return 0;
 }
 
-bool pt_lookup(const struct pt_alloc *a, u64 root, u64 va, u64 *pa, u64 *flags, unsigned *shift)
+bool pt_lookup_fmt(const struct pt_format *f, const struct pt_alloc *a, u64 root, u64 va, u64 *pa, u64 *flags,
+		   unsigned *shift)
 {
 	u64 *t = table(a, root);
-	for (unsigned s = 39;; s -= 9) {
+	for (unsigned s = f->top_shift;; s -= 9) {
 		u64 e = t[(va >> s) & 511];
 		if (!(e & PTE_P))
 			return false;
-		if (s == PAGE_4K || (e & PTE_PS)) {
+		if (is_leaf(f, e, s)) {
 			u64 mask = (1ull << s) - 1;
 			*pa = (e & PTE_ADDR & ~mask) | (va & mask);
-			*flags = e & 0xFFF;
+			*flags = e & ~PTE_ADDR;
 			*shift = s;
 			return true;
 		}

@@ -1,7 +1,11 @@
 /*
- * x86-64 4-level page tables (AMD APM vol. 2 §5.3, Intel SDM vol. 3 §4.5), used both for the
- * host's own address space and for the nested page tables (NPT) that map guest-physical to
- * host-physical memory. The builder is hardware-free so it runs in host unit tests.
+ * Radix page tables of 512 entries a level, one builder for every format Parapet writes:
+ * x86-64 4-level paging (AMD APM vol. 2 §5.3, Intel SDM vol. 3 §4.5) for the host's own
+ * address space and the nested page tables (NPT), and the IOMMUs' DMA translation tables:
+ * VT-d second-level tables (VT-d spec §9.8, 3 or 4 levels) and AMD-Vi page tables (AMD IOMMU
+ * spec §2.2.3). A format descriptor says how the levels and entries differ. In every format
+ * bit 0 means present (P, VT-d's Read, AMD-Vi's PR) and bits 51:12 hold the next address.
+ * The builder is hardware-free so it runs in host unit tests.
  */
 #ifndef PARAPET_PAGETABLE_H
 #define PARAPET_PAGETABLE_H
@@ -19,6 +23,17 @@
 #define PAGE_2M 21
 #define PAGE_1G 30
 
+struct pt_format {
+	unsigned top_shift;   /* what one top-level entry maps: 39 (4 levels), 30 (3 levels) */
+	u64 table;            /* bits of an entry that points to a next-level table */
+	u64 large;            /* bit that marks a leaf above 4 KiB (PS), where `next_level` is false */
+	bool next_level;      /* AMD-Vi: bits 11:9 hold the level of the table an entry points to,
+			       * 0 in a leaf of any size */
+};
+
+/* x86-64 paging as the CPU walks it: the host's tables and NPT. */
+extern const struct pt_format pt_x86;
+
 struct pt_alloc {
 	u64 (*alloc)(void *ctx);           /* a zeroed page; returns its physical address or 0 */
 	void *(*ptr)(void *ctx, u64 pa);   /* where the host can access physical address pa */
@@ -29,15 +44,30 @@ struct pt_alloc {
  * Map [va, va+size) to [pa, pa+size) with leaf flags `flags`, using pages up to
  * 1 << max_shift (PAGE_4K, PAGE_2M or PAGE_1G) where alignment allows. va, pa and size
  * must be 4 KiB aligned. Returns 0, or -1 on misalignment, allocation failure, or an
- * existing large page in the way.
+ * existing larger page in the way that maps elsewhere (one that maps va to pa already is kept).
  */
-int pt_map(const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 size, u64 flags, unsigned max_shift);
+int pt_map_fmt(const struct pt_format *f, const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 size, u64 flags,
+	       unsigned max_shift);
 
-/* Translate va; returns false when not mapped. *flags gets the leaf entry's low flag bits. */
-bool pt_lookup(const struct pt_alloc *a, u64 root, u64 va, u64 *pa, u64 *flags, unsigned *shift);
+/* Translate va; returns false when not mapped. *flags gets the leaf entry's bits other than the
+ * address (the low 12 bits, and bits 63:52). */
+bool pt_lookup_fmt(const struct pt_format *f, const struct pt_alloc *a, u64 root, u64 va, u64 *pa, u64 *flags,
+		   unsigned *shift);
+
+static inline int pt_map(const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 size, u64 flags, unsigned max_shift)
+{
+	return pt_map_fmt(&pt_x86, a, root, va, pa, size, flags, max_shift);
+}
+
+static inline bool pt_lookup(const struct pt_alloc *a, u64 root, u64 va, u64 *pa, u64 *flags, unsigned *shift)
+{
+	bool ok = pt_lookup_fmt(&pt_x86, a, root, va, pa, flags, shift);
+	*flags &= ok ? 0xFFF : 0;
+	return ok;
+}
 
 /*
- * The 4 KiB leaf entry that maps va, splitting any 1 GiB or 2 MiB page on the way into 512
+ * x86 format only. The 4 KiB leaf entry that maps va, splitting any 1 GiB or 2 MiB page on the way into 512
  * smaller pages that map the same memory with the same flags. NULL when va is not mapped or a
  * table cannot be allocated. The caller flushes TLBs if the tables are live.
  */

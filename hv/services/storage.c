@@ -28,6 +28,11 @@ bool storage_active(void)
 	return pol && pol->ndrives > 0;
 }
 
+bool storage_has_keys(void)
+{
+	return pol && pol->nkeys > 0;
+}
+
 const struct storage_drive *storage_bind(const struct storage_id *id)
 {
 	if (!pol)

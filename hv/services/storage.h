@@ -22,6 +22,7 @@ struct storage_drive;
 /* Take the policy in force (keys are expanded and the raw key bytes in *p wiped). */
 void storage_init(struct policy *p);
 bool storage_active(void);
+bool storage_has_keys(void);
 
 /* The policy entry naming this drive, or NULL: a drive no entry names passes untouched. */
 const struct storage_drive *storage_bind(const struct storage_id *id);

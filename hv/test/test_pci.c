@@ -425,6 +425,61 @@ static void ecam_takes_the_same_path(void)
 	CHECK_EQ(v, 0xFFFF);
 }
 
+static bool sum_ok(const u8 *p, u32 len)
+{
+	u8 v = 0;
+	for (u32 i = 0; i < len; i++)
+		v = (u8)(v + p[i]);
+	return v == 0;
+}
+
+static void table_unlisted(void)
+{
+	memset(acpi_mem, 0, sizeof(acpi_mem));
+	/* RSDP v2 at 0xF0010 -> RSDT at 0x6000 and XSDT at 0x7000, each -> [FACP, DMAR, APIC]. */
+	u8 *r = acpi_mem + 0xF0010;
+	memcpy(r, "RSD PTR ", 8);
+	r[15] = 2;
+	u32 rlen = 36, rsdt = 0x6000;
+	u64 xsdt = 0x7000;
+	memcpy(r + 16, &rsdt, 4);
+	memcpy(r + 20, &rlen, 4);
+	memcpy(r + 24, &xsdt, 8);
+	fix_sum(r, 20, 8);
+	fix_sum(r, 36, 32);
+	const char *sigs[3] = { "FACP", "DMAR", "APIC" };
+	for (unsigned i = 0; i < 3; i++) {
+		u8 *t = acpi_mem + 0x7100 + 0x100 * i;
+		header(t, sigs[i], 48);
+		fix_sum(t, 48, 9);
+		u64 pa = 0x7100 + 0x100 * i;
+		u32 pa32 = (u32)pa;
+		memcpy(acpi_mem + 0x7000 + 36 + 8 * i, &pa, 8);
+		memcpy(acpi_mem + 0x6000 + 36 + 4 * i, &pa32, 4);
+	}
+	header(acpi_mem + 0x7000, "XSDT", 36 + 24);
+	fix_sum(acpi_mem + 0x7000, 60, 9);
+	header(acpi_mem + 0x6000, "RSDT", 36 + 12);
+	fix_sum(acpi_mem + 0x6000, 48, 9);
+	u64 rsdp = acpi_find_rsdp(acpi_map);
+	CHECK_EQ(acpi_find_table(acpi_map, rsdp, "DMAR"), 0x7200);
+	CHECK_EQ(acpi_unlist(acpi_map, rsdp, "DMAR"), 2);
+	CHECK_EQ(acpi_find_table(acpi_map, rsdp, "DMAR"), 0);
+	CHECK_EQ(acpi_find_table(acpi_map, rsdp, "APIC"), 0x7300);
+	CHECK_EQ(acpi_find_table(acpi_map, rsdp, "FACP"), 0x7100);
+	u32 xl, rl;
+	memcpy(&xl, acpi_mem + 0x7004, 4);
+	memcpy(&rl, acpi_mem + 0x6004, 4);
+	CHECK_EQ(xl, 36 + 16);
+	CHECK_EQ(rl, 36 + 8);
+	CHECK(sum_ok(acpi_mem + 0x7000, xl));
+	CHECK(sum_ok(acpi_mem + 0x6000, rl));
+	u32 second;
+	memcpy(&second, acpi_mem + 0x6000 + 40, 4);
+	CHECK_EQ(second, 0x7300);                       /* the RSDT (an older OS's view) too */
+	CHECK_EQ(acpi_unlist(acpi_map, rsdp, "DMAR"), 0);     /* nothing left to take out */
+}
+
 TESTS(pci_tests) = {
 	{ "pci: enumeration follows bridges and functions; the driver binds; BARs sized", enumerates_and_binds },
 	{ "pci: the guest's CONFIG_ADDRESS is shadowed; Parapet's accesses do not interleave", address_is_shadowed },
@@ -433,6 +488,7 @@ TESTS(pci_tests) = {
 	{ "pci: BAR sizing by the guest keeps working", bar_sizing_by_the_guest },
 	{ "pci: bus numbers of a bridge above a bound device are kept", bridge_bus_numbers_guarded },
 	{ "acpi: RSDP -> XSDT -> MCFG with checks", mcfg_found },
+	{ "acpi: a table taken out of the XSDT and the RSDT", table_unlisted },
 	{ "ecam: q35 PCIEXBAR decoding", pciexbar_decoding },
 	{ "ecam: a trapped page's accesses take the 0xCFC path", ecam_takes_the_same_path },
 	{ NULL, NULL },

@@ -62,6 +62,7 @@ static void test_valid_record(void)
 	CHECK_EQ(pol.nranges, 3);
 	CHECK_EQ(pol.keys[1][0], 65);
 	CHECK_EQ(pol.ranges[2].first_lba, 2000);
+	CHECK_EQ(pol.flags, 0);         /* as every record written before flags existed */
 }
 
 static void expect_refused(struct rec *r, bool reseal, const char *what)
@@ -75,6 +76,21 @@ static void expect_refused(struct rec *r, bool reseal, const char *what)
 		CHECK(0);
 	}
 	CHECK_EQ(pol.nkeys, 0);     /* nothing half-parsed stays */
+}
+
+static void test_flags(void)
+{
+	struct rec r;
+	build(&r, 2, &drive0, ranges0, 3);
+	r.b[22] = 1;                    /* header offset 22: flags, little-endian */
+	seal(&r);
+	CHECK(policy_parse(r.b, r.len, &pol) == NULL);
+	CHECK_EQ(pol.flags, POLICY_FLAG_ALLOW_NO_IOMMU);
+	CHECK_EQ(pol.nkeys, 2);
+	build(&r, 2, &drive0, ranges0, 3);
+	r.b[22] = 1 | 4;                /* the known bit with an unknown one */
+	expect_refused(&r, true, "unknown header flags");
+	CHECK_EQ(pol.flags, 0);
 }
 
 static void test_malformed_records(void)
@@ -96,8 +112,14 @@ static void test_malformed_records(void)
 	r.b[12] += 24;
 	expect_refused(&r, true, "total_size");
 	build(&r, 2, &drive0, ranges0, 3);
-	r.b[22] = 1;
+	r.b[28] = 1;
 	expect_refused(&r, true, "reserved");
+	build(&r, 2, &drive0, ranges0, 3);
+	r.b[22] = 2;                    /* flags bit 1: not defined */
+	expect_refused(&r, true, "unknown header flags");
+	build(&r, 2, &drive0, ranges0, 3);
+	r.b[23] = 0x80;                 /* flags bit 15 */
+	expect_refused(&r, true, "unknown header flags");
 	expect_refused(&(struct rec){ .len = 10 }, false, "shorter");
 
 	struct policy_drive d = drive0;
@@ -191,6 +213,7 @@ static void test_storage_decisions(void)
 
 TESTS(policy_tests) = {
 	{ "policy: a valid record parses", test_valid_record },
+	{ "policy: header flags: ALLOW_NO_IOMMU kept, unknown bits refused", test_flags },
 	{ "policy: malformed records are refused with a reason", test_malformed_records },
 	{ "storage: ranges, defaults, denial and per-key XTS", test_storage_decisions },
 	{ NULL, NULL },

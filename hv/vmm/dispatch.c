@@ -1,5 +1,6 @@
 /* One table from normalised exit reason to handler: where every exit goes, in one hop. */
 #include "vmm/vcpu.h"
+#include "iommu/iommu.h"
 #include "core/log.h"
 #include "core/platform.h"
 
@@ -55,4 +56,5 @@ void vmm_dispatch(struct vcpu *v)
 	enum exit_reason r = v->exit.reason < EXIT_NR ? v->exit.reason : EXIT_OTHER;
 	v->exits[r]++;
 	handlers[r](v);
+	iommu_poll(false);
 }

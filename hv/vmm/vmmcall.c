@@ -1,6 +1,8 @@
 #include "vmm/vmmcall.h"
 #include "vmm/vcpu.h"
 #include "vmm/gmem.h"
+#include "iommu/iommu.h"
+#include "services/storage.h"
 #include "core/log.h"
 #include "core/string.h"
 
@@ -68,10 +70,19 @@ void handle_vmmcall(struct vcpu *v)
 		ret = VMMCALL_OK;
 		break;
 	case VMMCALL_LOG_READ:
+		iommu_poll(true);               /* blocked DMA shows in the log the guest reads */
 		ret = log_read_call(v);
 		break;
 	case VMMCALL_EXIT_COUNTS:
 		ret = exit_counts_call(v);
+		break;
+	case VMMCALL_STATUS:
+		iommu_poll(true);
+		v->gpr[RBX] = (iommu_active() ? VMMCALL_STATUS_DMA_ISOLATION : 0) |
+			      (storage_has_keys() ? VMMCALL_STATUS_KEYS : 0);
+		v->gpr[RCX] = iommu_stats.faults;
+		v->gpr[RDX] = iommu_stats.units;
+		ret = VMMCALL_OK;
 		break;
 	case VMMCALL_HANDOFF:
 		ret = preboot_handoff(v);

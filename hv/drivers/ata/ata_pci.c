@@ -5,6 +5,7 @@
  * can move ports lands, the function's I/O decoding is off: another CPU cannot reach it at
  * its new ports before the hooks are there (pci.c serialises a function's mediated writes).
  */
+#include "iommu/iommu.h"
 #include "drivers/ata/ata_channel.h"
 #include "io/pci.h"
 #include "vmm/io.h"
@@ -85,6 +86,9 @@ static void ata_bind(struct pci_dev *d)
 	for (unsigned i = 0; i < 2; i++) {
 		struct ata_channel *ch = &c->ch[i];
 		ata_channel_alloc(ch);
+		/* The controller's own DMA reaches Parapet's memory only here: the shadow table and buffer. */
+		iommu_dma_allow(d->bus, d->devfn, ch->sh_prdt_pa, ALIGN_UP(PRD_MAX_ENTRIES * sizeof(struct prd), PAGE_SIZE));
+		iommu_dma_allow(d->bus, d->devfn, ch->sh_buf_pa, ATA_SHADOW_BYTES);
 		c->h_cmd[i] = io_hook_add(ch->cmd, ATA_CMD_PORTS, ata_cmd_io, ata_data_str, ch);
 		c->h_ctl[i] = io_hook_add(ch->ctl, 1, ata_ctl_io, NULL, ch);
 	}
