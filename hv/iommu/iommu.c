@@ -213,13 +213,22 @@ bool iommu_active(void)
 	return active;
 }
 
+/* The first few faults of each requester and direction are logged (one device's burst does not
+ * hide another's), then a count at every power of two. Called under `lock`. */
 void iommu_fault(u16 rid, u64 addr, bool write, unsigned reason)
 {
-	static u32 budget = 16;
-	iommu_stats.faults++;
-	if (log_budget_take(&budget))
+	static struct { u32 key, n; } seen[16];
+	u64 total = ++iommu_stats.faults;
+	u32 key = (u32)rid << 1 | write, i = 0;
+	while (i < ARRAY_SIZE(seen) && seen[i].n && seen[i].key != key)
+		i++;
+	if (i < ARRAY_SIZE(seen) && seen[i].n++ < 4) {
+		seen[i].key = key;
 		LOG("iommu: DMA %s blocked: requester %02x:%02x.%u address %lx (reason %x)\n", write ? "write" : "read",
 		    rid >> 8, (rid >> 3) & 31, rid & 7, addr, reason);
+	} else if (!(total & (total - 1))) {
+		LOG("iommu: %lu DMA requests blocked so far\n", total);
+	}
 }
 
 void iommu_poll(bool now)

@@ -1,6 +1,7 @@
 /* AMD-Vi: IVRS parsing (iommu/ivrs.c), the device table entry, command and event encodings
  * (iommu/amdvi.h), and the I/O page tables the generic builder writes, walked as an IOMMU does. */
 #include "test.h"
+#include "test/pagepool.h"
 #include "iommu/ivrs.h"
 #include "iommu/amdvi.h"
 #include <stdlib.h>
@@ -172,29 +173,8 @@ static void dte_encoding(void)
 
 /* ---- The page tables, as an IOMMU walks them (§2.2.3) ---- */
 
-#define POOL_PAGES 64
-#define POOL_BASE 0x40000000ull
-static u8 *pool;
-static unsigned used;
+#define A pagepool
 
-static u64 pool_alloc(void *ctx)
-{
-	(void)ctx;
-	if (used == POOL_PAGES)
-		return 0;
-	memset(pool + 4096ull * used, 0, 4096);
-	return POOL_BASE + 4096ull * used++;
-}
-
-static void *pool_ptr(void *ctx, u64 pa)
-{
-	(void)ctx;
-	if (pa < POOL_BASE || pa >= POOL_BASE + 4096ull * POOL_PAGES || (pa & 0xFFF))
-		abort();
-	return pool + (pa - POOL_BASE);
-}
-
-static const struct pt_alloc A = { pool_alloc, pool_ptr, NULL };
 
 /* Translate `va` for a write through DTE `e`: the spec's walk, not the builder's lookup. Each
  * entry must be present with IR and IW; a table entry names the next lower level; a leaf
@@ -207,7 +187,7 @@ static u64 walk(const u64 e[4], u64 va, u64 *pa, unsigned *bad)
 	u64 table = e[0] & PTE_ADDR;
 	for (; level; level--) {
 		unsigned shift = 12 + 9 * (level - 1);
-		u64 pte = ((u64 *)pool_ptr(NULL, table))[(va >> shift) & 511];
+		u64 pte = ((u64 *)pagepool.ptr(NULL, table))[(va >> shift) & 511];
 		if (!(pte & AMDVI_PR) || !(pte & AMDVI_IR) || !(pte & AMDVI_IW))
 			return 0;
 		unsigned next = (pte >> 9) & 7;
@@ -229,10 +209,7 @@ static u64 walk(const u64 e[4], u64 va, u64 *pa, unsigned *bad)
 static void page_tables_walked(void)
 {
 	static const struct pt_format fmt = AMDVI_PT_FORMAT;
-	if (!pool)
-		pool = aligned_alloc(4096, 4096ull * POOL_PAGES);
-	used = 0;
-	u64 root = pool_alloc(NULL), pa, e[4];
+	u64 root = pagepool_reset(), pa, e[4];
 	u64 rw = AMDVI_IR | AMDVI_IW;
 	/* 1 GiB of RAM with a 16 MiB hole at 0x1EE00000, RAM above 4 GiB, one page at 0x9F000. */
 	CHECK_EQ(pt_map_fmt(&fmt, &A, root, 0x100000, 0x100000, 0x1EE00000 - 0x100000, rw, PAGE_2M), 0);
@@ -256,11 +233,11 @@ static void page_tables_walked(void)
 	CHECK_EQ(walk(e, 0x20000000, &pa, &bad), 0);
 	CHECK_EQ(bad, 0);
 	/* The top-level entry names level 3, a level-3 entry level 2, a level-2 table entry level 1. */
-	u64 *l4 = pool_ptr(NULL, root);
+	u64 *l4 = pagepool.ptr(NULL, root);
 	CHECK_EQ((l4[0] >> 9) & 7, 3);
-	u64 *l3 = pool_ptr(NULL, l4[0] & PTE_ADDR);
+	u64 *l3 = pagepool.ptr(NULL, l4[0] & PTE_ADDR);
 	CHECK_EQ((l3[0] >> 9) & 7, 2);
-	u64 *l2 = pool_ptr(NULL, l3[0] & PTE_ADDR);
+	u64 *l2 = pagepool.ptr(NULL, l3[0] & PTE_ADDR);
 	CHECK_EQ((l2[0] >> 9) & 7, 1);                          /* 0-2 MiB: a table of 4 KiB pages */
 	CHECK_EQ(l2[1], 0x200000 | rw | AMDVI_PR);              /* 2-4 MiB: a leaf, next level 0 */
 	/* The builder's own lookup agrees. */

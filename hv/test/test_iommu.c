@@ -2,6 +2,7 @@
 #include "test.h"
 #include "iommu/dmar.h"
 #include "mm/memmap.h"
+#include "test/pagepool.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,29 +96,8 @@ static void dmar_malformed(void)
 
 /* ---- The guest domain ---- */
 
-#define POOL_PAGES 256
-#define POOL_BASE 0x800000000ull
-static u8 *pool;
-static unsigned used;
+#define A pagepool
 
-static u64 pool_alloc(void *ctx)
-{
-	(void)ctx;
-	if (used == POOL_PAGES)
-		return 0;
-	memset(pool + 4096ull * used, 0, 4096);
-	return POOL_BASE + 4096ull * used++;
-}
-
-static void *pool_ptr(void *ctx, u64 pa)
-{
-	(void)ctx;
-	if (pa < POOL_BASE || pa >= POOL_BASE + 4096ull * POOL_PAGES)
-		abort();
-	return pool + (pa - POOL_BASE);
-}
-
-static const struct pt_alloc A = { pool_alloc, pool_ptr, NULL };
 
 /* VT-d's second-level format: R bit 0, W bit 1, bit 7 a large page. */
 static const struct pt_format sl4 = { .top_shift = 39, .table = 3, .large = 1ull << 7 };
@@ -155,15 +135,12 @@ static bool mapped(const struct pt_format *f, u64 root, u64 addr)
 
 static void guest_domain_excludes_parapet(void)
 {
-	if (!pool)
-		pool = aligned_alloc(4096, 4096ull * POOL_PAGES);
 	struct memmap m;
 	firmware_map(&m);
 	struct iommu_hw hw = { .fmt = &sl4, .leaf_rw = 3, .max_shift = PAGE_2M, .nfixed = 2 };
 	hw.fixed[0].base = 0xD0000000, hw.fixed[0].end = 0xD0001000;          /* an RMRR above the floor */
 	hw.fixed[1].base = HOLE_BASE - 0x1000, hw.fixed[1].end = HOLE_BASE + 0x1000;  /* one over Parapet */
-	used = 0;
-	u64 root = pool_alloc(NULL);
+	u64 root = pagepool_reset();
 	CHECK_EQ(iommu_map_guest(&A, &hw, root, &m, HOLE_BASE, HOLE_END, FLOOR), 0);
 	CHECK(mapped(&sl4, root, 0));
 	CHECK(mapped(&sl4, root, 0x9F000));                     /* RAM's last partial page */
@@ -195,8 +172,7 @@ static void guest_domain_excludes_parapet(void)
 	CHECK(flags & (1ull << 7));
 
 	/* Three levels: the same map, and nothing beyond 512 GiB can be mapped. */
-	used = 0;
-	root = pool_alloc(NULL);
+	root = pagepool_reset();
 	hw.fmt = &sl3;
 	CHECK_EQ(iommu_map_guest(&A, &hw, root, &m, HOLE_BASE, HOLE_END, FLOOR), 0);
 	CHECK(mapped(&sl3, root, 0x1FFFF000));
