@@ -31,7 +31,8 @@ echo "=== Parapet, the preboot guest and the header on one GRUB ISO ==="
 npx parapet iso --preboot --header "$demo/disk.hdr" -o "$demo/boot.iso"
 
 echo
-echo "=== Booting it (QEMU TCG, AMD-V emulated, 2 CPUs); the passphrase is typed at 'Passphrase:' ==="
+echo "=== Booting it (QEMU TCG, AMD-V emulated, 2 CPUs, q35 with an emulated Intel IOMMU and the disk on PIIX IDE);"
+echo "    the passphrase is typed at 'Passphrase:' ==="
 npx parapet run "$demo/disk.img" --iso "$demo/boot.iso" --cpus 2 --snapshot --hv-log build/hv.log \
   --passphrase-file "$demo/passphrase" --commands "
   cat /proc/cmdline ;;
@@ -42,4 +43,4 @@ rm -f "$demo/volume.key"
 
 echo
 echo "=== Hypervisor log (build/hv.log): the preboot kernel, the handoff, the wipe, the target ==="
-grep -E "preboot:|handoff:|ata: .*(reset|protected)|entering the guest" build/hv.log
+grep -E "iommu:|preboot:|handoff:|ata: .*(reset|protected)|entering the guest" build/hv.log

@@ -22,7 +22,8 @@ echo "First 64 bytes of the encrypted image (a plaintext MBR would show boot cod
 od -A d -t x1 -N 64 "$demo/disk.img"
 
 echo
-echo "=== Booting the encrypted disk under Parapet (QEMU TCG, AMD-V emulated, default pc machine, 2 CPUs) ==="
+echo "=== Booting the encrypted disk under Parapet (QEMU TCG, AMD-V emulated, 2 CPUs; parapet run's default machine:"
+echo "    q35 with an emulated Intel IOMMU for DMA isolation, the disk on a PIIX IDE controller) ==="
 npx parapet run "$demo/disk.img" --cpus 2 --policy "$demo/policy.bin" --hv-log build/hv.log --commands "
   cat /proc/parapet/version ;;
   echo 'The guest sees a plaintext partition table and boot files on /dev/sda:' ; cat /proc/partitions ;;

@@ -14,10 +14,7 @@ const MACHINES: { name: string; boot: (image: string) => Partial<ConstructorPara
   { name: "pc", boot: (image) => ({ disk: image }) },
   {
     name: "q35 (PIIX IDE; config space also through ECAM)",
-    boot: (image) => ({
-      machine: "q35",
-      extraArgs: ["-device", "piix3-ide,id=pide", "-drive", `file=${image},format=raw,if=none,id=d0`, "-device", "ide-hd,drive=d0,bus=pide.0"],
-    }),
+    boot: (image) => ({ machine: "q35", disk: image, piixIde: true }),
   },
 ];
 

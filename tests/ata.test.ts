@@ -137,11 +137,7 @@ describe("ATA parapass-through on q35 with a PIIX IDE controller", () => {
     const key = newKey();
     const policy = await writePolicy("ata-q35.pol", wholeDisk(key));
     const image = await encryptedImage("ata-q35.img", key);
-    const g = await bootEncrypted(image, policy, {
-      machine: "q35",
-      disk: undefined,
-      extraArgs: ["-device", "piix3-ide,id=pide", "-drive", `file=${image},format=raw,if=none,id=d0`, "-device", "ide-hd,drive=d0,bus=pide.0"],
-    });
+    const g = await bootEncrypted(image, policy, { machine: "q35", piixIde: true });
     try {
       assert.match(g.hvLog(), /ata: [0-9a-f]{2}:[0-9a-f]{2}\.\d ch0 master: ATA serial '[^']+', protected by the policy/);
       await writeWorkload(g, "q35", false);

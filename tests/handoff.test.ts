@@ -128,10 +128,7 @@ describe("the handoff on q35 (ECAM mediation set up at the handoff, a PIIX IDE c
     const modules = await prebootModules();
     const key = newKey();
     const disk = await encryptedImage("handoff-q35.img", key);
-    const s = new QemuSession({
-      machine: "q35", cpus: 2, modules,
-      extraArgs: ["-device", "piix3-ide,id=pide", "-drive", `file=${disk},format=raw,if=none,id=d0,snapshot=on`, "-device", "ide-hd,drive=d0,bus=pide.0"],
-    });
+    const s = new QemuSession({ machine: "q35", cpus: 2, modules, disk, snapshot: true, piixIde: true });
     try {
       await s.ready(300_000);
       assert.doesNotMatch(s.hvLog(), /ecam: /, "no PCI mediation during the preboot phase");

@@ -13,13 +13,16 @@ import {
   crc32,
   decodePolicy,
   encodePolicy,
+  FLAG_ALLOW_NO_IOMMU,
+  formatPolicy,
   PolicyRecordError,
+  policyToJson,
   recordCrc,
   type Policy, wholeDiskPolicy } from "../src/lib/policyrecord.ts";
 import { compilePolicyFile, compilePolicyText, PolicyFileError } from "../src/lib/policyfile.ts";
 import { keyFingerprint } from "../src/lib/xts.ts";
 import { REPO_ROOT } from "../src/lib/guestimage.ts";
-import { HYPERVISOR, qemuArgs } from "../src/lib/qemu.ts";
+import { HYPERVISOR, isQ35, piixIdeArgs, qemuArgs } from "../src/lib/qemu.ts";
 
 const run = promisify(execFile);
 const CLI = join(REPO_ROOT, "bin", "parapet.js");
@@ -65,7 +68,7 @@ function expectedSampleBytes(): Buffer {
   b.writeUInt16LE(2, 16); // nkeys
   b.writeUInt16LE(2, 18); // ndrives
   b.writeUInt16LE(3, 20); // nranges
-  // reserved0 @22, crc32 @24, reserved1 @28 stay zero for now
+  // flags @22 (0: no ALLOW_NO_IOMMU), crc32 @24, reserved1 @28 stay zero for now
   K0.copy(b, 32);
   K1.copy(b, 96);
   // drive 0 @160
@@ -123,6 +126,25 @@ test("decode(encode(p)) gives p back (ranges sorted by LBA)", () => {
   assert.deepEqual(p.drives[1], SAMPLE.drives[1]);
 });
 
+test("allowNoIommu is header.flags bit 0 (offset 22); without it the flags are 0, as in records written before", () => {
+  const plain = encodePolicy(SAMPLE);
+  assert.equal(plain.readUInt16LE(22), 0);
+  assert.equal(decodePolicy(plain).allowNoIommu, undefined);
+  const rec = encodePolicy({ ...SAMPLE, allowNoIommu: true });
+  assert.equal(rec.readUInt16LE(22), FLAG_ALLOW_NO_IOMMU);
+  assert.equal(FLAG_ALLOW_NO_IOMMU, 0x0001);
+  // Only the flag and the CRC differ.
+  const want = Buffer.from(plain);
+  want.writeUInt16LE(1, 22);
+  want.writeUInt32LE(recordCrc(want), 24);
+  assert.ok(rec.equals(want));
+  assert.equal(decodePolicy(rec).allowNoIommu, true);
+  assert.equal(encodePolicy(wholeDiskPolicy(K0, undefined, true)).readUInt16LE(22), 1);
+  assert.match(formatPolicy(decodePolicy(rec)), /^without an IOMMU: allowed/m);
+  assert.match(formatPolicy(decodePolicy(plain)), /^without an IOMMU: refused when the record carries keys/m);
+  assert.equal((policyToJson(decodePolicy(rec)) as { allow_no_iommu: boolean }).allow_no_iommu, true);
+});
+
 test("the whole-disk policy: port match 0/0, encrypt with key 0, no ranges", () => {
   const rec = encodePolicy(wholeDiskPolicy(K0));
   assert.equal(rec.length, 32 + 64 + 48);
@@ -162,7 +184,8 @@ test("every malformed header is refused with a precise message", () => {
   refused((b) => void b.writeUInt16LE(17, 18), /header\.ndrives \(offset 18\) is 17, above the limit 16/);
   refused((b) => void b.writeUInt16LE(257, 20), /header\.nranges \(offset 20\) is 257, above the limit 256/);
   refused((b) => void b.writeUInt16LE(3, 16), /take 32 \+ 64\*3 \+ 48\*2 \+ 24\*3 = 392 bytes/);
-  refused((b) => void b.writeUInt16LE(1, 22), /header\.reserved0 \(offset 22\) is 0x1, must be 0/);
+  refused((b) => void b.writeUInt16LE(2, 22), /header\.flags \(offset 22\) is 0x0002: unknown flag bits 0x0002 \(known: 0x0001 ALLOW_NO_IOMMU\)/);
+  refused((b) => void b.writeUInt16LE(0x8001, 22), /header\.flags \(offset 22\) is 0x8001: unknown flag bits 0x8000/);
   refused((b) => void b.writeUInt32LE(5, 28), /header\.reserved1 \(offset 28\) is 0x5, must be 0/);
   refused(() => {
     const b = Buffer.alloc(32 + 64);
@@ -454,6 +477,55 @@ test("CLI: keygen, policy --whole-disk, show, --check; files 0600; keys never pr
   r = await cli(["policy", "--check", "p.yaml"], dir);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /p\.yaml: valid: 1 key, 1 drive, 1 range; the record would be 168 bytes/);
+});
+
+test("allow_no_iommu in a policy file and --allow-no-iommu set header.flags; show says so", async () => {
+  const dir = tmp();
+  writeKey(dir, "disk.key", K0);
+  const body = "keys: {k: disk.key}\ndrives:\n  - {match: {channel: 0, position: 0}, default: encrypt, key: k}\n";
+  writeFileSync(join(dir, "yes.yaml"), `version: 1\nallow_no_iommu: true\n${body}`);
+  writeFileSync(join(dir, "no.yaml"), `version: 1\nallow_no_iommu: false\n${body}`);
+  writeFileSync(join(dir, "unset.yaml"), `version: 1\n${body}`);
+  assert.equal((await compilePolicyFile(join(dir, "yes.yaml"))).policy.allowNoIommu, true);
+  assert.equal((await compilePolicyFile(join(dir, "no.yaml"))).policy.allowNoIommu, undefined);
+  assert.equal((await compilePolicyFile(join(dir, "unset.yaml"))).policy.allowNoIommu, undefined);
+  assert.deepEqual(await fileErrors(`version: 1\nallow_no_iommu: yes\n${body}`, dir),
+    ["p.yaml:2:17: allow_no_iommu: must be true or false (may the keys be used on a machine without an IOMMU?)"]);
+  const noKeys = await compilePolicyText("version: 1\nallow_no_iommu: true\ndrives:\n  - {match: {serial: \"QM00001\"}, default: deny}\n", "n.yaml", dir);
+  assert.deepEqual(noKeys.warnings, ["n.yaml: allow_no_iommu: has no effect, the record carries no keys"]);
+
+  let r = await cli(["policy", "--whole-disk", "--key", "disk.key", "--allow-no-iommu", "-o", "w.bin"], dir);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(join(dir, "w.bin")).readUInt16LE(22), 1);
+  r = await cli(["policy", "show", "w.bin"], dir);
+  assert.match(r.stdout, /^without an IOMMU: allowed/m);
+  r = await cli(["policy", "unset.yaml", "--allow-no-iommu", "-o", "f.bin"], dir);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(join(dir, "f.bin")).readUInt16LE(22), 1);
+  r = await cli(["policy", "--whole-disk", "--key", "disk.key", "-o", "d.bin"], dir);
+  assert.equal(readFileSync(join(dir, "d.bin")).readUInt16LE(22), 0);
+  r = await cli(["policy", "show", "d.bin"], dir);
+  assert.match(r.stdout, /^without an IOMMU: refused when the record carries keys \(DMA isolation required\)/m);
+  r = await cli(["policy", "show", "--json", "d.bin"], dir);
+  assert.equal(JSON.parse(r.stdout).allow_no_iommu, false);
+});
+
+test("qemuArgs: intel-iommu on q35 only, and the disk on an added PIIX IDE controller", () => {
+  const dir = tmp();
+  const disk = join(dir, "d.img");
+  writeFileSync(disk, Buffer.alloc(512));
+  const args = qemuArgs({ machine: "q35", iommu: "intel", disk, piixIde: true, snapshot: true, parapet: false }, join(dir, "hv.log"));
+  const joined = args.join(" ");
+  assert.match(joined, /-machine q35 .*-device intel-iommu .*-device piix3-ide,id=pide -drive file=\S+d\.img,format=raw,if=none,id=d0,snapshot=on -device ide-hd,drive=d0,bus=pide\.0/);
+  assert.doesNotMatch(joined, /if=ide/);
+  assert.deepEqual(piixIdeArgs(disk).slice(0, 2), ["-device", "piix3-ide,id=pide"]);
+  assert.throws(() => qemuArgs({ machine: "pc", iommu: "intel", parapet: false }, join(dir, "hv.log")), /intel-iommu needs -machine q35 \(not pc\)/);
+  for (const m of ["q35", "q35,smm=on", "pc-q35-10.0", "type=q35"]) assert.ok(isQ35(m), m);
+  for (const m of ["pc", "pc,smm=on", "pc-i440fx-10.0", "microvm"]) assert.ok(!isQ35(m), m);
+  // The library default is unchanged: pc, the disk on the machine's IDE, no IOMMU.
+  const plain = qemuArgs({ disk, parapet: false }, join(dir, "hv.log")).join(" ");
+  assert.match(plain, /-machine pc .*-drive file=\S+d\.img,format=raw,if=ide,index=0,media=disk/);
+  assert.doesNotMatch(plain, /iommu|piix3-ide/);
 });
 
 test("run --policy: the record goes to QEMU as a Multiboot module (-initrd) beside -kernel", (t) => {

@@ -37,7 +37,7 @@ describe("preboot config", () => {
   test("defaults fill every field but version", () => {
     assert.deepEqual(parseConfig('{"version": 1}'), {
       version: 1, header: "/etc/parapet/header.img", drive: { port: { channel: 0, position: 0 } },
-      retries: 3, console: "/dev/ttyS0", recordAddress: 0x1000000,
+      retries: 3, console: "/dev/ttyS0", recordAddress: 0x1000000, allowNoIommu: false,
     });
     const c = validateConfig({ version: 1, drive: { channel: 1, position: 1, serial: "QM00001", pci: "00:01.1" }, recordAddress: "0x2000000", retries: 10 });
     assert.deepEqual(c.drive, { port: { channel: 1, position: 1 }, serial: "QM00001", pci: { bus: 0, dev: 1, fn: 1 } });
@@ -52,6 +52,7 @@ describe("preboot config", () => {
       "drive.port: unknown field",
     ]);
     assert.deepEqual(errorsOf({ version: 1, retries: 0 }), ["retries: must be at least 1"]);
+    assert.deepEqual(errorsOf({ version: 1, allowNoIommu: "yes" }), ["allowNoIommu: must be true or false (may the key be used on a machine without an IOMMU?)"]);
     assert.deepEqual(errorsOf({ version: 1, retries: 2.5 }), ["retries: must be a whole number from 1 to 10"]);
     assert.deepEqual(errorsOf({ version: 1, header: "header.img" }), ["header: must be the path of the LUKS2 detached header (an absolute path)"]);
     assert.deepEqual(errorsOf({ version: 1, recordAddress: 0x1000010 }), ["recordAddress: must be page aligned (a multiple of 0x1000)"]);
@@ -136,6 +137,10 @@ describe("handoff payload", () => {
     assert.deepEqual(p.drives.map((d) => ({ ...d, match: { ...d.match } })), [
       { match: { port: { channel: 0, position: 1 }, serial: "QM00002" }, defaultAction: "encrypt", defaultKey: 0, ranges: [] },
     ]);
+    assert.equal(rec.readUInt16LE(22), 0, "no ALLOW_NO_IOMMU unless the config says so");
+    const lax = compileRecord(key, validateConfig({ version: 1, allowNoIommu: true }));
+    assert.equal(lax.readUInt16LE(22), 1);
+    assert.equal(decodePolicy(lax).allowNoIommu, true);
   });
 });
 

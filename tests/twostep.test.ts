@@ -14,8 +14,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { octal, prepare, preparePreboot, TMP } from "./fixture.ts";
-import { newKey, plainImage } from "./diskfixture.ts";
-import { encodePolicy, wholeDiskPolicy } from "../src/lib/policyrecord.ts";
+import { newKey, plainImage, wholeDisk } from "./diskfixture.ts";
+import { encodePolicy } from "../src/lib/policyrecord.ts";
 import { luksAddPassphrase, luksFormat, volumeKey } from "../src/lib/luks.ts";
 import { buildIso } from "../src/lib/iso.ts";
 import { sitePreboot } from "../src/lib/prebootimage.ts";
@@ -43,12 +43,14 @@ describe("two-step execution: preboot guest, handoff, target OS on a LUKS2-encry
     await luksAddPassphrase(header, image, Buffer.from(alice), Buffer.from(bob), FAST);
     key = await volumeKey(header, image, Buffer.from(alice));
     iso = join(TMP, "twostep.iso");
-    await buildIso({ output: iso, preboot: { header } });
+    // These boots use QEMU's pc machine, which has no IOMMU: the preboot configs allow that
+    // (allowNoIommu), or Parapet would refuse the records they hand over.
+    await buildIso({ output: iso, preboot: { header, allowNoIommu: true } });
     // carol's card, enrolled on the same header; a second ISO whose site archive holds the
     // token config, the CA and the SoftHSM2 store (the "card" the preboot guest finds).
     const files = await tokenUser({ header, image, existing: Buffer.from(alice), pin, workDir: TMP, pbkdf: FAST });
     const site = join(TMP, "twostep-token.cpio");
-    await writeFile(site, sitePreboot({ header: await readFile(header), config: TOKEN_CONFIG, files }).cpio);
+    await writeFile(site, sitePreboot({ header: await readFile(header), config: { ...TOKEN_CONFIG, allowNoIommu: true }, files }).cpio);
     tokenIso = join(TMP, "twostep-token.iso");
     await buildIso({ output: tokenIso, preboot: { site } });
   });
@@ -106,7 +108,7 @@ describe("two-step execution: preboot guest, handoff, target OS on a LUKS2-encry
       await s.ready(300_000);
       assert.match(await s.sh("mountboot && ls /boot"), /vmlinuz/);
       // A well-formed record (another key) through the same call, from CPU 0 of the target.
-      const again = await s.exec(`printf '${octal(encodePolicy(wholeDiskPolicy(newKey())))}' > /tmp/r && ` +
+      const again = await s.exec(`printf '${octal(encodePolicy(wholeDisk(newKey())))}' > /tmp/r && ` +
         "taskset -c 0 cp /tmp/r /proc/parapet/handoff");
       assert.notEqual(again.status, 0);
       assert.match(again.out, /Operation not permitted/);

@@ -27,7 +27,11 @@ export function registerIso(program: Command): void {
     .option("--preboot-config <file>", "with --preboot: the preboot config JSON (docs/preboot.md; default {\"version\": 1}: the primary master disk, 3 tries)")
     .option("--preboot-dir <dir>", "with --preboot: where vmlinuz and initrd.gz are (default build/preboot)")
     .option("--preboot-cmdline <args>", "with --preboot: the preboot kernel's command line", PREBOOT_CMDLINE)
-    .option("--policy <file>", "a policy record (parapet policy) loaded as a module: the disk keys given directly, without a preboot guest")
+    .option("--allow-no-iommu", "with --preboot --header: the record the preboot guest hands over may be used on a machine without " +
+      "a usable IOMMU (sets \"allowNoIommu\": true in its config); by default Parapet refuses it there. A --policy record or a " +
+      "--site archive says this itself (parapet policy --allow-no-iommu; allowNoIommu in the site's config)")
+    .option("--policy <file>", "a policy record (parapet policy) loaded as a module: the disk keys given directly, without a preboot guest; " +
+      "whether it may be used without an IOMMU is in the record (parapet policy show)")
     .option("-q, --quiet", "print only errors")
     .addHelpText(
       "after",
@@ -38,17 +42,19 @@ export function registerIso(program: Command): void {
         "or: parapet run --iso build/boot.iso --snapshot\n" +
         "Example: parapet iso -o build/boot.iso --hv-args \"log=e9\"\n" +
         "Two-step: parapet preboot build && parapet iso --preboot --header disk.hdr -o build/boot.iso\n" +
+        "  (add --allow-no-iommu for a machine without an IOMMU, e.g. QEMU's pc machine)\n" +
         "  then boot it with the disk that header belongs to; type the passphrase at 'Passphrase:' on COM1.",
     )
     .action(async (o: {
       output: string; hv: string; hvArgs: string; quiet?: boolean;
       preboot?: boolean; header?: string; site?: string; prebootConfig?: string; prebootDir?: string; prebootCmdline: string;
-      policy?: string;
+      policy?: string; allowNoIommu?: boolean;
     }) => {
       let preboot: IsoPreboot | undefined;
       if (o.preboot) {
         if (!o.header === !o.site) throw new Error("--preboot needs --header <file> (the disk's LUKS2 detached header) or --site <file>, not both");
         if (o.site && o.prebootConfig) throw new Error("--preboot-config goes with --header; a site archive holds its own config");
+        if (o.site && o.allowNoIommu) throw new Error("--allow-no-iommu goes with --header; a site archive's config says it itself (\"allowNoIommu\": true)");
         let config: unknown;
         if (o.prebootConfig) {
           try {
@@ -57,9 +63,14 @@ export function registerIso(program: Command): void {
             throw new Error(`--preboot-config ${o.prebootConfig}: ${(e as Error).message}`);
           }
         }
-        preboot = { header: o.header, site: o.site, config, configName: o.prebootConfig, dir: o.prebootDir, cmdline: o.prebootCmdline };
+        preboot = {
+          header: o.header, site: o.site, config, configName: o.prebootConfig, dir: o.prebootDir, cmdline: o.prebootCmdline,
+          allowNoIommu: o.allowNoIommu,
+        };
       } else if (o.header || o.site || o.prebootConfig || o.prebootDir) {
         throw new Error("--header, --site, --preboot-config and --preboot-dir go with --preboot");
+      } else if (o.allowNoIommu) {
+        throw new Error("--allow-no-iommu goes with --preboot --header; a --policy record says it itself (parapet policy --allow-no-iommu)");
       }
       const r = await buildIso({
         output: o.output,

@@ -67,6 +67,7 @@ interface PolicyOptions {
   position?: string;
   serial?: string;
   pci?: string;
+  allowNoIommu?: boolean;
   quiet?: boolean;
 }
 
@@ -103,7 +104,9 @@ export function registerPolicy(program: Command): void {
         "disk (master drive on the primary channel of any IDE controller) encrypted with key K; or a policy " +
         "file (YAML or JSON, docs/policy.md) naming key files and, per drive, a default action and LBA ranges " +
         "(plain, encrypt with a key, deny). The record holds the keys: it is written with mode 0600, and no " +
-        "key is ever printed. Exit status: 0 ok, 1 invalid policy or error.",
+        "key is ever printed. A record that carries keys is refused on a machine without a usable IOMMU " +
+        "(DMA isolation) unless it says that is allowed (--allow-no-iommu, or allow_no_iommu: true in the file). " +
+        "Exit status: 0 ok, 1 invalid policy or error.",
     )
     .argument("[file]", "policy file (YAML or JSON) to compile or --check")
     .option("-o, --output <file>", "record to write (mode 0600; replaced if it exists)")
@@ -114,6 +117,9 @@ export function registerPolicy(program: Command): void {
     .option("--position <n>", "with --whole-disk: drive on the channel, 0/master or 1/slave (default 0)")
     .option("--serial <text>", "with --whole-disk: also (or only) match the drive's IDENTIFY serial number")
     .option("--pci <BB:DD.F>", "with --whole-disk: only the IDE controller at this PCI address (hex)")
+    .option("--allow-no-iommu", "let Parapet use the record's keys on a machine without a usable IOMMU, where any " +
+      "bus master can read them and every decrypted sector from RAM (default: such a machine refuses the record); " +
+      "with --whole-disk or a policy file (as allow_no_iommu: true in it)")
     .option("-q, --quiet", "print only warnings and errors")
     .addHelpText(
       "after",
@@ -122,6 +128,7 @@ export function registerPolicy(program: Command): void {
         "Examples:\n" +
         "  parapet policy --whole-disk --key disk.key -o policy.bin\n" +
         "  parapet policy --whole-disk --key data.key --channel 0 --position 1 -o data.bin\n" +
+        "  parapet policy --whole-disk --key disk.key --allow-no-iommu -o policy.bin   # also on a machine without an IOMMU\n" +
         "  parapet policy examples/policy.yaml -o policy.bin\n" +
         "  parapet policy --check examples/policy.yaml\n" +
         "  parapet policy show policy.bin\n" +
@@ -137,7 +144,7 @@ export function registerPolicy(program: Command): void {
         if (file !== undefined) throw new Error("give either --whole-disk or a policy file, not both");
         if (o.check) throw new Error("--check validates a policy file; --whole-disk needs no check");
         if (!o.key) throw new Error("--whole-disk needs --key FILE (make one with: parapet keygen -o disk.key)");
-        compiled = wholeDiskPolicy(await readKeyFile(o.key), wholeDiskMatch(o));
+        compiled = wholeDiskPolicy(await readKeyFile(o.key), wholeDiskMatch(o), o.allowNoIommu === true);
       } else {
         if (file === undefined) throw new Error("give a policy file, or --whole-disk --key FILE (see parapet policy --help)");
         for (const opt of ["key", "channel", "position", "serial", "pci"] as const) {
@@ -146,7 +153,7 @@ export function registerPolicy(program: Command): void {
         try {
           const c = await compilePolicyFile(file, shown(file));
           for (const w of c.warnings) process.stderr.write(`parapet: warning: ${w}\n`);
-          compiled = c.policy;
+          compiled = o.allowNoIommu ? { ...c.policy, allowNoIommu: true } : c.policy;
         } catch (e) {
           if (e instanceof PolicyFileError) {
             for (const line of e.errors) process.stderr.write(`${line}\n`);
@@ -173,8 +180,9 @@ export function registerPolicy(program: Command): void {
   policy
     .command("show")
     .description(
-      "Decode a policy record and print it, keys as fingerprints only. Checks everything (magic, version, " +
-        "sizes, CRC-32, reserved fields, key and range indices, overlaps) and says exactly what is wrong. " +
+      "Decode a policy record and print it, keys as fingerprints only, and whether its keys may be used on a " +
+        "machine without an IOMMU (where DMA isolation is absent). Checks everything (magic, version, " +
+        "sizes, CRC-32, flags, reserved fields, key and range indices, overlaps) and says exactly what is wrong. " +
         "Exit status: 0 valid, 1 invalid or unreadable.",
     )
     .argument("<record>", "policy record (parapet policy -o)")

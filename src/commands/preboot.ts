@@ -42,7 +42,8 @@ export function registerPreboot(program: Command): void {
       "512-byte sectors, data at 0) and write an uncompressed cpio archive holding both, and any further files, " +
       "to append to initrd.gz (cat initrd.gz site.cpio > initrd-site.gz): the kernel unpacks both archives. " +
       "With a token section in the config (smart card users, docs/tokens.md) the archive must hold its CA " +
-      "certificate (--ca) and every file its env names (--file).")
+      "certificate (--ca) and every file its env names (--file). The record the preboot guest hands over is refused " +
+      "on a machine without a usable IOMMU unless the config says \"allowNoIommu\": true.")
     .requiredOption("--header <file>", "the disk's LUKS2 detached header (parapet luks format)")
     .requiredOption("--config <file>", "the preboot config (JSON)")
     .requiredOption("-o, --output <file>", "the cpio archive to write")
@@ -78,6 +79,7 @@ export function registerPreboot(program: Command): void {
       const site = sitePreboot({ header: await readFile(o.header), config, configName: o.config, files });
       await writeFile(o.output, site.cpio, { mode: 0o600 });
       process.stdout.write(`${shown(o.output)}: header at ${site.config.header}` +
-        `${files.length ? `, ${files.length} more file${files.length === 1 ? "" : "s"}` : ""}, ${site.cpio.length} bytes\n`);
+        `${files.length ? `, ${files.length} more file${files.length === 1 ? "" : "s"}` : ""}, ${site.cpio.length} bytes` +
+        `${site.config.allowNoIommu ? "; its record may be used on a machine without an IOMMU (allowNoIommu)" : ""}\n`);
     });
 }

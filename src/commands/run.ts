@@ -1,7 +1,7 @@
 // `parapet run`: boot a disk image under Parapet (or bare) in QEMU, console live, hypervisor log to a file.
 import type { Command } from "commander";
 import { join } from "node:path";
-import { QemuSession, type Fate, type LogSink } from "../lib/qemu.ts";
+import { isQ35, QemuSession, type Fate, type LogSink } from "../lib/qemu.ts";
 import { REPO_ROOT, DEFAULT_IMAGE } from "../lib/guestimage.ts";
 import { readRecord } from "./policy.ts";
 import { readPassphrase } from "../lib/luks.ts";
@@ -24,11 +24,18 @@ export function registerRun(program: Command): void {
   program
     .command("run")
     .description("Boot a disk image under Parapet in QEMU: guest console live here, hypervisor log to a file.\n" +
+      "By default on q35 with an emulated Intel IOMMU (-device intel-iommu) and the disk on a legacy PIIX IDE " +
+      "controller (Parapet protects IDE disks; q35's own disk controller is AHCI); any other machine (--machine pc) " +
+      "runs without an IOMMU, its disk where the machine puts IDE drives.\n" +
       "Exit status: 0 guest powered off, 2 guest triple fault, 3 hypervisor panic, 4 timeout, 1 QEMU error.")
-    .argument("[disk]", "raw disk image to boot as the first IDE disk", DEFAULT_IMAGE)
+    .argument("[disk]", "raw disk image to boot as the first IDE disk (primary master)", DEFAULT_IMAGE)
     .option("-m, --memory <size>", "guest RAM", "512M")
     .option("-c, --cpus <n>", "number of CPUs", "1")
-    .option("-M, --machine <type>", "QEMU machine type (pc, q35, or with options such as pc,smm=on)", "pc")
+    .option("-M, --machine <type>", "QEMU machine type (q35, pc, or with options such as pc,smm=on); only q35 gets the IOMMU " +
+      "and the PIIX IDE controller", "q35")
+    .option("--iommu <kind>", "on q35: the emulated IOMMU, intel (VT-d, -device intel-iommu) or amd (AMD-Vi, -device amd-iommu,pt=off)", "intel")
+    .option("--no-iommu", "on q35: no emulated IOMMU (a policy record with keys is then refused unless it allows that: " +
+      "parapet policy --allow-no-iommu)")
     .option("-l, --log <sink>", `hypervisor log sink: ${SINKS.join(", ")} (a COM port used for the log is hidden from the guest)`, "e9")
     .option("--hv-log <file>", "file that receives the hypervisor log", join(REPO_ROOT, "build", "hv.log"))
     .option("--hv-args <options>", "extra hypervisor command-line options, e.g. boot=0x81", "")
@@ -46,13 +53,24 @@ export function registerRun(program: Command): void {
       const timeout = Number(o.timeout);
       if (!(timeout >= 0)) throw new Error(`--timeout ${o.timeout}: expected seconds`);
       if (o.policy && (o.bare || o.iso)) throw new Error("--policy needs Parapet loaded by -kernel: not with --bare or --iso");
-      if (o.policy) await readRecord(o.policy); // refuse a malformed record before booting
+      const q35 = isQ35(o.machine);
+      if (o.iommu !== false && o.iommu !== "intel" && o.iommu !== "amd") throw new Error(`--iommu ${o.iommu}: expected intel or amd`);
+      const iommu: "intel" | "amd" | undefined = q35 && o.iommu !== false ? o.iommu : undefined;
+      if (o.policy) {
+        const { policy } = await readRecord(o.policy); // refuse a malformed record before booting
+        if (!iommu && policy.keys.length > 0 && !policy.allowNoIommu) {
+          process.stderr.write(`parapet: warning: ${o.policy} carries keys and does not allow a machine without an IOMMU; ` +
+            `Parapet will refuse it here (${q35 ? "--no-iommu" : `machine ${o.machine}`}). Boot on q35 with the IOMMU, or rebuild ` +
+            "the record with parapet policy --allow-no-iommu.\n");
+        }
+      }
       const s = new QemuSession({
         disk, cdrom: o.iso, modules: o.policy ? [o.policy] : undefined, parapet: !o.bare, logSink: o.log as LogSink, hvLog: o.hvLog, hvArgs: o.hvArgs,
-        memory: o.memory, cpus, machine: o.machine, snapshot: o.snapshot,
+        memory: o.memory, cpus, machine: o.machine, snapshot: o.snapshot, iommu, piixIde: q35,
       });
       const passphrase = o.passphraseFile ? await readPassphrase(o.passphraseFile) : undefined;
-      process.stderr.write(`parapet: ${o.bare ? "bare QEMU" : "Parapet"}; hypervisor log: ${s.hvLogPath}\n`);
+      const platform = q35 ? `${o.machine}${iommu ? ` with ${iommu}-iommu` : " without an IOMMU"}, disk on PIIX IDE` : `${o.machine} (no IOMMU)`;
+      process.stderr.write(`parapet: ${o.bare ? "bare QEMU" : "Parapet"} on ${platform}; hypervisor log: ${s.hvLogPath}\n`);
       s.onConsole = (t) => process.stdout.write(t.replace(/[^\n]*__END[a-z0-9]+__\d+\r?\n?/g, ""));
       if (passphrase) {
         await s.waitFor(/Passphrase: /, 600_000);

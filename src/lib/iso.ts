@@ -42,6 +42,11 @@ export interface IsoPreboot {
   /** The preboot config, parsed JSON (default { version: 1 }: drive 0/0, 3 tries). */
   config?: unknown;
   configName?: string;
+  /**
+   * Set the config's allowNoIommu: the record the preboot guest hands over may be used on a
+   * machine without a usable IOMMU. Only with `header` (a site archive's config says it itself).
+   */
+  allowNoIommu?: boolean;
   /** Kernel command line (default PREBOOT_CMDLINE). */
   cmdline?: string;
 }
@@ -163,9 +168,18 @@ export async function buildIso(opts: IsoOptions = {}): Promise<IsoResult> {
     let cpio: Buffer;
     const from = resolve((pre.header ?? pre.site)!);
     if (!existsSync(from)) throw new Error(`${from}: no such file`);
+    if (pre.allowNoIommu && pre.site) throw new Error("allowNoIommu goes with a header: a site archive's config says it itself (\"allowNoIommu\": true)");
     if (pre.header) {
       await checkHeaderFile(from);
-      cpio = sitePreboot({ header: await readFile(from), config: pre.config ?? { version: 1 }, configName: pre.configName }).cpio;
+      let config = pre.config ?? { version: 1 };
+      if (pre.allowNoIommu) {
+        if (config === null || typeof config !== "object" || Array.isArray(config)) throw new Error(`${pre.configName ?? "preboot config"}: must be a JSON object`);
+        if ((config as { allowNoIommu?: unknown }).allowNoIommu === false) {
+          throw new Error(`${pre.configName ?? "preboot config"} says "allowNoIommu": false, and allowing a machine without an IOMMU was asked for: give one or the other`);
+        }
+        config = { ...config, allowNoIommu: true };
+      }
+      cpio = sitePreboot({ header: await readFile(from), config, configName: pre.configName }).cpio;
     } else {
       cpio = await readFile(from);
       if (cpio.subarray(0, 6).toString("latin1") !== "070701") throw new Error(`${from} is not a site archive (parapet preboot site)`);

@@ -76,6 +76,7 @@ const DriveSchema = z.strictObject({
 
 const FileSchema = z.strictObject({
   version: z.literal(POLICY_FILE_VERSION, { error: `must be ${POLICY_FILE_VERSION} (the policy file format this tool reads)` }),
+  allow_no_iommu: z.boolean({ error: "must be true or false (may the keys be used on a machine without an IOMMU?)" }).optional(),
   keys: z.record(z.string(), z.string({ error: "must be the path of a key file (a string)" }), { error: "must be a map of key name: key file" }).optional(),
   drives: z.array(DriveSchema, { error: "must be a list of drives" })
     .min(1, { error: "must list at least one drive" })
@@ -331,7 +332,11 @@ async function compileChecked(f: FileShape, baseDir: string, at: At, shownName: 
   const keyNames = defined.filter((n) => used.has(n));
   for (const n of defined) if (!used.has(n)) warnings.push(`${shownName}: keys.${n}: defined but not used; it is left out of the record`);
   const index = (name: string | undefined) => (name === undefined ? 0 : keyNames.indexOf(name));
+  if (f.allow_no_iommu && keyNames.length === 0) {
+    warnings.push(`${shownName}: allow_no_iommu: has no effect, the record carries no keys`);
+  }
   const policy: Policy = {
+    ...(f.allow_no_iommu && { allowNoIommu: true }),
     keys: keyNames.map((n) => keyBytes.get(n)!),
     drives: drives.map(({ d, defaultKey, ranges }) => ({
       ...d,

@@ -21,13 +21,17 @@ export const MATCH_PORT = 0x02;
 export const MATCH_SERIAL = 0x04;
 const MATCH_ALL = MATCH_PCI | MATCH_PORT | MATCH_SERIAL;
 
+/** header.flags (POLICY_FLAG_*): the keys may be used on a machine without a usable IOMMU. */
+export const FLAG_ALLOW_NO_IOMMU = 0x0001;
+const FLAGS_ALL = FLAG_ALLOW_NO_IOMMU;
+
 export const ACTIONS = ["plain", "encrypt", "deny"] as const;
 export type Action = (typeof ACTIONS)[number];
 /** enum policy_action */
 export const ACTION_CODE: Record<Action, number> = { plain: 0, encrypt: 1, deny: 2 };
 
 /** struct policy_header field offsets. */
-export const HDR = { magic: 0, version: 8, headerSize: 10, totalSize: 12, nkeys: 16, ndrives: 18, nranges: 20, reserved0: 22, crc32: 24, reserved1: 28 } as const;
+export const HDR = { magic: 0, version: 8, headerSize: 10, totalSize: 12, nkeys: 16, ndrives: 18, nranges: 20, flags: 22, crc32: 24, reserved1: 28 } as const;
 /** struct policy_drive field offsets. */
 export const DRV = { match: 0, pciBus: 1, pciDevfn: 2, channel: 3, position: 4, defaultAction: 5, defaultKey: 6, serial: 8, firstRange: 28, nranges: 30, reserved: 32 } as const;
 /** struct policy_range field offsets. */
@@ -63,6 +67,12 @@ export interface Policy {
   /** 64-byte XTS-AES-256 keys, referred to by index. */
   keys: Uint8Array[];
   drives: PolicyDrive[];
+  /**
+   * The keys may be used on a machine without a usable IOMMU (header flag ALLOW_NO_IOMMU).
+   * Without it Parapet refuses a record that carries keys on such a machine: any bus master
+   * could read the keys, and every decrypted sector, from RAM.
+   */
+  allowNoIommu?: boolean;
 }
 
 export class PolicyRecordError extends Error {}
@@ -206,6 +216,7 @@ export function encodePolicy(p: Policy): Buffer {
   b.writeUInt16LE(p.keys.length, HDR.nkeys);
   b.writeUInt16LE(p.drives.length, HDR.ndrives);
   b.writeUInt16LE(nranges, HDR.nranges);
+  b.writeUInt16LE(p.allowNoIommu ? FLAG_ALLOW_NO_IOMMU : 0, HDR.flags);
   let off = HEADER_SIZE;
   for (const k of p.keys) {
     b.set(k, off);
@@ -281,8 +292,11 @@ export function decodePolicy(buf: Uint8Array): Policy {
     fail(`header.total_size is ${total} but ${nkeys} keys, ${ndrives} drives and ${nranges} ranges take ` +
       `32 + 64*${nkeys} + 48*${ndrives} + 24*${nranges} = ${want} bytes`);
   }
-  const r0 = b.readUInt16LE(HDR.reserved0);
-  if (r0 !== 0) fail(`header.reserved0 (offset ${HDR.reserved0}) is ${hex(r0)}, must be 0`);
+  const flags = b.readUInt16LE(HDR.flags);
+  if (flags & ~FLAGS_ALL) {
+    fail(`header.flags (offset ${HDR.flags}) is ${hex(flags, 4)}: unknown flag bits ${hex(flags & ~FLAGS_ALL, 4)} ` +
+      `(known: ${hex(FLAG_ALLOW_NO_IOMMU, 4)} ALLOW_NO_IOMMU)`);
+  }
   const r1 = b.readUInt32LE(HDR.reserved1);
   if (r1 !== 0) fail(`header.reserved1 (offset ${HDR.reserved1}) is ${hex(r1)}, must be 0`);
   if (ndrives === 0) fail("header.ndrives is 0: the record names no drive");
@@ -382,7 +396,7 @@ export function decodePolicy(buf: Uint8Array): Policy {
     if (j !== undefined) fail(`keys[${i}] is the same key as keys[${j}]`);
     fps.set(keyFingerprint(k), i);
   });
-  return { keys, drives };
+  return { keys, drives, ...(flags & FLAG_ALLOW_NO_IOMMU ? { allowNoIommu: true } : {}) };
 }
 
 function actionText(action: Action, key: number, keys: Uint8Array[]): string {
@@ -405,6 +419,9 @@ export function describeDriveMatch(m: DriveMatch): string {
 export function formatPolicy(p: Policy, info?: { size: number; crc: number }): string {
   const lines: string[] = [];
   if (info) lines.push(`Parapet policy record v${POLICY_VERSION}, ${info.size} bytes, crc32 ${hex(info.crc, 8)} (valid)`);
+  lines.push(`without an IOMMU: ${p.allowNoIommu
+    ? "allowed (the record's keys are used even where DMA isolation is absent)"
+    : "refused when the record carries keys (DMA isolation required)"}`);
   lines.push(`keys: ${p.keys.length}`);
   p.keys.forEach((k, i) => lines.push(`  key ${i}: XTS-AES-256, fingerprint ${keyFingerprint(k)}`));
   lines.push(`drives: ${p.drives.length}`);
@@ -421,6 +438,7 @@ export function formatPolicy(p: Policy, info?: { size: number; crc: number }): s
 /** The decoded record as plain JSON (fingerprints instead of keys; LBAs as decimal strings). */
 export function policyToJson(p: Policy): unknown {
   return {
+    allow_no_iommu: p.allowNoIommu === true,
     keys: p.keys.map((k) => ({ fingerprint: keyFingerprint(k) })),
     drives: p.drives.map((d) => ({
       match: { ...(d.match.pci ? { pci: formatPci(d.match.pci) } : {}), ...(d.match.port ?? {}), ...(d.match.serial !== undefined ? { serial: d.match.serial } : {}) },
@@ -431,7 +449,7 @@ export function policyToJson(p: Policy): unknown {
   };
 }
 
-/** The common policy: every sector of one drive encrypted with one key. */
-export function wholeDiskPolicy(key: Uint8Array, match: DriveMatch = { port: { channel: 0, position: 0 } }): Policy {
-  return { keys: [key], drives: [{ match, defaultAction: "encrypt", defaultKey: 0, ranges: [] }] };
+/** The common policy: every sector of one drive encrypted with one key (allowNoIommu: see Policy). */
+export function wholeDiskPolicy(key: Uint8Array, match: DriveMatch = { port: { channel: 0, position: 0 } }, allowNoIommu = false): Policy {
+  return { keys: [key], drives: [{ match, defaultAction: "encrypt", defaultKey: 0, ranges: [] }], ...(allowNoIommu && { allowNoIommu }) };
 }

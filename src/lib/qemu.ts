@@ -11,8 +11,21 @@ export const QEMU = "qemu-system-x86_64";
 export type LogSink = "e9" | "com1" | "com2" | "com3" | "com4" | "none";
 
 export interface BootOptions {
-  /** Raw disk image booted as the first IDE hard disk. */
+  /** Raw disk image booted as the first IDE hard disk (primary master). */
   disk?: string;
+  /**
+   * Put `disk` on an added PIIX3 IDE controller (-device piix3-ide) rather than where the
+   * machine puts if=ide drives: on q35 that is the ICH9 AHCI controller at 00:1f.2, which
+   * Parapet does not mediate (it protects IDE disks only). On pc the disk is on PIIX already.
+   */
+  piixIde?: boolean;
+  /**
+   * An emulated IOMMU (q35 only): "intel" adds -device intel-iommu (VT-d); "amd" adds
+   * -device amd-iommu,pt=off (AMD-Vi; with QEMU 10's default pt=on no emulated device's DMA is
+   * ever translated). Every PCI device of q35's root bus is behind it, the machine's own ones
+   * (AHCI, the NIC) included.
+   */
+  iommu?: "intel" | "amd";
   /** ISO booted from CD (then Parapet comes from the ISO, not from -kernel). */
   cdrom?: string;
   /** Boot under Parapet from -kernel (default), or bare (false). Ignored with cdrom. */
@@ -47,16 +60,41 @@ export type Fate =
 
 const COM_INDEX: Record<string, number> = { com1: 0, com2: 1, com3: 2, com4: 3 };
 
+/** Is this -machine value QEMU's q35 (the only x86 machine that takes an emulated IOMMU)? */
+export function isQ35(machine: string): boolean {
+  return /^(type=)?(pc-)?q35(-[0-9.]+)?(,|$)/.test(machine);
+}
+
+/**
+ * QEMU arguments that attach a raw image as the primary master of an added PIIX3 IDE
+ * controller (id pide): on q35 the machine's own if=ide bus is AHCI, which Parapet does not
+ * mediate. `id` names the drive (default d0).
+ */
+export function piixIdeArgs(image: string, o: { snapshot?: boolean; id?: string } = {}): string[] {
+  const id = o.id ?? "d0";
+  return [
+    "-device", "piix3-ide,id=pide",
+    "-drive", `file=${resolve(image)},format=raw,if=none,id=${id}${o.snapshot ? ",snapshot=on" : ""}`,
+    "-device", `ide-hd,drive=${id},bus=pide.0`,
+  ];
+}
+
 /** The QEMU command line for these options. */
 export function qemuArgs(o: BootOptions, hvLog: string): string[] {
   const sink = o.logSink ?? "e9";
+  const machine = o.machine ?? "pc";
+  if (o.iommu && !isQ35(machine)) throw new Error(`an emulated IOMMU needs -machine q35 (not ${machine})`);
   const args = [
     "-accel", "tcg", "-cpu", o.cpu ?? "EPYC,+svm,+npt",
-    "-machine", o.machine ?? "pc",
+    "-machine", machine,
     "-m", o.memory ?? "512M",
     "-smp", String(o.cpus ?? 1),
     "-display", "none", "-vga", "none", "-no-reboot", "-monitor", "none",
   ];
+  // QEMU 10 accepts intel-iommu anywhere among the devices (every device's DMA address space
+  // is bound when machine creation is done); first is where older QEMUs wanted it.
+  if (o.iommu === "intel") args.push("-device", "intel-iommu");
+  if (o.iommu === "amd") args.push("-device", "amd-iommu,pt=off");
   // Serial ports: the guest console is COM1 unless the hypervisor logs there.
   const com = COM_INDEX[sink];
   const serials: string[] = [];
@@ -84,8 +122,9 @@ export function qemuArgs(o: BootOptions, hvLog: string): string[] {
   }
   if (o.disk) {
     if (!existsSync(o.disk)) throw new Error(`disk image ${o.disk} does not exist (build one with: npx parapet image)`);
-    args.push("-drive", `file=${resolve(o.disk)},format=raw,if=ide,index=0,media=disk${o.snapshot ? ",snapshot=on" : ""}`);
-  }
+    if (o.piixIde) args.push(...piixIdeArgs(o.disk, { snapshot: o.snapshot }));
+    else args.push("-drive", `file=${resolve(o.disk)},format=raw,if=ide,index=0,media=disk${o.snapshot ? ",snapshot=on" : ""}`);
+  } else if (o.piixIde) throw new Error("piixIde puts the disk on a PIIX IDE controller: give a disk");
   args.push(...(o.extraArgs ?? []));
   return args;
 }

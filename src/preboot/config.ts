@@ -24,6 +24,11 @@ export interface PrebootConfig {
   console: string;
   /** Physical address of the handoff payload (the record is at +0x1000). */
   recordAddress: number;
+  /**
+   * The record may be used on a machine without a usable IOMMU (policy header flag
+   * ALLOW_NO_IOMMU); otherwise Parapet refuses the handoff there. Default false.
+   */
+  allowNoIommu: boolean;
   /** Smart card (PKCS#11 token) users: asked for the PIN when an enrolled card is present. */
   token?: TokenConfig;
 }
@@ -63,6 +68,7 @@ const Schema = z.strictObject({
   recordAddress: z.union([z.number(), z.string().regex(/^0x[0-9a-f]+$/i)], {
     error: "must be a physical address: a number, or a hexadecimal string \"0x1000000\"",
   }).default(DEFAULT_RECORD_ADDRESS),
+  allowNoIommu: z.boolean({ error: "must be true or false (may the key be used on a machine without an IOMMU?)" }).default(false),
   token: z.strictObject({
     module: absolute("the PKCS#11 module"),
     ca: absolute("the organisation CA certificate"),
@@ -111,7 +117,8 @@ export function validateConfig(value: unknown, file = "preboot.json"): PrebootCo
   const why = addressProblem(address, POLICY_MAX_SIZE); // room for the largest record
   if (why) errors.push(`recordAddress: ${why}`);
   if (errors.length) throw new PrebootConfigError(file, errors);
-  const config: PrebootConfig = { version: 1, header: c.header, drive, retries: c.retries, console: c.console, recordAddress: address };
+  const config: PrebootConfig = { version: 1, header: c.header, drive, retries: c.retries, console: c.console, recordAddress: address,
+    allowNoIommu: c.allowNoIommu };
   if (c.token) config.token = { module: c.token.module, ca: c.token.ca, env: c.token.env, ...(c.token.label !== undefined && { label: c.token.label }) };
   return config;
 }

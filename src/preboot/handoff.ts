@@ -10,9 +10,12 @@ import { handoffPayload } from "./payload.ts";
 /** Where the payload is written: /run is a tmpfs in the preboot guest, never a disk. */
 export const PAYLOAD_PATH = "/run/parapet/handoff.elf";
 
-/** The binary policy record: the whole configured drive encrypted with the volume key. */
-export function compileRecord(key: Uint8Array, config: Pick<PrebootConfig, "drive">): Buffer {
-  return encodePolicy(wholeDiskPolicy(key, config.drive));
+/**
+ * The binary policy record: the whole configured drive encrypted with the volume key; with the
+ * config's allowNoIommu, usable on a machine without an IOMMU too (header flag ALLOW_NO_IOMMU).
+ */
+export function compileRecord(key: Uint8Array, config: Pick<PrebootConfig, "drive" | "allowNoIommu">): Buffer {
+  return encodePolicy(wholeDiskPolicy(key, config.drive, config.allowNoIommu));
 }
 
 /** Writes the payload for `record` (mode 0600); the caller wipes it with wipeFile. */
