@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/io.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -45,6 +46,9 @@ static void usage(void)
 	      "  ptest vmmcall-user [FUNCTION [RBX RCX]]\n"
 	      "  ptest memmap\n"
 	      "  ptest kcore-scan HEX...   (count each byte pattern in the RAM /proc/kcore shows)\n"
+	      "  ptest fwcfg sig|dir\n"
+	      "  ptest fwcfg read KEY LEN [OFFSET]\n"
+	      "  ptest fwcfg find KEY LEN HEX\n"
 	      "numbers are decimal or 0x-prefixed hexadecimal\n",
 	      stderr);
 	exit(2);
@@ -468,6 +472,133 @@ static int cmd_memmap(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * QEMU's fw_cfg device through its I/O ports: selector 0x510 (16-bit), data 0x511 (bytes, from
+ * the start of the selected item, zeros past its end), DMA address 0x514 (its 64-bit read
+ * gives the signature "QEMU CFG").
+ */
+#define FWCFG_SEL	0x510
+#define FWCFG_DATA	0x511
+#define FWCFG_DMA	0x514
+
+static int fwcfg_open(void)
+{
+	if (ioperm(FWCFG_SEL, 12, 1)) {
+		printf("error=%s\n", errno_name(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void fwcfg_read(unsigned int key, uint8_t *buf, size_t len)
+{
+	size_t i;
+
+	outw(key, FWCFG_SEL);
+	/* rep insb: under Parapet the data port is mediated, and one string instruction is one exit
+	 * per block, where a loop of inb would be one exit per byte. */
+	for (i = 0; i < len; i += 65536)
+		insb(FWCFG_DATA, buf + i, len - i < 65536 ? len - i : 65536);
+}
+
+static void print_hex(const uint8_t *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		printf("%02x", b[i]);
+}
+
+static int cmd_fwcfg(int argc, char **argv)
+{
+	uint8_t sig[4], id[4], *buf, pat[64];
+	uint64_t key, len, off = 0, i, hits = 0, at[8];
+	size_t plen = 0;
+
+	if (argc < 1)
+		usage();
+	if (!strcmp(argv[0], "sig") && argc == 1) {
+		uint32_t hi, lo;
+
+		if (fwcfg_open())
+			return 1;
+		fwcfg_read(0x00, sig, 4);
+		fwcfg_read(0x01, id, 4);
+		hi = __builtin_bswap32(inl(FWCFG_DMA));
+		lo = __builtin_bswap32(inl(FWCFG_DMA + 4));
+		printf("sig=%.4s id=0x%08x dma=%d dma_sig=0x%08x%08x\n", (char *)sig,
+		       id[0] | id[1] << 8 | id[2] << 16 | (uint32_t)id[3] << 24, (id[0] >> 1) & 1, hi, lo);
+		return 0;
+	}
+	if (!strcmp(argv[0], "dir") && argc == 1) {
+		uint8_t n[4], e[64];
+		uint32_t count, k;
+
+		if (fwcfg_open())
+			return 1;
+		outw(0x19, FWCFG_SEL);
+		for (k = 0; k < 4; k++)
+			n[k] = inb(FWCFG_DATA);
+		count = (uint32_t)n[0] << 24 | n[1] << 16 | n[2] << 8 | n[3];
+		for (k = 0; k < count && k < 4096; k++) {
+			for (i = 0; i < 64; i++)
+				e[i] = inb(FWCFG_DATA);
+			e[63] = 0;
+			/* FWCfgFile: be32 size, be16 select, u16 reserved, name[56] */
+			printf("key=0x%04x size=%u name=%s\n", e[4] << 8 | e[5],
+			       (uint32_t)e[0] << 24 | e[1] << 16 | e[2] << 8 | e[3], (char *)e + 8);
+		}
+		printf("files=%u\n", count);
+		return 0;
+	}
+	if (!strcmp(argv[0], "read") && (argc == 3 || argc == 4)) {
+		key = parse_num(argv[1]);
+		len = parse_num(argv[2]);
+		if (argc == 4)
+			off = parse_num(argv[3]);
+	} else if (!strcmp(argv[0], "find") && argc == 4) {
+		key = parse_num(argv[1]);
+		len = parse_num(argv[2]);
+		plen = strlen(argv[3]) / 2;
+		if (plen == 0 || plen > sizeof(pat) || strlen(argv[3]) % 2)
+			usage();
+		for (i = 0; i < plen; i++) {
+			unsigned int b;
+
+			if (sscanf(argv[3] + 2 * i, "%2x", &b) != 1)
+				usage();
+			pat[i] = b;
+		}
+	} else {
+		usage();
+	}
+	if (key > 0xffff || len > (64u << 20) || off > (64u << 20))
+		usage();
+	if (fwcfg_open())
+		return 1;
+	buf = malloc(off + len + 1);
+	if (!buf) {
+		printf("error=ENOMEM\n");
+		return 1;
+	}
+	fwcfg_read(key, buf, off + len);
+	if (plen) {
+		for (i = 0; i + plen <= len; i++)
+			if (!memcmp(buf + i, pat, plen) && hits++ < 8)
+				at[hits - 1] = i;
+		printf("key=0x%04" PRIx64 " scanned=%" PRIu64 " hits=%" PRIu64 " at=", key, len, hits);
+		for (i = 0; i < hits && i < 8; i++)
+			printf("%s%" PRIu64, i ? "," : "", at[i]);
+		printf("%s\n", hits ? "" : "-");
+	} else {
+		printf("key=0x%04" PRIx64 " offset=%" PRIu64 " len=%" PRIu64 " bytes=", key, off, len);
+		print_hex(buf + off, len);
+		printf("\n");
+	}
+	free(buf);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -482,6 +613,7 @@ int main(int argc, char **argv)
 		{ "vmmcall-user", cmd_vmmcall_user },
 		{ "memmap", cmd_memmap },
 		{ "kcore-scan", cmd_kcore_scan },
+		{ "fwcfg", cmd_fwcfg },
 	};
 	size_t i;
 

@@ -16,11 +16,12 @@
  *   /proc/parapet/version  magic=0x54505250 abi=0x00010000
  *   /proc/parapet/log      the hypervisor's kept log text
  *   /proc/parapet/exits    "REASON COUNT" per exit reason summed over CPUs, then cpus=N
+ *   /proc/parapet/status   DMA isolation, keys in force, DMA blocked (STATUS, ABI 1.3)
  *   /proc/parapet/cpus     a probe run on each online CPU (cpus.c)
- * and the attack probes (mode 0600) ring0 and mmio (here), sipi (sipi.c) and handoff
- * (handoff.c, mode 0200).
+ * and the attack probes (mode 0600) ring0 and mmio (here), sipi (sipi.c), handoff
+ * (handoff.c, mode 0200) and the DMA tools ahci, e1000 and fwcfg (dma.c).
  *
- * The module is built from main.c (this file), cpus.c, sipi.c, sipi_payload.S and handoff.c; parapet.h
+ * The module is built from main.c (this file), cpus.c, sipi.c, sipi_payload.S, handoff.c and dma.c; parapet.h
  * holds what they share.
  */
 #include <linux/errno.h>
@@ -146,6 +147,31 @@ static int parapet_exits_open(struct inode *inode, struct file *file)
 PARAPET_PROC_OPS(parapet_version);
 PARAPET_PROC_OPS(parapet_log);
 PARAPET_PROC_OPS(parapet_exits);
+
+/*
+ * /proc/parapet/status (ABI 1.3, STATUS): "dma_isolation=0|1 keys=0|1 dma_blocked=N
+ * iommu_units=N": whether every IOMMU translates DMA, whether a policy with keys is in force,
+ * how many DMA requests the IOMMU blocked, and how many IOMMU units Parapet drives.
+ */
+static int parapet_status_show(struct seq_file *m, void *v)
+{
+	struct parapet_regs r = { .rax = PARAPET_FN_STATUS };
+
+	parapet_vmmcall(&r);
+	if ((long)r.rax != 0)
+		seq_printf(m, "error=%ld\n", (long)r.rax);
+	else
+		seq_printf(m, "dma_isolation=%lu keys=%lu dma_blocked=%lu iommu_units=%lu\n", r.rbx & 1,
+			   (r.rbx >> 1) & 1, r.rcx, r.rdx);
+	return 0;
+}
+
+static int parapet_status_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, parapet_status_show, NULL);
+}
+
+PARAPET_PROC_OPS(parapet_status);
 
 /*
  * /proc/parapet/ring0: an attack probe for tests. Writing an SVM instruction name executes it
@@ -294,6 +320,7 @@ static int __init parapet_guest_init(void)
 	if (!proc_create("version", 0400, parapet_dir, &parapet_version_ops) ||
 	    !proc_create("log", 0400, parapet_dir, &parapet_log_ops) ||
 	    !proc_create("exits", 0400, parapet_dir, &parapet_exits_ops) ||
+	    !proc_create("status", 0400, parapet_dir, &parapet_status_ops) ||
 	    !proc_create("ring0", 0600, parapet_dir, &parapet_ring0_ops) ||
 	    !proc_create("mmio", 0600, parapet_dir, &parapet_mmio_ops)) {
 		proc_remove(parapet_dir);
@@ -304,9 +331,12 @@ static int __init parapet_guest_init(void)
 		err = parapet_sipi_init(parapet_dir);
 	if (!err)
 		err = parapet_handoff_init(parapet_dir);
+	if (!err)
+		err = parapet_dma_init(parapet_dir);
 	if (err) {
 		proc_remove(parapet_dir);
 		parapet_cpus_exit();
+		parapet_dma_exit();
 		return err;
 	}
 	pr_info("parapet_guest: hypervisor ABI 0x%08lx\n", parapet_abi);
@@ -317,6 +347,7 @@ static void __exit parapet_guest_exit(void)
 {
 	proc_remove(parapet_dir);
 	parapet_cpus_exit();
+	parapet_dma_exit();
 }
 
 module_init(parapet_guest_init);

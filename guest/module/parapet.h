@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Shared by the sources of parapet_guest.ko: the VMMCALL interface (main.c), the raw local
- * APIC access and per-CPU probes (cpus.c) and the INIT/SIPI attack tool (sipi.c).
+ * APIC access and per-CPU probes (cpus.c), the INIT/SIPI attack tool (sipi.c), the handoff
+ * (handoff.c) and the DMA attack tools (dma.c).
  */
 #ifndef PARAPET_GUEST_H
 #define PARAPET_GUEST_H
@@ -16,6 +17,7 @@
 #define PARAPET_FN_VERSION	0
 #define PARAPET_FN_LOG_READ	1
 #define PARAPET_FN_EXIT_COUNTS	2
+#define PARAPET_FN_STATUS	4
 
 #define PARAPET_ALL_CPUS	0xFFFFFFFFUL
 
@@ -43,5 +45,9 @@ int parapet_sipi_init(struct proc_dir_entry *dir);
 
 /* handoff.c */
 int parapet_handoff_init(struct proc_dir_entry *dir);
+
+/* dma.c */
+int parapet_dma_init(struct proc_dir_entry *dir);
+void parapet_dma_exit(void);
 
 #endif /* PARAPET_GUEST_H */

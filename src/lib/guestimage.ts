@@ -44,7 +44,7 @@ export const DEFAULT_IMAGE = join(REPO_ROOT, "build", "guest.img");
 /**
  * Kernel modules loaded at boot (dependencies are added): the MSR device; the
  * PIIX IDE disk (sd_mod first, so the disks have block devices as soon as
- * ata_piix has probed); FAT with the code page and character sets that vfat
+ * ata_piix has probed); AHCI (q35's own SATA controller); FAT with the code page and character sets that vfat
  * uses by default in Debian's kernel (cp437, ascii, utf8) and iso8859-1; and
  * dm-crypt with XTS and AES (AES-NI when the CPU has it; the generic AES is built in).
  */
@@ -52,6 +52,7 @@ export const DEFAULT_MODULES: readonly string[] = [
   "msr",
   "sd_mod",
   "ata_piix",
+  "ahci",
   "vfat",
   "nls_cp437",
   "nls_ascii",
