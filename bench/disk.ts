@@ -1,8 +1,11 @@
 // Disk benchmark: fio in the test guest on its IDE disk, in three configurations measured in
 // one run: bare QEMU, Parapet mediating the disk without transforming it (drive policy
-// 'plain'), and Parapet encrypting the whole disk (XTS-AES-256). Each configuration boots once
-// and runs every job (--repeat times); the report gives bandwidth, IOPS, the ratios against
-// bare, and under Parapet the VM exits per MiB transferred, by reason.
+// 'plain'), and Parapet encrypting the whole disk (XTS-AES-256), on -machine pc. With --iommu
+// instead, on q35 with the disk on an added PIIX IDE controller: bare QEMU, Parapet encrypting
+// without an IOMMU, and Parapet encrypting with intel-iommu (DMA isolation on). Each
+// configuration boots once and runs every job (--repeat times); the report gives bandwidth,
+// IOPS, the ratios, under Parapet the VM exits per MiB transferred, by reason, and with --iommu
+// the exits the IOMMU adds.
 // Run through the CLI: `npx parapet bench disk --help`.
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -36,14 +39,39 @@ export const JOBS: readonly DiskJob[] = [
   { name: "rand-write-4k", rw: "randwrite", bs: 4096 },
 ];
 
-export const CONFIGS = ["bare", "pass", "encrypt"] as const;
+export const CONFIGS = ["bare", "pass", "encrypt", "q35-bare", "no-iommu", "iommu"] as const;
 export type ConfigName = (typeof CONFIGS)[number];
+/** The configurations of one run, in the order they boot: by default, and with --iommu. */
+export const DEFAULT_CONFIGS: readonly ConfigName[] = ["bare", "pass", "encrypt"];
+export const IOMMU_CONFIGS: readonly ConfigName[] = ["q35-bare", "no-iommu", "iommu"];
 
 export const CONFIG_TITLES: Record<ConfigName, string> = {
   bare: "bare QEMU, no Parapet, plain image",
   pass: "Parapet, drive policy 'plain': mediated, not transformed",
   encrypt: "Parapet, whole disk encrypted (XTS-AES-256)",
+  "q35-bare": "bare QEMU q35, no Parapet, plain image",
+  "no-iommu": "Parapet on q35 without an IOMMU, whole disk encrypted (record allows no IOMMU)",
+  iommu: "Parapet on q35 with intel-iommu (DMA isolation on), whole disk encrypted, same record",
 };
+
+/** How a configuration boots: QEMU machine, emulated IOMMU, which image copy and policy record (none: bare). */
+const CONFIG_SETUP: Record<ConfigName, { machine: "pc" | "q35"; iommu?: "intel"; image: "plain" | "enc"; policy?: "pass" | "enc" }> = {
+  bare: { machine: "pc", image: "plain" },
+  pass: { machine: "pc", image: "plain", policy: "pass" },
+  encrypt: { machine: "pc", image: "enc", policy: "enc" },
+  "q35-bare": { machine: "q35", image: "plain" },
+  "no-iommu": { machine: "q35", image: "enc", policy: "enc" },
+  iommu: { machine: "q35", iommu: "intel", image: "enc", policy: "enc" },
+};
+
+/** The MiB/s ratios reported per job: numerator, denominator, column heading. */
+const RATIOS: readonly [ConfigName, ConfigName, string][] = [
+  ["pass", "bare", "pass/bare"],
+  ["encrypt", "bare", "enc/bare"],
+  ["no-iommu", "q35-bare", "no-iommu/bare"],
+  ["iommu", "q35-bare", "iommu/bare"],
+  ["iommu", "no-iommu", "iommu/no-iommu"],
+];
 
 /** Largest ATA command Linux may issue (its default, 1280 KiB, would split the 4 MiB jobs itself). */
 const MAX_SECTORS_KB = 4096;
@@ -64,6 +92,8 @@ export interface BenchDiskOptions {
   bootTimeoutSec?: number;
   /** Keep the image copies and policy records (in build/test) afterwards. */
   keep?: boolean;
+  /** The q35 configurations (IOMMU_CONFIGS) instead of the pc ones (DEFAULT_CONFIGS). */
+  iommu?: boolean;
   /** Progress; default silent. */
   log?: (msg: string) => void;
 }
@@ -88,12 +118,16 @@ export interface JobRun {
 }
 
 export interface ConfigInfo {
+  /** QEMU's machine, with the emulated IOMMU if any, and where the disk is. */
+  machine: string;
   /** The guest's transfer mode (e.g. XFER_MW_DMA_2). */
   xferMode: string;
   /** Seconds from QEMU start to the shell. */
   bootSec: number;
   /** Parapet's log lines about the IDE controller. */
   ataLog?: string[];
+  /** q35 under Parapet: its log lines about the IOMMU (the first 10). */
+  iommuLog?: string[];
 }
 
 export interface JobSummary {
@@ -104,13 +138,17 @@ export interface JobSummary {
   mibps: Partial<Record<ConfigName, number>>;
   iops: Partial<Record<ConfigName, number>>;
   cmdKiB: Partial<Record<ConfigName, number>>;
-  /** Median MiB/s of the configuration / median MiB/s bare. */
+  /** Median MiB/s of the configuration / median MiB/s bare (the same as ratios["pass/bare"], ratios["encrypt/bare"]). */
   passRatio?: number;
   encryptRatio?: number;
+  /** Median MiB/s of one configuration / another's, keyed "numerator/denominator" by config name (RATIOS). */
+  ratios: Record<string, number>;
   /** Parapet configurations: median exits per MiB, by reason, and in total; exits per ATA command. */
   exitsPerMiB: Partial<Record<ConfigName, Record<string, number>>>;
   exitsPerMiBTotal: Partial<Record<ConfigName, number>>;
   exitsPerCmd: Partial<Record<ConfigName, number>>;
+  /** With --iommu: exits of 'iommu' minus those of 'no-iommu' (medians), per MiB and per ATA command, by reason and in total. */
+  iommuExtraExits?: { perMiB: Record<string, number>; perMiBTotal: number; perCmd: Record<string, number>; perCmdTotal: number };
 }
 
 export interface BenchDiskResult {
@@ -120,6 +158,9 @@ export interface BenchDiskResult {
     offsetBytes: number;
     repeat: number;
     jobs: DiskJob[];
+    /** The configurations of this run, in boot order (DEFAULT_CONFIGS, or IOMMU_CONFIGS with --iommu). */
+    configNames: ConfigName[];
+    iommu: boolean;
     machine: string;
     memory: string;
     qemu: string;
@@ -220,10 +261,12 @@ interface Session {
 
 /** Boots one configuration, runs every round of every job, powers off. Runs go to `runs` as they finish. */
 async function runConfig(
-  sess: Session, jobs: readonly DiskJob[], o: Required<Omit<BenchDiskOptions, "log" | "jobs" | "keep">>, dir: string,
+  sess: Session, jobs: readonly DiskJob[], o: Required<Omit<BenchDiskOptions, "log" | "jobs" | "keep" | "iommu">>, dir: string,
   runs: JobRun[], setCurrent: (s: QemuSession | undefined) => void, log: (m: string) => void,
 ): Promise<ConfigInfo> {
-  const parapet = sess.config !== "bare";
+  const setup = CONFIG_SETUP[sess.config];
+  const parapet = setup.policy !== undefined;
+  const q35 = setup.machine === "q35";
   const s = new QemuSession({
     disk: sess.image,
     parapet,
@@ -231,23 +274,35 @@ async function runConfig(
     hvLog: join(dir, `hv-${sess.config}.log`),
     memory: o.memory,
     cpus: 1,
-    machine: "pc",
+    machine: setup.machine,
+    iommu: setup.iommu,
+    piixIde: q35,
     snapshot: false,
   });
   setCurrent(s);
   const jobMs = (o.runtimeSec + 180) * 1000;
   try {
     await s.ready(o.bootTimeoutSec * 1000);
-    const info: ConfigInfo = { xferMode: "", bootSec: (Date.now() - s.started) / 1000 };
+    const info: ConfigInfo = {
+      machine: setup.machine + (setup.iommu ? ` + ${setup.iommu}-iommu` : "") + (q35 ? ", disk on PIIX3 IDE" : ""),
+      xferMode: "", bootSec: (Date.now() - s.started) / 1000,
+    };
     if (parapet) {
       const hv = s.hvLog();
       info.ataLog = hv.split("\n").filter((l) => /^.*ata: /.test(l)).map((l) => l.trim());
       if (!/ata: .*ch0 master: .*protected by the policy/.test(hv) || !/ata: .*mediated/.test(hv)) {
         throw new Error(`Parapet does not mediate the disk (no 'protected by the policy' / 'mediated' in its log)`);
       }
+      if (q35) {
+        info.iommuLog = hv.split("\n").filter((l) => /iommu: /.test(l)).map((l) => l.trim()).slice(0, 10);
+        const want = setup.iommu ? "ON" : "OFF";
+        if (!new RegExp(`iommu: .*DMA isolation ${want}`).test(hv)) throw new Error(`Parapet's log does not say 'DMA isolation ${want}'`);
+      }
       parseExits(await guestOutput(s, "cat /proc/parapet/exits"));
     }
-    info.xferMode = (await guestOutput(s, "cat /sys/class/ata_device/dev1.0/xfer_mode")).trim();
+    // The ATA port of sda: 1 on pc; on q35 the AHCI ports come first.
+    info.xferMode = (await guestOutput(s,
+      `p=$(readlink -f /sys/block/sda); p=\${p#*/ata}; cat /sys/class/ata_device/dev\${p%%/*}.0/xfer_mode`)).trim();
     const sectors = Number((await guestOutput(s, "cat /sys/block/sda/size")).trim());
     if (!(sectors * 512 >= DATA_OFFSET + o.sizeBytes)) {
       throw new Error(`/dev/sda has ${sectors} sectors in the guest, fewer than the region needs (${DATA_OFFSET + o.sizeBytes} bytes)`);
@@ -307,7 +362,7 @@ export function summarize(jobs: readonly DiskJob[], runs: readonly JobRun[]): Jo
   for (const job of jobs) {
     const js: JobSummary = {
       job: job.name, bs: job.bs, rw: job.rw, mibps: {}, iops: {}, cmdKiB: {},
-      exitsPerMiB: {}, exitsPerMiBTotal: {}, exitsPerCmd: {},
+      ratios: {}, exitsPerMiB: {}, exitsPerMiBTotal: {}, exitsPerCmd: {},
     };
     for (const c of CONFIGS) {
       const rs = runs.filter((r) => r.job === job.name && r.config === c);
@@ -329,6 +384,22 @@ export function summarize(jobs: readonly DiskJob[], runs: readonly JobRun[]): Jo
       if (js.mibps.pass !== undefined) js.passRatio = js.mibps.pass / bare;
       if (js.mibps.encrypt !== undefined) js.encryptRatio = js.mibps.encrypt / bare;
     }
+    for (const [a, b] of RATIOS) {
+      const x = js.mibps[a], y = js.mibps[b];
+      if (x !== undefined && y) js.ratios[`${a}/${b}`] = x / y;
+    }
+    const [on, off] = [js.exitsPerMiB.iommu, js.exitsPerMiB["no-iommu"]];
+    if (on && off) {
+      const names = [...new Set([...Object.keys(on), ...Object.keys(off)])];
+      const perCmd = (c: ConfigName, n: string) =>
+        median(runs.filter((r) => r.job === job.name && r.config === c).map((r) => (r.exits![n] ?? 0) / r.ataCmds));
+      js.iommuExtraExits = {
+        perMiB: Object.fromEntries(names.map((n) => [n, (on[n] ?? 0) - (off[n] ?? 0)])),
+        perMiBTotal: js.exitsPerMiBTotal.iommu! - js.exitsPerMiBTotal["no-iommu"]!,
+        perCmd: Object.fromEntries(names.map((n) => [n, perCmd("iommu", n) - perCmd("no-iommu", n)])),
+        perCmdTotal: js.exitsPerCmd.iommu! - js.exitsPerCmd["no-iommu"]!,
+      };
+    }
     out.push(js);
   }
   return out;
@@ -343,6 +414,7 @@ export async function benchDisk(opts: BenchDiskOptions = {}): Promise<BenchDiskR
     memory: opts.memory ?? "512M",
     bootTimeoutSec: opts.bootTimeoutSec ?? 300,
   };
+  const configNames = [...(opts.iommu ? IOMMU_CONFIGS : DEFAULT_CONFIGS)];
   const log = opts.log ?? (() => {});
   if (!Number.isInteger(o.runtimeSec) || o.runtimeSec < 1) throw new Error(`runtime ${o.runtimeSec}: expected a positive whole number of seconds`);
   if (!Number.isInteger(o.repeat) || o.repeat < 1) throw new Error(`repeat ${o.repeat}: expected a positive integer`);
@@ -367,7 +439,7 @@ export async function benchDisk(opts: BenchDiskOptions = {}): Promise<BenchDiskR
   const result: BenchDiskResult = {
     config: {
       runtimeSec: o.runtimeSec, sizeBytes: o.sizeBytes, offsetBytes: DATA_OFFSET, repeat: o.repeat, jobs,
-      machine: "pc", memory: o.memory, qemu: qemuVersion(), host: hostDescription(),
+      configNames, iommu: !!opts.iommu, machine: opts.iommu ? "q35" : "pc", memory: o.memory, qemu: qemuVersion(), host: hostDescription(),
       loadAvgStart: loadavg()[0], date: new Date().toISOString(),
     },
     configs: {},
@@ -398,11 +470,11 @@ export async function benchDisk(opts: BenchDiskOptions = {}): Promise<BenchDiskR
     const encrypted = await encryptedImage("bench-disk-enc.img", key);
     const passPolicy = await writePolicy("bench-disk-plain.pol", plainPolicy(key));
     const encPolicy = await writePolicy("bench-disk-enc.pol", wholeDisk(key));
-    const sessions: Session[] = [
-      { config: "bare", image: plain },
-      { config: "pass", image: plain, policy: passPolicy },
-      { config: "encrypt", image: encrypted, policy: encPolicy },
-    ];
+    const images = { plain, enc: encrypted }, policies = { pass: passPolicy, enc: encPolicy };
+    const sessions: Session[] = configNames.map((config) => {
+      const setup = CONFIG_SETUP[config];
+      return { config, image: images[setup.image], policy: setup.policy && policies[setup.policy] };
+    });
     for (const sess of sessions) {
       log(`${sess.config}: booting (${CONFIG_TITLES[sess.config]}) …`);
       result.configs[sess.config] = await runConfig(sess, jobs, o, dir, result.runs, (s) => (current = s), log);
@@ -441,26 +513,32 @@ export function formatDiskReport(r: BenchDiskResult): string {
   out.push(`Disk benchmark: fio on /dev/sda from ${c.offsetBytes / MiB} MiB (the data partition), ${c.sizeBytes / MiB} MiB region, ` +
     `O_DIRECT, psync, iodepth 1, hugepage buffers, ${c.runtimeSec} s per job, ${c.repeat} round(s) per boot` +
     (c.repeat > 1 ? " (medians)" : ""));
-  out.push(`-machine ${c.machine} -smp 1 -m ${c.memory}, TCG; ${c.qemu}; host: ${c.host}`);
+  out.push(`-machine ${c.machine} -smp 1 -m ${c.memory}, TCG` + (c.machine === "q35" ? ", disk on an added PIIX3 IDE controller" : "") +
+    `; ${c.qemu}; host: ${c.host}`);
   out.push(`host load average ${c.loadAvgStart.toFixed(2)} at start` + (c.loadAvgEnd !== undefined ? `, ${c.loadAvgEnd.toFixed(2)} at end` : ""));
-  for (const name of CONFIGS) {
+  const names = c.configNames;
+  const w = Math.max(8, ...names.map((n) => n.length + 1));
+  for (const name of names) {
     const info = r.configs[name];
-    out.push(`  ${name.padEnd(8)} ${CONFIG_TITLES[name]}` + (info ? `; guest ${info.xferMode}, shell after ${info.bootSec.toFixed(1)} s` : ""));
+    out.push(`  ${name.padEnd(w)} ${CONFIG_TITLES[name]}` + (info ? `; guest ${info.xferMode}, shell after ${info.bootSec.toFixed(1)} s` : ""));
   }
   out.push("");
+  const ratios = RATIOS.filter(([a, b]) => names.includes(a) && names.includes(b));
+  const pad = (n: number) => Array<string>(Math.max(0, n)).fill("");
   const rows = r.summary.map((s) => [
     s.job, fmtBs(s.bs),
-    fmtBw(s.mibps.bare), fmtBw(s.mibps.pass), fmtBw(s.mibps.encrypt),
-    fmtInt(s.iops.bare), fmtInt(s.iops.pass), fmtInt(s.iops.encrypt),
-    fmtRatio(s.passRatio), fmtRatio(s.encryptRatio),
-    fmtInt(s.cmdKiB.bare ?? s.cmdKiB.pass ?? s.cmdKiB.encrypt),
+    ...names.map((n) => fmtBw(s.mibps[n])),
+    ...names.map((n) => fmtInt(s.iops[n])),
+    ...ratios.map(([a, b]) => fmtRatio(s.ratios[`${a}/${b}`])),
+    fmtInt(names.map((n) => s.cmdKiB[n]).find((x) => x !== undefined)),
   ]);
   out.push(...table([
-    ["", "", "MiB/s", "", "", "IOPS", "", "", "ratio", "", "KiB per"],
-    ["job", "bs", "bare", "pass", "encrypt", "bare", "pass", "encrypt", "pass/bare", "enc/bare", "ATA cmd"],
+    ["", "", "MiB/s", ...pad(names.length - 1), "IOPS", ...pad(names.length - 1), "ratio", ...pad(ratios.length - 1), "KiB per"],
+    ["job", "bs", ...names, ...names, ...ratios.map(([, , h]) => h), "ATA cmd"],
   ], rows, 1));
 
-  const parapetRuns = r.summary.filter((s) => s.exitsPerMiB.pass || s.exitsPerMiB.encrypt);
+  const parapetNames = names.filter((n) => CONFIG_SETUP[n].policy);
+  const parapetRuns = r.summary.filter((s) => parapetNames.some((n) => s.exitsPerMiB[n]));
   if (parapetRuns.length) {
     // Reasons that occurred anywhere, in EXIT_REASONS order, then any others.
     const seen = new Set<string>();
@@ -471,7 +549,7 @@ export function formatDiskReport(r: BenchDiskResult): string {
     const erows: string[][] = [];
     for (const s of parapetRuns) {
       let first = true;
-      for (const cfg of ["pass", "encrypt"] as const) {
+      for (const cfg of parapetNames) {
         const per = s.exitsPerMiB[cfg];
         if (!per) continue;
         erows.push([first ? s.job : "", cfg, fmtExits(s.exitsPerMiBTotal[cfg]), ...reasons.map((n) => fmtExits(per[n] ?? 0)),
@@ -480,6 +558,24 @@ export function formatDiskReport(r: BenchDiskResult): string {
       }
     }
     out.push(...table([["job", "config", "total", ...reasons, "per cmd", "KiB/cmd"]], erows, 2));
+
+    const extra = r.summary.filter((s) => s.iommuExtraExits);
+    if (extra.length) {
+      const fmtDelta = (x: number) => {
+        const t = fmtExits(Math.abs(x));
+        return x === 0 ? "0" : /^0\.0+$/.test(t) ? t : (x > 0 ? "+" : "-") + t;
+      };
+      out.push("");
+      out.push("VM exits the IOMMU adds (iommu minus no-iommu; 0: none), per ATA command by reason, and in total per command and per MiB:");
+      out.push(...table([["job", ...reasons, "per cmd", "per MiB"]], extra.map((s) => {
+        const d = s.iommuExtraExits!;
+        return [s.job, ...reasons.map((n) => fmtDelta(d.perCmd[n] ?? 0)), fmtDelta(d.perCmdTotal), fmtDelta(d.perMiBTotal)];
+      }), 1));
+      const worst = extra.reduce((w, s) => (Math.abs(s.iommuExtraExits!.perCmd.io ?? 0) > Math.abs(w.iommuExtraExits!.perCmd.io ?? 0) ? s : w));
+      const d = worst.iommuExtraExits!.perCmd.io ?? 0;
+      out.push(`I/O exits per ATA command, iommu minus no-iommu: ` +
+        (d === 0 ? "0 in every job" : `largest difference ${fmtDelta(d)} (${worst.job})`));
+    }
   }
   if (r.error) {
     out.push("");
