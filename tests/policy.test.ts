@@ -510,7 +510,7 @@ test("allow_no_iommu in a policy file and --allow-no-iommu set header.flags; sho
   assert.equal(JSON.parse(r.stdout).allow_no_iommu, false);
 });
 
-test("qemuArgs: intel-iommu on q35 only, and the disk on an added PIIX IDE controller", () => {
+test("qemuArgs: an emulated IOMMU (intel, amd with pt=off) on q35 only, and the disk on an added PIIX IDE controller", () => {
   const dir = tmp();
   const disk = join(dir, "d.img");
   writeFileSync(disk, Buffer.alloc(512));
@@ -519,7 +519,9 @@ test("qemuArgs: intel-iommu on q35 only, and the disk on an added PIIX IDE contr
   assert.match(joined, /-machine q35 .*-device intel-iommu .*-device piix3-ide,id=pide -drive file=\S+d\.img,format=raw,if=none,id=d0,snapshot=on -device ide-hd,drive=d0,bus=pide\.0/);
   assert.doesNotMatch(joined, /if=ide/);
   assert.deepEqual(piixIdeArgs(disk).slice(0, 2), ["-device", "piix3-ide,id=pide"]);
-  assert.throws(() => qemuArgs({ machine: "pc", iommu: "intel", parapet: false }, join(dir, "hv.log")), /intel-iommu needs -machine q35 \(not pc\)/);
+  assert.throws(() => qemuArgs({ machine: "pc", iommu: "intel", parapet: false }, join(dir, "hv.log")), /an emulated IOMMU needs -machine q35 \(not pc\)/);
+  assert.throws(() => qemuArgs({ machine: "pc", iommu: "amd", parapet: false }, join(dir, "hv.log")), /needs -machine q35/);
+  assert.match(qemuArgs({ machine: "q35", iommu: "amd", parapet: false }, join(dir, "hv.log")).join(" "), /-device amd-iommu,pt=off/);
   for (const m of ["q35", "q35,smm=on", "pc-q35-10.0", "type=q35"]) assert.ok(isQ35(m), m);
   for (const m of ["pc", "pc,smm=on", "pc-i440fx-10.0", "microvm"]) assert.ok(!isQ35(m), m);
   // The library default is unchanged: pc, the disk on the machine's IDE, no IOMMU.
