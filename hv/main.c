@@ -60,7 +60,10 @@ void hv_main(u32 magic, u32 mbi)
 	cpu_tables_init();
 	LOG("mem: hypervisor at %lx-%lx (%lu MiB, hidden), image %lu KiB\n", hvmem.base, hvmem.end - 1,
 	    (hvmem.end - hvmem.base) >> 20, hvmem.image_size >> 10);
-	iommu_init();           /* before any guest code, the preboot guest's included */
+	if (cfg.iommu_to_guest)
+		LOG("iommu: left to the guest (iommu=guest): DMA isolation OFF\n");
+	else
+		iommu_init();   /* before any guest code, the preboot guest's included */
 
 	unsigned preboot_kernel;
 	bool two_step = preboot_find(&bi, &preboot_kernel);

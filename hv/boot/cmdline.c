@@ -43,6 +43,7 @@ bool cmdline_parse(const char *cmdline, struct hv_config *cfg, char *err, size_t
 	cfg->log.sink = LOG_SINK_E9;
 	cfg->log.com_port = 0;
 	cfg->boot_drive = 0x80;
+	cfg->iommu_to_guest = false;
 	const char *p = cmdline ? cmdline : "";
 	bool first = true;
 	while (*p) {
@@ -85,8 +86,14 @@ bool cmdline_parse(const char *cmdline, struct hv_config *cfg, char *err, size_t
 				fmt_snprintf(err, errlen, "boot=%.*s: expected a BIOS drive number such as 0x80", (int)vn, v);
 				return false;
 			}
+		} else if (word_is(w, k, "iommu")) {
+			if (!word_is(v, vn, "on") && !word_is(v, vn, "guest")) {
+				fmt_snprintf(err, errlen, "iommu=%.*s: expected on or guest", (int)vn, v);
+				return false;
+			}
+			cfg->iommu_to_guest = word_is(v, vn, "guest");
 		} else {
-			fmt_snprintf(err, errlen, "unknown option '%.*s' (known: log=, boot=)", (int)k, w);
+			fmt_snprintf(err, errlen, "unknown option '%.*s' (known: log=, boot=, iommu=)", (int)k, w);
 			return false;
 		}
 	}

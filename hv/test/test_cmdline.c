@@ -30,6 +30,11 @@ static void sinks_and_drives(void)
 	CHECK_EQ(c.boot_drive, 0x81);
 	CHECK(cmdline_parse("boot=128", &c, err, sizeof(err)));
 	CHECK_EQ(c.boot_drive, 0x80);
+	CHECK(!c.iommu_to_guest);
+	CHECK(cmdline_parse("iommu=guest", &c, err, sizeof(err)));
+	CHECK(c.iommu_to_guest);
+	CHECK(cmdline_parse("iommu=on", &c, err, sizeof(err)));
+	CHECK(!c.iommu_to_guest);
 }
 
 static void errors_name_the_option(void)
@@ -42,6 +47,8 @@ static void errors_name_the_option(void)
 	CHECK(!cmdline_parse("boot=0x100", &c, err, sizeof(err)));
 	CHECK(strstr(err, "boot=0x100") != NULL);
 	CHECK(!cmdline_parse("boot=zz", &c, err, sizeof(err)));
+	CHECK(!cmdline_parse("iommu=off", &c, err, sizeof(err)));
+	CHECK(strstr(err, "iommu=off") != NULL);
 	CHECK(!cmdline_parse("log=e9 frobnicate=1", &c, err, sizeof(err)));
 	CHECK(strstr(err, "frobnicate") != NULL);
 	CHECK(!cmdline_parse("log=e9 stray", &c, err, sizeof(err)));
