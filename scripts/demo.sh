@@ -34,6 +34,7 @@ npx parapet run "$demo/disk.img" --cpus 2 --policy "$demo/policy.bin" --hv-log b
   echo 'CPUID 80000001h (SVM is ECX bit 2):' ; ptest cpuid 0x80000001 ;;
   echo 'Every CPU, probed on itself: its Parapet vCPU, SVM/VMX hidden, EFER.SVME refused:' ; cat /proc/parapet/cpus ;;
   echo 'Setting EFER.SVME from the guest:' ; ptest wrmsr 0 0xc0000080 0x1d01 ;;
+  echo 'DMA isolation (the IOMMU held by Parapet, no DMAR table for the guest), keys in force, DMA blocked:' ; cat /proc/parapet/status ; ls /sys/firmware/acpi/tables ;;
   echo 'VM exits so far, by reason (0 cpuid, 1 rdmsr, 2 wrmsr, 3 io, 4 vmmcall, 5 svm, 6 npf, 7 shutdown, 8 other, 9 nmi):' ; cat /proc/parapet/exits"
 
 echo
