@@ -15,7 +15,7 @@ import { encryptedImage, newKey, writePolicy, wholeDisk } from "./diskfixture.ts
 import { run } from "../src/lib/exec.ts";
 import { PARTITION_START_LBA, SECTOR } from "../src/lib/diskimage.ts";
 import { DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
-import { encodePolicy } from "../src/lib/policyrecord.ts";
+import { encodePolicy, wholeDiskPolicy } from "../src/lib/policyrecord.ts";
 import { QemuSession } from "../src/lib/qemu.ts";
 
 /** The test guest's kernel and initramfs, copied out of its boot partition: the preboot guest's modules. */
@@ -88,6 +88,12 @@ describe("handoff attacks from a preboot guest (the test guest's kernel as the p
     assert.match(log, /handoff: record at [0-9a-f]+ \(100 bytes\) refused: /);
     assert.match(log, /handoff: record at [0-9a-f]+ \(65537 bytes\) refused: record larger than 64 KiB/);
     assert.match(log, /handoff: record at [0-9a-f]+ \(144 bytes\) refused: .*CRC/i);
+  });
+
+  test("without an IOMMU (pc), a well-formed record with keys but without --allow-no-iommu is refused (EINVAL), naming why", async () => {
+    await s.sh(`printf '${octal(encodePolicy({ ...wholeDiskPolicy(key), allowNoIommu: false }))}' > /tmp/strict`);
+    assert.match(await handoff("cp /tmp/strict /proc/parapet/handoff"), /Invalid argument/);
+    assert.match(s.hvLog(), /handoff: record at [0-9a-f]+ \(144 bytes\) refused: it carries keys and DMA isolation is off/);
   });
 
   test("records over Parapet's memory or outside RAM are refused (EFAULT)", async () => {
