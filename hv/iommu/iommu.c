@@ -87,7 +87,9 @@ static bool new_domain(struct dma_domain *d, u16 id)
 
 /* Requester IDs a device can own: every function present on any bus, and every ID on the buses
  * a bridge decodes (aliases of conventional PCI behind PCIe bridges; hot-plugged devices).
- * Also the lowest address of a memory BAR or the ECAM window: where MMIO starts. */
+ * Also the lowest address of a memory BAR or the ECAM window: where MMIO starts. Not io/pci.c's
+ * enumeration: that one follows bridges from bus 0 and keeps at most PCI_DEVS_MAX functions, and
+ * runs later (at the handoff in two-step); this must see every function on every bus, first. */
 static u8 owned[65536 / 8];
 
 static unsigned scan(u64 *mmio_floor)
