@@ -9,6 +9,7 @@
 #include "drivers/fwcfg/fwcfg.h"
 #include "guest/bios.h"
 #include "iommu/iommu.h"
+#include "power/power.h"
 #include "io/ecam.h"
 #include "io/pci.h"
 #include "handoff/module.h"
@@ -85,6 +86,7 @@ void hv_main(u32 magic, u32 mbi)
 	bios_prepare(&hvmem.guest_map, cfg.boot_drive, &start);
 	gmem_init(&hvmem.guest_map);
 	fwcfg_init();
+	power_init();
 	log_map("firmware", &bi.map);
 	log_map("guest", &hvmem.guest_map);
 	apic_init();

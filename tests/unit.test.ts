@@ -19,5 +19,5 @@ test("libFuzzer targets run clean for a bounded number of inputs", () => {
   assert.equal(r.status, 0, `fuzzing failed (needs clang and libclang-rt-14-dev: scripts/setup.sh):\n${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, /fuzz: fuzz_decode: Done \d+ runs/);
   assert.match(r.stdout, /fuzz: fuzz_gwalk: Done \d+ runs/);
-  for (const t of ["fuzz_acpi", "fuzz_ivrs", "fuzz_fwcfg"]) assert.match(r.stdout, new RegExp(`fuzz: ${t}: Done \\d+ runs`));
+  for (const t of ["fuzz_acpi", "fuzz_acpi_pm", "fuzz_ivrs", "fuzz_fwcfg"]) assert.match(r.stdout, new RegExp(`fuzz: ${t}: Done \\d+ runs`));
 });

@@ -31,6 +31,8 @@ size_t log_read(u64 *pos, void *buf, size_t len);
 /* Provided by the sink implementation (core/logsink.c, or a fake in host tests). */
 void log_sink_init(const struct log_config *cfg);
 void log_sink_write(const char *s, size_t n);
+/* After S3: program the UART again as log_sink_init did (the sleep reset it). */
+void log_sink_resume(void);
 
 #define LOG(...) log_printf("parapet: " __VA_ARGS__)
 

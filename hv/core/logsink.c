@@ -18,6 +18,11 @@ static struct log_config sink;
 void log_sink_init(const struct log_config *cfg)
 {
 	sink = *cfg;
+	log_sink_resume();
+}
+
+void log_sink_resume(void)
+{
 	if (sink.sink != LOG_SINK_COM)
 		return;
 	u16 b = sink.com_port;

@@ -10,8 +10,10 @@
  * entry (guest/linux.h): protected mode, paging off, flat segments, ESI = the zero page. */
 struct guest_start {
 	bool linux32;
+	bool flat32;                      /* 32-bit protected mode, flat 4 GiB segments, no paging, at eip
+					   * (an ACPI X_Firmware_Waking_Vector) */
 	u16 cs, ip;                       /* real mode */
-	u32 eip, esi;                     /* linux32 */
+	u32 eip, esi;                     /* linux32 (eip: flat32 too) */
 	u32 gdt;                          /* linux32: a GDT with LX_BOOT_CS and LX_BOOT_DS, 32 bytes */
 };
 

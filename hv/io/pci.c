@@ -308,12 +308,23 @@ void pci_guest_write(u8 bus, u8 devfn, u16 offset, unsigned size, u32 val)
 	spin_unlock(&mediate_lock);
 }
 
+static bool cfg_mediated;       /* a driver is bound: configuration cycles are Parapet's */
+static u32 hw_ports(u16 port, unsigned size, bool in, u32 val) { return io_port_hw(port, size, in, val); }
+static u32 (*other_ports)(u16 port, unsigned size, bool in, u32 val) = hw_ports;
+
+void pci_set_other_ports(u32 (*fn)(u16 port, unsigned size, bool in, u32 val))
+{
+	other_ports = fn;
+}
+
 /* Port 0xCF8-0xCFB: the dword at 0xCF8 is CONFIG_ADDRESS (shadowed); narrower accesses there
  * are other registers (0xCF9: reset control) and go to the hardware. */
 static u32 address_port(void *ctx, u16 port, unsigned size, bool in, u32 val)
 {
 	(void)ctx;
 	if (port != CONFIG_ADDRESS || size != 4)
+		return other_ports(port, size, in, val);
+	if (!cfg_mediated)
 		return io_port_hw(port, size, in, val);
 	if (in)
 		return __atomic_load_n(&cf8_shadow, __ATOMIC_RELAXED);
@@ -356,10 +367,10 @@ void pci_init(bool reset)
 	enumerate();
 	LOG("pci: %u functions found\n", ndevs);
 	bind_drivers(reset);
-	/* Nothing to mediate: configuration ports cost no exit. */
-	if (!any_bound())
-		return;
+	/* 0xCF8-0xCFB always (0xCF9 resets the machine: power/power.c); with nothing to mediate,
+	 * CONFIG_ADDRESS goes to the hardware and CONFIG_DATA costs no exit. */
+	cfg_mediated = any_bound();
 	if (io_hook_add(CONFIG_ADDRESS, 4, address_port, NULL, NULL) < 0 ||
-	    io_hook_add(CONFIG_DATA, 4, data_port, NULL, NULL) < 0)
+	    (cfg_mediated && io_hook_add(CONFIG_DATA, 4, data_port, NULL, NULL) < 0))
 		LOG("pci: cannot hook the configuration ports\n");
 }

@@ -82,6 +82,10 @@ void pci_write(const struct pci_dev *d, u16 offset, unsigned size, u32 val);
 u32 pci_cfg_read(u8 bus, u8 devfn, u16 offset, unsigned size);
 void pci_cfg_write(u8 bus, u8 devfn, u16 offset, unsigned size, u32 val);
 
+/* Who handles guest accesses to ports 0xCF8-0xCFB other than the dword CONFIG_ADDRESS (0xCF9
+ * is the reset control register): the hardware unless set. */
+void pci_set_other_ports(u32 (*fn)(u16 port, unsigned size, bool in, u32 val));
+
 /* Enumerate, bind drivers, and hook ports 0xCF8-0xCFF. With `reset`, each driver first puts
  * its devices back in the state firmware left them in (driver->reset). */
 void pci_init(bool reset);

@@ -210,6 +210,11 @@ void iommu_hide(void)
 
 #endif
 
+bool iommu_resume(void)
+{
+	return !active || ops->enable();
+}
+
 bool iommu_active(void)
 {
 	return active;

@@ -68,6 +68,8 @@ extern const struct iommu_ops vtd_ops, amdvi_ops;
 void iommu_init(void);
 /* Hide the register pages and the ACPI table from the guest (after the nested page tables). */
 void iommu_hide(void);
+/* After S3 (the units were reset): the same tables, translation on again. False on a timeout. */
+bool iommu_resume(void);
 /* Is DMA translation on in every IOMMU the platform has? */
 bool iommu_active(void);
 /* The device at bus:devfn may also reach [pa, pa+len) of Parapet's memory (its mediating

@@ -23,6 +23,15 @@ void storage_init(struct policy *p)
 		drives[i].pd = &p->drives[i];
 }
 
+void storage_wipe(void)
+{
+	for (unsigned i = 0; i < POLICY_MAX_KEYS; i++)
+		xts_wipe(&keys[i]);
+	if (pol)
+		pol->nkeys = 0;
+	__asm__ volatile("" : : "r"(keys) : "memory");
+}
+
 bool storage_active(void)
 {
 	return pol && pol->ndrives > 0;

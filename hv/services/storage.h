@@ -22,6 +22,8 @@ struct storage_drive;
 /* Take the policy in force (keys are expanded and the raw key bytes in *p wiped). */
 void storage_init(struct policy *p);
 bool storage_active(void);
+/* Wipe every key schedule (before a reset or power-off: nothing is transformed after it). */
+void storage_wipe(void);
 bool storage_has_keys(void);
 
 /* The policy entry naming this drive, or NULL: a drive no entry names passes untouched. */

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "test.h"
 #include "vmm/vmmcall.h"
+#include "power/power.h"
 #include "vmm/vcpu.h"
 #include "vmm/gmem.h"
 #include "core/log.h"
@@ -12,6 +13,7 @@ static uint64_t counters[2][EXIT_NR];
 unsigned vmm_cpu_count(void) { return 2; }
 const uint64_t *vmm_cpu_exits(unsigned cpu) { return counters[cpu]; }
 unsigned long long preboot_handoff(struct vcpu *v) { (void)v; return VMMCALL_EPERM; }
+struct power_stats power_stats = { .resumes = 7, .refused = 3 };
 void log_sink_init(const struct log_config *cfg) { (void)cfg; }
 void log_sink_write(const char *s, size_t n) { (void)s, (void)n; }
 

@@ -30,7 +30,7 @@ static bool post(struct vcpu *t, bool init, u8 vector)
 }
 
 /* Interrupt t with Parapet's NMI. One in flight per target: Parapet's NMIs never merge. */
-static void kick(struct vcpu *t)
+void apic_kick(struct vcpu *t)
 {
 	if (!__atomic_exchange_n(&t->kicked, true, __ATOMIC_ACQ_REL))
 		lapic_send(t->apic_id, ICR_MODE_NMI << 8);
@@ -51,7 +51,7 @@ static void deliver(struct vcpu *from, u32 lo, u32 dest, bool x2)
 			LOG("apic: cpu%u: %s for cpu%u%s\n", from->id, mode == ICR_MODE_INIT ? "INIT" : "STARTUP", t->id,
 			    posted ? "" : " (running: ignored)");
 		if (posted && t != from)
-			kick(t);
+			apic_kick(t);
 	}
 }
 
@@ -61,7 +61,7 @@ unsigned apic_init_others(struct vcpu *self)
 	for (unsigned i = 0; i < n; i++) {
 		struct vcpu *t = vcpu_get(i);
 		if (t != self && !__atomic_load_n(&t->waiting, __ATOMIC_ACQUIRE) && post(t, true, 0))
-			kick(t);
+			apic_kick(t);
 	}
 	for (unsigned i = 0; i < n; i++) {
 		struct vcpu *t = vcpu_get(i);

@@ -40,6 +40,10 @@ bool apic_wrmsr(struct vcpu *v, u32 msr, u64 val);
  * second at most) until each is. Returns how many did not come back. */
 unsigned apic_init_others(struct vcpu *self);
 
+/* Interrupt t with Parapet's NMI (one in flight per target): it leaves the guest and looks
+ * at its mailbox and at cpus_park_if_frozen(). */
+void apic_kick(struct vcpu *t);
+
 /* On v's own CPU: whether another CPU posted something for it. */
 static inline bool apic_mail_posted(struct vcpu *v)
 {

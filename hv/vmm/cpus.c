@@ -49,8 +49,6 @@ static u8 saved_page[PAGE_SIZE];
 static __noreturn void ap_main(struct vcpu *v)
 {
 	cpu_tables_init();
-	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
-	__asm__ volatile("clgi");               /* as on every CPU: the host runs with GIF clear */
 	u32 id = lapic_id();
 	if (id != v->apic_id)
 		LOG("cpus: cpu%u: MADT said APIC ID %x, the APIC says %x\n", v->id, v->apic_id, id);
@@ -65,7 +63,9 @@ static bool alive(struct vcpu *v) { return __atomic_load_n(&v->alive, __ATOMIC_A
 static bool start_ap(struct vcpu *v, u8 *page)
 {
 	struct ap_params *p = (struct ap_params *)(page + (ap_tramp_params - ap_tramp));
-	p->stack = pgalloc(HV_STACK_SIZE / PAGE_SIZE) + HV_STACK_SIZE;
+	if (!v->stack)
+		v->stack = pgalloc(HV_STACK_SIZE / PAGE_SIZE) + HV_STACK_SIZE;
+	p->stack = v->stack;            /* a restart (after S3) reuses it: nothing on it survives */
 	p->entry = (u64)ap_main;
 	p->arg = (u64)v;
 	lapic_send(v->apic_id, ICR_MODE_INIT << 8 | ICR_ASSERT | ICR_LEVEL);
@@ -94,16 +94,7 @@ struct vcpu *cpus_start(void)
 		return bsp;
 	}
 
-	u8 *page = phys_ptr(TRAMP_PAGE);
-	u64 len = (u64)(ap_tramp_end - ap_tramp);
-	memcpy(saved_page, page, PAGE_SIZE);
-	memcpy(page, ap_tramp, len);
-	*(u32 *)(page + (ap_tramp_gdtr - ap_tramp) + 2) = TRAMP_PAGE + (u32)(ap_tramp_gdt - ap_tramp);
-	*(u32 *)(page + (ap_tramp_jump - ap_tramp)) = TRAMP_PAGE + (u32)(ap_tramp_long - ap_tramp);
-	struct ap_params *p = (struct ap_params *)(page + (ap_tramp_params - ap_tramp));
-	p->cr3 = (u32)read_cr3();              /* the host tables lie below 4 GiB (mm/hvmem.c) */
-	p->cr4 = (u32)read_cr4();
-
+	u8 *page = cpus_tramp_install(0, 0, 0);
 	unsigned started = 1;
 	for (unsigned i = 0; i < n; i++) {
 		if (ids[i] == bsp->apic_id)
@@ -124,7 +115,113 @@ struct vcpu *cpus_start(void)
 			LOG("cpus: cpu%u (APIC ID %x) did not start; the guest cannot use it\n", v->id, ids[i]);
 		}
 	}
-	memcpy(page, saved_page, PAGE_SIZE);
+	cpus_tramp_remove();
 	LOG("cpus: %u of %u processors run Parapet\n", started, n);
 	return bsp;
+}
+
+void *cpus_tramp_install(u64 stack, void (*entry)(u64), u64 arg)
+{
+	u8 *page = phys_ptr(TRAMP_PAGE);
+	memcpy(saved_page, page, PAGE_SIZE);
+	memcpy(page, ap_tramp, (u64)(ap_tramp_end - ap_tramp));
+	*(u32 *)(page + (ap_tramp_gdtr - ap_tramp) + 2) = TRAMP_PAGE + (u32)(ap_tramp_gdt - ap_tramp);
+	*(u32 *)(page + (ap_tramp_jump - ap_tramp)) = TRAMP_PAGE + (u32)(ap_tramp_long - ap_tramp);
+	struct ap_params *p = (struct ap_params *)(page + (ap_tramp_params - ap_tramp));
+	p->cr3 = (u32)read_cr3();              /* the host tables lie below 4 GiB (mm/hvmem.c) */
+	p->cr4 = (u32)read_cr4();
+	p->stack = stack;
+	p->entry = (u64)entry;
+	p->arg = arg;
+	return page;
+}
+
+void cpus_tramp_remove(void)
+{
+	memcpy(phys_ptr(TRAMP_PAGE), saved_page, PAGE_SIZE);
+}
+
+unsigned cpus_restart_aps(struct vcpu *self)
+{
+	u8 *page = cpus_tramp_install(0, 0, 0);
+	unsigned started = 0;
+	for (unsigned i = 0; i < nvcpus; i++) {
+		struct vcpu *v = &vcpus[i];
+		if (v == self || !v->stack)
+			continue;       /* this CPU, or an AP that never started: held in INIT */
+		__atomic_store_n(&v->alive, false, __ATOMIC_RELAXED);
+		__atomic_store_n(&v->kicked, false, __ATOMIC_RELAXED);
+		v->mail = (struct vcpu_mail){ 0 };
+		v->waiting = true;
+		v->restart = NULL;
+		if (start_ap(v, page))
+			started++;
+		else
+			lapic_send(v->apic_id, ICR_MODE_INIT << 8 | ICR_ASSERT | ICR_LEVEL);
+	}
+	cpus_tramp_remove();
+	return started;
+}
+
+/*
+ * Stopping the world. One CPU at a time owns it (freeze_owner); every other CPU, kicked out of
+ * the guest by Parapet's NMI, parks in cpus_park_if_frozen() at its next exit (or in its
+ * wait-for-SIPI) until the owner thaws it, which a reset, power-off or sleep never does.
+ */
+#define NO_OWNER (~0u)
+static u32 freeze_owner = NO_OWNER;
+static u32 parked;
+
+bool cpus_freeze_others(struct vcpu *self)
+{
+	u32 none = NO_OWNER;
+	while (!__atomic_compare_exchange_n(&freeze_owner, &none, self->id, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		none = NO_OWNER;
+		cpus_park_if_frozen(self);      /* another CPU's reset or sleep goes first */
+	}
+	unsigned others = 0;
+	for (unsigned i = 0; i < nvcpus; i++) {
+		struct vcpu *t = &vcpus[i];
+		if (t == self || (!t->bsp && !__atomic_load_n(&t->alive, __ATOMIC_ACQUIRE)))
+			continue;       /* an AP that never started runs nothing */
+		others++;
+		apic_kick(t);
+	}
+	for (unsigned ms = 0; __atomic_load_n(&parked, __ATOMIC_ACQUIRE) < others && ms < 1000; ms++)
+		io_delay_us(1000);
+	if (__atomic_load_n(&parked, __ATOMIC_ACQUIRE) < others)
+		LOG("cpus: cpu%u: %u of %u other processors did not stop within a second\n", self->id,
+		    others - __atomic_load_n(&parked, __ATOMIC_ACQUIRE), others);
+	return __atomic_load_n(&parked, __ATOMIC_ACQUIRE) >= others;
+}
+
+void cpus_park_if_frozen(struct vcpu *v)
+{
+	u32 owner = __atomic_load_n(&freeze_owner, __ATOMIC_ACQUIRE);
+	if (owner == NO_OWNER || owner == v->id)
+		return;
+	__atomic_fetch_add(&parked, 1, __ATOMIC_ACQ_REL);
+	while (__atomic_load_n(&freeze_owner, __ATOMIC_ACQUIRE) != NO_OWNER)
+		cpu_relax();
+	__atomic_fetch_sub(&parked, 1, __ATOMIC_ACQ_REL);
+}
+
+void cpus_thaw(void)
+{
+	__atomic_store_n(&freeze_owner, NO_OWNER, __ATOMIC_RELEASE);
+}
+
+void cpus_reset_freeze(void)
+{
+	__atomic_store_n(&parked, 0, __ATOMIC_RELAXED);
+	cpus_thaw();
+}
+
+struct vcpu *cpus_self(void)
+{
+	u32 id = lapic_id();
+	for (unsigned i = 0; i < nvcpus; i++)
+		if (vcpus[i].apic_id == id)
+			return &vcpus[i];
+	return NULL;
 }

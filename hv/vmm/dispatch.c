@@ -2,7 +2,7 @@
 #include "vmm/vcpu.h"
 #include "iommu/iommu.h"
 #include "core/log.h"
-#include "core/platform.h"
+#include "power/power.h"
 
 static u64 rate_limit;
 
@@ -24,12 +24,6 @@ static void handle_npf(struct vcpu *v)
 	vcpu_inject_gp(v);
 }
 
-static void handle_shutdown(struct vcpu *v)
-{
-	LOG("vmm: cpu%u: guest shutdown (triple fault) at rip=%lx; resetting the machine\n", v->id, v->rip);
-	platform_reset();
-}
-
 static void handle_other(struct vcpu *v)
 {
 	if (__atomic_fetch_add(&rate_limit, 1, __ATOMIC_RELAXED) < 16)
@@ -46,7 +40,7 @@ static const exit_handler handlers[EXIT_NR] = {
 	[EXIT_VMMCALL] = handle_vmmcall,
 	[EXIT_SVM_INSN] = refuse_svm_insn,
 	[EXIT_NPF] = handle_npf,
-	[EXIT_SHUTDOWN] = handle_shutdown,
+	[EXIT_SHUTDOWN] = power_guest_shutdown,
 	[EXIT_OTHER] = handle_other,
 	[EXIT_NMI] = handle_nmi,
 };

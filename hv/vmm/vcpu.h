@@ -97,6 +97,8 @@ struct vcpu {
 	u32 ldr, dfr;           /* the guest's xAPIC logical destination registers, as written */
 	struct vcpu_mail mail;
 	const struct guest_start *restart;   /* set by a handler: start afresh there (handoff) */
+	u64 stack;              /* an AP's host stack top, kept for its restart after S3 */
+	u64 backend[2];         /* the backend's per-CPU pages (SVM: VMCB, host save area) */
 	u64 exits[EXIT_NR];
 };
 

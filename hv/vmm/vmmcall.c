@@ -2,6 +2,7 @@
 #include "vmm/vcpu.h"
 #include "vmm/gmem.h"
 #include "iommu/iommu.h"
+#include "power/power.h"
 #include "services/storage.h"
 #include "core/log.h"
 #include "core/string.h"
@@ -82,6 +83,8 @@ void handle_vmmcall(struct vcpu *v)
 			      (storage_has_keys() ? VMMCALL_STATUS_KEYS : 0);
 		v->gpr[RCX] = iommu_stats.faults;
 		v->gpr[RDX] = iommu_stats.units;
+		v->gpr[RSI] = power_stats.resumes;
+		v->gpr[RDI] = power_stats.refused;
 		ret = VMMCALL_OK;
 		break;
 	case VMMCALL_HANDOFF:

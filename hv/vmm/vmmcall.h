@@ -16,13 +16,14 @@
                                     in: RBX = policy record gpa, RCX = its length;
                                     success does not return: the target OS boots */
 #define VMMCALL_STATUS       4   /* (ABI 1.3) out: RBX = VMMCALL_STATUS_* flags, RCX = DMA requests
-                                    the IOMMU blocked, RDX = IOMMU units in use */
+                                    the IOMMU blocked, RDX = IOMMU units in use;
+                                    (ABI 1.4) RSI = S3 resumes, RDI = sleeps refused */
 
 #define VMMCALL_STATUS_DMA_ISOLATION  (1ull << 0)  /* DMA translation on in every IOMMU */
 #define VMMCALL_STATUS_KEYS           (1ull << 1)  /* a policy with keys is in force */
 
 #define VMMCALL_MAGIC     0x54505250ull   /* "PRPT" */
-#define VMMCALL_ABI       0x00010003ull   /* major 1, minor 3 */
+#define VMMCALL_ABI       0x00010004ull   /* major 1, minor 4 */
 #define VMMCALL_ALL_CPUS  0xFFFFFFFFull
 #define VMMCALL_BUF_MAX   4096            /* one buffer never crosses a 4 KiB page */
 

@@ -159,18 +159,31 @@ static void start_at(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, const struc
 		v->gpr[RDX] = 0;
 		v->gpr[RSI] = s->esi;
 		__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");   /* FS, GS as above */
+	} else if (s->flat32) {
+		/* ACPI §4.8.3.2.1 / FACS X_Firmware_Waking_Vector: flat 32-bit segments, no paging; the
+		 * selectors are undefined there: the guest loads its own GDT first. */
+		struct vmcb_seg code = { 0x08, 0xC9B, 0xFFFFFFFF, 0 }, data = { 0x10, 0xC93, 0xFFFFFFFF, 0 };
+		vmcb->cs = code;
+		vmcb->ds = vmcb->es = vmcb->ss = vmcb->fs = vmcb->gs = data;
+		vmcb->cr0 = CR0_PE | CR0_ET;
+		vmcb->rip = s->eip;
+		vmcb->rsp = 0;
+		__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");
 	}
-	LOG("svm: cpu%u: entering the guest at %x:%x (%s)\n", v->id, s->linux32 ? LX_BOOT_CS : s->cs,
-	    s->linux32 ? s->eip : s->ip, s->linux32 ? "Linux 32-bit entry" : "real mode");
+	LOG("svm: cpu%u: entering the guest at %x:%x (%s)\n", v->id, s->linux32 ? LX_BOOT_CS : s->flat32 ? 0x08 : s->cs,
+	    s->linux32 || s->flat32 ? s->eip : s->ip,
+	    s->linux32 ? "Linux 32-bit entry" : s->flat32 ? "32-bit protected mode" : "real mode");
 }
 
 /* Parapet's wait-for-SIPI: the processor sleeps in the host until an NMI brings a STARTUP. */
 static void wait_for_sipi(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 {
 	u8 vec;
-	while (!apic_take_sipi(v, &vec))
+	while (!apic_take_sipi(v, &vec)) {
 		if (cpu_wait_nmi())
 			apic_nmi_was_kick(v);   /* nothing runs here for a guest NMI to reach */
+		cpus_park_if_frozen(v);
+	}
 	reset_cpu(v, vmcb, vmcb_pa, (u16)(vec << 8), (u64)vec << 12, 0);
 	if (log_budget_take(&ipi_log_budget))
 		LOG("svm: cpu%u: STARTUP: entering the guest at %x:0000 (real mode)\n", v->id, vec << 8);
@@ -318,6 +331,7 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 			start_at(v, vmcb, vmcb_pa, v->restart);
 			v->restart = NULL;
 		}
+		cpus_park_if_frozen(v);         /* another CPU resets, powers off or sleeps */
 		if (apic_mail_posted(v) && apic_take_init(v)) {
 			if (log_budget_take(&ipi_log_budget))
 				LOG("svm: cpu%u: INIT%s\n", v->id, v->bsp ? ": restarting at the reset vector" : "; waiting for STARTUP");
@@ -336,22 +350,24 @@ void svm_init(u64 npt)
 
 /* Enable SVM on this CPU and make its VMCB. The host runs with GIF clear from here on:
  * interrupts, NMIs and SMIs wait for the guest (core/isr.S opens it briefly for NMIs). */
-static struct vmcb *enable(u64 *vmcb_pa)
+static struct vmcb *enable(struct vcpu *v, u64 *vmcb_pa)
 {
-	u64 hsave = pgalloc(1);
-	*vmcb_pa = pgalloc(1);
-	struct vmcb *vmcb = (struct vmcb *)*vmcb_pa;
+	if (!v->backend[0]) {           /* the first start; after S3 the same pages serve again */
+		v->backend[0] = pgalloc(1);
+		v->backend[1] = pgalloc(1);
+		setup_vmcb((struct vmcb *)v->backend[0], npt_root);
+	}
+	*vmcb_pa = v->backend[0];
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
 	__asm__ volatile("clgi");
-	wrmsr(MSR_VM_HSAVE_PA, hsave);
-	setup_vmcb(vmcb, npt_root);
-	return vmcb;
+	wrmsr(MSR_VM_HSAVE_PA, v->backend[1]);
+	return (struct vmcb *)*vmcb_pa;
 }
 
 __noreturn void svm_run_bsp(struct vcpu *v, const struct guest_start *start)
 {
 	u64 vmcb_pa;
-	struct vmcb *vmcb = enable(&vmcb_pa);
+	struct vmcb *vmcb = enable(v, &vmcb_pa);
 	/* Its VMLOAD loads the guest's FS, GS, TR, LDTR and syscall MSRs; the host never uses them. */
 	start_at(v, vmcb, vmcb_pa, start);
 	run(v, vmcb, vmcb_pa);
@@ -360,6 +376,6 @@ __noreturn void svm_run_bsp(struct vcpu *v, const struct guest_start *start)
 __noreturn void svm_run_ap(struct vcpu *v)
 {
 	u64 vmcb_pa;
-	struct vmcb *vmcb = enable(&vmcb_pa);
+	struct vmcb *vmcb = enable(v, &vmcb_pa);
 	run(v, vmcb, vmcb_pa);          /* v->waiting: it waits for the guest's STARTUP first */
 }
