@@ -30,7 +30,7 @@ describe("Parapet on the default pc machine", () => {
     assert.match(g.console, /parapet_guest: loaded/);
     const v = await g.sh("cat /proc/parapet/version");
     assert.match(v, /magic=0x54505250/);
-    assert.match(v, /abi=0x00010003/);
+    assert.match(v, /abi=0x00010004/);
     assert.match(g.hvLog(), /svm: cpu0: entering the guest at [0-9a-f]+:[0-9a-f]+ \(real mode\)/);
   });
 
