@@ -354,6 +354,24 @@ static u32 data_port(void *ctx, u16 port, unsigned size, bool in, u32 val)
 	return 0;
 }
 
+unsigned pci_dma_stop(u16 *saved, unsigned max)
+{
+	unsigned n = ndevs < max ? ndevs : max;
+	for (unsigned i = 0; i < n; i++) {
+		saved[i] = (u16)pci_read(&devs[i], PCI_COMMAND, 2);
+		if (saved[i] != 0xFFFF && (saved[i] & PCI_COMMAND_MASTER))
+			pci_write(&devs[i], PCI_COMMAND, 2, saved[i] & ~PCI_COMMAND_MASTER);
+	}
+	return n;
+}
+
+void pci_dma_restore(const u16 *saved, unsigned n)
+{
+	for (unsigned i = 0; i < n && i < ndevs; i++)
+		if (saved[i] != 0xFFFF && (saved[i] & PCI_COMMAND_MASTER))
+			pci_write(&devs[i], PCI_COMMAND, 2, saved[i]);
+}
+
 static bool any_bound(void)
 {
 	for (unsigned i = 0; i < ndevs; i++)

@@ -86,6 +86,12 @@ void pci_cfg_write(u8 bus, u8 devfn, u16 offset, unsigned size, u32 val);
  * is the reset control register): the hardware unless set. */
 void pci_set_other_ports(u32 (*fn)(u16 port, unsigned size, bool in, u32 val));
 
+/* Bus mastering off on every function found at init, bridges included (no device can start
+ * a DMA; before a sleep, which resets them all anyway). Saves each command register in saved[]
+ * (at most max); returns how many. pci_dma_restore puts them back (a sleep that did not happen). */
+unsigned pci_dma_stop(u16 *saved, unsigned max);
+void pci_dma_restore(const u16 *saved, unsigned n);
+
 /* Enumerate, bind drivers, and hook ports 0xCF8-0xCFF. With `reset`, each driver first puts
  * its devices back in the state firmware left them in (driver->reset). */
 void pci_init(bool reset);

@@ -3,6 +3,7 @@
 #include "power/internal.h"
 #include "guest/bios.h"
 #include "iommu/iommu.h"
+#include "io/pci.h"
 #include "mm/hvmem.h"
 #include "vmm/cpus.h"
 #include "vmm/io.h"
@@ -15,6 +16,10 @@
 #include "core/string.h"
 #include "core/x86.h"
 
+#define ISA_DMA1_MASK_ALL 0x0F          /* 8237 "write all mask bits" registers */
+#define ISA_DMA2_MASK_ALL 0xDE
+
+static u16 cmd_saved[PCI_DEVS_MAX];    /* PCI command registers while a sleep is under way */
 static bool wak_pending;                /* a refused sleep: PM1 status shows WAK_STS */
 static u32 log_budget = 32;
 static u64 resume_stack;
@@ -121,6 +126,13 @@ static void s3(struct vcpu *v, unsigned state, u16 port, unsigned size, u32 val)
 	else
 		wake.start = (struct guest_start){ .cs = (u16)(vec >> 4), .ip = (u16)(vec & 0xF) };
 
+	/* No DMA may change the FACS or the trampoline page from here on: bus mastering off on
+	 * every PCI function (the sleep resets them; the guest's drivers restore their
+	 * configuration on resume), every 8237 channel masked, and a moment for DMA under way. */
+	unsigned ncmd = pci_dma_stop(cmd_saved, PCI_DEVS_MAX);
+	outb(ISA_DMA1_MASK_ALL, 0x0F);
+	outb(ISA_DMA2_MASK_ALL, 0x0F);
+	io_delay_us(1000);
 	cpus_tramp_install(resume_stack, resume, 0);
 	for (unsigned i = 0; i < 2; i++) {
 		u64 a = wake.facs[i];
@@ -149,6 +161,7 @@ static void s3(struct vcpu *v, unsigned state, u16 port, unsigned size, u32 val)
 				wr64(wake.facs[i] + FACS_X_WAKING_VECTOR, wake.x_vector[i]);
 		}
 	cpus_tramp_remove();
+	pci_dma_restore(cmd_saved, ncmd);
 	refuse(v, state, "the platform did not sleep within a second");
 }
 
