@@ -52,6 +52,7 @@ export function benchLoc(): LocGroup[] {
     group("storage service and policy record (hv/services, hv/handoff)", [...dir("hv/services"), ...dir("hv/handoff")]),
     group("crypto (hv/crypto)", dir("hv/crypto")),
     ...iommuGroups(),
+    group("sleep, reset and power-off (hv/power)", dir("hv/power")),
   ];
 }
 
