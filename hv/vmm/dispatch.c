@@ -3,6 +3,7 @@
 #include "iommu/iommu.h"
 #include "core/log.h"
 #include "power/power.h"
+#include "vmm/cpus.h"
 
 static u64 rate_limit;
 
@@ -47,6 +48,7 @@ static const exit_handler handlers[EXIT_NR] = {
 
 void vmm_dispatch(struct vcpu *v)
 {
+	cpus_park_if_frozen(v);         /* nothing is handled while another CPU resets or sleeps */
 	enum exit_reason r = v->exit.reason < EXIT_NR ? v->exit.reason : EXIT_OTHER;
 	v->exits[r]++;
 	handlers[r](v);
