@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
 import { QemuSession, type Fate } from "../src/lib/qemu.ts";
 import { describeFate } from "../src/commands/run.ts";
-import { hostDescription, qemuVersion, runAsScript } from "./common.ts";
+import { hostDescription, qemuVersion, runAsScript, type GuestBenchOptions } from "./common.ts";
 
 /** VM exit reasons as indexed in /proc/parapet/exits. */
 export const EXIT_REASONS = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "svm_insn", "npf", "shutdown", "other", "nmi"] as const;
@@ -19,22 +19,7 @@ export const TARGET_RATIO = 1.1;
 /** The guest command run after READY in every boot (bare it fails: there is no /proc/parapet). */
 const EXITS_CMD = "cat /proc/parapet/exits";
 
-export interface BenchBootOptions {
-  /** Boots of each kind (default 5). */
-  runs?: number;
-  cpus?: number;
-  /** QEMU machine type (default pc). */
-  machine?: string;
-  memory?: string;
-  /** Guest disk image (default build/guest.img); booted with snapshot=on, never modified. */
-  disk?: string;
-  /** Extra hypervisor options for the Parapet boots. */
-  hvArgs?: string;
-  /** Limit for one boot, in seconds (default 300). */
-  timeoutSec?: number;
-  /** Progress, one line per boot; default silent. */
-  log?: (msg: string) => void;
-}
+export type BenchBootOptions = GuestBenchOptions;
 
 export type BootMode = "bare" | "parapet";
 

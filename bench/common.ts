@@ -45,3 +45,21 @@ export function runAsScript(moduleUrl: string, sub: string): void {
     process.exit(1);
   });
 }
+
+/** What every benchmark that boots the test guest in QEMU takes. */
+export interface GuestBenchOptions {
+  /** Repetitions of each kind (default 5). */
+  runs?: number;
+  cpus?: number;
+  /** QEMU machine type (default pc). */
+  machine?: string;
+  memory?: string;
+  /** Guest disk image (default build/guest.img); booted with snapshot=on, never modified. */
+  disk?: string;
+  /** Extra hypervisor options for the Parapet boots. */
+  hvArgs?: string;
+  /** Limit for one step (a boot, a suspend, a resume), in seconds (default 300). */
+  timeoutSec?: number;
+  /** Progress, one line per step; default silent. */
+  log?: (msg: string) => void;
+}

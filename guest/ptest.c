@@ -49,6 +49,8 @@ static void usage(void)
 	      "  ptest fwcfg sig|dir\n"
 	      "  ptest fwcfg read KEY LEN [OFFSET]\n"
 	      "  ptest fwcfg find KEY LEN HEX\n"
+	      "  ptest outb|outw|outl PORT VALUE   (one OUT; a reset or power-off write does not return)\n"
+	      "  ptest inb|inw|inl PORT\n"
 	      "numbers are decimal or 0x-prefixed hexadecimal\n",
 	      stderr);
 	exit(2);
@@ -599,6 +601,52 @@ static int cmd_fwcfg(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * outb/outw/outl PORT VALUE, inb/inw/inl PORT: one port access from ring 3, after ioperm (ports
+ * below 0x400) or iopl(3). A write that resets or powers off the machine never prints; so that
+ * "ok" is not mistaken for a write that was swallowed, it is printed after the OUT.
+ */
+static int port_access(int argc, char **argv, int width, int write)
+{
+	uint64_t port, value = 0;
+
+	if (argc != (write ? 2 : 1))
+		usage();
+	port = parse_num(argv[0]);
+	if (write)
+		value = parse_num(argv[1]);
+	if (port > 0xffff || port + (unsigned)width > 0x10000 || (width < 4 && value >> (8 * width))
+	    || value > 0xffffffffULL) {
+		fprintf(stderr, "ptest: port or value out of range\n");
+		exit(2);
+	}
+	if (port + (unsigned)width <= 0x400 ? ioperm((unsigned long)port, (unsigned long)width, 1) : iopl(3)) {
+		printf("error=%s\n", errno_name(errno));
+		return 1;
+	}
+	if (write) {
+		fflush(stdout);
+		if (width == 1)
+			outb((uint8_t)value, (uint16_t)port);
+		else if (width == 2)
+			outw((uint16_t)value, (uint16_t)port);
+		else
+			outl((uint32_t)value, (uint16_t)port);
+		printf("ok\n");
+	} else {
+		value = width == 1 ? inb((uint16_t)port) : width == 2 ? inw((uint16_t)port) : inl((uint16_t)port);
+		printf("port=0x%04" PRIx64 " value=0x%0*" PRIx64 "\n", port, 2 * width, value);
+	}
+	return 0;
+}
+
+static int cmd_outb(int argc, char **argv) { return port_access(argc, argv, 1, 1); }
+static int cmd_outw(int argc, char **argv) { return port_access(argc, argv, 2, 1); }
+static int cmd_outl(int argc, char **argv) { return port_access(argc, argv, 4, 1); }
+static int cmd_inb(int argc, char **argv) { return port_access(argc, argv, 1, 0); }
+static int cmd_inw(int argc, char **argv) { return port_access(argc, argv, 2, 0); }
+static int cmd_inl(int argc, char **argv) { return port_access(argc, argv, 4, 0); }
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -614,6 +662,12 @@ int main(int argc, char **argv)
 		{ "memmap", cmd_memmap },
 		{ "kcore-scan", cmd_kcore_scan },
 		{ "fwcfg", cmd_fwcfg },
+		{ "outb", cmd_outb },
+		{ "outw", cmd_outw },
+		{ "outl", cmd_outl },
+		{ "inb", cmd_inb },
+		{ "inw", cmd_inw },
+		{ "inl", cmd_inl },
 	};
 	size_t i;
 

@@ -121,7 +121,7 @@ describe("DMA isolation", { concurrency: 2 }, () => {
     try {
       await ready(g);
       assert.match(g.hvLog(), /iommu: VT-d: 1 unit\(s\), DMA translation on .* DMA isolation ON/);
-      assert.deepEqual(kv(await g.sh("cat /proc/parapet/status")), { dma_isolation: "1", keys: "1", dma_blocked: "0", iommu_units: "1" });
+      assert.deepEqual(kv(await g.sh("cat /proc/parapet/status")), { dma_isolation: "1", keys: "1", dma_blocked: "0", iommu_units: "1", s3_resumes: "0", sleeps_refused: "0" });
       // The guest is offered no IOMMU: no DMAR in its ACPI tables, and the registers refuse it.
       assert.doesNotMatch(await g.sh("ls /sys/firmware/acpi/tables"), /DMAR/);
       const gcmd = kv(await g.sh("echo 'fed90018 0' > /proc/parapet/mmio; cat /proc/parapet/mmio"));
@@ -189,7 +189,7 @@ describe("DMA isolation", { concurrency: 2 }, () => {
       await ready(g);
       assert.match(g.hvLog(), /no DMAR or IVRS table: no IOMMU, DMA isolation OFF/);
       assert.match(g.hvLog(), /WARNING: DMA isolation is OFF and the record allows it/);
-      assert.deepEqual(kv(await g.sh("cat /proc/parapet/status")), { dma_isolation: "0", keys: "1", dma_blocked: "0", iommu_units: "0" });
+      assert.deepEqual(kv(await g.sh("cat /proc/parapet/status")), { dma_isolation: "0", keys: "1", dma_blocked: "0", iommu_units: "0", s3_resumes: "0", sleeps_refused: "0" });
       const a = await attack(g);
       assert.equal(a.ahciOut.status, "ok");
       assert.equal(a.ahciIn.status, "ok");

@@ -5,7 +5,7 @@
  * The hypervisor is called with VMMCALL (0f 01 d9) from CPL 0:
  *   in  RAX = function, RBX/RCX/RDX = arguments
  *   out RAX = 0 or a negative error (-1 unknown function, -2 bad argument,
- *             -3 bad guest address), RBX/RCX/RDX = results.
+ *             -3 bad guest address), RBX/RCX/RDX (and for STATUS from ABI 1.4, RSI/RDI) = results.
  * VERSION (0) returns RBX = magic, RCX = ABI (major << 16 | minor) and, from ABI minor 1 on,
  * RDX = the hypervisor's index of the virtual CPU that made the call.
  * Without a hypervisor VMMCALL raises #UD; the exception-table entry makes the
@@ -16,10 +16,15 @@
  *   /proc/parapet/version  magic=0x54505250 abi=0x00010000
  *   /proc/parapet/log      the hypervisor's kept log text
  *   /proc/parapet/exits    "REASON COUNT" per exit reason summed over CPUs, then cpus=N
- *   /proc/parapet/status   DMA isolation, keys in force, DMA blocked (STATUS, ABI 1.3)
+ *   /proc/parapet/status   DMA isolation, keys in force, DMA blocked (STATUS, ABI 1.3), S3
+ *   /proc/parapet/s3race   an S3 sleep with the FACS waking vector raced from another CPU (s3race.c)
+ *                          resumes and sleep requests refused (ABI 1.4)
  *   /proc/parapet/cpus     a probe run on each online CPU (cpus.c)
  * and the attack probes (mode 0600) ring0 and mmio (here), sipi (sipi.c), handoff
- * (handoff.c, mode 0200) and the DMA tools ahci, e1000 and fwcfg (dma.c).
+ * (handoff.c, mode 0200) and the DMA tools ahci, e1000 and fwcfg (dma.c), and (mode 0200)
+ *   /proc/parapet/triple   writing "1" makes the CPU the writer runs on triple-fault (pin it
+ *                          with taskset): interrupts off, an IDT of limit 0 loaded, INT3; the
+ *                          machine shuts down (reset), Parapet seeing it as a SHUTDOWN exit.
  *
  * The module is built from main.c (this file), cpus.c, sipi.c, sipi_payload.S, handoff.c and dma.c; parapet.h
  * holds what they share.
@@ -35,6 +40,8 @@
 #include <linux/string.h>
 #include <linux/uaccess.h>
 #include <asm/asm.h>
+#include <asm/desc.h>
+#include <asm/irqflags.h>
 
 #include "parapet.h"
 
@@ -47,18 +54,20 @@ static struct proc_dir_entry *parapet_dir;
 /* Safe in any context, also with interrupts off (the per-CPU probes run from an IPI). */
 void parapet_vmmcall(struct parapet_regs *r)
 {
-	unsigned long rax = r->rax, rbx = r->rbx, rcx = r->rcx, rdx = r->rdx;
+	unsigned long rax = r->rax, rbx = r->rbx, rcx = r->rcx, rdx = r->rdx, rsi = r->rsi, rdi = r->rdi;
 
 	asm volatile("1:	.byte 0x0f, 0x01, 0xd9\n"	/* vmmcall */
 		     "2:\n"
 		     _ASM_EXTABLE(1b, 2b)
-		     : "+a"(rax), "+b"(rbx), "+c"(rcx), "+d"(rdx)
+		     : "+a"(rax), "+b"(rbx), "+c"(rcx), "+d"(rdx), "+S"(rsi), "+D"(rdi)
 		     :
 		     : "memory");
 	r->rax = rax;
 	r->rbx = rbx;
 	r->rcx = rcx;
 	r->rdx = rdx;
+	r->rsi = rsi;
+	r->rdi = rdi;
 }
 
 static int parapet_version_show(struct seq_file *m, void *v)
@@ -71,7 +80,7 @@ static int parapet_log_show(struct seq_file *m, void *v)
 {
 	unsigned long page = __get_free_page(GFP_KERNEL);
 	unsigned long offset = 0, total = 0;
-	struct parapet_regs r;
+	struct parapet_regs r = { 0 };
 
 	if (!page)
 		return -ENOMEM;
@@ -150,19 +159,21 @@ PARAPET_PROC_OPS(parapet_exits);
 
 /*
  * /proc/parapet/status (ABI 1.3, STATUS): "dma_isolation=0|1 keys=0|1 dma_blocked=N
- * iommu_units=N": whether every IOMMU translates DMA, whether a policy with keys is in force,
- * how many DMA requests the IOMMU blocked, and how many IOMMU units Parapet drives.
+ * iommu_units=N s3_resumes=N sleeps_refused=N": whether every IOMMU translates DMA, whether a
+ * policy with keys is in force, how many DMA requests the IOMMU blocked, how many IOMMU units
+ * Parapet drives; from ABI 1.4, RSI the S3 resumes Parapet completed and RDI the sleep requests
+ * it refused. RSI and RDI go in as 0: a hypervisor older than 1.4 leaves them so.
  */
 static int parapet_status_show(struct seq_file *m, void *v)
 {
-	struct parapet_regs r = { .rax = PARAPET_FN_STATUS };
+	struct parapet_regs r = { .rax = PARAPET_FN_STATUS, .rsi = 0, .rdi = 0 };
 
 	parapet_vmmcall(&r);
 	if ((long)r.rax != 0)
 		seq_printf(m, "error=%ld\n", (long)r.rax);
 	else
-		seq_printf(m, "dma_isolation=%lu keys=%lu dma_blocked=%lu iommu_units=%lu\n", r.rbx & 1,
-			   (r.rbx >> 1) & 1, r.rcx, r.rdx);
+		seq_printf(m, "dma_isolation=%lu keys=%lu dma_blocked=%lu iommu_units=%lu s3_resumes=%lu sleeps_refused=%lu\n",
+			   r.rbx & 1, (r.rbx >> 1) & 1, r.rcx, r.rdx, r.rsi, r.rdi);
 	return 0;
 }
 
@@ -297,6 +308,33 @@ static const struct proc_ops parapet_mmio_ops = {
 	.proc_release = single_release,
 };
 
+/*
+ * /proc/parapet/triple: writing "1" triple-faults the CPU the writer runs on. With interrupts
+ * off, an IDT of limit 0 is loaded and INT3 executed: vector 3 lies beyond the limit (#GP),
+ * so does #GP's (#DF), and so does #DF's: shutdown. Under Parapet that is a SHUTDOWN exit;
+ * without it QEMU resets the machine. The write never returns.
+ */
+static ssize_t parapet_triple_write(struct file *f, const char __user *ubuf, size_t len, loff_t *off)
+{
+	struct desc_ptr none = { .size = 0, .address = 0 };
+	char c;
+
+	if (len < 1 || copy_from_user(&c, ubuf, 1))
+		return -EFAULT;
+	if (c != '1')
+		return -EINVAL;
+	pr_emerg("parapet_guest: triple fault on cpu%d\n", raw_smp_processor_id());
+	local_irq_disable();
+	asm volatile("lidt %0\n\tint3" : : "m"(none) : "memory");
+	for (;;)	/* not reached */
+		asm volatile("hlt");
+	return len;
+}
+
+static const struct proc_ops parapet_triple_ops = {
+	.proc_write = parapet_triple_write,
+};
+
 static int __init parapet_guest_init(void)
 {
 	struct parapet_regs r = { .rax = PARAPET_FN_VERSION };
@@ -322,7 +360,8 @@ static int __init parapet_guest_init(void)
 	    !proc_create("exits", 0400, parapet_dir, &parapet_exits_ops) ||
 	    !proc_create("status", 0400, parapet_dir, &parapet_status_ops) ||
 	    !proc_create("ring0", 0600, parapet_dir, &parapet_ring0_ops) ||
-	    !proc_create("mmio", 0600, parapet_dir, &parapet_mmio_ops)) {
+	    !proc_create("mmio", 0600, parapet_dir, &parapet_mmio_ops) ||
+	    !proc_create("triple", 0200, parapet_dir, &parapet_triple_ops)) {
 		proc_remove(parapet_dir);
 		return -ENOMEM;
 	}
@@ -333,6 +372,8 @@ static int __init parapet_guest_init(void)
 		err = parapet_handoff_init(parapet_dir);
 	if (!err)
 		err = parapet_dma_init(parapet_dir);
+	if (!err)
+		err = parapet_s3race_init(parapet_dir);
 	if (err) {
 		proc_remove(parapet_dir);
 		parapet_cpus_exit();

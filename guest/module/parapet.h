@@ -24,8 +24,9 @@
 /* Exit reason indices of EXIT_COUNTS that the module reads itself. */
 #define PARAPET_EXIT_CPUID	0
 
+/* RSI and RDI: more results of some functions (STATUS, ABI 1.4); callers zero what they do not set. */
 struct parapet_regs {
-	unsigned long rax, rbx, rcx, rdx;
+	unsigned long rax, rbx, rcx, rdx, rsi, rdi;
 };
 
 /* main.c */
@@ -48,6 +49,9 @@ int parapet_handoff_init(struct proc_dir_entry *dir);
 
 /* dma.c */
 int parapet_dma_init(struct proc_dir_entry *dir);
+
+/* s3race.c: /proc/parapet/s3race, the FACS waking-vector race during S3. */
+int parapet_s3race_init(struct proc_dir_entry *dir);
 void parapet_dma_exit(void);
 
 #endif /* PARAPET_GUEST_H */

@@ -20,6 +20,9 @@ void power_sleep(struct vcpu *v, u16 port, unsigned size, u32 val);
 /* Allocate the resume stack (power_init). */
 void power_sleep_init(void);
 
+/* After S3: the chipset's PM block base and enable as they were locked at init (pmbase.c). */
+void power_pmbase_resume(void);
+
 /* PM1 status reads: WAK_STS set after a refused sleep (until the guest clears it). */
 u32 power_pm1_status_io(void *ctx, u16 port, unsigned size, bool in, u32 val);
 

@@ -214,6 +214,7 @@ static __noreturn void resume(u64 unused)
 		power_wipe(v, "the IOMMU did not come back after S3");
 		panic("power: the IOMMU did not come back after S3: keys wiped");
 	}
+	power_pmbase_resume();
 	unsigned aps = cpus_restart_aps(v);
 	power_stats.resumes++;
 	LOG("power: S3 resume %lu on cpu%u: long mode, SVM, IOMMU%s and %u other processor(s) back; "

@@ -8,6 +8,7 @@ import { benchCrypto, formatCryptoReport, TARGET_CRYPTO_RATIO } from "../../benc
 import { benchLoc, benchTwostepLoc, formatLoc, formatTwostepLoc } from "../../bench/loc.ts";
 import { benchDisk, formatDiskReport, JOBS } from "../../bench/disk.ts";
 import { benchTwostep, formatTwostepReport } from "../../bench/twostep.ts";
+import { benchResume, formatResumeReport } from "../../bench/resume.ts";
 import { parseSize } from "../lib/diskimage.ts";
 
 function positiveInt(name: string, max: number) {
@@ -32,8 +33,21 @@ function shown(path: string): string {
   return rel && !rel.startsWith("..") ? rel : path;
 }
 
+/** Prints a benchmark's report, writes its raw results to --json, and fails the command when it failed. */
+function finish(report: string, r: { error?: string }, o: { json?: string; quiet?: boolean }): void {
+  process.stdout.write(report);
+  if (o.json) {
+    writeJsonFile(o.json, r);
+    if (!o.quiet) process.stderr.write(`bench: raw results in ${o.json}\n`);
+  }
+  if (r.error) {
+    process.stderr.write(`bench: ${r.error}\n`);
+    process.exitCode = 1;
+  }
+}
+
 export function registerBench(program: Command): void {
-  const bench = program.command("bench").description("Benchmarks: 'parapet bench boot', 'parapet bench twostep', 'parapet bench disk', 'parapet bench crypto', 'parapet bench loc' (see their --help)");
+  const bench = program.command("bench").description("Benchmarks: 'parapet bench boot', 'parapet bench resume', 'parapet bench twostep', 'parapet bench disk', 'parapet bench crypto', 'parapet bench loc' (see their --help)");
   bench
     .command("loc")
     .description(
@@ -133,6 +147,46 @@ export function registerBench(program: Command): void {
 
   registerBenchDisk(bench);
   registerBenchTwostep(bench);
+  registerBenchResume(bench);
+}
+
+function registerBenchResume(bench: Command): void {
+  bench
+    .command("resume")
+    .description(
+      "Resume time from ACPI S3 (suspend to RAM), bare and under Parapet in the same run: the test guest boots once " +
+        "bare and once under Parapet (QEMU, TCG, snapshot=on: the image is not modified) and in each sleeps and wakes " +
+        "--runs times. A cycle types 'echo mem > /sys/power/state; echo RESUMED-N-$?', polls QMP query-status every " +
+        "20 ms until it says suspended, sends QMP system_wakeup and waits for the marker on the console: the resume " +
+        "time is system_wakeup to the marker (host clock), which spans QEMU's machine reset, the firmware's resume " +
+        "path, under Parapet its own resume, and the guest kernel's. Prints every cycle (suspend time, wake event, " +
+        "resume time), the medians and the ratio parapet/bare. Exit status 0 unless a boot or cycle fails (then 1).",
+    )
+    .option("-n, --runs <n>", "sleep/resume cycles of each kind", positiveInt("--runs", 1000), 5)
+    .option("-c, --cpus <n>", "CPUs (-smp N)", positiveInt("--cpus", 16), 1)
+    .option("-M, --machine <type>", "QEMU machine type (pc, q35, …)", "pc")
+    .option("-m, --memory <size>", "guest RAM", "512M")
+    .option("--disk <file>", "test guest image (build it with: npx parapet image)", shown(DEFAULT_IMAGE))
+    .option("--hv-args <options>", "extra hypervisor options for the Parapet boot", "")
+    .option("-t, --timeout <seconds>", "limit for the boot, and for each suspend and resume", positiveInt("--timeout", 86400), 300)
+    .option("--json <file>", "also write the raw results (every cycle, summary) as JSON")
+    .option("-q, --quiet", "no progress lines on stderr")
+    .addHelpText(
+      "after",
+      "\nNeeds build/parapet.elf (make) and the test guest image (npx parapet image).\n" +
+        "Example: parapet bench resume --runs 5 --json build/bench-resume.json\n" +
+        "Also: node --import tsx bench/resume.ts --runs 3   (the same options)",
+    )
+    .action(async (o: {
+      runs: number; cpus: number; machine: string; memory: string; disk: string; hvArgs: string;
+      timeout: number; json?: string; quiet?: boolean;
+    }) => {
+      const r = await benchResume({
+        runs: o.runs, cpus: o.cpus, machine: o.machine, memory: o.memory, disk: o.disk, hvArgs: o.hvArgs, timeoutSec: o.timeout,
+        log: o.quiet ? undefined : (m) => process.stderr.write(`bench: ${m}\n`),
+      });
+      finish(formatResumeReport(r), r, o);
+    });
 }
 
 function registerBenchTwostep(bench: Command): void {
@@ -169,15 +223,7 @@ function registerBenchTwostep(bench: Command): void {
         runs: o.runs, cpus: o.cpus, memory: o.memory, disk: o.disk, timeoutSec: o.timeout,
         log: o.quiet ? undefined : (m) => process.stderr.write(`bench: ${m}\n`),
       });
-      process.stdout.write(formatTwostepReport(r));
-      if (o.json) {
-        writeJsonFile(o.json, r);
-        if (!o.quiet) process.stderr.write(`bench: raw results in ${o.json}\n`);
-      }
-      if (r.error) {
-        process.stderr.write(`bench: ${r.error}\n`);
-        process.exitCode = 1;
-      }
+      finish(formatTwostepReport(r), r, o);
     });
 }
 

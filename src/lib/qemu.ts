@@ -1,6 +1,8 @@
 // Boots QEMU with or without Parapet and talks to the guest through its serial console.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { REPO_ROOT } from "./guestimage.ts";
@@ -30,6 +32,23 @@ export interface BootOptions {
   cdrom?: string;
   /** Boot under Parapet from -kernel (default), or bare (false). Ignored with cdrom. */
   parapet?: boolean;
+  /** The hypervisor ELF passed with -kernel (default build/parapet.elf, HYPERVISOR). */
+  hypervisor?: string;
+  /**
+   * A QMP socket in the session's temporary directory (-qmp unix:PATH,server=on,wait=off), for
+   * QemuSession.qmp(), status(), waitUntilStopped(), dumpRam().
+   */
+  qmp?: boolean;
+  /**
+   * A guest reset or power-off pauses QEMU instead of ending it (-action
+   * reboot=shutdown,shutdown=pause; -no-reboot is always given): the run state becomes
+   * "shutdown" with the guest's RAM intact, to be read with dumpRam() (needs qmp). QEMU then
+   * runs until killed. To start over in the same QEMU: QMP set-action reboot=reset, system_reset,
+   * cont (under -no-reboot a system_reset alone is a shutdown); SeaBIOS then resets the machine
+   * once more itself (QEMU does not restore its shadowed ROM on reset), so set reboot=shutdown
+   * back only once the guest runs again. That boot took as long as a fresh QEMU's (measured).
+   */
+  pauseOnExit?: boolean;
   /** Extra hypervisor command-line options (log= is set from logSink). */
   hvArgs?: string;
   logSink?: LogSink;
@@ -79,8 +98,8 @@ export function piixIdeArgs(image: string, o: { snapshot?: boolean; id?: string 
   ];
 }
 
-/** The QEMU command line for these options. */
-export function qemuArgs(o: BootOptions, hvLog: string): string[] {
+/** The QEMU command line for these options; `qmpSocket` is where the QMP socket goes (o.qmp). */
+export function qemuArgs(o: BootOptions, hvLog: string, qmpSocket?: string): string[] {
   const sink = o.logSink ?? "e9";
   const machine = o.machine ?? "pc";
   if (o.iommu && !isQ35(machine)) throw new Error(`an emulated IOMMU needs -machine q35 (not ${machine})`);
@@ -91,6 +110,12 @@ export function qemuArgs(o: BootOptions, hvLog: string): string[] {
     "-smp", String(o.cpus ?? 1),
     "-display", "none", "-vga", "none", "-no-reboot", "-monitor", "none",
   ];
+  if (o.qmp) {
+    if (!qmpSocket) throw new Error("qmp: no socket path given");
+    if (qmpSocket.includes(",")) throw new Error(`QMP socket path ${qmpSocket} contains a comma`);
+    args.push("-qmp", `unix:${qmpSocket},server=on,wait=off`);
+  }
+  if (o.pauseOnExit) args.push("-action", "reboot=shutdown,shutdown=pause");
   // QEMU 10 accepts intel-iommu anywhere among the devices (every device's DMA address space
   // is bound when machine creation is done); first is where older QEMUs wanted it.
   if (o.iommu === "intel") args.push("-device", "intel-iommu");
@@ -106,8 +131,9 @@ export function qemuArgs(o: BootOptions, hvLog: string): string[] {
   if (o.cdrom) {
     args.push("-cdrom", o.cdrom, "-boot", "d");
   } else if (o.parapet !== false) {
-    if (!existsSync(HYPERVISOR)) throw new Error(`${HYPERVISOR} is missing: run make first`);
-    args.push("-kernel", HYPERVISOR, "-append", [`log=${sink}`, o.hvArgs ?? ""].join(" ").trim());
+    const hv = resolve(o.hypervisor ?? HYPERVISOR);
+    if (!existsSync(hv)) throw new Error(`${hv} is missing: run make first`);
+    args.push("-kernel", hv, "-append", [`log=${sink}`, o.hvArgs ?? ""].join(" ").trim());
     if (o.modules?.length) {
       const mods = o.modules.map((m) => {
         const space = m.indexOf(" ");
@@ -129,11 +155,193 @@ export function qemuArgs(o: BootOptions, hvLog: string): string[] {
   return args;
 }
 
+/** An asynchronous QMP event, with the host time it arrived (Date.now()). */
+export interface QmpEvent {
+  event: string;
+  data?: Record<string, unknown>;
+  /** QEMU's own timestamp of the event, in ms since the epoch. */
+  qemuMs: number;
+  /** When the client read it. */
+  hostMs: number;
+}
+
+/** The answer of query-status. */
+export interface RunState { running: boolean; status: string }
+
+/**
+ * A minimal QMP client (QEMU Machine Protocol, JSON lines over a Unix socket): the greeting and
+ * qmp_capabilities, then commands matched to their answers by id; events are kept in `events`.
+ */
+export class QmpClient {
+  readonly events: QmpEvent[] = [];
+  private buf = "";
+  private nextId = 1;
+  private pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; cmd: string }>();
+  private greeted: Promise<void>;
+  private closed: Error | undefined;
+  private eventListeners: Array<() => void> = [];
+
+  private constructor(private readonly sock: Socket) {
+    let greet: () => void;
+    this.greeted = new Promise((res) => (greet = res));
+    sock.setEncoding("utf8");
+    sock.on("data", (d: string) => {
+      this.buf += d;
+      for (let nl = this.buf.indexOf("\n"); nl >= 0; nl = this.buf.indexOf("\n")) {
+        const line = this.buf.slice(0, nl).trim();
+        this.buf = this.buf.slice(nl + 1);
+        if (!line) continue;
+        const msg = JSON.parse(line) as {
+          QMP?: unknown; event?: string; data?: Record<string, unknown>; timestamp?: { seconds: number; microseconds: number };
+          id?: number; return?: unknown; error?: { class: string; desc: string };
+        };
+        if (msg.QMP) greet();
+        else if (msg.event) {
+          const t = msg.timestamp;
+          this.events.push({ event: msg.event, data: msg.data, qemuMs: t ? t.seconds * 1000 + t.microseconds / 1000 : NaN, hostMs: Date.now() });
+          for (const l of this.eventListeners.splice(0)) l();
+        } else if (msg.id !== undefined) {
+          const p = this.pending.get(msg.id);
+          this.pending.delete(msg.id);
+          if (!p) continue;
+          if (msg.error) p.reject(new Error(`QMP ${p.cmd}: ${msg.error.class}: ${msg.error.desc}`));
+          else p.resolve(msg.return);
+        }
+      }
+    });
+    const fail = (e: Error) => {
+      this.closed ??= e;
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+      for (const l of this.eventListeners.splice(0)) l();
+    };
+    sock.on("error", fail);
+    sock.on("close", () => fail(new Error("QMP connection closed")));
+  }
+
+  /** Connects to `path` (retrying while QEMU has not yet made the socket) and negotiates capabilities. */
+  static async connect(path: string, timeoutMs = 30_000): Promise<QmpClient> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let c: QmpClient | undefined;
+      try {
+        const sock = await new Promise<Socket>((res, rej) => {
+          const s = connect(path, () => {
+            s.off("error", rej);
+            res(s);
+          });
+          s.once("error", rej);
+        });
+        c = new QmpClient(sock);
+        await Promise.race([c.greeted, new Promise((_, rej) => setTimeout(() => rej(new Error("no QMP greeting")), Math.max(1000, deadline - Date.now())))]);
+        await c.command("qmp_capabilities");
+        return c;
+      } catch (e) {
+        c?.close();
+        if (Date.now() > deadline) throw new Error(`QMP: cannot connect to ${path}: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  /** Runs a QMP command; resolves with its "return" value, throws on an "error" answer. */
+  command<T = unknown>(execute: string, args?: Record<string, unknown>): Promise<T> {
+    if (this.closed) return Promise.reject(this.closed);
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, cmd: execute });
+      this.sock.write(JSON.stringify(args ? { execute, arguments: args, id } : { execute, id }) + "\n");
+    });
+  }
+
+  /** The first event named `name` at index `from` or later of `events`. */
+  async waitForEvent(name: string, timeoutMs: number, from = 0): Promise<QmpEvent> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const e = this.events.slice(from).find((x) => x.event === name);
+      if (e) return e;
+      if (this.closed) throw new Error(`waiting for QMP event ${name}: ${this.closed.message}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for QMP event ${name}`);
+      await new Promise<void>((res) => {
+        const t = setTimeout(res, left);
+        this.eventListeners.push(() => {
+          clearTimeout(t);
+          res();
+        });
+      });
+    }
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+/** A QEMU -m size ("512M", "1G", "512": MiB) in bytes. */
+export function memoryBytes(size: string): number {
+  const m = /^(\d+)([KMGT]?)i?B?$/i.exec(size.trim());
+  if (!m) throw new Error(`memory size ${size}: expected e.g. 512M or 1G`);
+  const unit = { "": 2 ** 20, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m[2].toUpperCase()]!;
+  return Number(m[1]) * unit;
+}
+
+/** Occurrences of each pattern in a buffer or a file, and the first few offsets of each. */
+export interface PatternHits { count: number; offsets: number[] }
+
+/**
+ * Counts each byte pattern in `source` (a Buffer, or a file read in 64 MiB chunks that overlap by
+ * the longest pattern less one byte, so a match across a chunk boundary is counted once).
+ */
+export async function scanPatterns(source: string | Buffer, patterns: readonly Uint8Array[], keepOffsets = 8): Promise<PatternHits[]> {
+  const hits = patterns.map(() => ({ count: 0, offsets: [] as number[] }));
+  if (patterns.some((p) => p.length === 0)) throw new Error("scanPatterns: empty pattern");
+  const overlap = Math.max(...patterns.map((p) => p.length)) - 1;
+  const scan = (buf: Buffer, base: number, from: number) => {
+    patterns.forEach((p, i) => {
+      // Count a match only when it ends at or after `from` (earlier ones ended in the carried bytes).
+      for (let at = buf.indexOf(p); at >= 0; at = buf.indexOf(p, at + 1)) {
+        if (at + p.length <= from) continue;
+        if (hits[i].offsets.length < keepOffsets) hits[i].offsets.push(base + at);
+        hits[i].count++;
+      }
+    });
+  };
+  if (Buffer.isBuffer(source)) {
+    scan(source, 0, 0);
+    return hits;
+  }
+  const f = await open(source, "r");
+  try {
+    const chunk = 64 * 2 ** 20;
+    const buf = Buffer.alloc(chunk + overlap);
+    let carry = 0, pos = 0;
+    for (;;) {
+      const { bytesRead } = await f.read(buf, carry, chunk, pos);
+      if (bytesRead === 0) break;
+      const n = carry + bytesRead;
+      scan(buf.subarray(0, n), pos - carry, carry);
+      pos += bytesRead;
+      carry = Math.min(overlap, n);
+      buf.copy(buf, 0, n - carry, n);
+    }
+  } finally {
+    await f.close();
+  }
+  return hits;
+}
+
 /** The test guest's shell prompt (guest/init sets PS1). */
 const PROMPT = "guest# ";
 
 /** Lines QEMU prints about CPU features TCG cannot emulate: noise for our purposes. */
 const NOISE = /TCG doesn't support requested feature/;
+
+/** QEMUs of this process still running: killed when the process exits (a paused one would never end). */
+const live = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const p of live) p.kill("SIGKILL");
+});
 
 /** A running QEMU with the guest console on its stdio. */
 export class QemuSession {
@@ -148,9 +356,15 @@ export class QemuSession {
   private fateOverride: Fate | undefined;
   onConsole: ((text: string) => void) | undefined;
 
+  /** The session's temporary directory (the default hypervisor log, the QMP socket). */
+  readonly dir: string;
+  private qmpClient: Promise<QmpClient> | undefined;
+
   constructor(readonly opts: BootOptions) {
-    this.hvLogPath = opts.hvLog ?? join(mkdtempSync(join(tmpdir(), "parapet-")), "hv.log");
-    this.proc = spawn(QEMU, qemuArgs(opts, this.hvLogPath), { stdio: ["pipe", "pipe", "pipe"] });
+    this.dir = mkdtempSync(join(tmpdir(), "parapet-"));
+    this.hvLogPath = opts.hvLog ?? join(this.dir, "hv.log");
+    this.proc = spawn(QEMU, qemuArgs(opts, this.hvLogPath, join(this.dir, "qmp.sock")), { stdio: ["pipe", "pipe", "pipe"] });
+    live.add(this.proc);
     this.proc.stdout!.setEncoding("latin1");
     this.proc.stdout!.on("data", (d: string) => {
       this.console += d;
@@ -172,7 +386,10 @@ export class QemuSession {
     this.exited = new Promise((res) => {
       this.proc.on("error", (err) => res({ kind: "error", code: null, stderr: err.message }));
       this.proc.on("exit", (code) => {
+        live.delete(this.proc);
         clearInterval(this.panicTimer);
+        void this.qmpClient?.then((c) => c.close(), () => {});
+        rmSync(join(this.dir, "qmp.sock"), { force: true });
         for (const l of this.listeners.splice(0)) l();
         if (this.fateOverride) return res(this.fateOverride);
         const m = /parapet: panic: (.*)/.exec(this.hvLog());
@@ -271,6 +488,50 @@ export class QemuSession {
     } finally {
       clearTimeout(t);
     }
+  }
+
+  /** The QMP client (BootOptions.qmp), connected on first use. */
+  qmpClientFor(): Promise<QmpClient> {
+    if (!this.opts.qmp) return Promise.reject(new Error("this session has no QMP socket (BootOptions.qmp)"));
+    this.qmpClient ??= QmpClient.connect(join(this.dir, "qmp.sock"));
+    return this.qmpClient;
+  }
+
+  /** Runs a QMP command (BootOptions.qmp); resolves with its result, throws on a QMP error. */
+  async qmp<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
+    return (await this.qmpClientFor()).command<T>(command, args);
+  }
+
+  /** query-status: whether the guest's CPUs run, and QEMU's run state ("running", "shutdown", "suspended", …). */
+  status(): Promise<RunState> {
+    return this.qmp<RunState>("query-status");
+  }
+
+  /**
+   * Polls query-status until the VM no longer runs (a pause after a guest reset or power-off
+   * with pauseOnExit: "shutdown"; S3: "suspended"; …) and returns that run state.
+   */
+  async waitUntilStopped(timeoutMs = 120_000, pollMs = 200): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (!this.alive) throw new Error(`QEMU exited while waiting for the VM to stop; console tail:\n${this.tail()}`);
+      const st = await this.status();
+      if (!st.running) return st.status;
+      if (Date.now() > deadline) throw new Error(`the VM still runs (${st.status}) after ${timeoutMs} ms; console tail:\n${this.tail()}`);
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  /**
+   * Writes guest-physical memory 0 .. the -m size to `path` (QMP pmemsave; best with the VM
+   * stopped). RAM is contiguous from 0 only while it all fits below the PCI hole, so sizes above
+   * 2 GiB are refused (pc moves RAM above 3.5 GiB, q35 above 2 or 2.75 GiB, to beyond 4 GiB).
+   */
+  async dumpRam(path: string): Promise<number> {
+    const size = memoryBytes(this.opts.memory ?? "512M");
+    if (size > 2 ** 31) throw new Error(`dumpRam: ${this.opts.memory} of RAM is not contiguous from 0; at most 2 GiB`);
+    await this.qmp("pmemsave", { val: 0, size, filename: resolve(path) });
+    return size;
   }
 
   kill(): void {
