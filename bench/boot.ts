@@ -3,12 +3,11 @@
 // Run through the CLI (`npx parapet bench boot --help`) or directly
 // (`npm run bench [-- options]`, i.e. `node --import tsx bench/boot.ts [options]`).
 import { mkdtempSync, rmSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { QemuSession, type Fate } from "../src/lib/qemu.ts";
 import { describeFate } from "../src/commands/run.ts";
-import { hostDescription, qemuVersion, runAsScript, type GuestBenchOptions } from "./common.ts";
+import { guestBenchConfig, guestBenchSettings, runAsScript, type GuestBenchOptions } from "./common.ts";
 
 /** VM exit reasons as indexed in /proc/parapet/exits. */
 export const EXIT_REASONS = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "svm_insn", "npf", "shutdown", "other", "nmi"] as const;
@@ -152,23 +151,10 @@ async function bootOnce(seq: number, mode: BootMode, o: Required<Omit<BenchBootO
 
 /** Boots bare and under Parapet alternately, `runs` times each; never throws for a failed boot (see `error`). */
 export async function benchBoot(opts: BenchBootOptions = {}): Promise<BenchBootResult> {
-  const o = {
-    runs: opts.runs ?? 5,
-    cpus: opts.cpus ?? 1,
-    machine: opts.machine ?? "pc",
-    memory: opts.memory ?? "512M",
-    disk: resolve(opts.disk ?? DEFAULT_IMAGE),
-    hvArgs: opts.hvArgs ?? "",
-    timeoutSec: opts.timeoutSec ?? 300,
-  };
-  if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error(`runs ${o.runs}: expected a positive integer`);
-  if (!Number.isInteger(o.cpus) || o.cpus < 1 || o.cpus > 16) throw new Error(`cpus ${o.cpus}: expected 1..16`);
+  const o = guestBenchSettings(opts);
   const log = opts.log ?? (() => {});
   const result: BenchBootResult = {
-    config: {
-      runs: o.runs, cpus: o.cpus, machine: o.machine, memory: o.memory, disk: o.disk, hvArgs: o.hvArgs,
-      qemu: qemuVersion(), host: hostDescription(), loadAvg: loadavg()[0], date: new Date().toISOString(),
-    },
+    config: guestBenchConfig(o),
     runs: [],
   };
   const dir = mkdtempSync(join(tmpdir(), "parapet-bench-"));

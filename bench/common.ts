@@ -4,6 +4,8 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { loadavg } from "node:os";
+import { DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
 import { QEMU } from "../src/lib/qemu.ts";
 
 /** The first line of `qemu-system-x86_64 --version`, or "unknown". */
@@ -62,4 +64,28 @@ export interface GuestBenchOptions {
   timeoutSec?: number;
   /** Progress, one line per step; default silent. */
   log?: (msg: string) => void;
+}
+
+/** GuestBenchOptions with their defaults, checked (throws on a bad count). */
+export function guestBenchSettings(opts: GuestBenchOptions) {
+  const o = {
+    runs: opts.runs ?? 5,
+    cpus: opts.cpus ?? 1,
+    machine: opts.machine ?? "pc",
+    memory: opts.memory ?? "512M",
+    disk: resolve(opts.disk ?? DEFAULT_IMAGE),
+    hvArgs: opts.hvArgs ?? "",
+    timeoutSec: opts.timeoutSec ?? 300,
+  };
+  if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error(`runs ${o.runs}: expected a positive integer`);
+  if (!Number.isInteger(o.cpus) || o.cpus < 1 || o.cpus > 16) throw new Error(`cpus ${o.cpus}: expected 1..16`);
+  return o;
+}
+
+/** What a guest benchmark's JSON records about its configuration and the host it ran on. */
+export function guestBenchConfig(o: ReturnType<typeof guestBenchSettings>) {
+  return {
+    runs: o.runs, cpus: o.cpus, machine: o.machine, memory: o.memory, disk: o.disk, hvArgs: o.hvArgs,
+    qemu: qemuVersion(), host: hostDescription(), loadAvg: loadavg()[0], date: new Date().toISOString(),
+  };
 }

@@ -4,13 +4,10 @@
 // to the marker the guest's shell prints right after `echo mem > /sys/power/state` returns.
 // Run through the CLI (`npx parapet bench resume --help`) or directly
 // (`node --import tsx bench/resume.ts [options]`).
-import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
-import { resolve } from "node:path";
-import { DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
 import { isQ35, QemuSession } from "../src/lib/qemu.ts";
 import { describeFate } from "../src/commands/run.ts";
-import { hostDescription, qemuVersion, runAsScript, type GuestBenchOptions } from "./common.ts";
+import { guestBenchConfig, guestBenchSettings, runAsScript, type GuestBenchOptions } from "./common.ts";
 import { median } from "./boot.ts";
 
 export type BenchResumeOptions = GuestBenchOptions;
@@ -142,23 +139,10 @@ async function runMode(mode: ResumeMode, o: Required<Omit<BenchResumeOptions, "l
 
 /** Bare, then Parapet: one boot each, `runs` sleep/resume cycles each; never throws for a failed cycle (see `error`). */
 export async function benchResume(opts: BenchResumeOptions = {}): Promise<BenchResumeResult> {
-  const o = {
-    runs: opts.runs ?? 5,
-    cpus: opts.cpus ?? 1,
-    machine: opts.machine ?? "pc",
-    memory: opts.memory ?? "512M",
-    disk: resolve(opts.disk ?? DEFAULT_IMAGE),
-    hvArgs: opts.hvArgs ?? "",
-    timeoutSec: opts.timeoutSec ?? 300,
-  };
-  if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error(`runs ${o.runs}: expected a positive integer`);
-  if (!Number.isInteger(o.cpus) || o.cpus < 1 || o.cpus > 16) throw new Error(`cpus ${o.cpus}: expected 1..16`);
+  const o = guestBenchSettings(opts);
   const log = opts.log ?? (() => {});
   const result: BenchResumeResult = {
-    config: {
-      runs: o.runs, cpus: o.cpus, machine: o.machine, memory: o.memory, disk: o.disk, hvArgs: o.hvArgs,
-      qemu: qemuVersion(), host: hostDescription(), loadAvg: loadavg()[0], date: new Date().toISOString(),
-    },
+    config: guestBenchConfig(o),
     boots: [],
     cycles: [],
   };
