@@ -9,7 +9,7 @@
 #include "boot/layout.h"
 
 	.section .rodata
-	.globl ap_tramp, ap_tramp_end, ap_tramp_gdt, ap_tramp_gdtr, ap_tramp_jump, ap_tramp_long, ap_tramp_params
+	.globl ap_tramp, ap_tramp_end, ap_tramp_gdt, ap_tramp_gdtr, ap_tramp_jump, ap_tramp_long, ap_tramp_params, ap_tramp_ran
 	.align 16
 	.code16
 ap_tramp:
@@ -17,6 +17,7 @@ ap_tramp:
 	cld
 	mov %cs, %ax
 	mov %ax, %ds
+	movl $1, tr_ran - ap_tramp   /* seen by vmm/cpus.c when a processor does not come */
 	lgdtl ap_tramp_gdtr - ap_tramp
 	movl tr_cr4 - ap_tramp, %eax
 	mov %eax, %cr4
@@ -66,5 +67,7 @@ tr_cr4:   .long 0
 tr_stack: .quad 0
 tr_entry: .quad 0
 tr_arg:   .quad 0
+ap_tramp_ran:
+tr_ran:   .long 0
 ap_tramp_end:
 	.code64

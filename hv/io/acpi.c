@@ -110,6 +110,25 @@ u64 acpi_find_table(acpi_map_fn map, u64 rsdp, const char sig[4])
 	return 0;
 }
 
+u64 acpi_first_entry(acpi_map_fn map, u64 rsdp, bool xsdt, const char sig[4], bool *valid)
+{
+	const u8 *r = rsdp ? rsdp_at(map, rsdp) : NULL;
+	u64 pa = !r ? 0 : xsdt ? (r[15] >= 2 ? rd64(r + 24) : 0) : rd32(r + 16);
+	u32 len;
+	const u8 *t = pa ? table_at(map, pa, &len) : NULL;
+	*valid = !pa || (t && !memcmp(t, xsdt ? "XSDT" : "RSDT", 4));
+	if (!t || !*valid)
+		return 0;
+	unsigned esz = xsdt ? 8 : 4, n = (len - SDT_HEADER_LEN) / esz;
+	for (unsigned i = 0; i < n && i < TABLES_MAX; i++) {
+		u64 e = entry_at(t, esz, i);
+		const u8 *h = e ? map(e, 4) : NULL;
+		if (h && !memcmp(h, sig, 4))
+			return e;
+	}
+	return 0;
+}
+
 static unsigned unlist_in(acpi_map_fn map, u64 pa, const char root_sig[4], unsigned esz, const char sig[4])
 {
 	u32 len;

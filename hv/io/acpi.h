@@ -23,6 +23,11 @@ u64 acpi_find_rsdp(acpi_map_fn map);
 /* The physical address of the table with this signature (checksum verified), or 0. */
 u64 acpi_find_table(acpi_map_fn map, u64 rsdp, const char sig[4]);
 
+/* What firmware that trusts no checksum finds: the first entry of the RSDT (or of the XSDT)
+ * whose table carries signature `sig`, or 0. *valid is false when the RSDP names that root table
+ * but it is not a valid one (an absent XSDT is valid: 0 is returned). */
+u64 acpi_first_entry(acpi_map_fn map, u64 rsdp, bool xsdt, const char sig[4], bool *valid);
+
 /* A whole table at pa with a valid header, length and checksum (*len set), or NULL. */
 const u8 *acpi_table(acpi_map_fn map, u64 pa, u32 *len);
 

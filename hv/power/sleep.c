@@ -77,8 +77,14 @@ static unsigned state_of(u16 port, unsigned size, u32 val)
  * say what they said at init (and the FACS be there), or the wake-up could go elsewhere. */
 static const char *tables_changed(void)
 {
-	if (acpi_find_rsdp(hvmem_outside) != pm_rsdp || acpi_find_table(hvmem_outside, pm_rsdp, "FACP") != pm.fadt)
-		return "the RSDP or the root table no longer leads to the FADT of boot time";
+	if (acpi_find_rsdp(hvmem_outside) != pm_rsdp)
+		return "the RSDP moved";
+	for (int x = 0; x < 2; x++) {   /* SeaBIOS follows the RSDT, UEFI firmware the XSDT; neither checks sums */
+		bool valid;
+		u64 f = acpi_first_entry(hvmem_outside, pm_rsdp, x, "FACP", &valid);
+		if (!valid || (f != pm.fadt && (f || !x)))
+			return x ? "the XSDT no longer leads to the FADT of boot time" : "the RSDT no longer leads to the FADT of boot time";
+	}
 	u32 len;
 	const u8 *f = acpi_table(hvmem_outside, pm.fadt, &len);
 	u32 fc = 0;
@@ -215,7 +221,9 @@ static __noreturn void resume(u64 unused)
 		panic("power: the IOMMU did not come back after S3: keys wiped");
 	}
 	power_pmbase_resume();
-	unsigned aps = cpus_restart_aps(v);
+	unsigned failed, aps = cpus_restart_aps(v, &failed);
+	if (failed)     /* a processor Parapet does not hold could be started by anyone: fail closed */
+		power_terminal(v, "a processor did not come back after S3", 0, 0, 0);
 	power_stats.resumes++;
 	LOG("power: S3 resume %lu on cpu%u: long mode, SVM, IOMMU%s and %u other processor(s) back; "
 	    "entering the guest's waking vector\n", power_stats.resumes, v->id, iommu_active() ? "" : " (none)", aps);

@@ -383,6 +383,23 @@ static void mcfg_found(void)
 	u32 huge = 0x7FFFFFFF;
 	memcpy(m + 4, &huge, 4);
 	CHECK_EQ(acpi_find_table(acpi_map, rsdp, "MCFG"), 0);
+	/* What firmware without checksums finds first (power/sleep.c): the XSDT's first FACP; a
+	 * FACP-signed entry in front with a bad checksum is found first; no RSDT: valid, 0. */
+	bool valid;
+	CHECK_EQ(acpi_first_entry(acpi_map, rsdp, true, "FACP", &valid), 0x7100);
+	CHECK(valid);
+	CHECK_EQ(acpi_first_entry(acpi_map, rsdp, false, "FACP", &valid), 0);
+	CHECK(valid);
+	header(acpi_mem + 0x7300, "FACP", 40);            /* no checksum fixed */
+	u64 e3[3] = { 0x7300, 0x7100, 0x7200 };
+	header(x, "XSDT", 36 + 24);
+	memcpy(x + 36, e3, 24);
+	fix_sum(x, 60, 9);
+	CHECK_EQ(acpi_find_table(acpi_map, rsdp, "FACP"), 0x7100);
+	CHECK_EQ(acpi_first_entry(acpi_map, rsdp, true, "FACP", &valid), 0x7300);
+	x[40] ^= 1;                                        /* the XSDT itself broken: not valid */
+	CHECK_EQ(acpi_first_entry(acpi_map, rsdp, true, "FACP", &valid), 0);
+	CHECK(!valid);
 	r[0] = 'X';
 	CHECK_EQ(acpi_find_rsdp(acpi_map), 0);
 }

@@ -37,7 +37,7 @@ unsigned vmm_cpu_count(void) { return nvcpus; }
 const u64 *vmm_cpu_exits(unsigned cpu) { return vcpus[cpu].exits; }
 
 extern const char ap_tramp[], ap_tramp_end[], ap_tramp_gdt[], ap_tramp_gdtr[], ap_tramp_jump[], ap_tramp_long[],
-	ap_tramp_params[];
+	ap_tramp_params[], ap_tramp_ran[];
 
 struct ap_params {
 	u32 cr3, cr4;
@@ -58,8 +58,13 @@ static __noreturn void ap_main(struct vcpu *v)
 
 static bool alive(struct vcpu *v) { return __atomic_load_n(&v->alive, __ATOMIC_ACQUIRE); }
 
-/* INIT, then STARTUP (twice if needed), as the MP specification times them; then wait up to
- * a second for the processor to reach ap_main. */
+/* INIT, then STARTUP until the processor reaches ap_main (every ~10 ms, for up to ~10 s as
+ * Linux waits). More than the MP specification's two: a STARTUP that reaches a processor
+ * before it has taken the INIT is dropped (QEMU takes a pending STARTUP first when the AP's
+ * thread runs late, as after S3 on a loaded host, where SeaBIOS left the APs halted rather than
+ * waiting for STARTUP), and a STARTUP to a processor already running is ignored: resending is
+ * safe, sending INIT again would not be. io_delay_us is port 0x80 writes: under emulation far
+ * shorter than their nominal microsecond. */
 static bool start_ap(struct vcpu *v, u8 *page)
 {
 	struct ap_params *p = (struct ap_params *)(page + (ap_tramp_params - ap_tramp));
@@ -70,12 +75,11 @@ static bool start_ap(struct vcpu *v, u8 *page)
 	p->arg = (u64)v;
 	lapic_send(v->apic_id, ICR_MODE_INIT << 8 | ICR_ASSERT | ICR_LEVEL);
 	io_delay_us(10000);
-	for (unsigned i = 0; i < 2 && !alive(v); i++) {
+	for (unsigned i = 0; i < 1000 && !alive(v); i++) {
 		lapic_send(v->apic_id, ICR_MODE_STARTUP << 8 | TRAMP_PAGE >> 12);
-		io_delay_us(200);
+		for (unsigned j = 0; j < 1000 && !alive(v); j++)
+			io_delay_us(10);
 	}
-	for (unsigned i = 0; i < 100000 && !alive(v); i++)
-		io_delay_us(10);
 	return alive(v);
 }
 
@@ -141,8 +145,9 @@ void cpus_tramp_remove(void)
 	memcpy(phys_ptr(TRAMP_PAGE), saved_page, PAGE_SIZE);
 }
 
-unsigned cpus_restart_aps(struct vcpu *self)
+unsigned cpus_restart_aps(struct vcpu *self, unsigned *failed)
 {
+	*failed = 0;
 	u8 *page = cpus_tramp_install(0, 0, 0);
 	unsigned started = 0;
 	for (unsigned i = 0; i < nvcpus; i++) {
@@ -154,10 +159,16 @@ unsigned cpus_restart_aps(struct vcpu *self)
 		v->mail = (struct vcpu_mail){ 0 };
 		v->waiting = true;
 		v->restart = NULL;
-		if (start_ap(v, page))
+		volatile u32 *ran = (volatile u32 *)(page + (ap_tramp_ran - ap_tramp));
+		*ran = 0;
+		if (start_ap(v, page)) {
 			started++;
-		else
+		} else {
+			LOG("cpus: cpu%u (APIC ID %x) did not come back (its trampoline %s)\n", v->id, v->apic_id,
+			    *ran ? "ran" : "never ran");
 			lapic_send(v->apic_id, ICR_MODE_INIT << 8 | ICR_ASSERT | ICR_LEVEL);
+			(*failed)++;
+		}
 	}
 	cpus_tramp_remove();
 	return started;

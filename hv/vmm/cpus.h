@@ -22,8 +22,9 @@ void cpus_tramp_remove(void);
 #define CPUS_TRAMP_PAGE 0x8000u
 
 /* After S3, on the BSP (self): start every AP that ran Parapet before, again, into Parapet's
- * wait-for-SIPI (their vCPUs keep their ids, stacks and VMCBs). Returns how many started. */
-unsigned cpus_restart_aps(struct vcpu *self);
+ * wait-for-SIPI (their vCPUs keep their ids, stacks and VMCBs). Returns how many started;
+ * *failed counts those that did not (each sent INIT again). */
+unsigned cpus_restart_aps(struct vcpu *self, unsigned *failed);
 
 /* Stop every other CPU under Parapet: each leaves the guest (Parapet's NMI) and parks in the
  * host. If another CPU holds the world already, self parks until it lets go, then retries.
