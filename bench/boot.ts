@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QemuSession, type Fate } from "../src/lib/qemu.ts";
 import { describeFate } from "../src/commands/run.ts";
-import { guestBenchConfig, guestBenchSettings, runAsScript, type GuestBenchOptions } from "./common.ts";
+import { guestBenchConfig, guestBenchSettings, runAsScript, type GuestBenchConfig, type GuestBenchOptions } from "./common.ts";
 
 /** VM exit reasons as indexed in /proc/parapet/exits. */
 export const EXIT_REASONS = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "svm_insn", "npf", "shutdown", "other", "nmi"] as const;
@@ -47,19 +47,7 @@ export interface Stats {
 }
 
 export interface BenchBootResult {
-  config: {
-    runs: number;
-    cpus: number;
-    machine: string;
-    memory: string;
-    disk: string;
-    hvArgs: string;
-    qemu: string;
-    host: string;
-    /** Host 1-minute load average when the benchmark started (other work skews the times). */
-    loadAvg: number;
-    date: string;
-  };
+  config: GuestBenchConfig;
   runs: BootRun[];
   summary?: {
     bare: Stats;

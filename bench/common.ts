@@ -82,7 +82,9 @@ export function guestBenchSettings(opts: GuestBenchOptions) {
   return o;
 }
 
-/** What a guest benchmark's JSON records about its configuration and the host it ran on. */
+/** What a guest benchmark's JSON records about its configuration and the host it ran on; loadAvg
+ * is the host's 1-minute load average when it started (other work skews the times). */
+export type GuestBenchConfig = ReturnType<typeof guestBenchConfig>;
 export function guestBenchConfig(o: ReturnType<typeof guestBenchSettings>) {
   return {
     runs: o.runs, cpus: o.cpus, machine: o.machine, memory: o.memory, disk: o.disk, hvArgs: o.hvArgs,

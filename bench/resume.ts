@@ -7,7 +7,7 @@
 import { performance } from "node:perf_hooks";
 import { isQ35, QemuSession } from "../src/lib/qemu.ts";
 import { describeFate } from "../src/commands/run.ts";
-import { guestBenchConfig, guestBenchSettings, runAsScript, type GuestBenchOptions } from "./common.ts";
+import { guestBenchConfig, guestBenchSettings, runAsScript, type GuestBenchConfig, type GuestBenchOptions } from "./common.ts";
 import { median } from "./boot.ts";
 
 export type BenchResumeOptions = GuestBenchOptions;
@@ -37,19 +37,7 @@ export interface ResumeBoot {
 export interface Stats { n: number; medianMs: number; minMs: number; maxMs: number }
 
 export interface BenchResumeResult {
-  config: {
-    runs: number;
-    cpus: number;
-    machine: string;
-    memory: string;
-    disk: string;
-    hvArgs: string;
-    qemu: string;
-    host: string;
-    /** Host 1-minute load average when the benchmark started. */
-    loadAvg: number;
-    date: string;
-  };
+  config: GuestBenchConfig;
   boots: ResumeBoot[];
   cycles: ResumeCycle[];
   summary?: {

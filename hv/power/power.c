@@ -51,11 +51,6 @@ __noreturn void power_guest_shutdown(struct vcpu *v)
 	power_terminal(v, "triple fault", 0, 0, 0);
 }
 
-static struct vcpu *self(void)
-{
-	return cpus_self();
-}
-
 /* The bytes of an access at `port` of `size` bytes that land on `target`: true with *byte. */
 static bool byte_at(u16 port, unsigned size, u32 val, u16 target, u8 *byte)
 {
@@ -77,7 +72,7 @@ u32 power_cf9_io(u16 port, unsigned size, bool in, u32 val)
 {
 	u8 b;
 	if (!in && ((byte_at(port, size, val, 0xCF9, &b) && (b & RCR_RST_CPU)) || reset_reg_hit(port, size, val)))
-		power_terminal(self(), "reset control register (port CF9)", port, size, val);
+		power_terminal(cpus_self(), "reset control register (port CF9)", port, size, val);
 	return io_port_hw(port, size, in, val);
 }
 
@@ -89,17 +84,17 @@ static u32 reset_ports(void *ctx, u16 port, unsigned size, bool in, u32 val)
 	if (in)
 		return io_port_hw(port, size, in, val);
 	if (port == PORT_SYSCTL_A && (b & 1))
-		power_terminal(self(), "fast reset (port 92 bit 0)", port, size, val);
+		power_terminal(cpus_self(), "fast reset (port 92 bit 0)", port, size, val);
 	if (port == PORT_KBC_CMD) {
 		bool pulse_reset = b >= 0xF0 && !(b & 1);
 		if (pulse_reset)
-			power_terminal(self(), "keyboard controller reset pulse (port 64)", port, size, val);
+			power_terminal(cpus_self(), "keyboard controller reset pulse (port 64)", port, size, val);
 		__atomic_store_n(&kbc_outport, b == KBC_WRITE_OUTPORT, __ATOMIC_RELAXED);
 	}
 	if (port == PORT_KBC_DATA && __atomic_exchange_n(&kbc_outport, false, __ATOMIC_RELAXED) && !(b & 1))
-		power_terminal(self(), "keyboard controller output port (port 60)", port, size, val);
+		power_terminal(cpus_self(), "keyboard controller output port (port 60)", port, size, val);
 	if (reset_reg_hit(port, size, val))
-		power_terminal(self(), "FADT RESET_REG", port, size, val);
+		power_terminal(cpus_self(), "FADT RESET_REG", port, size, val);
 	return io_port_hw(port, size, in, val);
 }
 
@@ -110,7 +105,8 @@ static bool reset_reg_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bo
 	if (!write)
 		return false;   /* reads are not trapped */
 	u64 at = pm.reset_reg.addr;
-	if (gpa <= at && at < gpa + size && (u8)(*val >> 8 * (at - gpa)) == pm.reset_value) {
+	bool resets = gpa <= at && at < gpa + size && (u8)(*val >> 8 * (at - gpa)) == pm.reset_value;
+	if (resets) {
 		cpus_freeze_others(v);
 		power_wipe(v, "FADT RESET_REG (memory)");
 	}
@@ -121,7 +117,7 @@ static bool reset_reg_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bo
 	case 4: *(volatile u32 *)p = (u32)*val; break;
 	default: *(volatile u64 *)p = *val; break;
 	}
-	if (gpa <= at && at < gpa + size && (u8)(*val >> 8 * (at - gpa)) == pm.reset_value) {
+	if (resets) {
 		io_delay_us(200000);
 		platform_reset();
 	}
@@ -134,7 +130,7 @@ static u32 pm1_cnt_io(void *ctx, u16 port, unsigned size, bool in, u32 val)
 	u16 base = (u16)(uintptr_t)ctx;
 	u32 v16 = port == base ? val : val << 8 * (port - base);
 	if (!in && (v16 & PM1_CNT_SLP_EN))
-		power_sleep(self(), port, size, val);
+		power_sleep(cpus_self(), port, size, val);
 	else
 		return io_port_hw(port, size, in, val);
 	return 0;

@@ -61,12 +61,11 @@ static void refuse(struct vcpu *v, unsigned state, const char *why)
 }
 
 /* The ACPI state whose SLP_TYP the write carries, by the DSDT's \_Sn packages; 6 if none. */
-static unsigned state_of(u16 port, unsigned size, u32 val)
+static unsigned state_of(u16 port, u32 val)
 {
 	bool b = pm.pm1b_cnt && port >= pm.pm1b_cnt && port < pm.pm1b_cnt + 2;
 	u16 base = b ? pm.pm1b_cnt : pm.pm1a_cnt;
 	u32 typ = ((val << 8 * (port - base)) & PM1_CNT_SLP_TYP_MASK) >> PM1_CNT_SLP_TYP_SHIFT;
-	(void)size;
 	for (unsigned n = 0; n < 6; n++)
 		if (pm.sx_present[n] && (b ? pm.slp_typb[n] : pm.slp_typa[n]) == typ)
 			return n;
@@ -173,7 +172,7 @@ static void s3(struct vcpu *v, unsigned state, u16 port, unsigned size, u32 val)
 
 void power_sleep(struct vcpu *v, u16 port, unsigned size, u32 val)
 {
-	unsigned n = state_of(port, size, val);
+	unsigned n = state_of(port, val);
 	switch (n) {
 	case 4:
 	case 5:
