@@ -209,6 +209,10 @@ static __noreturn void resume(u64 unused)
 		panic("power: resumed on a processor Parapet does not know (APIC ID %x)", lapic_id());
 	cpus_reset_freeze();
 	cpus_tramp_remove();
+	/* First the other processors, so none runs anything but Parapet for longer than needed. */
+	unsigned failed, aps = cpus_restart_aps(v, &failed);
+	if (failed)     /* a processor Parapet does not hold could be started by anyone: fail closed */
+		power_terminal(v, "a processor did not come back after S3", 0, 0, 0);
 	for (unsigned i = 0; i < 2; i++)
 		if (wake.facs[i]) {
 			wr32(wake.facs[i] + FACS_WAKING_VECTOR, wake.vector[i]);
@@ -220,9 +224,6 @@ static __noreturn void resume(u64 unused)
 		panic("power: the IOMMU did not come back after S3: keys wiped");
 	}
 	power_pmbase_resume();
-	unsigned failed, aps = cpus_restart_aps(v, &failed);
-	if (failed)     /* a processor Parapet does not hold could be started by anyone: fail closed */
-		power_terminal(v, "a processor did not come back after S3", 0, 0, 0);
 	power_stats.resumes++;
 	LOG("power: S3 resume %lu on cpu%u: long mode, SVM, IOMMU%s and %u other processor(s) back; "
 	    "entering the guest's waking vector\n", power_stats.resumes, v->id, iommu_active() ? "" : " (none)", aps);

@@ -58,24 +58,32 @@ static __noreturn void ap_main(struct vcpu *v)
 
 static bool alive(struct vcpu *v) { return __atomic_load_n(&v->alive, __ATOMIC_ACQUIRE); }
 
-/* INIT, then STARTUP until the processor reaches ap_main (every ~10 ms, for up to ~10 s as
- * Linux waits). More than the MP specification's two: a STARTUP that reaches a processor
- * before it has taken the INIT is dropped (QEMU takes a pending STARTUP first when the AP's
- * thread runs late, as after S3 on a loaded host, where SeaBIOS left the APs halted rather than
- * waiting for STARTUP), and a STARTUP to a processor already running is ignored: resending is
- * safe, sending INIT again would not be. io_delay_us is port 0x80 writes: under emulation far
- * shorter than their nominal microsecond. */
+/*
+ * INIT and at once STARTUP; STARTUP again every ~10 ms until the processor reaches ap_main,
+ * and INIT again every ~100 ms while the trampoline has not run; for up to ~10 s, as Linux
+ * waits. The STARTUP goes right after the INIT, not 10 ms later: a STARTUP the firmware sent
+ * before may still be pending (SeaBIOS's S3 path broadcasts INIT and STARTUP to its own page
+ * and does not wait; in QEMU a pending STARTUP survives an INIT), and a processor taking it
+ * would run whatever the guest left at that page, natively. Ours, sent at once, replaces its
+ * vector; if the processor took the old one all the same, the next INIT stops it, whatever it
+ * runs (our trampoline keeps nothing until ap_main, so stopping it half-way is harmless).
+ * A STARTUP that arrives while the INIT is still in progress is dropped, hence the repeats; a
+ * STARTUP to a running processor is ignored. io_delay_us is port 0x80 writes: under
+ * emulation far shorter than their nominal microsecond.
+ */
 static bool start_ap(struct vcpu *v, u8 *page)
 {
 	struct ap_params *p = (struct ap_params *)(page + (ap_tramp_params - ap_tramp));
+	volatile u32 *ran = (volatile u32 *)(page + (ap_tramp_ran - ap_tramp));
 	if (!v->stack)
 		v->stack = pgalloc(HV_STACK_SIZE / PAGE_SIZE) + HV_STACK_SIZE;
 	p->stack = v->stack;            /* a restart (after S3) reuses it: nothing on it survives */
 	p->entry = (u64)ap_main;
 	p->arg = (u64)v;
-	lapic_send(v->apic_id, ICR_MODE_INIT << 8 | ICR_ASSERT | ICR_LEVEL);
-	io_delay_us(10000);
+	*ran = 0;
 	for (unsigned i = 0; i < 1000 && !alive(v); i++) {
+		if (i % 10 == 0 && !*ran)
+			lapic_send(v->apic_id, ICR_MODE_INIT << 8 | ICR_ASSERT | ICR_LEVEL);
 		lapic_send(v->apic_id, ICR_MODE_STARTUP << 8 | TRAMP_PAGE >> 12);
 		for (unsigned j = 0; j < 1000 && !alive(v); j++)
 			io_delay_us(10);
@@ -159,13 +167,11 @@ unsigned cpus_restart_aps(struct vcpu *self, unsigned *failed)
 		v->mail = (struct vcpu_mail){ 0 };
 		v->waiting = true;
 		v->restart = NULL;
-		volatile u32 *ran = (volatile u32 *)(page + (ap_tramp_ran - ap_tramp));
-		*ran = 0;
 		if (start_ap(v, page)) {
 			started++;
 		} else {
 			LOG("cpus: cpu%u (APIC ID %x) did not come back (its trampoline %s)\n", v->id, v->apic_id,
-			    *ran ? "ran" : "never ran");
+			    *(volatile u32 *)(page + (ap_tramp_ran - ap_tramp)) ? "ran" : "never ran");
 			lapic_send(v->apic_id, ICR_MODE_INIT << 8 | ICR_ASSERT | ICR_LEVEL);
 			(*failed)++;
 		}
