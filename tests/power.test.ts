@@ -18,6 +18,10 @@
 // the protected disk works (what the guest writes reads back and lands as ciphertext); ten
 // cycles in a row with disk I/O running across them.
 //
+// The firmware's own AP start page attacked: the guest plants real-mode code where SeaBIOS
+// starts the APs on resume (0x10000); after every resume it must not have run, and the page
+// must hold the guest's bytes again.
+//
 // The waking vector raced: a guest module sleeps by itself (PM1a_CNT written directly) while a
 // kernel thread on the other CPU keeps writing the FACS waking vector; the machine must still
 // wake into Parapet, which then runs the guest's (the attacker's) real-mode payload as a guest:
@@ -316,6 +320,9 @@ async function checkResumed(g: QemuSession, n: number, cpus: number, tag: string
   const cnt = kv(await g.sh(`ptest inw ${hex(pm1aCnt)}`)).value;
   assert.notEqual(cnt, "0xffff", `${where}: nothing answers at PM1a_CNT (${hex(pm1aCnt)}): the ACPI PM block is unmapped` +
     (g.opts.machine === "q35" ? " (the wake reset the ICH9's PMBASE/ACPI_CNTL, LPC config 0x40/0x44, and nobody restored them)" : ""));
+  const wake = await g.sh("cat /proc/parapet/wakepage");
+  assert.match(wake, new RegExp(`^wakepage: page=${hex(FIRMWARE_AP_PAGE)} ran=0 code=intact$`),
+    `${where}: the code planted where SeaBIOS starts the APs on resume ran, natively (svm=1) or at all, or was not put back: ${wake}`);
   const st = kv(await g.sh("cat /proc/parapet/status"));
   assert.equal(st.s3_resumes, String(n), `${where}: /proc/parapet/status ${JSON.stringify(st)}`);
   assert.equal(st.sleeps_refused, "0", `${where}: ${JSON.stringify(st)}`);
@@ -326,6 +333,14 @@ async function checkResumed(g: QemuSession, n: number, cpus: number, tag: string
   assert.equal(mem.nonzero, "0", `${where}: Parapet's region shows its contents, not the decoy: ${JSON.stringify(mem)}`);
   await diskRoundTrip(g, `${tag}-${n}`, n);
 }
+
+/**
+ * The page SeaBIOS starts the application processors at on its S3 resume path (its
+ * BUILD_AP_BOOT_ADDR). It does not wait for them and puts the page's bytes back: the guest's
+ * code planted there (/proc/parapet/wakepage) ran natively on the AP at the first resume until
+ * Parapet made every low RAM page start with a halt while the machine sleeps.
+ */
+const FIRMWARE_AP_PAGE = 0x10000;
 
 /** More cycles after the first, ten in a row, with 1 and with 2 CPUs. */
 const CYCLES = 10;
@@ -385,6 +400,7 @@ describe("power: S3 sleep and resume", { concurrency: QEMUS }, () => {
         pm1aCnt = parseFadt(await acpiTable(g, "FACP")).pm1aCnt;
         await assertAllUnderParapet(g, cpus, "after boot");
         assert.equal(kv(await g.sh("cat /proc/parapet/status")).s3_resumes, "0");
+        await g.sh(`echo ${hex(FIRMWARE_AP_PAGE)} > /proc/parapet/wakepage`);
         await diskRoundTrip(g, `${tag}-0`, 0);
         slots.push(0);
         await sleepResume(g, `${tag}-1`, "rtc");

@@ -18,6 +18,7 @@
  *   /proc/parapet/exits    "REASON COUNT" per exit reason summed over CPUs, then cpus=N
  *   /proc/parapet/status   DMA isolation, keys in force, DMA blocked (STATUS, ABI 1.3), S3
  *   /proc/parapet/s3race   an S3 sleep with the FACS waking vector raced from another CPU (s3race.c)
+ *   /proc/parapet/wakepage the SIPI payload planted on a low page a processor might wake in (wakepage.c)
  *                          resumes and sleep requests refused (ABI 1.4)
  *   /proc/parapet/cpus     a probe run on each online CPU (cpus.c)
  * and the attack probes (mode 0600) ring0 and mmio (here), sipi (sipi.c), handoff
@@ -374,6 +375,8 @@ static int __init parapet_guest_init(void)
 		err = parapet_dma_init(parapet_dir);
 	if (!err)
 		err = parapet_s3race_init(parapet_dir);
+	if (!err)
+		err = parapet_wakepage_init(parapet_dir);
 	if (err) {
 		proc_remove(parapet_dir);
 		parapet_cpus_exit();

@@ -43,6 +43,13 @@ void parapet_cpus_exit(void);
 
 /* sipi.c */
 int parapet_sipi_init(struct proc_dir_entry *dir);
+/* The payload copied to a mapped page, and what it did there (" ran=..."). */
+void parapet_sipi_plant(void *page);
+int parapet_sipi_describe(const void *page, char *buf, size_t size);
+bool parapet_sipi_code_intact(const void *page);
+
+/* wakepage.c: /proc/parapet/wakepage */
+int parapet_wakepage_init(struct proc_dir_entry *dir);
 
 /* handoff.c */
 int parapet_handoff_init(struct proc_dir_entry *dir);

@@ -171,43 +171,66 @@ static u32 payload_word(const void *page, unsigned int offset)
 	return READ_ONCE(*(const u32 *)(page + offset));
 }
 
-/* Waits for the payload to finish or fault (or SIPI_WAIT_MS), then describes what it did. */
-static void sipi_collect(const void *page, enum sipi_method method, unsigned int cpu,
-			 u32 apic_id)
+/*
+ * What the payload on `page` did, appended to buf: " ran=1 svm=S vmmcall=0xEBX vcpu=V|none",
+ * " ran=partial svm=S [vmmcall=fault]" or " ran=0", then " fault_ip=0xIP" if another
+ * instruction faulted. Returns the length written.
+ */
+int parapet_sipi_describe(const void *page, char *buf, size_t size)
 {
-	unsigned long deadline = jiffies + msecs_to_jiffies(SIPI_WAIT_MS);
 	u32 fault, ecx, ebx, edx;
-	int n;
+	int n = 0;
 
-	while (payload_word(page, PARAPET_SIPI_DONE) != PARAPET_SIPI_DONE_MAGIC &&
-	       !payload_word(page, PARAPET_SIPI_FAULT) && time_before(jiffies, deadline))
-		msleep(10);
 	rmb();	/* the markers are stored after the data they vouch for */
-
-	n = scnprintf(sipi_result, sizeof(sipi_result), "sipi: method=%s cpu=%u apic=0x%x",
-		      sipi_method_names[method], cpu, apic_id);
 	fault = payload_word(page, PARAPET_SIPI_FAULT);
 	ecx = payload_word(page, PARAPET_SIPI_ECX);
 	ebx = payload_word(page, PARAPET_SIPI_EBX);
 	edx = payload_word(page, PARAPET_SIPI_EDX);
 	if (payload_word(page, PARAPET_SIPI_DONE) == PARAPET_SIPI_DONE_MAGIC) {
-		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n,
-			       " ran=1 svm=%d vmmcall=0x%08x", !!(ecx & BIT(2)), ebx);
+		n += scnprintf(buf + n, size - n, " ran=1 svm=%d vmmcall=0x%08x", !!(ecx & BIT(2)), ebx);
 		if (ebx == PARAPET_MAGIC)
-			n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " vcpu=%u", edx);
+			n += scnprintf(buf + n, size - n, " vcpu=%u", edx);
 		else
-			n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " vcpu=none");
+			n += scnprintf(buf + n, size - n, " vcpu=none");
 	} else if (payload_word(page, PARAPET_SIPI_CPUID_DONE) == PARAPET_SIPI_CPUID_MAGIC) {
-		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " ran=partial svm=%d",
-			       !!(ecx & BIT(2)));
+		n += scnprintf(buf + n, size - n, " ran=partial svm=%d", !!(ecx & BIT(2)));
 		if (fault == PARAPET_SIPI_FAULT_VMMCALL)
-			n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " vmmcall=fault");
+			n += scnprintf(buf + n, size - n, " vmmcall=fault");
 	} else {
-		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " ran=0");
+		n += scnprintf(buf + n, size - n, " ran=0");
 	}
 	if (fault && fault != PARAPET_SIPI_FAULT_VMMCALL)
-		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " fault_ip=0x%x",
-			       payload_word(page, PARAPET_SIPI_FAULT_IP));
+		n += scnprintf(buf + n, size - n, " fault_ip=0x%x", payload_word(page, PARAPET_SIPI_FAULT_IP));
+	return n;
+}
+
+/* Whether the payload's code on `page` is byte for byte what parapet_sipi_plant() put there. */
+bool parapet_sipi_code_intact(const void *page)
+{
+	return !memcmp(page, parapet_sipi_payload, parapet_sipi_payload_end - parapet_sipi_payload);
+}
+
+/* Copies the payload to `page` (mapped write-back), with a zeroed result area, IVT and stack. */
+void parapet_sipi_plant(void *page)
+{
+	memset(page, 0, PAGE_SIZE);
+	memcpy(page, parapet_sipi_payload, parapet_sipi_payload_end - parapet_sipi_payload);
+	clflush_cache_range(page, PAGE_SIZE);
+}
+
+/* Waits for the payload to finish or fault (or SIPI_WAIT_MS), then describes what it did. */
+static void sipi_collect(const void *page, enum sipi_method method, unsigned int cpu,
+			 u32 apic_id)
+{
+	unsigned long deadline = jiffies + msecs_to_jiffies(SIPI_WAIT_MS);
+	int n;
+
+	while (payload_word(page, PARAPET_SIPI_DONE) != PARAPET_SIPI_DONE_MAGIC &&
+	       !payload_word(page, PARAPET_SIPI_FAULT) && time_before(jiffies, deadline))
+		msleep(10);
+	n = scnprintf(sipi_result, sizeof(sipi_result), "sipi: method=%s cpu=%u apic=0x%x",
+		      sipi_method_names[method], cpu, apic_id);
+	n += parapet_sipi_describe(page, sipi_result + n, sizeof(sipi_result) - n);
 	scnprintf(sipi_result + n, sizeof(sipi_result) - n, "\n");
 }
 
@@ -249,10 +272,7 @@ static ssize_t parapet_sipi_write(struct file *f, const char __user *ubuf, size_
 		goto out;
 	}
 
-	/* Payload, then a zeroed result area, IVT and stack, written back to memory. */
-	memset(page, 0, PAGE_SIZE);
-	memcpy(page, parapet_sipi_payload, parapet_sipi_payload_end - parapet_sipi_payload);
-	clflush_cache_range(page, PAGE_SIZE);
+	parapet_sipi_plant(page);
 
 	err = sipi_send(method, apic_id, ldr, &dest, &x2apic);
 	pr_info("parapet_guest: sipi: %s to cpu %u (apic 0x%x) via %s ICR, destination 0x%x: %d\n",

@@ -5,6 +5,7 @@
 #include "iommu/iommu.h"
 #include "io/pci.h"
 #include "mm/hvmem.h"
+#include "mm/memmap.h"
 #include "vmm/cpus.h"
 #include "vmm/io.h"
 #include "vmm/svm/svm.h"
@@ -31,6 +32,37 @@ static struct {
 	u64 x_vector[2];
 	struct guest_start start;
 } wake;
+
+/*
+ * While the machine sleeps, every page of low RAM the guest owns starts with a halt. STARTUP
+ * can only start a processor at a page below 1 MiB, and the firmware may start the
+ * application processors in the OS's memory on its resume path: SeaBIOS does, at 0x10000,
+ * without waiting for them, and then puts the page's old bytes back, so a processor that takes
+ * its STARTUP late runs the guest's code natively, with every byte of memory (keys included)
+ * in reach (tests/power.test.ts plants such code). With the halt there it stops instead, until
+ * Parapet's INIT takes it. The bytes go back once every processor is Parapet's again.
+ */
+#define LOW_PAGES (0x100000 / PAGE_SIZE)
+static const u8 halt_stub[4] = { 0xFA, 0xF4, 0xEB, 0xFD };     /* cli; 1: hlt; jmp 1b */
+static u32 low_saved[LOW_PAGES];
+static bool low_stubbed[LOW_PAGES];
+
+static void low_pages_halt(bool on)
+{
+	for (u64 p = 1; p < LOW_PAGES; p++) {           /* page 0: the real-mode IVT, the firmware's */
+		u64 pa = p * PAGE_SIZE;
+		if (on) {
+			low_stubbed[p] = pa != CPUS_TRAMP_PAGE && memmap_is_ram(&hvmem.guest_map, pa, PAGE_SIZE);
+			if (low_stubbed[p]) {
+				memcpy(&low_saved[p], phys_ptr(pa), sizeof(halt_stub));
+				memcpy(phys_ptr(pa), halt_stub, sizeof(halt_stub));
+			}
+		} else if (low_stubbed[p]) {
+			memcpy(phys_ptr(pa), &low_saved[p], sizeof(halt_stub));
+			low_stubbed[p] = false;
+		}
+	}
+}
 
 static u32 rd32(u64 pa) { u32 v; memcpy(&v, phys_ptr(pa), 4); return v; }
 static u64 rd64(u64 pa) { u64 v; memcpy(&v, phys_ptr(pa), 8); return v; }
@@ -138,6 +170,7 @@ static void s3(struct vcpu *v, unsigned state, u16 port, unsigned size, u32 val)
 	outb(ISA_DMA1_MASK_ALL, 0x0F);
 	outb(ISA_DMA2_MASK_ALL, 0x0F);
 	io_delay_us(1000);
+	low_pages_halt(true);
 	cpus_tramp_install(resume_stack, resume, 0);
 	for (unsigned i = 0; i < 2; i++) {
 		u64 a = wake.facs[i];
@@ -166,6 +199,7 @@ static void s3(struct vcpu *v, unsigned state, u16 port, unsigned size, u32 val)
 				wr64(wake.facs[i] + FACS_X_WAKING_VECTOR, wake.x_vector[i]);
 		}
 	cpus_tramp_remove();
+	low_pages_halt(false);
 	pci_dma_restore(cmd_saved, ncmd);
 	refuse(v, state, "the platform did not sleep within a second");
 }
@@ -213,6 +247,7 @@ static __noreturn void resume(u64 unused)
 	unsigned failed, aps = cpus_restart_aps(v, &failed);
 	if (failed)     /* a processor Parapet does not hold could be started by anyone: fail closed */
 		power_terminal(v, "a processor did not come back after S3", 0, 0, 0);
+	low_pages_halt(false);
 	for (unsigned i = 0; i < 2; i++)
 		if (wake.facs[i]) {
 			wr32(wake.facs[i] + FACS_WAKING_VECTOR, wake.vector[i]);
