@@ -12,6 +12,8 @@
  *   step         single-stepping over intercepted instructions (conform_events.c)
  *   nmi          an NMI sent from inside the NMI handler (conform_events.c)
  *   apicbase     moving the xAPIC page with IA32_APIC_BASE (conform_events.c)
+ *   mmio.ram, mmio.apic, mmio.ioapic, mmio.ecam
+ *                every instruction form against each kind of trapped page (conform_mmio.c)
  * Writing family names (or "all", the default) chooses what the next reads run; one family
  * per read keeps one that brings the guest down from hiding the others' results. A read while
  * another runs fails with EBUSY rather than wait (a probe that oopsed keeps the lock).
@@ -32,6 +34,11 @@
 
 #define CF_OUT_SIZE	(1u << 20)
 
+static void cf_mmio_ram(struct seq_buf *out) { cf_mmio(out, "ram"); }
+static void cf_mmio_apic(struct seq_buf *out) { cf_mmio(out, "apic"); }
+static void cf_mmio_ioapic(struct seq_buf *out) { cf_mmio(out, "ioapic"); }
+static void cf_mmio_ecam(struct seq_buf *out) { cf_mmio(out, "ecam"); }
+
 static const struct {
 	const char *name;
 	void (*run)(struct seq_buf *out);
@@ -40,6 +47,10 @@ static const struct {
 	{ "step", cf_step },
 	{ "nmi", cf_nmi },
 	{ "apicbase", cf_apicbase },
+	{ "mmio.ram", cf_mmio_ram },
+	{ "mmio.apic", cf_mmio_apic },
+	{ "mmio.ioapic", cf_mmio_ioapic },
+	{ "mmio.ecam", cf_mmio_ecam },
 };
 
 static DEFINE_MUTEX(cf_lock);
@@ -141,6 +152,12 @@ int parapet_conform_init(struct proc_dir_entry *dir)
 {
 	int err;
 
+	BUILD_BUG_ON(offsetof(struct cf_state, in[CF_RDI]) != CF_IN(CF_RDI));
+	BUILD_BUG_ON(offsetof(struct cf_state, out[CF_R8]) != CF_OUT(CF_R8));
+	BUILD_BUG_ON(offsetof(struct cf_state, flags_in) != CF_FLAGS_IN);
+	BUILD_BUG_ON(offsetof(struct cf_state, flags_out) != CF_FLAGS_OUT);
+	BUILD_BUG_ON(offsetof(struct cf_state, trap) != CF_TRAP);
+	BUILD_BUG_ON(sizeof(struct cf_form) != 32);
 	BUILD_BUG_ON(ARRAY_SIZE(cf_families) > BITS_PER_LONG);
 
 	err = cf_events_init();
