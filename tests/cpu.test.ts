@@ -140,6 +140,7 @@ for (const machine of ["pc", "q35"]) {
       assert.match(value(ab, "apicbase.cpu1")!, /^wrmsr:ok moved:fee10800 id:01000000 version:000[0-9a-f]{5} restored:fee00800$/);
       // Every trapped kind of page was reached (ECAM only on q35), and restored.
       assert.match(value(bare.get("mmio.apic")!, "mmio.apic.mov_st32")!, /mem=00000071$/);
+      assert.equal(value(bare.get("mmio.apic")!, "mmio.apic.restored"), "1");
       assert.equal(value(bare.get("mmio.ioapic")!, "mmio.ioapic_win.restored"), "1");
       const ecam = bare.get("mmio.ecam")!;
       if (machine === "q35") {

@@ -305,6 +305,8 @@ static void cf_run_target(struct cf_job *job, struct cf_target *t)
 
 		cf_report(job->out, t, f, &s, mem, ram);
 	}
+	if (t->restore_each)
+		seq_buf_printf(job->out, "mmio.%s.restored=%d\n", t->name, readl(t->page + t->slot) == t->orig);
 }
 
 static int cf_run_on_cpu0(void *arg)
