@@ -17,18 +17,22 @@
  *   /proc/parapet/log      the hypervisor's kept log text
  *   /proc/parapet/exits    "REASON COUNT" per exit reason summed over CPUs, then cpus=N
  *   /proc/parapet/status   DMA isolation, keys in force, DMA blocked (STATUS, ABI 1.3), S3
+ *                          resumes and sleep requests refused (ABI 1.4)
  *   /proc/parapet/s3race   an S3 sleep with the FACS waking vector raced from another CPU (s3race.c)
  *   /proc/parapet/wakepage the SIPI payload planted on a low page a processor might wake in (wakepage.c)
- *                          resumes and sleep requests refused (ABI 1.4)
  *   /proc/parapet/cpus     a probe run on each online CPU (cpus.c)
+ *   /proc/parapet/conform  CPU conformance probes, compared bare vs Parapet (conform.c; mode
+ *                          0600); with bare=1 the module loads without a hypervisor and
+ *                          offers only this file
  * and the attack probes (mode 0600) ring0 and mmio (here), sipi (sipi.c), handoff
  * (handoff.c, mode 0200) and the DMA tools ahci, e1000 and fwcfg (dma.c), and (mode 0200)
  *   /proc/parapet/triple   writing "1" makes the CPU the writer runs on triple-fault (pin it
  *                          with taskset): interrupts off, an IDT of limit 0 loaded, INT3; the
  *                          machine shuts down (reset), Parapet seeing it as a SHUTDOWN exit.
  *
- * The module is built from main.c (this file), cpus.c, sipi.c, sipi_payload.S, handoff.c and dma.c; parapet.h
- * holds what they share.
+ * The module is built from main.c (this file), cpus.c, sipi.c, sipi_payload.S, handoff.c, dma.c,
+ * s3race.c and the conformance probe (conform*.c, conform_asm.S); parapet.h holds what they
+ * share, conform.h what the probe's files share.
  */
 #include <linux/errno.h>
 #include <linux/gfp.h>
@@ -336,26 +340,47 @@ static const struct proc_ops parapet_triple_ops = {
 	.proc_write = parapet_triple_write,
 };
 
+/*
+ * bare=1: load even where no hypervisor answers VMMCALL, with only the probe that needs none
+ * (/proc/parapet/conform), so that a bare boot can run the same conformance probes as a boot
+ * under Parapet. Without it (init's insmod) a bare boot still refuses the module (ENODEV).
+ */
+static bool bare;
+module_param(bare, bool, 0444);
+MODULE_PARM_DESC(bare, "without a hypervisor, load anyway with only /proc/parapet/conform");
+
+static bool parapet_present;
+
 static int __init parapet_guest_init(void)
 {
 	struct parapet_regs r = { .rax = PARAPET_FN_VERSION };
 	int err;
 
 	parapet_vmmcall(&r);
-	if (r.rax != 0 || r.rbx != PARAPET_MAGIC) {
+	parapet_present = r.rax == 0 && r.rbx == PARAPET_MAGIC;
+	if (!parapet_present && !bare) {
 		pr_info("parapet_guest: no Parapet hypervisor\n");
 		return -ENODEV;
 	}
-	if ((r.rcx >> 16) != PARAPET_ABI_MAJOR) {
+	if (parapet_present && (r.rcx >> 16) != PARAPET_ABI_MAJOR) {
 		pr_err("parapet_guest: hypervisor ABI 0x%08lx, want major %d\n",
 		       r.rcx, PARAPET_ABI_MAJOR);
 		return -EPROTO;
 	}
-	parapet_abi = r.rcx;
+	parapet_abi = parapet_present ? r.rcx : 0;
 
 	parapet_dir = proc_mkdir("parapet", NULL);
 	if (!parapet_dir)
 		return -ENOMEM;
+	if (!parapet_present) {
+		err = parapet_conform_init(parapet_dir);
+		if (err) {
+			proc_remove(parapet_dir);
+			return err;
+		}
+		pr_info("parapet_guest: no hypervisor; conformance probe only (bare=1)\n");
+		return 0;
+	}
 	if (!proc_create("version", 0400, parapet_dir, &parapet_version_ops) ||
 	    !proc_create("log", 0400, parapet_dir, &parapet_log_ops) ||
 	    !proc_create("exits", 0400, parapet_dir, &parapet_exits_ops) ||
@@ -377,6 +402,8 @@ static int __init parapet_guest_init(void)
 		err = parapet_s3race_init(parapet_dir);
 	if (!err)
 		err = parapet_wakepage_init(parapet_dir);
+	if (!err)
+		err = parapet_conform_init(parapet_dir);
 	if (err) {
 		proc_remove(parapet_dir);
 		parapet_cpus_exit();
@@ -390,8 +417,11 @@ static int __init parapet_guest_init(void)
 static void __exit parapet_guest_exit(void)
 {
 	proc_remove(parapet_dir);
-	parapet_cpus_exit();
-	parapet_dma_exit();
+	parapet_conform_exit();
+	if (parapet_present) {
+		parapet_cpus_exit();
+		parapet_dma_exit();
+	}
 }
 
 module_init(parapet_guest_init);

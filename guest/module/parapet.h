@@ -61,4 +61,8 @@ int parapet_dma_init(struct proc_dir_entry *dir);
 int parapet_s3race_init(struct proc_dir_entry *dir);
 void parapet_dma_exit(void);
 
+/* conform.c: /proc/parapet/conform, the CPU conformance probes (also without a hypervisor). */
+int parapet_conform_init(struct proc_dir_entry *dir);
+void parapet_conform_exit(void);
+
 #endif /* PARAPET_GUEST_H */
