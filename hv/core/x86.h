@@ -32,8 +32,10 @@
 #define CR0_NW (1ull << 29)
 #define CR0_CD (1ull << 30)
 #define CR0_PG (1ull << 31)
+#define CR4_DE (1ull << 3)
 #define CR4_PAE (1ull << 5)
 #define CR4_OSXSAVE (1ull << 18)
+#define CR4_PKE (1ull << 22)
 
 /* CPUID feature bits. */
 #define CPUID_1_ECX_VMX        (1u << 5)
