@@ -215,5 +215,5 @@ void apic_init(void)
 void handle_nmi(struct vcpu *v)
 {
 	if (!apic_nmi_was_kick(v))
-		vcpu_inject_nmi(v);     /* the guest's own NMI */
+		nmi_raise(&v->nmi);     /* the guest's own NMI: delivered when the guest can take it */
 }
