@@ -551,6 +551,38 @@ static void mmio_emulation(void)
 	fg_end();
 }
 
+static bool other_handler(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
+{
+	(void)v, (void)ctx, (void)gpa, (void)size, (void)write, (void)val;
+	return false;
+}
+
+/* A page trapped while the guest runs (a moved local APIC): found by the next fault; a page
+ * another handler traps is refused. */
+static void trap_page_at_run_time(void)
+{
+	fg_begin();
+	static bool added;
+	if (!added)
+		CHECK(mmio_trap_add(0x780000, 0x2000, NPT_NONE, mm_handler, NULL));
+	added = true;
+	CHECK(mmio_trap_page(0x781000, NPT_RO, mm_handler, NULL));         /* already its page */
+	CHECK(!mmio_trap_page(0x781000, NPT_RO, other_handler, NULL));
+	CHECK(!mmio_trap_page(0x7F0800, NPT_RO, mm_handler, NULL));        /* not page-aligned */
+	CHECK(mmio_trap_page(0x7F0000, NPT_RO, mm_handler, NULL));
+	CHECK(mmio_trap_page(0x7F0000, NPT_NONE, mm_handler, NULL));
+	CHECK(!mmio_trap_page(0x7F0000, NPT_RO, other_handler, NULL));
+	memset(&mm, 0, sizeof(mm));
+	struct vcpu v = npf((const u8 *)"\x89\x43\x20", 3, 0x7F0020, true);     /* mov [ebx+0x20],eax */
+	v.gpr[RBX] = 0x7F0000;
+	v.gpr[RAX] = 0xCAFE;
+	CHECK(mmio_handle_npf(&v));
+	CHECK_EQ(mm.calls, 1);
+	CHECK_EQ(mm.gpa, 0x7F0020);
+	CHECK_EQ(mm.val, 0xCAFE);
+	fg_end();
+}
+
 TESTS(io_tests) = {
 	{ "io: rep insw is one block across a page boundary", ins_one_block_across_pages },
 	{ "io: string I/O is bounded per exit and resumed", bounded_per_exit },
@@ -566,5 +598,6 @@ TESTS(io_tests) = {
 	{ "io: hooks add/move/remove keep the intercept bitmap", hooks_and_bitmap },
 	{ "io: an IN straddling a hook is split", straddling_in },
 	{ "mmio: loads, stores, MOVZX, RIP-relative; refusals", mmio_emulation },
+	{ "mmio: a page trapped at run time", trap_page_at_run_time },
 	{ NULL, NULL },
 };

@@ -111,6 +111,7 @@ struct vcpu {
 	bool waiting;           /* in wait-for-SIPI: held by Parapet (under mail.lock) */
 	bool alive;             /* an AP reached Parapet's C code at start (atomic) */
 	bool kicked;            /* an NMI from Parapet is on its way to this CPU (atomic) */
+	bool flush_npt;         /* a trap changed for this CPU: flush its nested TLB before entry */
 	u32 ldr, dfr;           /* the guest's xAPIC logical destination registers, as written */
 	struct vcpu_mail mail;
 	const struct guest_start *restart;   /* set by a handler: start afresh there (handoff) */

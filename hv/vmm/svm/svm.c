@@ -417,6 +417,10 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		/* SVME must stay set in the real EFER: the guest's own view is v->efer. SMM entry in the
 		 * guest clears it in the saved state; restoring it here keeps VMRUN valid. */
 		vmcb->efer = v->efer | EFER_SVME;
+		if (v->flush_npt) {
+			vmcb->tlb_control = 1;          /* flush this CPU's translations on entry */
+			v->flush_npt = false;
+		}
 		set_events(v, vmcb);
 		vmcb->clean = 0;
 		if (v->restart) {
