@@ -7,7 +7,7 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { prepare, bootGuest, kv } from "./fixture.ts";
+import { prepare, bootGuest, kv, parseExits } from "./fixture.ts";
 import type { QemuSession } from "../src/lib/qemu.ts";
 
 const PRPT = "0x54505250";
@@ -125,10 +125,35 @@ for (const mode of APIC_MODES) describe(`${mode.name}: the guest's own INIT/STAR
       assert.equal(r.svm, "0", "the started CPU sees no SVM: it runs under Parapet");
       assert.equal(r.vmmcall, PRPT, "VMMCALL from the started CPU reached Parapet");
       assert.equal(r.vcpu, "1");
+      assert.equal(r.osxsave, "0", "CPUID.1:ECX.OSXSAVE follows the started CPU's own CR4 (clear), not Parapet's");
       await g.sh("echo 1 > /sys/devices/system/cpu/cpu1/online");
       assertAllUnderParapet(await probe(g), 2, `after the ${method} attack`);
     });
   }
+
+  // The payload, started on the offline CPU, sends itself an NMI; its handler sends two more
+  // and waits. A processor takes the second after the handler's IRET and drops the third. Only
+  // x2APIC mode: the payload runs in real mode, where only an MSR reaches the ICR.
+  test("NMIs: blocked until the handler's IRET, then the one latched is delivered, the rest dropped", async (t) => {
+    if (!mode.name.startsWith("x2APIC")) {
+      t.skip("the real-mode payload reaches the ICR only as an MSR (x2APIC)");
+      return;
+    }
+    const exits = async () => parseExits(await g.sh("cat /proc/parapet/exits")).counts;
+    const before = await exits();
+    await g.sh("echo 0 > /sys/devices/system/cpu/cpu1/online");
+    await g.sh(`echo "phys 1 nmi" > /proc/parapet/sipi`, 30_000);
+    const r = kv(await g.sh("cat /proc/parapet/sipi"));
+    assert.equal(r.ran, "1", JSON.stringify(r));
+    assert.equal(r.vcpu, "1");
+    assert.equal(r.nmi_depth, "1", "an NMI handler never ran inside another");
+    assert.equal(r.nmis, "2", "the first NMI, then the one latched while its handler ran; the third dropped");
+    const after = await exits();
+    assert.ok(after.iret > (before.iret ?? 0), `the handler's IRET was intercepted: ${JSON.stringify(after)}`);
+    assert.ok(after.step > (before.step ?? 0), `the IRET was stepped to deliver the latched NMI: ${JSON.stringify(after)}`);
+    await g.sh("echo 1 > /sys/devices/system/cpu/cpu1/online");
+    assertAllUnderParapet(await probe(g), 2, "after the NMI test");
+  });
 
   // Moving the APIC (IA32_APIC_BASE with another base) is performed, as on any processor, and
   // Parapet's trap follows it. 0xFEF00000 is a hole in both machines' memory maps. QEMU keeps

@@ -18,6 +18,7 @@
  * payload has finished or after 2 s; errors: -EINVAL (bad method or CPU, or no recorded
  * logical ID), -EBUSY (the CPU is online), -ETIMEDOUT (the ICR stayed busy).
  *
+ * "METHOD CPU nmi" (x2APIC only) has the payload test NMI blocking as well (sipi_payload.S).
  * "METHOD CPU BASE" (xAPIC only, BASE a 4 KiB-aligned physical address in hex) first moves the
  * current CPU's local APIC to BASE (IA32_APIC_BASE), reads its version register there, sends
  * the IPIs through the ICR at BASE and moves the APIC back, all with interrupts off (Linux
@@ -33,6 +34,8 @@
  *   sipi: method=M cpu=N apic=0xA ran=0
  *       nothing ran within 2 s
  * and " fault_ip=0xIP" after any of them when another instruction of the payload faulted.
+ * Once it ran CPUID: " osxsave=O", CPUID 1 ECX bit 27 there (its CR4 is clear: 0 is right).
+ * With nmi: " nmis=N nmi_depth=D", the NMIs its handler took and the most handlers at once.
  * With BASE: " base=0xB moved=0xM apicver=0xV home_apicver=0xH", M = IA32_APIC_BASE read
  * after the move, V = the version register read at BASE, H = the one read before the move.
  *
@@ -209,7 +212,7 @@ static u32 payload_word(const void *page, unsigned int offset)
 
 /* Waits for the payload to finish or fault (or SIPI_WAIT_MS), then describes what it did. */
 static void sipi_collect(const void *page, enum sipi_method method, unsigned int cpu,
-			 u32 apic_id, const struct apic_move *mv)
+			 u32 apic_id, const struct apic_move *mv, bool nmi)
 {
 	unsigned long deadline = jiffies + msecs_to_jiffies(SIPI_WAIT_MS);
 	u32 fault, ecx, ebx, edx;
@@ -244,6 +247,12 @@ static void sipi_collect(const void *page, enum sipi_method method, unsigned int
 	if (fault && fault != PARAPET_SIPI_FAULT_VMMCALL)
 		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " fault_ip=0x%x",
 			       payload_word(page, PARAPET_SIPI_FAULT_IP));
+	if (payload_word(page, PARAPET_SIPI_CPUID_DONE) == PARAPET_SIPI_CPUID_MAGIC)
+		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " osxsave=%d",
+			       !!(payload_word(page, PARAPET_SIPI_ECX1) & BIT(27)));
+	if (nmi)
+		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " nmis=%u nmi_depth=%u",
+			       payload_word(page, PARAPET_SIPI_NMIS), payload_word(page, PARAPET_SIPI_NMI_DEPTH));
 	if (mv->base)
 		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n,
 			       " base=0x%llx moved=0x%llx apicver=0x%x home_apicver=0x%x", mv->base,
@@ -254,21 +263,23 @@ static void sipi_collect(const void *page, enum sipi_method method, unsigned int
 static ssize_t parapet_sipi_write(struct file *f, const char __user *ubuf, size_t len,
 				  loff_t *off)
 {
-	char buf[48], name[16];
+	char buf[48], name[16], third[20] = "";
 	unsigned int cpu;
 	u32 apic_id, ldr, dest = 0;
 	size_t n = min(len, sizeof(buf) - 1);
 	struct apic_move mv = { 0 };
 	unsigned long long base = 0;
 	void *page;
-	int method, err, fields;
-	bool recorded, x2apic = false;
+	int method, err;
+	bool recorded, nmi = false, x2apic = false;
 
 	if (copy_from_user(buf, ubuf, n))
 		return -EFAULT;
 	buf[n] = 0;
-	fields = sscanf(buf, "%15s %u %llx", name, &cpu, &base);
-	if (fields < 2 || (fields == 3 && (!base || (base & ~PAGE_MASK))))
+	if (sscanf(buf, "%15s %u %19s", name, &cpu, third) < 2)
+		return -EINVAL;
+	nmi = !strcmp(third, "nmi");
+	if (third[0] && !nmi && (kstrtoull(third, 16, &base) || !base || (base & ~PAGE_MASK)))
 		return -EINVAL;
 	method = match_string(sipi_method_names, ARRAY_SIZE(sipi_method_names), name);
 	if (method < 0 || cpu >= nr_cpu_ids || !cpu_present(cpu))
@@ -303,13 +314,15 @@ static ssize_t parapet_sipi_write(struct file *f, const char __user *ubuf, size_
 	/* Payload, then a zeroed result area, IVT and stack, written back to memory. */
 	memset(page, 0, PAGE_SIZE);
 	memcpy(page, parapet_sipi_payload, parapet_sipi_payload_end - parapet_sipi_payload);
+	if (nmi)
+		*(u32 *)(page + PARAPET_SIPI_MODE) = PARAPET_SIPI_MODE_NMI;
 	clflush_cache_range(page, PAGE_SIZE);
 
 	err = sipi_send(method, apic_id, ldr, &dest, &x2apic, &mv);
 	pr_info("parapet_guest: sipi: %s to cpu %u (apic 0x%x) via %s ICR at 0x%llx, destination 0x%x: %d\n",
 		sipi_method_names[method], cpu, apic_id, x2apic ? "x2APIC" : "xAPIC", base, dest, err);
 	if (!err)
-		sipi_collect(page, method, cpu, apic_id, &mv);
+		sipi_collect(page, method, cpu, apic_id, &mv, nmi);
 out:
 	cpus_read_unlock();
 	mutex_unlock(&sipi_lock);
