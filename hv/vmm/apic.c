@@ -321,13 +321,7 @@ static void find_window(void)
 
 void apic_init(void)
 {
-	u32 a, b, c, d;
-	cpuid(0x80000000, 0, &a, &b, &c, &d);
-	phys_bits = 36;
-	if (a >= 0x80000008) {
-		cpuid(0x80000008, 0, &a, &b, &c, &d);
-		phys_bits = a & 0xFF;
-	}
+	phys_bits = cpu_phys_bits();
 	boot_page = rdmsr(MSR_APIC_BASE) & APIC_BASE_ADDR_MASK;
 	/* The whole interrupt range: on QEMU a processor's write anywhere in it but the APIC's
 	 * own registers is an MSI, which may carry INIT. */
