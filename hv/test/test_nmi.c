@@ -20,24 +20,22 @@ static void delivered_then_blocked_until_iret(void)
 	CHECK(n.blocked && !n.pending);
 	CHECK(nmi_iret_intercept(&n));
 	/* A second and a third NMI in the handler: one is latched, nothing is delivered. */
-	nmi_exit(&n, HANDLER);
 	nmi_raise(&n);
 	nmi_raise(&n);
 	CHECK_EQ(nmi_entry(&n, HANDLER, false), NMI_NONE);
 	CHECK(n.pending && nmi_iret_intercept(&n));
 	/* The IRET: it runs stepped, the latched NMI follows it. */
-	nmi_exit(&n, IRET_AT);
 	nmi_iret(&n, IRET_AT);
 	CHECK(!nmi_iret_intercept(&n));
 	CHECK_EQ(nmi_entry(&n, IRET_AT, false), NMI_STEP);
-	nmi_exit(&n, BACK);                     /* the step's exit: the IRET has run */
-	CHECK(!n.blocked);
-	CHECK_EQ(nmi_entry(&n, BACK, false), NMI_INJECT);
+	CHECK(n.blocked);                       /* until the IRET has run */
+	CHECK_EQ(nmi_entry(&n, BACK, false), NMI_INJECT);       /* the step's exit: it has */
 	CHECK(n.blocked && !n.pending);
 	/* Only one was latched: after this handler's IRET nothing more comes. */
 	nmi_iret(&n, IRET_AT);
 	CHECK_EQ(nmi_entry(&n, IRET_AT, false), NMI_NONE);
-	nmi_exit(&n, BACK);
+	CHECK(n.blocked && !nmi_iret_intercept(&n));
+	CHECK_EQ(nmi_entry(&n, BACK, false), NMI_NONE);
 	CHECK(!n.blocked && !n.pending && !nmi_iret_intercept(&n));
 }
 
@@ -49,15 +47,12 @@ static void exit_before_the_iret_ran(void)
 	nmi_iret(&n, IRET_AT);
 	CHECK_EQ(nmi_entry(&n, IRET_AT, false), NMI_NONE);
 	/* An NMI arrives at the IRET's own boundary: still blocked, the IRET is stepped. */
-	nmi_exit(&n, IRET_AT);
 	nmi_raise(&n);
 	CHECK(n.blocked);
 	CHECK_EQ(nmi_entry(&n, IRET_AT, false), NMI_STEP);
 	/* The step's exit came before the IRET ran (say, a nested page fault on its stack): again. */
-	nmi_exit(&n, IRET_AT);
 	CHECK_EQ(nmi_entry(&n, IRET_AT, false), NMI_STEP);
 	/* An exception for the IRET itself comes first: the IRET is intercepted again later. */
-	nmi_exit(&n, IRET_AT);
 	CHECK_EQ(nmi_entry(&n, IRET_AT, true), NMI_NONE);
 	CHECK(n.blocked && !n.iret && nmi_iret_intercept(&n));
 	/* IRET outside an NMI handler (a stale intercept) changes nothing. */

@@ -68,7 +68,6 @@ static bool completed(const struct vcpu *v, u64 rip, u64 rsi, u64 rdi)
 void vmm_dispatch(struct vcpu *v)
 {
 	cpus_park_if_frozen(v);         /* nothing is handled while another CPU resets or sleeps */
-	nmi_exit(&v->nmi, v->rip);
 	enum exit_reason r = v->exit.reason < EXIT_NR ? v->exit.reason : EXIT_OTHER;
 	v->exits[r]++;
 	u64 rip = v->rip, rsi = v->gpr[RSI], rdi = v->gpr[RDI];

@@ -7,12 +7,6 @@ void nmi_raise(struct vnmi *n)
 	n->pending = true;              /* a second one while one is latched is lost, as on hardware */
 }
 
-void nmi_exit(struct vnmi *n, u64 rip)
-{
-	if (n->iret && rip != n->iret_rip)
-		n->blocked = n->iret = false;
-}
-
 void nmi_iret(struct vnmi *n, u64 rip)
 {
 	if (n->blocked) {
@@ -23,7 +17,9 @@ void nmi_iret(struct vnmi *n, u64 rip)
 
 enum nmi_action nmi_entry(struct vnmi *n, u64 rip, bool event)
 {
-	if (event && n->iret && rip == n->iret_rip)
+	if (n->iret && rip != n->iret_rip)
+		n->blocked = n->iret = false;   /* the IRET has run (or faulted into a handler) */
+	else if (n->iret && event)
 		n->iret = false;        /* the event comes before the IRET: intercept it again */
 	if (!event)
 		n->kicked = false;

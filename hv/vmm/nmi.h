@@ -9,7 +9,7 @@
  * either). So the blocking is kept here, and the backend gives the three places where it ends
  * or delivery becomes possible:
  *   - the guest's IRET, intercepted while blocked (SVM intercept vector 3 bit 20): the exit
- *     comes before the IRET executes, so blocking ends at the first later exit whose RIP is
+ *     comes before the IRET executes, so blocking ends at the first later entry whose RIP is
  *     elsewhere (the IRET ran, or faulted into a handler; either unblocks on hardware);
  *   - right after that IRET, when an NMI is latched: the backend runs that one instruction and
  *     exits after it (SVM: RFLAGS.TF and the #DB intercept; the single-step trap follows an
@@ -42,9 +42,6 @@ enum nmi_action {
 
 /* A guest NMI arrived. */
 void nmi_raise(struct vnmi *n);
-
-/* At every exit, before its handler: the IRET let run has executed once RIP moved. */
-void nmi_exit(struct vnmi *n, u64 rip);
 
 /* The guest executes IRET at rip (the intercept: the IRET has not run yet). */
 void nmi_iret(struct vnmi *n, u64 rip);
