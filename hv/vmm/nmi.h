@@ -17,7 +17,9 @@
  *   - right after another event is delivered: an exit the moment the guest can take the NMI
  *     (Parapet's own NMI to this CPU, taken after the injected event: nmi_entry's NMI_KICK).
  * The interrupt shadow does not hold a guest NMI back: the processor took the NMI at that
- * boundary, and holding it through `STI; HLT` would leave the guest halted without it.
+ * boundary, and holding it through `STI; HLT` would leave the guest halted without it. Nothing
+ * but an intercepted IRET is ever stepped: a step over HLT would not end before an interrupt
+ * woke it (and QEMU delivers that trap to the guest directly, past the #DB intercept).
  */
 #ifndef PARAPET_NMI_H
 #define PARAPET_NMI_H
