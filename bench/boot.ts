@@ -10,7 +10,7 @@ import { describeFate } from "../src/commands/run.ts";
 import { guestBenchConfig, guestBenchSettings, runAsScript, type GuestBenchConfig, type GuestBenchOptions } from "./common.ts";
 
 /** VM exit reasons as indexed in /proc/parapet/exits. */
-export const EXIT_REASONS = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "svm_insn", "npf", "shutdown", "other", "nmi"] as const;
+export const EXIT_REASONS = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "svm_insn", "npf", "shutdown", "other", "nmi", "iret", "step"] as const;
 
 /** Target for the ratio of median boot times, Parapet / bare. */
 export const TARGET_RATIO = 1.1;

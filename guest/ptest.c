@@ -22,6 +22,9 @@
 #include <string.h>
 #include <sys/io.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *errno_name(int err)
@@ -51,6 +54,7 @@ static void usage(void)
 	      "  ptest fwcfg find KEY LEN HEX\n"
 	      "  ptest outb|outw|outl PORT VALUE   (one OUT; a reset or power-off write does not return)\n"
 	      "  ptest inb|inw|inl PORT\n"
+	      "  ptest sstep cpuid|inb PORT   (single-step one CPUID or IN in a traced child)\n"
 	      "numbers are decimal or 0x-prefixed hexadecimal\n",
 	      stderr);
 	exit(2);
@@ -647,6 +651,83 @@ static int cmd_inb(int argc, char **argv) { return port_access(argc, argv, 1, 0)
 static int cmd_inw(int argc, char **argv) { return port_access(argc, argv, 2, 0); }
 static int cmd_inl(int argc, char **argv) { return port_access(argc, argv, 4, 0); }
 
+/*
+ * sstep cpuid | sstep inb PORT: single-steps one instruction a hypervisor may complete itself
+ * (CPUID; IN from PORT) in a traced child, as a debugger does (PTRACE_SINGLESTEP, RFLAGS.TF),
+ * and prints where the child stopped: `at=0xA next=0xN`. The processor traps right after the
+ * instruction (A == N); a hypervisor that completes it without the #DB trap lets the child run
+ * one more instruction first.
+ */
+__asm__(".pushsection .text\n"
+	"sstep_cpuid: cpuid\n"
+	"sstep_cpuid_next: nop\n"
+	"nop\n"
+	"ud2\n"
+	"sstep_in: inb %dx, %al\n"
+	"sstep_in_next: nop\n"
+	"nop\n"
+	"ud2\n"
+	".popsection\n");
+extern const char sstep_cpuid[], sstep_cpuid_next[], sstep_in[], sstep_in_next[];
+
+static int cmd_sstep(int argc, char **argv)
+{
+	const char *start = sstep_cpuid, *next = sstep_cpuid_next;
+	struct user_regs_struct r;
+	uint64_t port = 0;
+	int status;
+	pid_t pid;
+
+	if (argc == 2 && !strcmp(argv[0], "inb")) {
+		start = sstep_in;
+		next = sstep_in_next;
+		port = parse_num(argv[1]);
+		if (port > 0xffff)
+			usage();
+	} else if (argc != 1 || strcmp(argv[0], "cpuid")) {
+		usage();
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		printf("error=%s\n", errno_name(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		if (argc == 2 && (port < 0x400 ? ioperm((unsigned long)port, 1, 1) : iopl(3)))
+			_exit(3);
+		ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+		raise(SIGSTOP);
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFSTOPPED(status)) {
+		printf("error=%s\n", WIFEXITED(status) && WEXITSTATUS(status) == 3 ? "no-io-permission" : "child");
+		return 1;
+	}
+	ptrace(PTRACE_GETREGS, pid, NULL, &r);
+	r.rip = (uintptr_t)start;
+	r.orig_rax = (unsigned long long)-1;    /* no system call to restart */
+	r.rax = 0;
+	r.rcx = 0;
+	r.rdx = port;
+	if (ptrace(PTRACE_SETREGS, pid, NULL, &r) || ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL)) {
+		printf("error=%s\n", errno_name(errno));
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		return 1;
+	}
+	waitpid(pid, &status, 0);
+	ptrace(PTRACE_GETREGS, pid, NULL, &r);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGTRAP) {
+		printf("error=stop status=0x%x at=0x%llx\n", status, (unsigned long long)r.rip);
+		return 1;
+	}
+	printf("at=0x%llx next=0x%llx\n", (unsigned long long)r.rip, (unsigned long long)(uintptr_t)next);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -668,6 +749,7 @@ int main(int argc, char **argv)
 		{ "inb", cmd_inb },
 		{ "inw", cmd_inw },
 		{ "inl", cmd_inl },
+		{ "sstep", cmd_sstep },
 	};
 	size_t i;
 

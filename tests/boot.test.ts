@@ -13,12 +13,14 @@ describe("Parapet on the default pc machine", () => {
   let g: QemuSession;
   let bareMap: MemEntry[];
   let bareCpuid80000001: Record<string, string>;
+  let bareSstep: Record<string, string>[];
 
   before(async () => {
     await prepare();
     const bare = await bootGuest({ parapet: false });
     bareMap = parseMemmap(await bare.sh("ptest memmap"));
     bareCpuid80000001 = kv(await bare.sh("ptest cpuid 0x80000001"));
+    bareSstep = [kv(await bare.sh("ptest sstep cpuid")), kv(await bare.sh("ptest sstep inb 0xcf8"))];
     assert.match(bare.console, /parapet_guest: absent/, "the guest module must see no hypervisor on bare QEMU");
     assert.equal((await bare.poweroff()).kind, "poweroff");
     g = await bootGuest();
@@ -44,6 +46,17 @@ describe("Parapet on the default pc machine", () => {
     for (const r of ["eax", "ebx", "ecx", "edx"]) assert.equal(BigInt(svmLeaf[r]), 0n, `leaf 8000000A ${r}`);
     const flags = await g.sh("grep -m1 '^flags' /proc/cpuinfo");
     assert.doesNotMatch(flags, /\b(svm|vmx)\b/);
+  });
+
+  // CPUID always exits to Parapet, and so does IN from 0xCF8 (PCI configuration, always hooked):
+  // Parapet completes them, and must raise the single-step trap right after them as the
+  // processor does (the bare run shows the processor's answer).
+  test("single-stepping an instruction Parapet completes stops right after it", async () => {
+    for (const r of bareSstep) assert.equal(r.at, r.next, `bare: ${JSON.stringify(r)}`);
+    for (const cmd of ["ptest sstep cpuid", "ptest sstep inb 0xcf8"]) {
+      const r = kv(await g.sh(cmd));
+      assert.ok(r.at && r.at === r.next, `${cmd}: ${JSON.stringify(r)}`);
+    }
   });
 
   test("the E820 map shows Parapet's memory as reserved, with no gap", async () => {

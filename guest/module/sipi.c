@@ -18,6 +18,12 @@
  * payload has finished or after 2 s; errors: -EINVAL (bad method or CPU, or no recorded
  * logical ID), -EBUSY (the CPU is online), -ETIMEDOUT (the ICR stayed busy).
  *
+ * "METHOD CPU nmi" (x2APIC only) has the payload test NMI blocking as well (sipi_payload.S).
+ * "METHOD CPU BASE" (xAPIC only, BASE a 4 KiB-aligned physical address in hex) first moves the
+ * current CPU's local APIC to BASE (IA32_APIC_BASE), reads its version register there, sends
+ * the IPIs through the ICR at BASE and moves the APIC back, all with interrupts off (Linux
+ * keeps using the APIC at its old address); -EIO when the move faulted.
+ *
  * Reading gives the last result ("sipi: none" before any):
  *   sipi: method=M cpu=N apic=0xA ran=1 svm=S vmmcall=0xEBX vcpu=V
  *       the payload ran to its end: S = CPUID 0x80000001 ECX bit 2 there, EBX/EDX after its
@@ -28,6 +34,10 @@
  *   sipi: method=M cpu=N apic=0xA ran=0
  *       nothing ran within 2 s
  * and " fault_ip=0xIP" after any of them when another instruction of the payload faulted.
+ * Once it ran CPUID: " osxsave=O", CPUID 1 ECX bit 27 there (its CR4 is clear: 0 is right).
+ * With nmi: " nmis=N nmi_depth=D", the NMIs its handler took and the most handlers at once.
+ * With BASE: " base=0xB moved=0xM apicver=0xV home_apicver=0xH", M = IA32_APIC_BASE read
+ * after the move, V = the version register read at BASE, H = the one read before the move.
  *
  * Afterwards the CPU is parked in the payload (HLT, interrupts off) until Linux brings it
  * back online with its own INIT/STARTUP sequence.
@@ -64,7 +74,7 @@ static const char *const sipi_method_names[] = {
 #define SIPI_WAIT_MS		2000	/* for the payload to finish */
 #define ICR_IDLE_TRIES		1000	/* of 10 us each, for the xAPIC delivery status */
 
-static char sipi_result[160] = "sipi: none\n";
+static char sipi_result[256] = "sipi: none\n";
 static DEFINE_MUTEX(sipi_lock);
 
 /*
@@ -72,9 +82,8 @@ static DEFINE_MUTEX(sipi_lock);
  * shorthand, vector; dest = the destination field. Interrupts are off meanwhile, so an IPI
  * the kernel sends from an interrupt handler cannot come between the two xAPIC writes.
  */
-static int icr_send(bool x2apic, u32 dest, u32 low)
+static int icr_send(bool x2apic, void __iomem *mmio, u32 dest, u32 low)
 {
-	void __iomem *mmio = parapet_apic_mmio();
 	unsigned long flags;
 	int i, err = 0;
 
@@ -97,14 +106,26 @@ static int icr_send(bool x2apic, u32 dest, u32 low)
 	return err;
 }
 
+/* A move of the local APIC for the IPIs (BASE given): where to, and what was seen there. */
+struct apic_move {
+	u64 base;			/* 0: no move */
+	void __iomem *page;		/* BASE, mapped */
+	u64 moved;			/* IA32_APIC_BASE after the move */
+	u32 version, home_version;	/* the version register at BASE, and before the move */
+};
+
 /*
  * INIT, 10 ms, STARTUP, 300 us, STARTUP: the universal start-up sequence. Runs with
  * preemption off, so every IPI leaves from the same CPU's APIC, in the mode that APIC is
- * actually in (IA32_APIC_BASE.EXTD), whatever the kernel's apic driver believes.
+ * actually in (IA32_APIC_BASE.EXTD), whatever the kernel's apic driver believes. With a move,
+ * interrupts stay off from the move to the move back.
  */
 static int sipi_send(enum sipi_method method, u32 apic_id, u32 ldr, u32 *dest_out,
-		     bool *x2apic_out)
+		     bool *x2apic_out, struct apic_move *mv)
 {
+	void __iomem *mmio = parapet_apic_mmio();
+	unsigned long flags = 0;
+	u64 home = 0;
 	u32 mode, dest, dfr;
 	bool x2apic;
 	int err;
@@ -112,9 +133,22 @@ static int sipi_send(enum sipi_method method, u32 apic_id, u32 ldr, u32 *dest_ou
 	preempt_disable();
 	x2apic = parapet_apic_x2apic();
 	*x2apic_out = x2apic;
-	if (!x2apic && !parapet_apic_mmio()) {
-		err = -ENODEV;
+	if ((!x2apic && !mmio) || (x2apic && mv->base)) {
+		err = x2apic ? -EINVAL : -ENODEV;
 		goto out;
+	}
+	if (mv->base) {
+		local_irq_save(flags);
+		rdmsrl(MSR_IA32_APICBASE, home);
+		mv->home_version = readl(mmio + APIC_LVR);
+		if (wrmsrl_safe(MSR_IA32_APICBASE, (home & ~PAGE_MASK) | mv->base)) {
+			local_irq_restore(flags);
+			err = -EIO;
+			goto out;
+		}
+		rdmsrl(MSR_IA32_APICBASE, mv->moved);
+		mmio = mv->page;
+		mv->version = readl(mmio + APIC_LVR);
 	}
 	switch (method) {
 	case SIPI_PHYS:
@@ -134,7 +168,7 @@ static int sipi_send(enum sipi_method method, u32 apic_id, u32 ldr, u32 *dest_ou
 			dest = ldr;
 		} else {
 			dest = ldr >> 24;
-			dfr = parapet_apic_read(APIC_DFR);
+			dfr = readl(mmio + APIC_DFR);
 			pr_info("parapet_guest: sipi: xAPIC DFR 0x%08x (%s model)\n", dfr,
 				dfr == APIC_DFR_FLAT ? "flat" : "cluster");
 		}
@@ -146,9 +180,9 @@ static int sipi_send(enum sipi_method method, u32 apic_id, u32 ldr, u32 *dest_ou
 	}
 	*dest_out = dest;
 
-	err = icr_send(x2apic, dest, mode | APIC_INT_LEVELTRIG | APIC_INT_ASSERT | APIC_DM_INIT);
+	err = icr_send(x2apic, mmio, dest, mode | APIC_INT_LEVELTRIG | APIC_INT_ASSERT | APIC_DM_INIT);
 	if (err)
-		goto out;
+		goto back;
 	mdelay(10);
 	/*
 	 * INIT clears an xAPIC's LDR, so after it a logical STARTUP can only reach the target as
@@ -156,11 +190,16 @@ static int sipi_send(enum sipi_method method, u32 apic_id, u32 ldr, u32 *dest_ou
 	 */
 	if (method == SIPI_LOGICAL)
 		dest = x2apic ? 0xFFFFFFFF : 0xFF;
-	err = icr_send(x2apic, dest, mode | APIC_DM_STARTUP | PARAPET_SIPI_VECTOR);
+	err = icr_send(x2apic, mmio, dest, mode | APIC_DM_STARTUP | PARAPET_SIPI_VECTOR);
 	if (err)
-		goto out;
+		goto back;
 	udelay(300);
-	err = icr_send(x2apic, dest, mode | APIC_DM_STARTUP | PARAPET_SIPI_VECTOR);
+	err = icr_send(x2apic, mmio, dest, mode | APIC_DM_STARTUP | PARAPET_SIPI_VECTOR);
+back:
+	if (mv->base) {
+		wrmsrl(MSR_IA32_APICBASE, home);
+		local_irq_restore(flags);
+	}
 out:
 	preempt_enable();
 	return err;
@@ -220,7 +259,7 @@ void parapet_sipi_plant(void *page)
 
 /* Waits for the payload to finish or fault (or SIPI_WAIT_MS), then describes what it did. */
 static void sipi_collect(const void *page, enum sipi_method method, unsigned int cpu,
-			 u32 apic_id)
+			 u32 apic_id, const struct apic_move *mv, bool nmi)
 {
 	unsigned long deadline = jiffies + msecs_to_jiffies(SIPI_WAIT_MS);
 	int n;
@@ -231,24 +270,39 @@ static void sipi_collect(const void *page, enum sipi_method method, unsigned int
 	n = scnprintf(sipi_result, sizeof(sipi_result), "sipi: method=%s cpu=%u apic=0x%x",
 		      sipi_method_names[method], cpu, apic_id);
 	n += parapet_sipi_describe(page, sipi_result + n, sizeof(sipi_result) - n);
+	if (payload_word(page, PARAPET_SIPI_CPUID_DONE) == PARAPET_SIPI_CPUID_MAGIC)
+		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " osxsave=%d",
+			       !!(payload_word(page, PARAPET_SIPI_ECX1) & BIT(27)));
+	if (nmi)
+		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " nmis=%u nmi_depth=%u",
+			       payload_word(page, PARAPET_SIPI_NMIS), payload_word(page, PARAPET_SIPI_NMI_DEPTH));
+	if (mv->base)
+		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n,
+			       " base=0x%llx moved=0x%llx apicver=0x%x home_apicver=0x%x", mv->base,
+			       mv->moved, mv->version, mv->home_version);
 	scnprintf(sipi_result + n, sizeof(sipi_result) - n, "\n");
 }
 
 static ssize_t parapet_sipi_write(struct file *f, const char __user *ubuf, size_t len,
 				  loff_t *off)
 {
-	char buf[32], name[16];
+	char buf[48], name[16], third[20] = "";
 	unsigned int cpu;
 	u32 apic_id, ldr, dest = 0;
 	size_t n = min(len, sizeof(buf) - 1);
+	struct apic_move mv = { 0 };
+	unsigned long long base = 0;
 	void *page;
 	int method, err;
-	bool recorded, x2apic = false;
+	bool recorded, nmi = false, x2apic = false;
 
 	if (copy_from_user(buf, ubuf, n))
 		return -EFAULT;
 	buf[n] = 0;
-	if (sscanf(buf, "%15s %u", name, &cpu) != 2)
+	if (sscanf(buf, "%15s %u %19s", name, &cpu, third) < 2)
+		return -EINVAL;
+	nmi = !strcmp(third, "nmi");
+	if (third[0] && !nmi && (kstrtoull(third, 16, &base) || !base || (base & ~PAGE_MASK)))
 		return -EINVAL;
 	method = match_string(sipi_method_names, ARRAY_SIZE(sipi_method_names), name);
 	if (method < 0 || cpu >= nr_cpu_ids || !cpu_present(cpu))
@@ -264,6 +318,14 @@ static ssize_t parapet_sipi_write(struct file *f, const char __user *ubuf, size_
 	page = memremap(PARAPET_SIPI_PAGE, PAGE_SIZE, MEMREMAP_WB);
 	if (!page)
 		return -ENOMEM;
+	if (base) {
+		mv.base = base;
+		mv.page = ioremap(base, PAGE_SIZE);
+		if (!mv.page) {
+			memunmap(page);
+			return -ENOMEM;
+		}
+	}
 
 	mutex_lock(&sipi_lock);
 	cpus_read_lock();	/* no CPU comes or goes meanwhile */
@@ -273,15 +335,21 @@ static ssize_t parapet_sipi_write(struct file *f, const char __user *ubuf, size_
 	}
 
 	parapet_sipi_plant(page);
+	if (nmi) {
+		*(u32 *)(page + PARAPET_SIPI_MODE) = PARAPET_SIPI_MODE_NMI;
+		clflush_cache_range(page, PAGE_SIZE);
+	}
 
-	err = sipi_send(method, apic_id, ldr, &dest, &x2apic);
-	pr_info("parapet_guest: sipi: %s to cpu %u (apic 0x%x) via %s ICR, destination 0x%x: %d\n",
-		sipi_method_names[method], cpu, apic_id, x2apic ? "x2APIC" : "xAPIC", dest, err);
+	err = sipi_send(method, apic_id, ldr, &dest, &x2apic, &mv);
+	pr_info("parapet_guest: sipi: %s to cpu %u (apic 0x%x) via %s ICR at 0x%llx, destination 0x%x: %d\n",
+		sipi_method_names[method], cpu, apic_id, x2apic ? "x2APIC" : "xAPIC", base, dest, err);
 	if (!err)
-		sipi_collect(page, method, cpu, apic_id);
+		sipi_collect(page, method, cpu, apic_id, &mv, nmi);
 out:
 	cpus_read_unlock();
 	mutex_unlock(&sipi_lock);
+	if (mv.page)
+		iounmap(mv.page);
 	memunmap(page);
 	return err ? err : len;
 }

@@ -27,11 +27,18 @@
 #define PARAPET_SIPI_FAULT	0x210	/* a PARAPET_SIPI_FAULT_* marker if an exception came */
 #define PARAPET_SIPI_FAULT_IP	0x214	/* IP of the faulting instruction */
 #define PARAPET_SIPI_DONE	0x218	/* PARAPET_SIPI_DONE_MAGIC, stored last */
+#define PARAPET_SIPI_ECX1	0x21c	/* ECX of CPUID 1 (bit 27: OSXSAVE; CR4 is 0 here) */
+/* 0x220: s3race.c's counter. */
+#define PARAPET_SIPI_MODE	0x224	/* set by the sender: PARAPET_SIPI_MODE_NMI for the NMI test */
+#define PARAPET_SIPI_NMIS	0x228	/* NMIs the payload's handler took */
+#define PARAPET_SIPI_NMI_DEPTH	0x22c	/* the most NMI handlers it was in at once */
+#define PARAPET_SIPI_NMI_NOW	0x230	/* the NMI handlers it is in now (the payload's own) */
 
 #define PARAPET_SIPI_CPUID_MAGIC	0x43505544	/* "CPUD" */
 #define PARAPET_SIPI_DONE_MAGIC		0x444F4E45	/* "DONE" */
 #define PARAPET_SIPI_FAULT_VMMCALL	0x564D4D46	/* "VMMF": the VMMCALL faulted (#UD) */
 #define PARAPET_SIPI_FAULT_OTHER	0x464C5421	/* "FLT!": another instruction faulted */
+#define PARAPET_SIPI_MODE_NMI		0x494D4E21	/* "!NMI" */
 
 /* The payload's own interrupt vector table (vectors 0-31) and the IDTR image that loads it. */
 #define PARAPET_SIPI_IDTR	0x280

@@ -9,10 +9,23 @@ bool lapic_x2apic(void)
 	return (rdmsr(MSR_APIC_BASE) & APIC_BASE_EXTD) != 0;
 }
 
+static u64 fixed_window;         /* nonzero: where every APIC answers, whatever its base */
+
+void lapic_fix_window(u64 pa)
+{
+	__atomic_store_n(&fixed_window, pa, __ATOMIC_RELEASE);
+}
+
+u64 lapic_window_of(u64 apic_base)
+{
+	u64 fixed = __atomic_load_n(&fixed_window, __ATOMIC_ACQUIRE);
+	return fixed ? fixed : apic_base & APIC_BASE_ADDR_MASK;
+}
+
 static volatile u32 *reg(u32 off)
 {
 	/* The host identity-maps all physical memory, the APIC page included. */
-	return (volatile u32 *)((rdmsr(MSR_APIC_BASE) & APIC_BASE_ADDR_MASK) + off);
+	return (volatile u32 *)(lapic_window_of(rdmsr(MSR_APIC_BASE)) + off);
 }
 
 u32 lapic_read(u32 off)

@@ -21,6 +21,7 @@
 
 /* Register offsets in the xAPIC page. */
 #define APIC_ID       0x020
+#define APIC_VERSION  0x030                    /* read-only: version, highest LVT entry */
 #define APIC_TPR      0x080
 #define APIC_EOI      0x0B0
 #define APIC_LDR      0x0D0                    /* logical destination, bits 31:24 */
@@ -67,6 +68,15 @@ void lapic_save(struct lapic_state *s);
 /* Back to `s`: out of x2APIC mode if needed (through disabled, the only way out), timer
  * stopped, every in-service interrupt ended, registers rewritten. */
 void lapic_restore(const struct lapic_state *s);
+
+/*
+ * Where this CPU's xAPIC registers answer: at the base in IA32_APIC_BASE (`apic_base` is that
+ * MSR's value), as the architecture moves them with it, unless the platform was found to keep
+ * every APIC at one address whatever its base (QEMU maps its APIC window once, at the reset
+ * base): then there (lapic_fix_window, from vmm/apic.c).
+ */
+u64 lapic_window_of(u64 apic_base);
+void lapic_fix_window(u64 pa);
 
 /* True when this CPU's APIC is in x2APIC mode. */
 bool lapic_x2apic(void);

@@ -32,8 +32,10 @@
 #define CR0_NW (1ull << 29)
 #define CR0_CD (1ull << 30)
 #define CR0_PG (1ull << 31)
+#define CR4_DE (1ull << 3)
 #define CR4_PAE (1ull << 5)
 #define CR4_OSXSAVE (1ull << 18)
+#define CR4_PKE (1ull << 22)
 
 /* CPUID feature bits. */
 #define CPUID_1_ECX_VMX        (1u << 5)
@@ -50,6 +52,17 @@
 static inline void cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
 {
 	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
+}
+
+/* MAXPHYADDR, the processor's physical address width: CPUID 80000008h EAX[7:0], else 36. */
+static inline unsigned cpu_phys_bits(void)
+{
+	u32 a, b, c, d;
+	cpuid(0x80000000, 0, &a, &b, &c, &d);
+	if (a < 0x80000008)
+		return 36;
+	cpuid(0x80000008, 0, &a, &b, &c, &d);
+	return a & 0xFF;
 }
 
 static inline u64 rdmsr(u32 msr)

@@ -45,12 +45,7 @@ const struct pt_alloc hv_pt_alloc = { pt_page, pt_ptr, NULL };
 static void choose_page_size_and_top(void)
 {
 	u32 a, b, c, d;
-	cpuid(0x80000000, 0, &a, &b, &c, &d);
-	unsigned bits = 36;
-	if (a >= 0x80000008) {
-		cpuid(0x80000008, 0, &a, &b, &c, &d);
-		bits = a & 0xFF;
-	}
+	unsigned bits = cpu_phys_bits();
 	cpuid(0x80000001, 0, &a, &b, &c, &d);
 	if (d & CPUID_80000001_EDX_1GB) {
 		hvmem.max_page_shift = PAGE_1G;

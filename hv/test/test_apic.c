@@ -4,6 +4,7 @@
 #include "vmm/apic.h"
 #include "core/lapic.h"
 #include "io/acpi.h"
+#include "mm/memmap.h"
 #include <string.h>
 
 #define INIT (ICR_MODE_INIT << 8 | ICR_ASSERT | ICR_LEVEL)
@@ -164,12 +165,43 @@ static void madt_processors(void)
 	CHECK_EQ(acpi_madt_cpus(map, t, ids, 8), 0);
 }
 
+/* Where an xAPIC may be moved (vmm/apic_base.c), on a PC-like map with Parapet at 0x1F000000. */
+static void base_usable(void)
+{
+	static struct memmap m;
+	memset(&m, 0, sizeof(m));
+	memmap_add(&m, 0, 0x9FC00, E820_RAM);
+	memmap_add(&m, 0xF0000, 0x10000, E820_RESERVED);
+	memmap_add(&m, 0x100000, 0x1FEE0000 - 0x100000, E820_RAM);
+	memmap_add(&m, 0x1FEE0000, 0x10000, E820_ACPI);
+	memmap_add(&m, 0x1FEF0000, 0x10000, E820_NVS);
+	memmap_add(&m, 0xFEFFC000, 0x4000, E820_RESERVED);
+	memmap_add(&m, 0x100000000ull, 0x40000000, E820_RAM);
+	const u64 boot = 0xFEE00000, hv = 0x1F000000, hv_end = 0x20000000;
+	CHECK(apic_base_usable(boot, boot, &m, hv, hv_end));
+	CHECK(apic_base_usable(0xFEF00000, boot, &m, hv, hv_end));         /* a hole */
+	CHECK(!apic_base_usable(0xFEFFC000, boot, &m, hv, hv_end));        /* reserved */
+	CHECK(!apic_base_usable(0xF0000, boot, &m, hv, hv_end));
+	CHECK(apic_base_usable(0xE0000000, boot, &m, hv, hv_end));
+	CHECK(!apic_base_usable(0xFEE01000, boot, &m, hv, hv_end));        /* the interrupt range */
+	CHECK(!apic_base_usable(0xFEEFF000, boot, &m, hv, hv_end));
+	CHECK(!apic_base_usable(0x1F000000, boot, &m, hv, hv_end));        /* Parapet */
+	CHECK(!apic_base_usable(0x1FFFF000, boot, &m, hv, hv_end));
+	CHECK(!apic_base_usable(0x00800000, boot, &m, hv, hv_end));        /* RAM */
+	CHECK(!apic_base_usable(0x1FEE0000, boot, &m, hv, hv_end));        /* ACPI */
+	CHECK(!apic_base_usable(0x1FEFF000, boot, &m, hv, hv_end));        /* NVS */
+	CHECK(!apic_base_usable(0x13FFFF000ull, boot, &m, hv, hv_end));    /* RAM above 4 GiB */
+	CHECK(!apic_base_usable(0xA0000, boot, &m, hv, hv_end));           /* below 1 MiB, a hole */
+	CHECK(apic_base_usable(0x140000000ull, boot, &m, hv, hv_end));
+}
+
 const struct test_case apic_tests[] = {
 	{ "apic: physical destinations and broadcast, xAPIC and x2APIC", physical },
 	{ "apic: shorthands self, all, all but self", shorthands },
 	{ "apic: logical destinations, flat and cluster xAPIC models", logical_xapic },
 	{ "apic: logical destinations in x2APIC mode", logical_x2apic },
 	{ "apic: an LVT entry never delivers INIT", lvt_init },
+	{ "apic: the pages an xAPIC may move to", base_usable },
 	{ "acpi: MADT processor list (enabled, x2APIC, duplicates, malformed) and I/O APICs", madt_processors },
 	{ 0 },
 };

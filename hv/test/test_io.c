@@ -153,6 +153,34 @@ static void bounded_per_exit(void)
 	end();
 }
 
+/* With RFLAGS.TF, or an I/O breakpoint on the port, one element per exit: the hardware raises
+ * #DB after each iteration of a REP string instruction. */
+static void one_element_when_trapping(void)
+{
+	begin();
+	struct vcpu v = flat(0x1F0, 1, true, true, 4);
+	v.rflags |= 1u << 8;
+	v.gpr[RCX] = 3;
+	v.gpr[RDI] = 0x100000;
+	handle_io(&v);
+	CHECK_EQ(dev.last_count, 1);
+	CHECK_EQ(v.gpr[RCX], 2);
+	CHECK_EQ(v.gpr[RDI], 0x100001);
+	CHECK_EQ(v.rip, 0x1000);                /* not done: the #DB reports the REP instruction */
+	v.rflags &= ~(1ull << 8);
+	v.cr4 = 1u << 3;                        /* CR4.DE */
+	v.dr7 = 1 | 2u << 16 | 1u << 18;        /* L0, I/O, two bytes */
+	v.dr[0] = 0x1F1;                        /* 0x1F0-0x1F1 */
+	handle_io(&v);
+	CHECK_EQ(dev.last_count, 1);
+	CHECK_EQ(v.gpr[RCX], 1);
+	v.dr[0] = 0x1F2;                        /* another port: the rest in one go */
+	handle_io(&v);
+	CHECK_EQ(v.gpr[RCX], 0);
+	CHECK_EQ(v.rip, 0x1002);
+	end();
+}
+
 static void outs_backwards(void)
 {
 	begin();
@@ -523,9 +551,42 @@ static void mmio_emulation(void)
 	fg_end();
 }
 
+static bool other_handler(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
+{
+	(void)v, (void)ctx, (void)gpa, (void)size, (void)write, (void)val;
+	return false;
+}
+
+/* A page trapped while the guest runs (a moved local APIC): found by the next fault; a page
+ * another handler traps is refused. */
+static void trap_page_at_run_time(void)
+{
+	fg_begin();
+	static bool added;
+	if (!added)
+		CHECK(mmio_trap_add(0x780000, 0x2000, NPT_NONE, mm_handler, NULL));
+	added = true;
+	CHECK(mmio_trap_page(0x781000, NPT_RO, mm_handler, NULL));         /* already its page */
+	CHECK(!mmio_trap_page(0x781000, NPT_RO, other_handler, NULL));
+	CHECK(!mmio_trap_page(0x7F0800, NPT_RO, mm_handler, NULL));        /* not page-aligned */
+	CHECK(mmio_trap_page(0x7F0000, NPT_RO, mm_handler, NULL));
+	CHECK(mmio_trap_page(0x7F0000, NPT_NONE, mm_handler, NULL));
+	CHECK(!mmio_trap_page(0x7F0000, NPT_RO, other_handler, NULL));
+	memset(&mm, 0, sizeof(mm));
+	struct vcpu v = npf((const u8 *)"\x89\x43\x20", 3, 0x7F0020, true);     /* mov [ebx+0x20],eax */
+	v.gpr[RBX] = 0x7F0000;
+	v.gpr[RAX] = 0xCAFE;
+	CHECK(mmio_handle_npf(&v));
+	CHECK_EQ(mm.calls, 1);
+	CHECK_EQ(mm.gpa, 0x7F0020);
+	CHECK_EQ(mm.val, 0xCAFE);
+	fg_end();
+}
+
 TESTS(io_tests) = {
 	{ "io: rep insw is one block across a page boundary", ins_one_block_across_pages },
 	{ "io: string I/O is bounded per exit and resumed", bounded_per_exit },
+	{ "io: string I/O under single-step or an I/O breakpoint: one element per exit", one_element_when_trapping },
 	{ "io: outs with DF=1, bytes and words across a page", outs_backwards },
 	{ "io: a page fault mid-way: elements before it, #PF with CR2", fault_midway },
 	{ "io: guest memory that is not RAM gets #GP, untouched", memory_not_ram },
@@ -537,5 +598,6 @@ TESTS(io_tests) = {
 	{ "io: hooks add/move/remove keep the intercept bitmap", hooks_and_bitmap },
 	{ "io: an IN straddling a hook is split", straddling_in },
 	{ "mmio: loads, stores, MOVZX, RIP-relative; refusals", mmio_emulation },
+	{ "mmio: a page trapped at run time", trap_page_at_run_time },
 	{ NULL, NULL },
 };

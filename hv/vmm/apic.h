@@ -5,11 +5,27 @@
  * Every INIT or STARTUP, whatever its destination mode or shorthand, is resolved here to
  * the virtual CPUs it addresses and posted to their mailboxes; each target applies it on its
  * own CPU when an NMI from Parapet interrupts it. All other IPIs pass through untouched.
+ *
+ * Moving the APIC (Intel SDM vol. 3 §11.4.4, AMD APM vol. 2 §16.3.1): a write of
+ * IA32_APIC_BASE with another base is performed, and the trap follows it. The nested page
+ * tables are shared, so the trapped pages are every page some CPU's APIC was ever moved to
+ * (and the page all start at); a write there is an APIC write only when the page is the
+ * writing CPU's own enabled xAPIC base. Otherwise it is what the platform decodes for that
+ * CPU: in the processor interrupt range FEE00000-FEEFFFFF nothing (dropped; QEMU would take
+ * it as an MSI, which may carry INIT), elsewhere the page's memory or device (performed).
+ * A base Parapet cannot follow (apic_base_usable, a full table) is written with the address
+ * bits left as they were, as on a processor whose APIC base does not move; one beyond the
+ * physical address width is #GP, as it is reserved.
  */
 #ifndef PARAPET_APIC_H
 #define PARAPET_APIC_H
 
 #include "vmm/vcpu.h"
+#include "mm/memmap.h"
+
+/* The processor interrupt range: local APIC registers and MSI addresses. */
+#define APIC_MSI_BASE 0xFEE00000ull
+#define APIC_MSI_END  0xFEF00000ull
 
 /* Trap the xAPIC page (at this CPU's APIC base). Before the guest runs. */
 void apic_init(void);
@@ -32,6 +48,14 @@ static inline bool apic_lvt_msr(u32 msr)
 {
 	return msr == 0x82F || (msr >= 0x832 && msr <= 0x837);
 }
+
+/* Whether a CPU's xAPIC may move to `page` under Parapet: the page every APIC starts at
+ * (`boot`) always; otherwise only a hole in the guest's memory map `m`: not RAM, ACPI or NVS,
+ * nor reserved (firmware, the PCI configuration window), since Parapet itself reads and writes
+ * such memory by physical address, and on the moved CPU that would reach its APIC instead;
+ * never below 1 MiB (firmware areas), in the interrupt range or in Parapet's region
+ * [hv_base, hv_end). Pages other traps hold are refused when the trap is set (vmm/mmio.c). */
+bool apic_base_usable(u64 page, u64 boot, const struct memmap *m, u64 hv_base, u64 hv_end);
 
 /* The MSRs intercepted for writes: IA32_APIC_BASE, the x2APIC ICR and LVT. False means #GP. */
 bool apic_wrmsr(struct vcpu *v, u32 msr, u64 val);

@@ -34,13 +34,7 @@ static u8 phys_bits = 52;
 
 void gw_init(void)
 {
-	u32 a, b, c, d;
-	cpuid(0x80000000, 0, &a, &b, &c, &d);
-	phys_bits = 36;
-	if (a >= 0x80000008) {
-		cpuid(0x80000008, 0, &a, &b, &c, &d);
-		phys_bits = a & 0xFF;
-	}
+	phys_bits = (u8)cpu_phys_bits();
 	if (phys_bits < 32 || phys_bits > 52)
 		phys_bits = 52;
 }

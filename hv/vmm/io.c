@@ -5,11 +5,14 @@
  * IN/OUT: the hook's handler, once. An access that straddles hooked and unhooked ports (the
  * bitmap intercepts it if any byte is hooked) is split: each hook gets its bytes, the rest goes
  * to the hardware as the guest asked.
- * INS/OUTS: emulated as whole blocks per exit: see string_io() and docs/io.md.
+ * INS/OUTS: emulated as whole blocks per exit: see string_io() and docs/io.md; one element
+ * per exit when the guest single-steps it or has an I/O breakpoint on its port, as the
+ * hardware raises #DB after each iteration then.
  */
 #include "vmm/io.h"
 #include "vmm/gwalk.h"
 #include "vmm/decode.h"
+#include "vmm/debug.h"
 #include "boot/layout.h"
 #include "core/log.h"
 #include "core/spinlock.h"
@@ -456,6 +459,8 @@ static void string_io(struct vcpu *v, const struct io_exit *io)
 
 	u64 start = v->gpr[reg] & amask, base = 0;
 	u64 want = count < IO_STR_MAX_BYTES / size ? count : IO_STR_MAX_BYTES / size;
+	if (debug_traps(v, &(struct vm_access){ ACCESS_IO, io->port, size }))
+		want = 1;               /* single-step or an I/O breakpoint: a #DB after each iteration */
 	struct str_fault f = { F_NONE, { 0, 0 } };
 	/* The block ends where the offset register wraps (the next exit goes on from there); an
 	 * element across the wrap, or beyond the segment's limit, faults. */

@@ -5,6 +5,7 @@
 #include "vmm/decode.h"
 #include "mm/npt.h"
 #include "core/log.h"
+#include "core/spinlock.h"
 
 struct trap {
 	u64 base, end;
@@ -31,6 +32,30 @@ bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, vo
 		}
 	traps[ntraps++] = (struct trap){ gpa, gpa + len, fn, ctx };
 	return true;
+}
+
+static const struct trap *find(u64 gpa);
+
+bool mmio_trap_page(u64 gpa, enum npt_access access, mmio_handler fn, void *ctx)
+{
+	static struct spinlock lock;
+	if ((gpa & 4095) || access == NPT_RW)
+		return false;
+	spin_lock(&lock);
+	const struct trap *t = find(gpa);
+	bool ok = t ? t->fn == fn && t->ctx == ctx : ntraps < MMIO_TRAPS_MAX;
+	if (ok && !t) {
+		/* Published whole before the page can fault, so every fault finds it. */
+		traps[ntraps] = (struct trap){ gpa, gpa + 4096, fn, ctx };
+		__atomic_store_n(&ntraps, ntraps + 1, __ATOMIC_RELEASE);
+	}
+	if (ok && !npt_trap(gpa, access)) {
+		if (!t)
+			traps[ntraps - 1].end = gpa;    /* never mapped: an empty entry */
+		ok = false;
+	}
+	spin_unlock(&lock);
+	return ok;
 }
 
 static const struct trap *find(u64 gpa)

@@ -22,4 +22,11 @@ typedef bool (*mmio_handler)(struct vcpu *v, void *ctx, u64 gpa, unsigned size, 
  * full or the nested page tables cannot be split. */
 bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx);
 
+/* While the guest runs, from any CPU: trap the 4 KiB page at gpa for `access` with (fn, ctx),
+ * or set the access of the page (fn, ctx) trap already. False when another handler traps it,
+ * it cannot be trapped (Parapet's own region, beyond the nested page tables) or the table is
+ * full. The entry is in the table before the page faults, so every fault finds it. No nested
+ * TLB is flushed: a CPU that must see the new access at once flushes its own. */
+bool mmio_trap_page(u64 gpa, enum npt_access access, mmio_handler fn, void *ctx);
+
 #endif

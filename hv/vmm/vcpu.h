@@ -8,6 +8,7 @@
 
 #include "core/types.h"
 #include "core/spinlock.h"
+#include "vmm/nmi.h"
 
 struct guest_start;
 
@@ -23,6 +24,8 @@ enum exit_reason {
 	EXIT_SHUTDOWN = 7,      /* triple fault */
 	EXIT_OTHER = 8,
 	EXIT_NMI = 9,           /* an NMI: another CPU's request (vmm/apic.c) or the guest's own */
+	EXIT_IRET = 10,         /* the guest's IRET while its NMI handler runs (vmm/nmi.c) */
+	EXIT_STEP = 11,         /* the instruction the backend was asked to step has run (vmm/nmi.h) */
 	EXIT_NR
 };
 
@@ -42,12 +45,22 @@ struct vm_exit {
 	union {
 		struct io_exit io;
 		struct { u64 gpa, error; } npf;
+		struct { u32 dr6; } step;   /* DR6 bits the guest's own debug state raised meanwhile */
 	};
 };
 
-struct event {
+/* A data or I/O access an emulated instruction made, matched against the guest's breakpoints
+ * (vmm/debug.c). vmm_dispatch fills it for port I/O; an emulator of memory accesses records
+ * the linear address it accessed. */
+enum access_kind { ACCESS_NONE, ACCESS_IO, ACCESS_READ, ACCESS_WRITE };
+struct vm_access {
+	enum access_kind kind;
+	u64 addr;               /* the port, or the linear address */
+	unsigned size;
+};
+
+struct event {                  /* an exception */
 	bool valid;
-	bool nmi;               /* an NMI rather than an exception */
 	u8 vector;
 	bool has_error;
 	u32 error;
@@ -84,16 +97,21 @@ struct vcpu {
 	u64 rip, rflags, cr0, cr4;
 	u64 efer;               /* as the guest sees it: SVME never set */
 	u64 cr2, cr3;
+	u64 dr6, dr7;           /* the guest's; DR0-DR3 are read at the exit only when DR7 enables any */
+	u64 dr[4];
 	struct vseg seg[SEG_NR];   /* ES CS SS DS always; FS GS after string I/O and NPF exits */
 	u8 cpl;
 	struct vm_exit exit;
+	struct vm_access access;   /* what the instruction being emulated accessed */
 	struct event inject;    /* exception to deliver on the next entry */
+	struct vnmi nmi;        /* the guest's NMIs (vmm/nmi.h) */
 	unsigned id;
 	u32 apic_id;
 	bool bsp;
 	bool waiting;           /* in wait-for-SIPI: held by Parapet (under mail.lock) */
 	bool alive;             /* an AP reached Parapet's C code at start (atomic) */
 	bool kicked;            /* an NMI from Parapet is on its way to this CPU (atomic) */
+	bool flush_npt;         /* a trap changed for this CPU: flush its nested TLB before entry */
 	u32 ldr, dfr;           /* the guest's xAPIC logical destination registers, as written */
 	struct vcpu_mail mail;
 	const struct guest_start *restart;   /* set by a handler: start afresh there (handoff) */
@@ -117,9 +135,11 @@ static inline void vcpu_inject_gp(struct vcpu *v)
 	v->inject = (struct event){ .valid = true, .vector = 13, .has_error = (v->cr0 & 1) != 0 };
 }
 
-static inline void vcpu_inject_nmi(struct vcpu *v)
+/* #DB, with the DR6 bits that say why (a trap: after the instruction). */
+static inline void vcpu_inject_db(struct vcpu *v, u32 dr6)
 {
-	v->inject = (struct event){ .valid = true, .nmi = true, .vector = 2 };
+	v->dr6 |= dr6;
+	v->inject = (struct event){ .valid = true, .vector = 1 };
 }
 
 static inline void vcpu_inject_pf(struct vcpu *v, u32 error, u64 cr2)
@@ -136,6 +156,7 @@ void handle_io(struct vcpu *v);
 void handle_vmmcall(struct vcpu *v);
 bool mmio_handle_npf(struct vcpu *v);   /* vmm/mmio.c: true when the NPF hit a trap page */
 void handle_nmi(struct vcpu *v);        /* vmm/apic.c */
+void handle_iret(struct vcpu *v);       /* vmm/nmi.c */
 
 /* Counters of all CPUs, for VMMCALL EXIT_COUNTS. */
 unsigned vmm_cpu_count(void);

@@ -7,6 +7,7 @@
 #include "vmm/svm/vmcb.h"
 #include "vmm/apic.h"
 #include "vmm/cpus.h"
+#include "vmm/debug.h"
 #include "vmm/io.h"
 #include "core/cpu.h"
 #include "core/lapic.h"
@@ -21,6 +22,14 @@
 static u64 iopm_pa, msrpm_pa;   /* shared by all CPUs */
 static u64 npt_root;
 static u32 ipi_log_budget = 256;   /* the guest decides how many INIT/STARTUP it sends */
+
+/* Parapet's single step over one guest instruction (vmm/nmi.h, NMI_STEP), per CPU: RFLAGS.TF
+ * and the #DB intercept for one entry. What the guest had is kept to be given back. */
+static struct step {
+	bool armed;
+	bool guest_tf;          /* the guest's own TF was set: the trap is its too */
+	u64 rip, dr6;
+} steps[MAX_CPUS];
 
 void svm_vmrun(u64 vmcb_pa, u64 gpr[16]);
 
@@ -127,6 +136,10 @@ static void reset_cpu(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, u16 sel, u
 	v->gpr[RDX] = a;
 	v->efer = 0;
 	v->inject.valid = false;
+	v->nmi = (struct vnmi){ 0 };            /* INIT: no NMI in service, none latched */
+	steps[v->id].armed = false;
+	vmcb->intercept3 &= ~INTERCEPT_IRET;
+	vmcb->intercept_exceptions = 0;
 	set_real_mode(vmcb, sel, base, ip, CR0_CD | CR0_NW | CR0_ET, 0);
 	vmcb->cr2 = 0;
 	vmcb->star = vmcb->lstar = vmcb->cstar = vmcb->sfmask = vmcb->kernel_gs_base = 0;
@@ -251,6 +264,9 @@ static void translate_exit(struct vmcb *vmcb, struct vm_exit *e)
 	case SVM_EXIT_NMI:
 		e->reason = EXIT_NMI;
 		break;
+	case SVM_EXIT_IRET:
+		e->reason = EXIT_IRET;
+		break;
 	default:
 		e->reason = EXIT_OTHER;
 	}
@@ -259,6 +275,86 @@ static void translate_exit(struct vmcb *vmcb, struct vm_exit *e)
 static void get_seg(struct vseg *d, const struct vmcb_seg *s)
 {
 	*d = (struct vseg){ s->base, s->limit, s->sel, s->attrib };
+}
+
+static u64 read_dr(unsigned n)
+{
+	u64 x = 0;
+	switch (n) {
+	case 0: __asm__ volatile("mov %%dr0, %0" : "=r"(x)); break;
+	case 1: __asm__ volatile("mov %%dr1, %0" : "=r"(x)); break;
+	case 2: __asm__ volatile("mov %%dr2, %0" : "=r"(x)); break;
+	case 3: __asm__ volatile("mov %%dr3, %0" : "=r"(x)); break;
+	}
+	return x;
+}
+
+/* Run the instruction at RIP and exit after it: TF makes the processor trap after it (after an
+ * IRET too: the trap follows an instruction that began with TF set), the #DB intercept makes
+ * the trap an exit. */
+static void step_begin(struct vcpu *v, struct vmcb *vmcb)
+{
+	steps[v->id] = (struct step){ true, (vmcb->rflags & RFLAGS_TF) != 0, vmcb->rip, vmcb->dr6 };
+	vmcb->rflags |= RFLAGS_TF;
+	vmcb->intercept_exceptions |= INTERCEPT_EXCEPTION(1);
+}
+
+/* The first exit after step_begin, before the guest state is read: Parapet's TF and DR6.BS
+ * are taken out again. True when the exit is the step's #DB; *raised then holds the DR6 bits
+ * that are the guest's own (its TF was set too, or a breakpoint of its matched). */
+static bool step_end(struct vcpu *v, struct vmcb *vmcb, u32 *raised)
+{
+	struct step *s = &steps[v->id];
+	if (!s->armed)
+		return false;
+	s->armed = false;
+	if (vmcb->rip == s->rip && !s->guest_tf)
+		vmcb->rflags &= ~RFLAGS_TF;     /* the instruction has not run: the TF is Parapet's */
+	if (vmcb->exitcode != SVM_EXIT_EXCP_DB)
+		return false;
+	*raised = (u32)(vmcb->dr6 & ~s->dr6) & (DR6_B(0) | DR6_B(1) | DR6_B(2) | DR6_B(3));
+	if (s->guest_tf && (vmcb->dr6 & DR6_BS))
+		*raised |= DR6_BS;
+	vmcb->dr6 = s->dr6;
+	return true;
+}
+
+/*
+ * The events of the next entry: the handler's exception, else the event the exit interrupted
+ * (EXITINTINFO, delivered again), and the guest's NMI when it can take one (vmm/nmi.h).
+ * EVENTINJ and EXITINTINFO share one format.
+ */
+static void set_events(struct vcpu *v, struct vmcb *vmcb)
+{
+	u64 inj = 0;
+	if (v->inject.valid) {
+		if (v->inject.has_cr2)
+			vmcb->cr2 = v->inject.cr2;
+		inj = EVENT_VALID | EVENT_TYPE_EXCEPTION | v->inject.vector |
+		      (v->inject.has_error ? EVENT_ERR_VALID | ((u64)v->inject.error << 32) : 0);
+		v->inject.valid = false;
+	} else if (vmcb->exitintinfo & EVENT_VALID) {
+		inj = vmcb->exitintinfo;
+	}
+	vmcb->intercept_exceptions &= ~INTERCEPT_EXCEPTION(1);
+	switch (nmi_entry(&v->nmi, v->rip, inj != 0)) {
+	case NMI_INJECT:
+		inj = EVENT_VALID | EVENT_TYPE_NMI | VEC_NMI;
+		break;
+	case NMI_STEP:
+		step_begin(v, vmcb);
+		break;
+	case NMI_KICK:
+		apic_kick(v);           /* taken after the injected event: an exit at once */
+		break;
+	case NMI_NONE:
+		break;
+	}
+	vmcb->eventinj = inj;
+	if (nmi_iret_intercept(&v->nmi))
+		vmcb->intercept3 |= INTERCEPT_IRET;
+	else
+		vmcb->intercept3 &= ~INTERCEPT_IRET;
 }
 
 static __noreturn void invalid_state(struct vmcb *vmcb)
@@ -278,6 +374,8 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		vmcb->tlb_control = 0;
 		if (vmcb->exitcode == SVM_EXIT_NMI)
 			cpu_take_nmi();         /* the NMI stays pending after the exit: take it here */
+		u32 raised = 0;
+		bool stepped = step_end(v, vmcb, &raised);
 
 		v->rip = vmcb->rip;
 		v->rflags = vmcb->rflags;
@@ -289,11 +387,17 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		v->efer = vmcb->efer & ~EFER_SVME;
 		v->cr2 = vmcb->cr2;
 		v->cr3 = vmcb->cr3;
+		v->dr6 = vmcb->dr6;
+		v->dr7 = vmcb->dr7;
+		for (unsigned n = 0; n < 4; n++)        /* not in the VMCB: live, the guest's */
+			v->dr[n] = (v->dr7 & 0xFF) ? read_dr(n) : 0;
 		get_seg(&v->seg[SEG_ES], &vmcb->es);
 		get_seg(&v->seg[SEG_CS], &vmcb->cs);
 		get_seg(&v->seg[SEG_SS], &vmcb->ss);
 		get_seg(&v->seg[SEG_DS], &vmcb->ds);
 		translate_exit(vmcb, &v->exit);
+		if (stepped)
+			v->exit = (struct vm_exit){ .reason = EXIT_STEP, .raw = vmcb->exitcode, .step = { raised } };
 		if (v->exit.reason == EXIT_NPF || (v->exit.reason == EXIT_IO && v->exit.io.string)) {
 			/* #VMEXIT does not save FS and GS; VMSAVE does (the host never loads its own). */
 			__asm__ volatile("vmsave" : : "a"(vmcb_pa) : "memory");
@@ -309,23 +413,15 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		vmcb->rflags = v->rflags;
 		vmcb->rax = v->gpr[RAX];
 		vmcb->rsp = v->gpr[RSP];
+		vmcb->dr6 = v->dr6;
 		/* SVME must stay set in the real EFER: the guest's own view is v->efer. SMM entry in the
 		 * guest clears it in the saved state; restoring it here keeps VMRUN valid. */
 		vmcb->efer = v->efer | EFER_SVME;
-		if (vmcb->exitintinfo & EVENT_VALID) {
-			vmcb->eventinj = vmcb->exitintinfo;    /* an event interrupted by the exit */
-			v->inject.valid &= !v->inject.nmi;      /* an NMI: lost, as if merged with it */
-		} else {
-			vmcb->eventinj = 0;
+		if (v->flush_npt) {
+			vmcb->tlb_control = 1;          /* flush this CPU's translations on entry */
+			v->flush_npt = false;
 		}
-		if (v->inject.valid) {
-			if (v->inject.has_cr2)
-				vmcb->cr2 = v->inject.cr2;
-			vmcb->eventinj = EVENT_VALID | (v->inject.nmi ? EVENT_TYPE_NMI : EVENT_TYPE_EXCEPTION) |
-					 v->inject.vector |
-					 (v->inject.has_error ? EVENT_ERR_VALID | ((u64)v->inject.error << 32) : 0);
-			v->inject.valid = false;
-		}
+		set_events(v, vmcb);
 		vmcb->clean = 0;
 		if (v->restart) {
 			start_at(v, vmcb, vmcb_pa, v->restart);

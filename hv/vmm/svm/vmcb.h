@@ -13,6 +13,7 @@
 #define INTERCEPT_SMI       (1u << 2)
 #define INTERCEPT_INIT      (1u << 3)
 #define INTERCEPT_CPUID     (1u << 18)
+#define INTERCEPT_IRET      (1u << 20)  /* before the IRET executes */
 #define INTERCEPT_INVLPGA   (1u << 26)
 #define INTERCEPT_IOIO_PROT (1u << 27)
 #define INTERCEPT_MSR_PROT  (1u << 28)
@@ -26,9 +27,14 @@
 #define INTERCEPT_CLGI      (1u << 5)
 #define INTERCEPT_SKINIT    (1u << 6)
 
+/* Exception intercepts (offset 0x008): one bit per vector. */
+#define INTERCEPT_EXCEPTION(vec) (1u << (vec))
+
 /* Exit codes (EXITCODE, offset 0x070). */
+#define SVM_EXIT_EXCP_DB   0x041        /* 0x040 + vector: an intercepted #DB */
 #define SVM_EXIT_NMI       0x061
 #define SVM_EXIT_CPUID     0x072
+#define SVM_EXIT_IRET      0x074
 #define SVM_EXIT_INVLPGA   0x07A
 #define SVM_EXIT_IOIO      0x07B
 #define SVM_EXIT_MSR       0x07C
@@ -82,7 +88,7 @@ struct vmcb {
 	u8 tlb_control;                 /* 0x05C */
 	u8 reserved_05d[3];
 	u64 vintr;                      /* 0x060 */
-	u64 interrupt_shadow;           /* 0x068 */
+	u64 interrupt_shadow;           /* 0x068: bit 0, the guest is in an STI or MOV SS shadow */
 	u64 exitcode;                   /* 0x070 */
 	u64 exitinfo1;                  /* 0x078 */
 	u64 exitinfo2;                  /* 0x080 */
