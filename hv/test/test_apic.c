@@ -183,8 +183,8 @@ static void base_usable(void)
 	CHECK(!apic_base_usable(0xFEFFC000, boot, &m, hv, hv_end));        /* reserved */
 	CHECK(!apic_base_usable(0xF0000, boot, &m, hv, hv_end));
 	CHECK(apic_base_usable(0xE0000000, boot, &m, hv, hv_end));
-	CHECK(!apic_base_usable(0xFEE01000, boot, &m, hv, hv_end));        /* the interrupt range */
-	CHECK(!apic_base_usable(0xFEEFF000, boot, &m, hv, hv_end));
+	CHECK(apic_base_usable(0xFEE01000, boot, &m, hv, hv_end));         /* the interrupt range */
+	CHECK(apic_base_usable(0xFEEFF000, boot, &m, hv, hv_end));
 	CHECK(!apic_base_usable(0x1F000000, boot, &m, hv, hv_end));        /* Parapet */
 	CHECK(!apic_base_usable(0x1FFFF000, boot, &m, hv, hv_end));
 	CHECK(!apic_base_usable(0x00800000, boot, &m, hv, hv_end));        /* RAM */

@@ -183,7 +183,7 @@ static bool follow(struct vcpu *v, u64 page)
 	if (!apic_base_usable(page, boot_page, &hvmem.guest_map, hvmem.base, hvmem.end))
 		return false;
 	bool ok = true;
-	if (page != boot_page) {
+	if (page != boot_page && (page < APIC_MSI_BASE || page >= APIC_MSI_END)) {
 		spin_lock(&lock);
 		unsigned i = 0;
 		while (i < n && moved[i] != page)

@@ -50,11 +50,12 @@ static inline bool apic_lvt_msr(u32 msr)
 }
 
 /* Whether a CPU's xAPIC may move to `page` under Parapet: the page every APIC starts at
- * (`boot`) always; otherwise only a hole in the guest's memory map `m`: not RAM, ACPI or NVS,
- * nor reserved (firmware, the PCI configuration window), since Parapet itself reads and writes
- * such memory by physical address, and on the moved CPU that would reach its APIC instead;
- * never below 1 MiB (firmware areas), in the interrupt range or in Parapet's region
- * [hv_base, hv_end). Pages other traps hold are refused when the trap is set (vmm/mmio.c). */
+ * (`boot`) and any page of the interrupt range FEE00000-FEEFFFFF (trapped whole) always;
+ * otherwise only a hole in the guest's memory map `m`: not RAM, ACPI or NVS, nor reserved
+ * (firmware, the PCI configuration window), since Parapet itself reads and writes such memory
+ * by physical address, and on the moved CPU that would reach its APIC instead; never below
+ * 1 MiB (firmware areas) or in Parapet's region [hv_base, hv_end). Pages other traps hold are
+ * refused when the trap is set (vmm/mmio.c). */
 bool apic_base_usable(u64 page, u64 boot, const struct memmap *m, u64 hv_base, u64 hv_end);
 
 /* The MSRs intercepted for writes: IA32_APIC_BASE, the x2APIC ICR and LVT. False means #GP. */
