@@ -84,6 +84,8 @@ bool mmio_handle_npf(struct vcpu *v)
 	enum cpu_mode mode = (enum cpu_mode)vcpu_code_mode(v);
 	struct insn in;
 	enum decode_error de = got ? decode_insn(b, got, mode, &in) : DECODE_TRUNCATED;
+	if (de == DECODE_OK && ((in.op != OP_MOV && in.op != OP_MOVZX) || in.form == FORM_STRING))
+		de = DECODE_UNSUPPORTED;
 	if (de == DECODE_TRUNCATED && res == GW_PAGE_FAULT) {
 		vcpu_inject_pf(v, pf.error, pf.addr);          /* the instruction's next page faults */
 		return true;
@@ -92,7 +94,7 @@ bool mmio_handle_npf(struct vcpu *v)
 		refuse(v, de == DECODE_TRUNCATED ? "instruction not in guest RAM" : "instruction not emulated", b, got);
 		return true;
 	}
-	bool write = in.kind == INSN_STORE;
+	bool write = in.access == ACC_WRITE;
 	if (write != !!(v->exit.npf.error & NPF_WRITE)) {
 		refuse(v, "instruction does not match the fault", b, got);
 		return true;
@@ -121,7 +123,7 @@ bool mmio_handle_npf(struct vcpu *v)
 
 	u64 val;
 	if (write) {
-		if (in.has_imm)
+		if (in.form == FORM_MEM_IMM)
 			val = in.imm;
 		else if (in.reg_high8)
 			val = (v->gpr[in.reg] >> 8) & 0xFF;
