@@ -117,6 +117,12 @@ static inline void vcpu_inject_gp(struct vcpu *v)
 	v->inject = (struct event){ .valid = true, .vector = 13, .has_error = (v->cr0 & 1) != 0 };
 }
 
+static inline void vcpu_inject_ss(struct vcpu *v)
+{
+	/* #SS(0): a stack-segment (SS) limit or type violation. */
+	v->inject = (struct event){ .valid = true, .vector = 12, .has_error = (v->cr0 & 1) != 0 };
+}
+
 static inline void vcpu_inject_nmi(struct vcpu *v)
 {
 	v->inject = (struct event){ .valid = true, .nmi = true, .vector = 2 };
