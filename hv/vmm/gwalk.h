@@ -7,7 +7,9 @@
  * and dirty bits are set as the processor would set them.
  *
  * Every guest-physical access goes through gw_map: gmem_map in the hypervisor (guest RAM only,
- * never MMIO or Parapet's memory); host tests and fuzzers substitute fake memory.
+ * never MMIO or Parapet's memory); host tests and fuzzers substitute fake memory. gw_map_rom maps
+ * what is not RAM for the two callers that have checked it: the BIOS area for instruction fetch,
+ * and a write-trapped device page for mmio.c's reads of it.
  */
 #ifndef PARAPET_GWALK_H
 #define PARAPET_GWALK_H
