@@ -46,23 +46,11 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	const u8 *p = data;
 	size_t n = size;
 	struct vcpu v;
-	memset(&v, 0, sizeof(v));
-	u64 ctl = take(&p, &n, 4);
-	v.cr0 = (ctl & 1 ? CR0_PE : 0) | (ctl & 2 ? CR0_PG : 0);
-	v.cr4 = (ctl & 4 ? CR4_PAE : 0) | (ctl & (1 << 10) ? 1ull << 12 : 0);
-	v.efer = ctl & 8 ? EFER_LMA | EFER_LME : 0;
+	u64 ctl = take_vcpu(&p, &n, &v);
 	v.rflags = take(&p, &n, 4) | 2;
-	v.cpl = (u8)((ctl >> 6) & 3);
-	v.cr3 = take(&p, &n, 2) << 4;
-	for (int s = 0; s < SEG_NR; s++) {
-		v.seg[s].base = ctl & (1 << 11) ? take(&p, &n, 1) << 12 : 0;
-		v.seg[s].limit = (u32)take(&p, &n, 4);
-		v.seg[s].attr = (u16)take(&p, &n, 2);
-		v.seg[s].sel = (u16)take(&p, &n, 2);
-	}
 	v.exit.reason = EXIT_NPF;
 	v.exit.npf.gpa = trap_pages[(ctl >> 8) % 3] + take(&p, &n, 2) % 4096;
-	v.exit.npf.error = (ctl & 16 ? 2 : 0) | (ctl & 32 ? 1ull << 33 : 1ull << 32);
+	v.exit.npf.error = (ctl & (1 << 10) ? 2 : 0) | (ctl & (1 << 11) ? 1ull << 33 : 1ull << 32);
 	/* Each register: any value, near the faulting address, or small. */
 	for (int i = 0; i < 16; i++) {
 		u64 how = take(&p, &n, 1);
