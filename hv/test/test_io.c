@@ -538,27 +538,6 @@ static void mmio_emulation(void)
 	CHECK_EQ(mm.val, 0x5A);
 	CHECK_EQ(v.rip, 0x1003);
 
-	/* Refused: not emulated, the operand elsewhere than the fault, a read for a write fault. */
-	unsigned before = mm.calls;
-	v = npf((const u8 *)"\xF7\x23", 2, 0x700000, false);                    /* mul dword [ebx] */
-	v.gpr[RBX] = 0x700000;
-	CHECK(mmio_handle_npf(&v));
-	CHECK(gp(&v));
-	CHECK_EQ(v.rip, 0x1000);
-	v = npf((const u8 *)"\x8B\x03", 2, 0x700000, false);
-	v.gpr[RBX] = 0x500000;
-	CHECK(mmio_handle_npf(&v));
-	CHECK(gp(&v));
-	v = npf((const u8 *)"\x8B\x03", 2, 0x700000, true);
-	v.gpr[RBX] = 0x700000;
-	CHECK(mmio_handle_npf(&v));
-	CHECK(gp(&v));
-	v = npf((const u8 *)"\x8B\x03", 2, 0x700000, false);                    /* another trap page */
-	v.gpr[RBX] = 0x701000;
-	CHECK(mmio_handle_npf(&v));
-	CHECK(gp(&v));
-	CHECK_EQ(mm.calls, before);
-
 	/* Not a trap page: not ours. */
 	v = npf((const u8 *)"\x8B\x03", 2, 0x900000, false);
 	CHECK(!mmio_handle_npf(&v));
@@ -682,38 +661,42 @@ static void mmio_strings(void)
 	fg_end();
 }
 
+/* Refused with #GP: no register moves, no handler write, RAM untouched. */
 static void mmio_refusals(void)
 {
+	static const struct {
+		const char *what, *code;
+		u8 n;
+		u64 gpa;
+		bool write;
+		u64 rbx, rsi, rdi, rcx;
+	} cases[] = {
+		{ "not emulated: mul dword [ebx]", "\xF7\x23", 2, 0x700000, false, 0x700000, 0, 0, 0 },
+		{ "the operand elsewhere than the fault", "\x8B\x03", 2, 0x700000, false, 0x500000, 0, 0, 0 },
+		{ "a read for a write fault", "\x8B\x03", 2, 0x700000, true, 0x700000, 0, 0, 0 },
+		{ "the operand on another trap page", "\x8B\x03", 2, 0x700000, false, 0x701000, 0, 0, 0 },
+		{ "a dword from RAM across into the trap page", "\x89\x03", 2, 0x700000, true, 0x6FFFFE, 0, 0, 0 },
+		{ "a write to RAM in place of the trapped access", "\xA5", 1, 0x700000, false, 0, 0x5000, 0x6000, 0 },
+		{ "REP with RCX = 0 touches nothing: it cannot have faulted", "\xF3\xA5", 2, 0x700000, true, 0, 0, 0x700000, 0 },
+		{ "LOCK on a load", "\xF0\x8B\x03", 3, 0x700000, false, 0x700000, 0, 0, 0 },
+		{ "the other side of MOVS neither RAM nor trapped", "\xA5", 1, 0x700000, false, 0, 0x700000, FG_HOLE, 0 },
+	};
 	mmio_begin();
-	/* A dword from RAM across into the trap page. */
-	struct vcpu v = npf((const u8 *)"\x89\x03", 2, 0x700000, true);
-	v.gpr[RBX] = 0x6FFFFE;
-	CHECK(mmio_handle_npf(&v));
-	CHECK(gp(&v));
-	/* A write to RAM in place of the trapped access (code changed after the fault). */
-	v = npf((const u8 *)"\xA5", 1, 0x700000, false);
-	v.gpr[RSI] = 0x5000, v.gpr[RDI] = 0x6000;
-	fg_w32(0x6000, 0);
-	CHECK(mmio_handle_npf(&v));
-	CHECK(gp(&v));
-	CHECK_EQ(fg_r32(0x6000), 0);
-	/* REP with RCX = 0 touches nothing: it cannot have faulted. */
-	v = npf((const u8 *)"\xF3\xA5", 2, 0x700000, true);
-	v.gpr[RDI] = 0x700000, v.gpr[RCX] = 0;
-	CHECK(mmio_handle_npf(&v));
-	CHECK(gp(&v));
-	CHECK_EQ(v.rip, 0x1000);
-	/* LOCK on a load, and guest memory that is neither RAM nor trapped on the other side. */
-	v = npf((const u8 *)"\xF0\x8B\x03", 3, 0x700000, false);
-	v.gpr[RBX] = 0x700000;
-	CHECK(mmio_handle_npf(&v));
-	CHECK(gp(&v));
-	v = npf((const u8 *)"\xA5", 1, 0x700000, false);
-	v.gpr[RSI] = 0x700000, v.gpr[RDI] = FG_HOLE;
-	CHECK(mmio_handle_npf(&v));
-	CHECK(gp(&v));
-	CHECK_EQ(v.gpr[RSI], 0x700000);
-	CHECK_EQ(mm.writes, 0);
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vcpu v = npf((const u8 *)cases[i].code, cases[i].n, cases[i].gpa, cases[i].write);
+		v.gpr[RBX] = cases[i].rbx, v.gpr[RSI] = cases[i].rsi, v.gpr[RDI] = cases[i].rdi, v.gpr[RCX] = cases[i].rcx;
+		fg_w32(0x6000, 0);
+		struct vcpu old = v;
+		int failures = test_failures;
+		CHECK(mmio_handle_npf(&v));
+		CHECK(gp(&v));
+		CHECK(memcmp(v.gpr, old.gpr, sizeof(v.gpr)) == 0);
+		CHECK_EQ(v.rip, 0x1000);
+		CHECK_EQ(mm.writes, 0);
+		CHECK_EQ(fg_r32(0x6000), 0);
+		if (test_failures != failures)
+			fprintf(stderr, "mmio: ... in \"%s\"\n", cases[i].what);
+	}
 	fg_end();
 }
 
@@ -730,9 +713,9 @@ TESTS(io_tests) = {
 	{ "io: a string handler that stops early", handler_stops_early },
 	{ "io: hooks add/move/remove keep the intercept bitmap", hooks_and_bitmap },
 	{ "io: an IN straddling a hook is split", straddling_in },
-	{ "mmio: loads, stores, MOVZX, RIP-relative, moffs, real mode; refusals", mmio_emulation },
+	{ "mmio: loads, stores, MOVZX, RIP-relative, moffs, real mode", mmio_emulation },
 	{ "mmio: read-modify-write is one read and one write; write-only traps read the device", mmio_read_modify_write },
 	{ "mmio: MOVS and STOS with RAM, REP one element per exit, faults on the RAM side", mmio_strings },
-	{ "mmio: page crossings, writes elsewhere, REP with RCX=0, LOCK misuse are #GP", mmio_refusals },
+	{ "mmio: other forms, operands elsewhere, page crossings, LOCK misuse are #GP", mmio_refusals },
 	{ NULL, NULL },
 };
