@@ -28,17 +28,24 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	}
 	struct insn in;
 	if (decode_insn(exact, n, mode, &in) == DECODE_OK) {
-		if (in.len == 0 || in.len > n || in.len > INSN_MAX_LEN)
+		if (in.len == 0 || in.len > n || in.len > INSN_MAX_LEN || in.mode != mode)
 			abort();
 		if (in.size != 1 && in.size != 2 && in.size != 4 && in.size != 8)
 			abort();
+		if (in.op >= OP_NR || in.form > FORM_STRING || in.access < ACC_READ || in.access > ACC_RMW)
+			abort();
 		if (in.reg > 15 || in.base > 15 || in.index > 15 || in.seg < 0 || in.seg >= SEG_NR)
 			abort();
-		if (in.kind == INSN_LOAD && (in.reg_size < in.size || in.reg_high8 ? in.reg > 3 : 0))
+		if (in.reg_size < in.size || (in.reg_high8 && (in.reg > 3 || in.reg_size != 1)))
 			abort();
 		if (mode != MODE_64 && (in.reg > 7 || in.base > 7 || in.index > 7 || in.rip_rel))
 			abort();
-		if (in.has_imm && in.size < 8 && (in.imm >> (8 * in.size)))
+		if (in.form == FORM_MEM_IMM && in.size < 8 && (in.imm >> (8 * in.size)))
+			abort();
+		/* LOCK only on a read-modify-write of one operand; REP only on strings. */
+		if (in.lock && (in.access != ACC_RMW || in.form == FORM_STRING))
+			abort();
+		if (in.rep && in.form != FORM_STRING)
 			abort();
 		u64 gpr[16];
 		for (int i = 0; i < 16; i++)

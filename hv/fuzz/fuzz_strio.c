@@ -46,20 +46,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	const u8 *p = data;
 	size_t n = size;
 	struct vcpu v;
-	memset(&v, 0, sizeof(v));
-	u64 ctl = take(&p, &n, 4);
-	v.cr0 = (ctl & 1 ? CR0_PE : 0) | (ctl & 2 ? CR0_PG : 0);
-	v.cr4 = ctl & 4 ? CR4_PAE : 0;
-	v.efer = ctl & 8 ? EFER_LMA | EFER_LME : 0;
+	u64 ctl = take_vcpu(&p, &n, &v);
 	v.rflags = 2 | (ctl & 16 ? 1u << 10 : 0) | (ctl & 32 ? 1u << 17 : 0);
-	v.cpl = (u8)((ctl >> 6) & 3);
-	v.cr3 = take(&p, &n, 3) & (FAKE_MEM_SIZE - 1);
-	for (int s = 0; s < SEG_NR; s++) {
-		v.seg[s].base = take(&p, &n, 1) << 12;
-		v.seg[s].limit = (u32)take(&p, &n, 4);
-		v.seg[s].attr = (u16)take(&p, &n, 2);
-		v.seg[s].sel = (u16)take(&p, &n, 2);
-	}
 	v.gpr[RCX] = take(&p, &n, 4);
 	v.gpr[RSI] = take(&p, &n, 8);
 	v.gpr[RDI] = take(&p, &n, 8);

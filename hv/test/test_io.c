@@ -463,12 +463,16 @@ static void straddling_in(void)
 
 /* ---- MMIO emulation. ---- */
 
-static struct { unsigned calls; u64 gpa; unsigned size; bool write; u64 val; } mm;
+/* A device behind the trap pages: records each access, in order. */
+static struct { unsigned calls, reads, writes; u64 gpa; unsigned size; bool write; u64 val; char seq[8]; } mm;
 
 static bool mm_handler(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
 {
 	(void)ctx, (void)v;
+	if (mm.calls < sizeof(mm.seq) - 1)
+		mm.seq[mm.calls] = write ? 'w' : 'r';
 	mm.calls++;
+	write ? mm.writes++ : mm.reads++;
 	mm.gpa = gpa, mm.size = size, mm.write = write;
 	if (write)
 		mm.val = *val;
@@ -487,15 +491,28 @@ static struct vcpu npf(const u8 *code, unsigned n, u64 gpa, bool write)
 	return v;
 }
 
-static void mmio_emulation(void)
+/* Trapped: 0x700000-0x701FFF every access; 0x702000 writes only (its reads go to "the device":
+ * the fake memory there). */
+static void mmio_begin(void)
 {
 	fg_begin();
 	static bool added;
-	if (!added)
+	if (!added) {
 		CHECK(mmio_trap_add(0x700000, 0x2000, NPT_NONE, mm_handler, NULL));
+		CHECK(mmio_trap_add(0x702000, 0x1000, NPT_RO, mm_handler, NULL));
+	}
 	added = true;
 	memset(&mm, 0, sizeof(mm));
+}
 
+static bool gp(const struct vcpu *v)
+{
+	return v->inject.valid && v->inject.vector == 13;
+}
+
+static void mmio_emulation(void)
+{
+	mmio_begin();
 	struct vcpu v = npf((const u8 *)"\x8B\x43\x10", 3, 0x700010, false);     /* mov eax,[ebx+0x10] */
 	v.gpr[RBX] = 0x700000;
 	v.gpr[RAX] = 0xFFFFFFFFFFFFFFFFull;
@@ -528,22 +545,26 @@ static void mmio_emulation(void)
 	CHECK_EQ(mm.val, 0x12345678);
 	CHECK_EQ(v.rip, 0x100A);
 
-	/* Refused: not emulated, the operand elsewhere than the fault, a read for a write fault. */
-	unsigned before = mm.calls;
-	v = npf((const u8 *)"\x01\x03", 2, 0x700000, true);
-	v.gpr[RBX] = 0x700000;
+	/* 64-bit code: the APIC ICR store of a moffs form, mov [0x700300],eax. */
+	v = npf((const u8 *)"\xA3\x00\x03\x70\x00\x00\x00\x00\x00", 9, 0x700300, true);
+	long_mode(&v, 0);
+	v.gpr[RAX] = 0xFFFFFFFF000C4500ull;
 	CHECK(mmio_handle_npf(&v));
-	CHECK(v.inject.valid && v.inject.vector == 13);
-	CHECK_EQ(v.rip, 0x1000);
-	v = npf((const u8 *)"\x8B\x03", 2, 0x700000, false);
-	v.gpr[RBX] = 0x500000;
+	CHECK(!v.inject.valid);
+	CHECK_EQ(mm.gpa, 0x700300);
+	CHECK_EQ(mm.size, 4);
+	CHECK_EQ(mm.val, 0x000C4500);
+	CHECK_EQ(v.rip, 0x1009);
+
+	/* Real mode: mov [bx+si+2],al in a segment at 0x700000 (as big real mode would have it). */
+	v = npf((const u8 *)"\x88\x40\x02", 3, 0x700032, true);
+	v.cr0 = 0;
+	v.seg[SEG_DS] = (struct vseg){ 0x700000, 0xFFFF, 0x7000, FLAT_DATA };
+	v.gpr[RBX] = 0x10, v.gpr[RSI] = 0x20, v.gpr[RAX] = 0x5A;
 	CHECK(mmio_handle_npf(&v));
-	CHECK_EQ(v.inject.vector, 13);
-	v = npf((const u8 *)"\x8B\x03", 2, 0x700000, true);
-	v.gpr[RBX] = 0x700000;
-	CHECK(mmio_handle_npf(&v));
-	CHECK_EQ(v.inject.vector, 13);
-	CHECK_EQ(mm.calls, before);
+	CHECK_EQ(mm.gpa, 0x700032);
+	CHECK_EQ(mm.val, 0x5A);
+	CHECK_EQ(v.rip, 0x1003);
 
 	/* Not a trap page: not ours. */
 	v = npf((const u8 *)"\x8B\x03", 2, 0x900000, false);
@@ -583,6 +604,162 @@ static void trap_page_at_run_time(void)
 	fg_end();
 }
 
+static void mmio_read_modify_write(void)
+{
+	mmio_begin();
+	/* lock or dword [ebx],0x10: one read, then one write, of the handler; flags set. */
+	struct vcpu v = npf((const u8 *)"\xF0\x83\x0B\x10", 4, 0x700040, false);
+	v.gpr[RBX] = 0x700040;
+	v.rflags = 2 | 1 | 0x40 | 0x800;                /* CF ZF OF */
+	CHECK(mmio_handle_npf(&v));
+	CHECK(!v.inject.valid);
+	CHECK(strcmp(mm.seq, "rw") == 0);
+	CHECK_EQ(mm.gpa, 0x700040);
+	CHECK_EQ(mm.val, 0x55667798);
+	CHECK_EQ(v.rflags, 2);                          /* 0x55667798: CF OF ZF SF clear, PF odd */
+	CHECK_EQ(v.rip, 0x1004);
+
+	/* The same with the write fault a processor may report for it. */
+	memset(&mm, 0, sizeof(mm));
+	v = npf((const u8 *)"\xF0\x83\x0B\x10", 4, 0x700040, true);
+	v.gpr[RBX] = 0x700040;
+	CHECK(mmio_handle_npf(&v));
+	CHECK(strcmp(mm.seq, "rw") == 0);
+
+	/* A write-only trap: the read half goes to the device itself, only the write to the handler. */
+	memset(&mm, 0, sizeof(mm));
+	fg_w32(0x7020F0, 0x0000010F);
+	v = npf((const u8 *)"\x81\x0B\x00\x01\x00\x00", 6, 0x7020F0, true);     /* or dword [ebx],0x100 */
+	v.gpr[RBX] = 0x7020F0;
+	CHECK(mmio_handle_npf(&v));
+	CHECK(!v.inject.valid);
+	CHECK(strcmp(mm.seq, "w") == 0);
+	CHECK_EQ(mm.val, 0x10F);
+	CHECK_EQ(v.rip, 0x1006);
+
+	/* xchg [ebx],ecx; bts dword [ebx],ecx reaching 4 bytes further; xadd */
+	memset(&mm, 0, sizeof(mm));
+	v = npf((const u8 *)"\x87\x0B", 2, 0x700000, false);
+	v.gpr[RBX] = 0x700000, v.gpr[RCX] = 0xABCD;
+	CHECK(mmio_handle_npf(&v));
+	CHECK(strcmp(mm.seq, "rw") == 0);
+	CHECK_EQ(mm.val, 0xABCD);
+	CHECK_EQ(v.gpr[RCX], 0x55667788);
+	memset(&mm, 0, sizeof(mm));
+	v = npf((const u8 *)"\x0F\xAB\x0B", 3, 0x700104, false);
+	v.gpr[RBX] = 0x700100, v.gpr[RCX] = 32 + 3;
+	CHECK(mmio_handle_npf(&v));
+	CHECK_EQ(mm.gpa, 0x700104);
+	CHECK_EQ(mm.val, 0x55667788 | 8);
+	CHECK_EQ(v.rflags & 1, 1);                      /* bit 3 of 0x...88 was set */
+	fg_end();
+}
+
+static void mmio_strings(void)
+{
+	mmio_begin();
+	/* movsd from RAM to the trap page: the write faulted. */
+	struct vcpu v = npf((const u8 *)"\xA5", 1, 0x700008, true);
+	fg_w32(0x5000, 0xAABBCCDD);
+	v.gpr[RSI] = 0x5000, v.gpr[RDI] = 0x700008;
+	CHECK(mmio_handle_npf(&v));
+	CHECK(!v.inject.valid);
+	CHECK(strcmp(mm.seq, "w") == 0);
+	CHECK_EQ(mm.gpa, 0x700008);
+	CHECK_EQ(mm.val, 0xAABBCCDD);
+	CHECK_EQ(v.gpr[RSI], 0x5004);
+	CHECK_EQ(v.gpr[RDI], 0x70000C);
+	CHECK_EQ(v.rip, 0x1001);
+
+	/* rep movsw from the trap page to RAM, DF=1: one element per exit, RIP stays while CX is not 0. */
+	memset(&mm, 0, sizeof(mm));
+	v = npf((const u8 *)"\xF3\x66\xA5", 3, 0x700010, false);
+	v.rflags |= 1u << 10;
+	v.gpr[RSI] = 0x700010, v.gpr[RDI] = 0x6002, v.gpr[RCX] = 2;
+	CHECK(mmio_handle_npf(&v));
+	CHECK(strcmp(mm.seq, "r") == 0);
+	CHECK_EQ(fg_r32(0x6000), 0x77880000);
+	CHECK_EQ(v.gpr[RSI], 0x70000E);
+	CHECK_EQ(v.gpr[RDI], 0x6000);
+	CHECK_EQ(v.gpr[RCX], 1);
+	CHECK_EQ(v.rip, 0x1000);
+	v.exit.npf.gpa = 0x70000E;
+	CHECK(mmio_handle_npf(&v));
+	CHECK_EQ(v.gpr[RCX], 0);
+	CHECK_EQ(v.rip, 0x1003);
+
+	/* rep stosd to the trap page. */
+	memset(&mm, 0, sizeof(mm));
+	v = npf((const u8 *)"\xF3\xAB", 2, 0x700020, true);
+	v.gpr[RDI] = 0x700020, v.gpr[RCX] = 3, v.gpr[RAX] = 0x12345678;
+	CHECK(mmio_handle_npf(&v));
+	CHECK_EQ(mm.val, 0x12345678);
+	CHECK_EQ(v.gpr[RDI], 0x700024);
+	CHECK_EQ(v.gpr[RCX], 2);
+	CHECK_EQ(v.rip, 0x1000);
+
+	/* A page fault on the RAM side of MOVS (long mode): #PF, nothing written, no register moved. */
+	memset(&mm, 0, sizeof(mm));
+	v = npf((const u8 *)"\x48\xA5", 2, 0x700000, true);
+	long_mode(&v, 0);
+	v.gpr[RSI] = 0x40001000, v.gpr[RDI] = 0x700000;
+	CHECK(mmio_handle_npf(&v));
+	CHECK(v.inject.valid && v.inject.vector == 14 && v.inject.cr2 == 0x40001000);
+	CHECK_EQ(mm.calls, 0);
+	CHECK_EQ(v.gpr[RSI], 0x40001000);
+	CHECK_EQ(v.rip, 0x1000);
+
+	/* ES beyond its limit for the RAM side: #GP. */
+	memset(&mm, 0, sizeof(mm));
+	v = npf((const u8 *)"\xA4", 1, 0x700000, false);
+	v.seg[SEG_ES].limit = 0xFFF;
+	v.gpr[RSI] = 0x700000, v.gpr[RDI] = 0x6000;
+	CHECK(mmio_handle_npf(&v));
+	CHECK(gp(&v));
+	CHECK_EQ(v.gpr[RSI], 0x700000);
+	CHECK_EQ(mm.writes, 0);
+	fg_end();
+}
+
+/* Refused with #GP: no register moves, no handler write, RAM untouched. */
+static void mmio_refusals(void)
+{
+	static const struct {
+		const char *what, *code;
+		u8 n;
+		u64 gpa;
+		bool write;
+		u64 rbx, rsi, rdi, rcx;
+	} cases[] = {
+		{ "not emulated: mul dword [ebx]", "\xF7\x23", 2, 0x700000, false, 0x700000, 0, 0, 0 },
+		{ "the operand elsewhere than the fault", "\x8B\x03", 2, 0x700000, false, 0x500000, 0, 0, 0 },
+		{ "a read for a write fault", "\x8B\x03", 2, 0x700000, true, 0x700000, 0, 0, 0 },
+		{ "the operand on another trap page", "\x8B\x03", 2, 0x700000, false, 0x701000, 0, 0, 0 },
+		{ "a dword from RAM across into the trap page", "\x89\x03", 2, 0x700000, true, 0x6FFFFE, 0, 0, 0 },
+		{ "a write to RAM in place of the trapped access", "\xA5", 1, 0x700000, false, 0, 0x5000, 0x6000, 0 },
+		{ "REP with RCX = 0 touches nothing: it cannot have faulted", "\xF3\xA5", 2, 0x700000, true, 0, 0, 0x700000, 0 },
+		{ "LOCK on a load", "\xF0\x8B\x03", 3, 0x700000, false, 0x700000, 0, 0, 0 },
+		{ "the other side of MOVS neither RAM nor trapped", "\xA5", 1, 0x700000, false, 0, 0x700000, FG_HOLE, 0 },
+	};
+	mmio_begin();
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vcpu v = npf((const u8 *)cases[i].code, cases[i].n, cases[i].gpa, cases[i].write);
+		v.gpr[RBX] = cases[i].rbx, v.gpr[RSI] = cases[i].rsi, v.gpr[RDI] = cases[i].rdi, v.gpr[RCX] = cases[i].rcx;
+		fg_w32(0x6000, 0);
+		struct vcpu old = v;
+		int failures = test_failures;
+		CHECK(mmio_handle_npf(&v));
+		CHECK(gp(&v));
+		CHECK(memcmp(v.gpr, old.gpr, sizeof(v.gpr)) == 0);
+		CHECK_EQ(v.rip, 0x1000);
+		CHECK_EQ(mm.writes, 0);
+		CHECK_EQ(fg_r32(0x6000), 0);
+		if (test_failures != failures)
+			fprintf(stderr, "mmio: ... in \"%s\"\n", cases[i].what);
+	}
+	fg_end();
+}
+
 TESTS(io_tests) = {
 	{ "io: rep insw is one block across a page boundary", ins_one_block_across_pages },
 	{ "io: string I/O is bounded per exit and resumed", bounded_per_exit },
@@ -597,7 +774,10 @@ TESTS(io_tests) = {
 	{ "io: a string handler that stops early", handler_stops_early },
 	{ "io: hooks add/move/remove keep the intercept bitmap", hooks_and_bitmap },
 	{ "io: an IN straddling a hook is split", straddling_in },
-	{ "mmio: loads, stores, MOVZX, RIP-relative; refusals", mmio_emulation },
+	{ "mmio: loads, stores, MOVZX, RIP-relative, moffs, real mode", mmio_emulation },
+	{ "mmio: read-modify-write is one read and one write; write-only traps read the device", mmio_read_modify_write },
+	{ "mmio: MOVS and STOS with RAM, REP one element per exit, faults on the RAM side", mmio_strings },
+	{ "mmio: other forms, operands elsewhere, page crossings, LOCK misuse are #GP", mmio_refusals },
 	{ "mmio: a page trapped at run time", trap_page_at_run_time },
 	{ NULL, NULL },
 };

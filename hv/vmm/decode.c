@@ -136,6 +136,118 @@ static enum decode_error modrm_mem(struct cursor *c, u8 modrm, const struct pref
 	return DECODE_OK;
 }
 
+/* How a row gives the sizes of m and of the register operand. */
+enum size_rule {
+	SZ_B,                   /* byte */
+	SZ_W,                   /* word */
+	SZ_V,                   /* the operand size: 2, 4 or 8 */
+	SZ_Y,                   /* the operand size, 4 or 8 only (MOVNTI) */
+	SZ_D,                   /* MOVSXD's source: 4 with REX.W, else the operand size */
+};
+
+enum addressing { AM_MODRM, AM_MOFFS, AM_STRING };
+enum imm_rule { IMM_NONE, IMM_B, IMM_Z };       /* imm8; imm16 (operand size 2) or imm32 */
+
+/* Pseudo-operations of the ALU rows: the operation is in opcode bits 5:3 or in ModRM.reg. */
+#define ALU_OPC 0xF0
+#define ALU_EXT 0xF1
+#define ANY     (-1)
+#define TWO     0x100           /* the opcode follows 0F */
+
+/* One row per form (see decode.h): opcode, the opcode bits that must match, ModRM.reg of a group
+ * opcode, the operation, the memory operand's place and access, the sizes of m and of the
+ * register operand, the immediate, how m is addressed, and the code it exists in. */
+static const struct row {
+	u16 opcode;
+	u8 mask;
+	int8_t ext;
+	u8 op, form, access, msize, rsize, imm, am;
+	bool only64;
+} rows[] = {
+	{ 0x00, 0xC7, ANY, ALU_OPC, FORM_MEM_REG, ACC_RMW, SZ_B, SZ_B, IMM_NONE, AM_MODRM, 0 },
+	{ 0x01, 0xC7, ANY, ALU_OPC, FORM_MEM_REG, ACC_RMW, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ 0x02, 0xC7, ANY, ALU_OPC, FORM_REG_MEM, ACC_READ, SZ_B, SZ_B, IMM_NONE, AM_MODRM, 0 },
+	{ 0x03, 0xC7, ANY, ALU_OPC, FORM_REG_MEM, ACC_READ, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ 0x63, 0xFF, ANY, OP_MOVSX, FORM_REG_MEM, ACC_READ, SZ_D, SZ_V, IMM_NONE, AM_MODRM, 1 },
+	{ 0x80, 0xFF, ANY, ALU_EXT, FORM_MEM_IMM, ACC_RMW, SZ_B, SZ_B, IMM_B, AM_MODRM, 0 },
+	{ 0x81, 0xFF, ANY, ALU_EXT, FORM_MEM_IMM, ACC_RMW, SZ_V, SZ_V, IMM_Z, AM_MODRM, 0 },
+	{ 0x83, 0xFF, ANY, ALU_EXT, FORM_MEM_IMM, ACC_RMW, SZ_V, SZ_V, IMM_B, AM_MODRM, 0 },
+	{ 0x84, 0xFF, ANY, OP_TEST, FORM_MEM_REG, ACC_READ, SZ_B, SZ_B, IMM_NONE, AM_MODRM, 0 },
+	{ 0x85, 0xFF, ANY, OP_TEST, FORM_MEM_REG, ACC_READ, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ 0x86, 0xFF, ANY, OP_XCHG, FORM_MEM_REG, ACC_RMW, SZ_B, SZ_B, IMM_NONE, AM_MODRM, 0 },
+	{ 0x87, 0xFF, ANY, OP_XCHG, FORM_MEM_REG, ACC_RMW, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ 0x88, 0xFF, ANY, OP_MOV, FORM_MEM_REG, ACC_WRITE, SZ_B, SZ_B, IMM_NONE, AM_MODRM, 0 },
+	{ 0x89, 0xFF, ANY, OP_MOV, FORM_MEM_REG, ACC_WRITE, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ 0x8A, 0xFF, ANY, OP_MOV, FORM_REG_MEM, ACC_READ, SZ_B, SZ_B, IMM_NONE, AM_MODRM, 0 },
+	{ 0x8B, 0xFF, ANY, OP_MOV, FORM_REG_MEM, ACC_READ, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ 0xA0, 0xFF, ANY, OP_MOV, FORM_REG_MEM, ACC_READ, SZ_B, SZ_B, IMM_NONE, AM_MOFFS, 0 },
+	{ 0xA1, 0xFF, ANY, OP_MOV, FORM_REG_MEM, ACC_READ, SZ_V, SZ_V, IMM_NONE, AM_MOFFS, 0 },
+	{ 0xA2, 0xFF, ANY, OP_MOV, FORM_MEM_REG, ACC_WRITE, SZ_B, SZ_B, IMM_NONE, AM_MOFFS, 0 },
+	{ 0xA3, 0xFF, ANY, OP_MOV, FORM_MEM_REG, ACC_WRITE, SZ_V, SZ_V, IMM_NONE, AM_MOFFS, 0 },
+	{ 0xA4, 0xFF, ANY, OP_MOVS, FORM_STRING, ACC_READ | ACC_WRITE, SZ_B, SZ_B, IMM_NONE, AM_STRING, 0 },
+	{ 0xA5, 0xFF, ANY, OP_MOVS, FORM_STRING, ACC_READ | ACC_WRITE, SZ_V, SZ_V, IMM_NONE, AM_STRING, 0 },
+	{ 0xAA, 0xFF, ANY, OP_STOS, FORM_STRING, ACC_WRITE, SZ_B, SZ_B, IMM_NONE, AM_STRING, 0 },
+	{ 0xAB, 0xFF, ANY, OP_STOS, FORM_STRING, ACC_WRITE, SZ_V, SZ_V, IMM_NONE, AM_STRING, 0 },
+	{ 0xAC, 0xFF, ANY, OP_LODS, FORM_STRING, ACC_READ, SZ_B, SZ_B, IMM_NONE, AM_STRING, 0 },
+	{ 0xAD, 0xFF, ANY, OP_LODS, FORM_STRING, ACC_READ, SZ_V, SZ_V, IMM_NONE, AM_STRING, 0 },
+	{ 0xC6, 0xFF, 0, OP_MOV, FORM_MEM_IMM, ACC_WRITE, SZ_B, SZ_B, IMM_B, AM_MODRM, 0 },
+	{ 0xC7, 0xFF, 0, OP_MOV, FORM_MEM_IMM, ACC_WRITE, SZ_V, SZ_V, IMM_Z, AM_MODRM, 0 },
+	{ 0xF6, 0xFF, 0, OP_TEST, FORM_MEM_IMM, ACC_READ, SZ_B, SZ_B, IMM_B, AM_MODRM, 0 },
+	{ 0xF7, 0xFF, 0, OP_TEST, FORM_MEM_IMM, ACC_READ, SZ_V, SZ_V, IMM_Z, AM_MODRM, 0 },
+	{ 0xF6, 0xFF, 2, OP_NOT, FORM_MEM, ACC_RMW, SZ_B, SZ_B, IMM_NONE, AM_MODRM, 0 },
+	{ 0xF7, 0xFF, 2, OP_NOT, FORM_MEM, ACC_RMW, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ 0xF6, 0xFF, 3, OP_NEG, FORM_MEM, ACC_RMW, SZ_B, SZ_B, IMM_NONE, AM_MODRM, 0 },
+	{ 0xF7, 0xFF, 3, OP_NEG, FORM_MEM, ACC_RMW, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ 0xFE, 0xFF, 0, OP_INC, FORM_MEM, ACC_RMW, SZ_B, SZ_B, IMM_NONE, AM_MODRM, 0 },
+	{ 0xFF, 0xFF, 0, OP_INC, FORM_MEM, ACC_RMW, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ 0xFE, 0xFF, 1, OP_DEC, FORM_MEM, ACC_RMW, SZ_B, SZ_B, IMM_NONE, AM_MODRM, 0 },
+	{ 0xFF, 0xFF, 1, OP_DEC, FORM_MEM, ACC_RMW, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xA3, 0xFF, ANY, OP_BT, FORM_MEM_REG, ACC_READ, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xAB, 0xFF, ANY, OP_BTS, FORM_MEM_REG, ACC_RMW, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xB3, 0xFF, ANY, OP_BTR, FORM_MEM_REG, ACC_RMW, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xBB, 0xFF, ANY, OP_BTC, FORM_MEM_REG, ACC_RMW, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xBA, 0xFF, 4, OP_BT, FORM_MEM_IMM, ACC_READ, SZ_V, SZ_V, IMM_B, AM_MODRM, 0 },
+	{ TWO | 0xBA, 0xFF, 5, OP_BTS, FORM_MEM_IMM, ACC_RMW, SZ_V, SZ_V, IMM_B, AM_MODRM, 0 },
+	{ TWO | 0xBA, 0xFF, 6, OP_BTR, FORM_MEM_IMM, ACC_RMW, SZ_V, SZ_V, IMM_B, AM_MODRM, 0 },
+	{ TWO | 0xBA, 0xFF, 7, OP_BTC, FORM_MEM_IMM, ACC_RMW, SZ_V, SZ_V, IMM_B, AM_MODRM, 0 },
+	{ TWO | 0xB0, 0xFF, ANY, OP_CMPXCHG, FORM_MEM_REG, ACC_RMW, SZ_B, SZ_B, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xB1, 0xFF, ANY, OP_CMPXCHG, FORM_MEM_REG, ACC_RMW, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xB6, 0xFF, ANY, OP_MOVZX, FORM_REG_MEM, ACC_READ, SZ_B, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xB7, 0xFF, ANY, OP_MOVZX, FORM_REG_MEM, ACC_READ, SZ_W, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xBE, 0xFF, ANY, OP_MOVSX, FORM_REG_MEM, ACC_READ, SZ_B, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xBF, 0xFF, ANY, OP_MOVSX, FORM_REG_MEM, ACC_READ, SZ_W, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xC0, 0xFF, ANY, OP_XADD, FORM_MEM_REG, ACC_RMW, SZ_B, SZ_B, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xC1, 0xFF, ANY, OP_XADD, FORM_MEM_REG, ACC_RMW, SZ_V, SZ_V, IMM_NONE, AM_MODRM, 0 },
+	{ TWO | 0xC3, 0xFF, ANY, OP_MOV, FORM_MEM_REG, ACC_WRITE, SZ_Y, SZ_Y, IMM_NONE, AM_MODRM, 0 },
+};
+
+/* Bytes of an operand by its rule; 0 when the form does not exist at this operand size. */
+static u8 size_of(enum size_rule rule, const struct prefixes *p)
+{
+	switch (rule) {
+	case SZ_B: return 1;
+	case SZ_W: return 2;
+	case SZ_Y: return p->opsize == 2 ? 0 : p->opsize;
+	case SZ_D: return p->opsize == 8 ? 4 : p->opsize;
+	default: return p->opsize;
+	}
+}
+
+/* The row of opcode op (TWO | byte after 0F); reads ModRM when the rows of op need it. */
+static const struct row *find_row(struct cursor *c, unsigned op, int *modrm)
+{
+	for (unsigned i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct row *r = &rows[i];
+		if ((op & TWO) != (r->opcode & TWO) || ((op ^ r->opcode) & r->mask))
+			continue;
+		if (r->am == AM_MODRM && *modrm < 0)
+			*modrm = next(c);
+		if (r->ext == ANY || r->ext == ((*modrm >> 3) & 7))
+			return r;
+	}
+	return NULL;
+}
+
 enum decode_error decode_insn(const u8 *b, unsigned n, enum cpu_mode mode, struct insn *in)
 {
 	struct prefixes p;
@@ -143,59 +255,55 @@ enum decode_error decode_insn(const u8 *b, unsigned n, enum cpu_mode mode, struc
 	*in = (struct insn){ 0 };
 	if (err)
 		return err;
-	if (p.lock || p.rep || p.repne)
-		return DECODE_UNSUPPORTED;
 	struct cursor c = { b, n, p.len, false };
-	u8 op = next(&c);
-	bool two = false;
-	if (op == 0x0F) {
-		two = true;
-		op = next(&c);
-	}
+	unsigned op = next(&c);
+	if (op == 0x0F)
+		op = TWO | next(&c);
+	int modrm = -1;
+	const struct row *r = c.bad ? NULL : find_row(&c, op, &modrm);
 	if (c.bad)
 		return DECODE_TRUNCATED;
-	if (two ? op != 0xB6 && op != 0xB7 : op != 0x88 && op != 0x89 && op != 0x8A && op != 0x8B && op != 0xC6 && op != 0xC7)
+	if (!r || (r->only64 && mode != MODE_64) || ((op & TWO) && (p.rep || p.repne)))
 		return DECODE_UNSUPPORTED;
-	u8 modrm = next(&c);
-	if (c.bad)
-		return DECODE_TRUNCATED;
-	unsigned reg = ((modrm >> 3) & 7) | ((p.rex & 4) << 1);
-	in->reg = (u8)reg;
-	if (!two) {
-		switch (op) {
-		case 0x88: in->kind = INSN_STORE; in->size = 1; break;
-		case 0x89: in->kind = INSN_STORE; in->size = p.opsize; break;
-		case 0x8A: in->kind = INSN_LOAD; in->size = in->reg_size = 1; break;
-		case 0x8B: in->kind = INSN_LOAD; in->size = in->reg_size = p.opsize; break;
-		case 0xC6:
-		case 0xC7:
-			if (reg & 7)
-				return DECODE_UNSUPPORTED;
-			in->kind = INSN_STORE;
-			in->size = op == 0xC6 ? 1 : p.opsize;
-			in->has_imm = true;
-			in->reg = 0;
-			break;
-		default:
-			return DECODE_UNSUPPORTED;
-		}
-		/* Without REX, byte registers 4-7 are AH, CH, DH, BH. */
-		if (in->size == 1 && !in->has_imm && !p.rex && reg >= 4) {
-			in->reg_high8 = true;
-			in->reg = (u8)(reg - 4);
+
+	in->mode = (u8)mode;
+	in->op = r->op == ALU_OPC ? (u8)((op >> 3) & 7) : r->op == ALU_EXT ? (u8)((modrm >> 3) & 7) : r->op;
+	in->form = r->form;
+	in->access = in->op == OP_CMP ? ACC_READ : r->access;
+	in->size = size_of(r->msize, &p);
+	in->reg_size = size_of(r->rsize, &p);
+	if (!in->size)
+		return DECODE_UNSUPPORTED;
+	in->lock = p.lock || in->op == OP_XCHG;
+	if (p.lock && (in->access != ACC_RMW || in->form == FORM_STRING))
+		return DECODE_UNSUPPORTED;      /* #UD on the processor */
+	in->rep = in->form == FORM_STRING && (p.rep || p.repne);
+	in->addrsize = p.addrsize;
+
+	if (r->am == AM_MODRM) {
+		unsigned reg = ((modrm >> 3) & 7) | ((p.rex & 4) << 1);
+		err = modrm_mem(&c, (u8)modrm, &p, mode, in);
+		if (err)
+			return err;
+		if (in->form == FORM_MEM_REG || in->form == FORM_REG_MEM) {
+			in->reg = (u8)reg;
+			/* Without REX, byte registers 4-7 are AH, CH, DH, BH. */
+			if (in->reg_size == 1 && !p.rex && reg >= 4) {
+				in->reg_high8 = true;
+				in->reg = (u8)(reg - 4);
+			}
 		}
 	} else {
-		if (op != 0xB6 && op != 0xB7)
-			return DECODE_UNSUPPORTED;
-		in->kind = INSN_LOAD;
-		in->size = op == 0xB6 ? 1 : 2;
-		in->reg_size = p.opsize;
+		/* rAX and moffs, or the string registers: no ModRM. */
+		in->reg = RAX;
+		in->base = in->index = -1;
+		in->scale = 1;
+		in->seg = p.seg >= 0 ? p.seg : SEG_DS;
+		if (r->am == AM_MOFFS)
+			in->disp = (s64)next_le(&c, p.addrsize);
 	}
-	err = modrm_mem(&c, modrm, &p, mode, in);
-	if (err)
-		return err;
-	if (in->has_imm) {
-		unsigned isz = in->size == 1 ? 1 : in->size == 2 ? 2 : 4;
+	if (r->imm != IMM_NONE) {
+		unsigned isz = r->imm == IMM_B ? 1 : in->size == 2 ? 2 : 4;
 		in->imm = (u64)sext(next_le(&c, isz), isz);
 		if (in->size < 8)
 			in->imm &= (1ull << (8 * in->size)) - 1;

@@ -57,11 +57,11 @@ static const exit_handler handlers[EXIT_NR] = {
 };
 
 /* Whether the handler completed the guest's instruction (it moved RIP past it), or one
- * iteration of a REP string I/O instruction (it moved RSI or RDI; RIP stays until the last),
+ * iteration of a REP string instruction, I/O or MMIO (it moved RSI or RDI; RIP stays until the last),
  * without raising an exception. */
 static bool completed(const struct vcpu *v, u64 rip, u64 rsi, u64 rdi)
 {
-	bool str = v->exit.reason == EXIT_IO && v->exit.io.string;
+	bool str = (v->exit.reason == EXIT_IO && v->exit.io.string) || v->exit.reason == EXIT_NPF;
 	return !v->inject.valid && (v->rip != rip || (str && (v->gpr[RSI] != rsi || v->gpr[RDI] != rdi)));
 }
 

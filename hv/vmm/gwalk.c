@@ -237,6 +237,49 @@ enum gw_result gw_copy(const struct gw_regs *r, u64 la, void *buf, unsigned len,
 	return GW_OK;
 }
 
+u64 gw_fit(u64 start, u64 lo, u64 hi, unsigned size, bool down, u64 n)
+{
+	if (start < lo || start > hi || hi - start < size - 1)
+		return 0;
+	u64 k = down ? (start - lo) / size + 1 : (hi - start - (size - 1)) / size + 1;
+	return k < n ? k : n;
+}
+
+u64 gw_seg_fit(const struct vcpu *v, int s, u64 start, unsigned size, bool down, bool write, u64 amask,
+		  u64 n, u64 *base)
+{
+	const struct vseg *sg = &v->seg[s];
+	if (vcpu_code_mode(v) == MODE_64) {
+		*base = (s == SEG_FS || s == SEG_GS) ? sg->base : 0;
+		return gw_fit(start, 0, amask, size, down, n);
+	}
+	*base = sg->base;
+	bool real = !(v->cr0 & CR0_PE) || (v->rflags & RFLAGS_VM);
+	if (!real) {
+		unsigned type = sg->attr & SEG_ATTR_TYPE;
+		if ((sg->sel & ~3u) == 0 || !(sg->attr & SEG_ATTR_P) || !(sg->attr & SEG_ATTR_S))
+			return 0;
+		if (type & 8) {                         /* code: readable only, never writable */
+			if (write || !(type & 2))
+				return 0;
+		} else if (write && !(type & 2)) {
+			return 0;
+		}
+		if (!(type & 8) && (type & 4)) {        /* expand-down data */
+			u64 upper = (sg->attr & SEG_ATTR_DB) ? 0xFFFFFFFFull : 0xFFFF;
+			return gw_fit(start, (u64)sg->limit + 1, upper < amask ? upper : amask, size, down, n);
+		}
+	}
+	return gw_fit(start, 0, sg->limit < amask ? sg->limit : amask, size, down, n);
+}
+
+bool gw_canonical(u64 la, bool la57)
+{
+	unsigned bits = la57 ? 57 : 48;
+	s64 x = (s64)(la << (64 - bits)) >> (64 - bits);
+	return (u64)x == la;
+}
+
 int vcpu_code_mode(const struct vcpu *v)
 {
 	const struct vseg *cs = &v->seg[SEG_CS];

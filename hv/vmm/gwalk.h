@@ -7,7 +7,9 @@
  * and dirty bits are set as the processor would set them.
  *
  * Every guest-physical access goes through gw_map: gmem_map in the hypervisor (guest RAM only,
- * never MMIO or Parapet's memory); host tests and fuzzers substitute fake memory.
+ * never MMIO or Parapet's memory); host tests and fuzzers substitute fake memory. gw_map_rom maps
+ * what is not RAM for the two callers that have checked it: the BIOS area for instruction fetch,
+ * and a write-trapped device page for mmio.c's reads of it.
  */
 #ifndef PARAPET_GWALK_H
 #define PARAPET_GWALK_H
@@ -79,6 +81,20 @@ enum gw_result gw_copy(const struct gw_regs *r, u64 la, void *buf, unsigned len,
  * (read-only memory or its shadow), never from other memory that is not RAM.
  */
 enum gw_result gw_fetch_insn(const struct vcpu *v, u8 *buf, unsigned len, unsigned *got, struct gw_fault *f);
+
+/*
+ * Segmentation, logical -> linear (AMD APM vol. 2 §4.12, Intel SDM vol. 3 §5.3), for n elements of
+ * size bytes from offset start in segment s (upward, or downward when down), each within amask (the
+ * address size): how many pass the type checks (present, code/data, writable for write, readable
+ * code) and the limit (expand-down included; real and virtual-8086 mode: the limit only; 64-bit
+ * code: none). *base is the segment base to add (64-bit code: FS and GS only).
+ */
+u64 gw_seg_fit(const struct vcpu *v, int s, u64 start, unsigned size, bool down, bool write, u64 amask,
+	       u64 n, u64 *base);
+/* Elements (of n wanted, from offset start) whose bytes all lie in offsets [lo, hi]. */
+u64 gw_fit(u64 start, u64 lo, u64 hi, unsigned size, bool down, u64 n);
+/* la is canonical: bits 63:47 (LA57: 63:56) all equal. */
+bool gw_canonical(u64 la, bool la57);
 
 /* The default operand/address size of the code the vCPU runs (enum cpu_mode in decode.h). */
 int vcpu_code_mode(const struct vcpu *v);

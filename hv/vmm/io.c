@@ -267,54 +267,6 @@ static bool long64(const struct vcpu *v)
 	return (v->efer & EFER_LMA) && (v->seg[SEG_CS].attr & SEG_ATTR_L);
 }
 
-/* Elements (of n wanted, starting at offset start) whose bytes all lie in offsets [lo, hi]. */
-static u64 fit(u64 start, u64 lo, u64 hi, unsigned size, bool down, u64 n)
-{
-	if (start < lo || start > hi || hi - start < size - 1)
-		return 0;
-	u64 k = down ? (start - lo) / size + 1 : (hi - start - (size - 1)) / size + 1;
-	return k < n ? k : n;
-}
-
-/*
- * Segment checks for n elements from offset start (AMD APM vol. 2 §4.12): how many pass.
- * Sets *base to the segment base to add.
- */
-static u64 seg_fit(const struct vcpu *v, int s, u64 start, unsigned size, bool down, bool write, u64 amask,
-		   u64 n, u64 *base)
-{
-	const struct vseg *sg = &v->seg[s];
-	if (long64(v)) {
-		*base = (s == SEG_FS || s == SEG_GS) ? sg->base : 0;
-		return fit(start, 0, amask, size, down, n);
-	}
-	*base = sg->base;
-	bool real = !(v->cr0 & CR0_PE) || (v->rflags & RFLAGS_VM);
-	if (!real) {
-		unsigned type = sg->attr & SEG_ATTR_TYPE;
-		if ((sg->sel & ~3u) == 0 || !(sg->attr & SEG_ATTR_P) || !(sg->attr & SEG_ATTR_S))
-			return 0;
-		if (type & 8) {                         /* code: readable only, never writable */
-			if (write || !(type & 2))
-				return 0;
-		} else if (write && !(type & 2)) {
-			return 0;
-		}
-		if (!(type & 8) && (type & 4)) {        /* expand-down data */
-			u64 upper = (sg->attr & SEG_ATTR_DB) ? 0xFFFFFFFFull : 0xFFFF;
-			return fit(start, (u64)sg->limit + 1, upper < amask ? upper : amask, size, down, n);
-		}
-	}
-	return fit(start, 0, sg->limit < amask ? sg->limit : amask, size, down, n);
-}
-
-static bool canonical(u64 la, bool la57)
-{
-	unsigned bits = la57 ? 57 : 48;
-	s64 x = (s64)(la << (64 - bits)) >> (64 - bits);
-	return (u64)x == la;
-}
-
 /*
  * Translate the bytes of n elements starting at linear la (DF=0 upwards, DF=1 downwards, the
  * first element occupying [la, la+size)) page by page. Returns the elements whose bytes all
@@ -347,7 +299,7 @@ static unsigned translate(const struct vcpu *v, u64 la, unsigned size, bool down
 			c = total - done;
 		if (down)
 			lowest = a - (c - 1);
-		if (l64 && !canonical(a, v->cr4 & (1ull << 12))) {
+		if (l64 && !gw_canonical(a, v->cr4 & (1ull << 12))) {
 			f->kind = F_GP;
 			break;
 		}
@@ -392,7 +344,7 @@ static void inject_fault(struct vcpu *v, const struct str_fault *f, u16 port)
 		vcpu_inject_pf(v, f->pf.error, f->pf.addr);
 		break;
 	case F_SS:
-		v->inject = (struct event){ .valid = true, .vector = 12, .has_error = (v->cr0 & CR0_PE) != 0 };
+		vcpu_inject_ss(v);
 		break;
 	case F_NOT_RAM:
 		if (log_budget_take(&ratelimit_budget))
@@ -464,8 +416,8 @@ static void string_io(struct vcpu *v, const struct io_exit *io)
 	struct str_fault f = { F_NONE, { 0, 0 } };
 	/* The block ends where the offset register wraps (the next exit goes on from there); an
 	 * element across the wrap, or beyond the segment's limit, faults. */
-	u64 block = fit(start, 0, amask, size, down, want);
-	u64 n = block ? seg_fit(v, s, start, size, down, io->in, amask, block, &base) : 0;
+	u64 block = gw_fit(start, 0, amask, size, down, want);
+	u64 n = block ? gw_seg_fit(v, s, start, size, down, io->in, amask, block, &base) : 0;
 	if (n < block || !block)
 		f.kind = s == SEG_SS ? F_SS : F_GP;
 	u64 la = (base + start) & (long64(v) ? ~0ull : 0xFFFFFFFFull);

@@ -2,13 +2,15 @@
 #include "vmm/mmio.h"
 #include "vmm/vcpu.h"
 #include "vmm/gwalk.h"
-#include "vmm/decode.h"
+#include "vmm/emulate.h"
 #include "mm/npt.h"
 #include "core/log.h"
 #include "core/spinlock.h"
+#include "core/string.h"
 
 struct trap {
 	u64 base, end;
+	enum npt_access access;
 	mmio_handler fn;
 	void *ctx;
 };
@@ -19,6 +21,7 @@ static u32 log_budget = 32;
 
 #define NPF_WRITE (1ull << 1)
 #define NPF_IN_WALK (1ull << 33)   /* the fault was on the guest's own page-table access */
+#define CR4_LA57 (1ull << 12)
 
 bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx)
 {
@@ -30,7 +33,7 @@ bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, vo
 				npt_trap(q, NPT_RW);
 			return false;
 		}
-	traps[ntraps++] = (struct trap){ gpa, gpa + len, fn, ctx };
+	traps[ntraps++] = (struct trap){ gpa, gpa + len, access, fn, ctx };
 	return true;
 }
 
@@ -42,11 +45,14 @@ bool mmio_trap_page(u64 gpa, enum npt_access access, mmio_handler fn, void *ctx)
 	if ((gpa & 4095) || access == NPT_RW)
 		return false;
 	spin_lock(&lock);
-	const struct trap *t = find(gpa);
+	struct trap *t = (struct trap *)find(gpa);
 	bool ok = t ? t->fn == fn && t->ctx == ctx : ntraps < MMIO_TRAPS_MAX;
-	if (ok && !t) {
+	if (ok && t) {
+		if (t->end - t->base == 4096)
+			t->access = access;     /* a page of its own: reads trapped now too, or again not */
+	} else if (ok) {
 		/* Published whole before the page can fault, so every fault finds it. */
-		traps[ntraps] = (struct trap){ gpa, gpa + 4096, fn, ctx };
+		traps[ntraps] = (struct trap){ gpa, gpa + 4096, access, fn, ctx };
 		__atomic_store_n(&ntraps, ntraps + 1, __ATOMIC_RELEASE);
 	}
 	if (ok && !npt_trap(gpa, access)) {
@@ -68,29 +74,120 @@ static const struct trap *find(u64 gpa)
 
 static void refuse(struct vcpu *v, const char *why, const u8 *b, unsigned n)
 {
+	static const char digits[] = "0123456789abcdef";
+	char hex[3 * INSN_MAX_LEN + 1];
+	unsigned k = 0;
+	for (unsigned i = 0; i < n && i < INSN_MAX_LEN; i++) {
+		hex[k++] = ' ';
+		hex[k++] = digits[b[i] >> 4];
+		hex[k++] = digits[b[i] & 15];
+	}
+	hex[k] = 0;
 	if (log_budget_take(&log_budget))
-		LOG("mmio: cpu%u: %s at rip=%lx gpa=%lx (bytes %02x %02x %02x %02x %02x %02x); #GP\n", v->id, why, v->rip,
-		    v->exit.npf.gpa, n > 0 ? b[0] : 0, n > 1 ? b[1] : 0, n > 2 ? b[2] : 0, n > 3 ? b[3] : 0,
-		    n > 4 ? b[4] : 0, n > 5 ? b[5] : 0);
+		LOG("mmio: cpu%u: %s at rip=%lx gpa=%lx (bytes%s); #GP\n", v->id, why, v->rip, v->exit.npf.gpa, hex);
 	vcpu_inject_gp(v);
 }
 
-static u64 mask_of(unsigned size)
+/* One NPF being emulated. */
+struct npf {
+	struct vcpu *v;
+	struct gw_regs r;
+	bool matched;           /* the instruction made the access that faulted */
+	const char *why;        /* why an access was refused */
+};
+
+static enum emu_status refused(struct npf *c, const char *why)
 {
-	return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
+	c->why = why;
+	return EMU_REFUSED;
 }
 
-static void write_reg(struct vcpu *v, const struct insn *in, u64 val)
+static enum emu_status segment_fault(struct npf *c, unsigned seg)
 {
-	u64 *r = &v->gpr[in->reg];
-	if (in->reg_high8)
-		*r = (*r & ~0xFF00ull) | ((val & 0xFF) << 8);
-	else if (in->reg_size == 4)
-		*r = (u32)val;                      /* a 32-bit register write clears bits 63:32 */
-	else if (in->reg_size == 8)
-		*r = val;
+	if (seg == SEG_SS)
+		vcpu_inject_ss(c->v);
 	else
-		*r = (*r & ~mask_of(in->reg_size)) | (val & mask_of(in->reg_size));
+		vcpu_inject_gp(c->v);
+	return EMU_FAULT;
+}
+
+/* A read of a write-only (NPT_RO) trap page, which the guest reads without an exit: from the
+ * device, as the guest's own read would be. Only the read half of a read-modify-write or MOVS. */
+static u64 device_read(u64 gpa, unsigned size)
+{
+	volatile void *p = gw_map_rom(gpa, size);
+	if (!p)
+		return ~0ull;
+	switch (size) {
+	case 1: return *(volatile u8 *)p;
+	case 2: return *(volatile u16 *)p;
+	case 4: return *(volatile u32 *)p;
+	default: return *(volatile u64 *)p;
+	}
+}
+
+/* One access of the emulated instruction (emulate.h): segment, page tables, then the trap's
+ * handler or guest RAM. */
+static enum emu_status guest_access(void *ctx, const struct emu_access *a, u64 *val)
+{
+	struct npf *c = ctx;
+	struct vcpu *v = c->v;
+	bool l64 = vcpu_code_mode(v) == MODE_64, intent = a->write || a->rmw;
+	u64 amask = a->addrsize == 8 ? ~0ull : (1ull << (8 * a->addrsize)) - 1, base;
+	if (!gw_seg_fit(v, a->seg, a->off, a->size, false, intent, amask, 1, &base))
+		return segment_fault(c, a->seg);
+	u64 la = l64 ? base + a->off : (base + a->off) & 0xFFFFFFFFull, last = la + a->size - 1;
+	if (l64 && (!gw_canonical(la, v->cr4 & CR4_LA57) || !gw_canonical(last, v->cr4 & CR4_LA57)))
+		return segment_fault(c, a->seg);
+	if (!l64 && last > 0xFFFFFFFFull)
+		return refused(c, "access wraps the linear address space");
+
+	struct gw_fault pf;
+	unsigned access = intent ? GW_WRITE : GW_READ;
+	bool across = (la & 4095) + a->size > 4096;
+	u64 gpa, gpa2 = 0;
+	enum gw_result res = gwalk(&c->r, la, access, &gpa, &pf);
+	if (res == GW_OK && across)
+		res = gwalk(&c->r, (la | 4095) + 1, access, &gpa2, &pf);
+	if (res == GW_PAGE_FAULT) {
+		vcpu_inject_pf(v, pf.error, pf.addr);
+		return EMU_FAULT;
+	}
+	if (res != GW_OK)
+		return refused(c, "guest page table not in RAM");
+	const struct trap *t = find(gpa);
+	if (across && (t || find(gpa2)))
+		return refused(c, "access across a trap page's boundary");
+
+	/* The first access the nested page tables stop must be the fault, and come before any write. */
+	if (t && (a->write || t->access == NPT_NONE) && !c->matched) {
+		bool write_fault = v->exit.npf.error & NPF_WRITE;
+		if ((gpa >> 12) != (v->exit.npf.gpa >> 12) || (!a->rmw && a->write != write_fault))
+			return refused(c, "operand is not the faulting address");
+		c->matched = true;
+	}
+	if (a->write && !c->matched)
+		return refused(c, "operand is not the faulting address");
+
+	if (t) {
+		/* For the guest's data breakpoints (vmm/debug.c): the trapped access. */
+		v->access = (struct vm_access){ intent ? ACCESS_WRITE : ACCESS_READ, la, a->size };
+		if (a->write)
+			t->fn(v, t->ctx, gpa, a->size, true, val);
+		else if (t->access == NPT_RO)
+			*val = device_read(gpa, a->size);
+		else if (!t->fn(v, t->ctx, gpa, a->size, false, val))
+			*val = ~0ull;
+		return EMU_OK;
+	}
+	if (!a->write)
+		*val = 0;
+	res = gw_copy(&c->r, la, val, a->size, access, a->write, &pf);
+	if (res == GW_PAGE_FAULT) {
+		vcpu_inject_pf(v, pf.error, pf.addr);
+		return EMU_FAULT;
+	}
+	return res == GW_OK ? EMU_OK : refused(c, "memory that is neither RAM nor a trap page");
 }
 
 bool mmio_handle_npf(struct vcpu *v)
@@ -117,48 +214,22 @@ bool mmio_handle_npf(struct vcpu *v)
 		refuse(v, de == DECODE_TRUNCATED ? "instruction not in guest RAM" : "instruction not emulated", b, got);
 		return true;
 	}
-	bool write = in.kind == INSN_STORE;
-	if (write != !!(v->exit.npf.error & NPF_WRITE)) {
-		refuse(v, "instruction does not match the fault", b, got);
-		return true;
-	}
 
-	/* Where the instruction accesses, through the guest's segments and page tables. */
-	u64 ipmask = mode == MODE_64 ? ~0ull : mode == MODE_32 ? 0xFFFFFFFFull : 0xFFFF;
-	u64 next_rip = (v->rip + in.len) & ipmask;
-	u64 off = insn_mem_offset(&in, v->gpr, next_rip);
-	u64 base = mode == MODE_64 && in.seg != SEG_FS && in.seg != SEG_GS ? 0 : v->seg[in.seg].base;
-	u64 la = base + off;
-	if (mode != MODE_64)
-		la &= 0xFFFFFFFFull;            /* legacy and compatibility modes: 32-bit linear */
-	struct gw_regs r;
-	gw_regs_of(v, &r);
-	u64 gpa;
-	res = gwalk(&r, la, write ? GW_WRITE : GW_READ, &gpa, &pf);
-	if (res == GW_PAGE_FAULT) {
-		vcpu_inject_pf(v, pf.error, pf.addr);
-		return true;
+	struct npf c = { .v = v, .why = "operand is not the faulting address" };
+	gw_regs_of(v, &c.r);
+	struct emu_regs r;
+	memcpy(r.gpr, v->gpr, sizeof(r.gpr));
+	r.rip = v->rip;
+	r.rflags = v->rflags;
+	enum emu_status st = emulate(&in, &r, guest_access, &c);
+	if (st == EMU_OK && !c.matched)
+		st = EMU_REFUSED;               /* it never touched the faulting page */
+	if (st == EMU_OK) {
+		memcpy(v->gpr, r.gpr, sizeof(v->gpr));
+		v->rip = r.rip;
+		v->rflags = r.rflags;
+	} else if (st == EMU_REFUSED) {
+		refuse(v, c.why, b, got);
 	}
-	if (res != GW_OK || (gpa >> 12) != (v->exit.npf.gpa >> 12) || (gpa & 4095) + in.size > 4096) {
-		refuse(v, "operand is not the faulting address", b, got);
-		return true;
-	}
-
-	u64 val;
-	if (write) {
-		if (in.has_imm)
-			val = in.imm;
-		else if (in.reg_high8)
-			val = (v->gpr[in.reg] >> 8) & 0xFF;
-		else
-			val = v->gpr[in.reg] & mask_of(in.size);
-		t->fn(v, t->ctx, gpa, in.size, true, &val);
-	} else {
-		val = 0;
-		if (!t->fn(v, t->ctx, gpa, in.size, false, &val))
-			val = ~0ull;
-		write_reg(v, &in, val & mask_of(in.size));
-	}
-	v->rip = next_rip;
 	return true;
 }

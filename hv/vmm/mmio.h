@@ -1,7 +1,23 @@
 /*
- * MMIO trap pages: guest-physical pages that the nested page tables mark not present, so each
- * guest access faults (NPF) and is emulated here: the instruction at CS:RIP is fetched through
- * the guest's page tables, decoded (vmm/decode.h), and its access handed to the trap's handler.
+ * MMIO trap pages: guest-physical pages that the nested page tables mark not present (NPT_NONE)
+ * or read-only (NPT_RO), so each guest access (each write) faults (NPF) and is emulated here. The
+ * instruction at CS:RIP is fetched through the guest's page tables (it may span two pages; a page
+ * fault on the fetch goes to the guest), decoded (vmm/decode.h lists the forms, in 16-, 32- and
+ * 64-bit code) and executed (vmm/emulate.h: registers, flags, REP one element per exit). Each of
+ * its accesses goes through the guest's segments (base, type and limit; in 64-bit code the FS and
+ * GS bases only, and canonical addresses; #GP or #SS) and page tables (#PF), then:
+ *   - on a trap page, to the trap's handler: writes, and reads of NPT_NONE traps (a refused read
+ *     reads all ones). A read of an NPT_RO trap page, which the guest reads without an exit
+ *     (the read half of a read-modify-write or of MOVS), goes to the device itself;
+ *   - on guest RAM (the other side of MOVS, a page not trapped), to memory (gw_copy);
+ *   - anywhere else: refused.
+ * Refused, with #GP and a log line that names the bytes (rate-limited): a form decode.h does not
+ * list, or LOCK where the processor would raise #UD; an access across a page boundary with a trap
+ * page on either side; an instruction whose first access the nested page tables stop is not on
+ * the faulting page in the fault's direction, or that writes before it, or never touches it (the
+ * code changed between the fault and the fetch, from another CPU).
+ * A read-modify-write (LOCK, XCHG included) is one read and then one write of the handler: it
+ * cannot be atomic against the device, nor against another CPU's access to the same register.
  */
 #ifndef PARAPET_MMIO_H
 #define PARAPET_MMIO_H

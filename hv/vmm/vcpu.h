@@ -135,6 +135,12 @@ static inline void vcpu_inject_gp(struct vcpu *v)
 	v->inject = (struct event){ .valid = true, .vector = 13, .has_error = (v->cr0 & 1) != 0 };
 }
 
+static inline void vcpu_inject_ss(struct vcpu *v)
+{
+	/* #SS(0): a stack-segment (SS) limit or type violation. */
+	v->inject = (struct event){ .valid = true, .vector = 12, .has_error = (v->cr0 & 1) != 0 };
+}
+
 /* #DB, with the DR6 bits that say why (a trap: after the instruction). */
 static inline void vcpu_inject_db(struct vcpu *v, u32 dr6)
 {
