@@ -134,7 +134,7 @@ static const struct bad bad[] = {
 	{ "63 in 32-bit code (ARPL)", MODE_32, { 0x63, 0x03 }, 2, DECODE_UNSUPPORTED },
 	{ "66 MOVNTI", MODE_64, { 0x66, 0x0F, 0xC3, 0x03 }, 4, DECODE_UNSUPPORTED },
 	{ "F3 before 0F (TZCNT-like)", MODE_64, { 0xF3, 0x0F, 0xB6, 0x03 }, 4, DECODE_UNSUPPORTED },
-	{ "CMPS", MODE_64, { 0xA6 }, 1, DECODE_UNSUPPORTED },
+	{ "LOCK CMPS", MODE_64, { 0xF0, 0xA6 }, 2, DECODE_UNSUPPORTED },
 	{ "0F 0B", MODE_64, { 0x0F, 0x0B }, 2, DECODE_UNSUPPORTED },
 	{ "truncated displacement", MODE_64, { 0x8B, 0x83, 0x00 }, 3, DECODE_TRUNCATED },
 	{ "truncated immediate", MODE_64, { 0xC7, 0x00, 0x01, 0x02 }, 4, DECODE_TRUNCATED },

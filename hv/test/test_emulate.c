@@ -336,6 +336,55 @@ static void rep_runs_to_the_end(void)
 	}
 }
 
+/* CMPS and SCAS: flags of the comparison, both pointers moved, REPE/REPNE stop on their condition. */
+static void compare_strings(void)
+{
+	static struct model m;
+	model_init(&m);
+	struct insn in;
+	fill8(&m, M, 0x4433221144332211);
+	fill8(&m, RAM, 0x4433221244332211);
+	CHECK_EQ(decode_insn((const u8 *)"\xA7", 1, MODE_64, &in), DECODE_OK);          /* cmpsd */
+	struct emu_regs r = { .rip = 0x100, .rflags = F2 | CF | SF };
+	r.gpr[RSI] = M, r.gpr[RDI] = RAM;
+	CHECK_EQ(emulate(&in, &r, model_access, &m), EMU_OK);
+	CHECK_EQ(r.rflags, F2 | ZF | PF);               /* equal */
+	CHECK_EQ(r.gpr[RSI], M + 4);
+	CHECK_EQ(r.gpr[RDI], RAM + 4);
+	CHECK_EQ(r.rip, 0x101);
+	r.rip = 0x100;
+	CHECK_EQ(emulate(&in, &r, model_access, &m), EMU_OK);
+	CHECK_EQ(r.rflags & (CF | ZF | SF | OF), CF | SF);   /* 0x44332211 - 0x44332212 */
+
+	/* repne scasb for 0x33 in 11 22 33 44: three elements, RIP moves on at the match. */
+	CHECK_EQ(decode_insn((const u8 *)"\xF2\xAE", 2, MODE_64, &in), DECODE_OK);
+	r = (struct emu_regs){ .rip = 0x100, .rflags = F2 };
+	r.gpr[RAX] = 0x33, r.gpr[RDI] = M, r.gpr[RCX] = 10;
+	unsigned calls = 0;
+	while (r.rip == 0x100 && calls < 20) {
+		CHECK_EQ(emulate(&in, &r, model_access, &m), EMU_OK);
+		calls++;
+	}
+	CHECK_EQ(calls, 3);
+	CHECK_EQ(r.gpr[RCX], 7);
+	CHECK_EQ(r.gpr[RDI], M + 3);
+	CHECK(r.rflags & ZF);
+
+	/* repe scasb for 0x11: stops after the first element that differs (the second). */
+	CHECK_EQ(decode_insn((const u8 *)"\xF3\xAE", 2, MODE_64, &in), DECODE_OK);
+	r = (struct emu_regs){ .rip = 0x100, .rflags = F2 };
+	r.gpr[RAX] = 0x11, r.gpr[RDI] = M, r.gpr[RCX] = 10;
+	calls = 0;
+	while (r.rip == 0x100 && calls < 20) {
+		CHECK_EQ(emulate(&in, &r, model_access, &m), EMU_OK);
+		calls++;
+	}
+	CHECK_EQ(calls, 2);
+	CHECK_EQ(r.gpr[RCX], 8);
+	CHECK(!(r.rflags & ZF));
+	CHECK_EQ(r.rip, 0x102);
+}
+
 /* ---- Flags against the host processor. ---- */
 
 /* op y, x (AT&T) on the host with CF in, returning x and RFLAGS; the red zone is stepped over. */
@@ -520,6 +569,7 @@ TESTS(emulate_tests) = {
 	{ "emulate: every form on a model memory, 16-, 32- and 64-bit code", run_table },
 	{ "emulate: a fault or refusal changes no register", faults_change_nothing },
 	{ "emulate: REP MOVSW one element per call, DF=0 and DF=1", rep_runs_to_the_end },
+	{ "emulate: CMPS and SCAS flags, REPE and REPNE stop on their condition", compare_strings },
 	{ "emulate: ALU flags and results equal the host's (sizes 1-8, both directions)", flags_match_the_host },
 	{ "emulate: BT/BTS/BTR/BTC with register offsets equal the host's", bit_tests_match_the_host },
 	{ NULL, NULL },

@@ -186,10 +186,14 @@ static const struct row {
 	{ 0xA3, 0xFF, ANY, OP_MOV, FORM_MEM_REG, ACC_WRITE, SZ_V, SZ_V, IMM_NONE, AM_MOFFS, 0 },
 	{ 0xA4, 0xFF, ANY, OP_MOVS, FORM_STRING, ACC_READ | ACC_WRITE, SZ_B, SZ_B, IMM_NONE, AM_STRING, 0 },
 	{ 0xA5, 0xFF, ANY, OP_MOVS, FORM_STRING, ACC_READ | ACC_WRITE, SZ_V, SZ_V, IMM_NONE, AM_STRING, 0 },
+	{ 0xA6, 0xFF, ANY, OP_CMPS, FORM_STRING, ACC_READ, SZ_B, SZ_B, IMM_NONE, AM_STRING, 0 },
+	{ 0xA7, 0xFF, ANY, OP_CMPS, FORM_STRING, ACC_READ, SZ_V, SZ_V, IMM_NONE, AM_STRING, 0 },
 	{ 0xAA, 0xFF, ANY, OP_STOS, FORM_STRING, ACC_WRITE, SZ_B, SZ_B, IMM_NONE, AM_STRING, 0 },
 	{ 0xAB, 0xFF, ANY, OP_STOS, FORM_STRING, ACC_WRITE, SZ_V, SZ_V, IMM_NONE, AM_STRING, 0 },
 	{ 0xAC, 0xFF, ANY, OP_LODS, FORM_STRING, ACC_READ, SZ_B, SZ_B, IMM_NONE, AM_STRING, 0 },
 	{ 0xAD, 0xFF, ANY, OP_LODS, FORM_STRING, ACC_READ, SZ_V, SZ_V, IMM_NONE, AM_STRING, 0 },
+	{ 0xAE, 0xFF, ANY, OP_SCAS, FORM_STRING, ACC_READ, SZ_B, SZ_B, IMM_NONE, AM_STRING, 0 },
+	{ 0xAF, 0xFF, ANY, OP_SCAS, FORM_STRING, ACC_READ, SZ_V, SZ_V, IMM_NONE, AM_STRING, 0 },
 	{ 0xC6, 0xFF, 0, OP_MOV, FORM_MEM_IMM, ACC_WRITE, SZ_B, SZ_B, IMM_B, AM_MODRM, 0 },
 	{ 0xC7, 0xFF, 0, OP_MOV, FORM_MEM_IMM, ACC_WRITE, SZ_V, SZ_V, IMM_Z, AM_MODRM, 0 },
 	{ 0xF6, 0xFF, 0, OP_TEST, FORM_MEM_IMM, ACC_READ, SZ_B, SZ_B, IMM_B, AM_MODRM, 0 },
@@ -278,6 +282,7 @@ enum decode_error decode_insn(const u8 *b, unsigned n, enum cpu_mode mode, struc
 	if (p.lock && (in->access != ACC_RMW || in->form == FORM_STRING))
 		return DECODE_UNSUPPORTED;      /* #UD on the processor */
 	in->rep = in->form == FORM_STRING && (p.rep || p.repne);
+	in->repne = in->rep && p.repne;
 	in->addrsize = p.addrsize;
 
 	if (r->am == AM_MODRM) {

@@ -17,12 +17,15 @@
  *                  80 81 83 /0-/6 the same with imm         F6 F7 /2 NOT  /3 NEG   FE FF /0 INC /1 DEC
  *                  86 87 XCHG m,r   0F AB B3 BB BTS BTR BTC m,r   0F BA /5 /6 /7 BTS BTR BTC m,imm8
  *                  0F B0 B1 CMPXCHG m,r                     0F C0 C1 XADD m,r
+ *                  AE AF SCAS (compares rAX with ES:[rDI])
  *  reads one operand and writes another: A4 A5 MOVS
+ *  reads two:      A6 A7 CMPS (compares [rSI] with ES:[rDI])
  *
  * Odd opcodes (and 0F B7/BF) are the 16/32/64-bit forms of the even byte forms. moffs is an
  * address of the address size (2, 4 or 8 bytes) in place of ModRM. BT/BTS/BTR/BTC with a
  * register bit offset reach beyond m: emulate.c moves the operand by the offset. The string forms
- * take F3 or F2 as REP; their source is DS:rSI (override allowed), their destination ES:rDI.
+ * take F3 or F2 as REP (CMPS and SCAS: F3 repeats while equal, F2 while not equal); their
+ * source is DS:rSI (override allowed), their destination ES:rDI.
  * Refused (DECODE_UNSUPPORTED): every other opcode, a register operand (ModRM mod 3: no memory),
  * LOCK on a form that is not read-modify-write, F2/F3 before a 0F opcode, 66 before MOVNTI.
  *
@@ -59,7 +62,7 @@ enum insn_op {
 	OP_TEST, OP_NOT, OP_NEG, OP_INC, OP_DEC,
 	OP_MOV, OP_MOVZX, OP_MOVSX, OP_XCHG, OP_CMPXCHG, OP_XADD,
 	OP_BT, OP_BTS, OP_BTR, OP_BTC,          /* in the order of 0F BA /4-/7 */
-	OP_MOVS, OP_STOS, OP_LODS,
+	OP_MOVS, OP_STOS, OP_LODS, OP_CMPS, OP_SCAS,
 	OP_NR
 };
 
@@ -69,7 +72,7 @@ enum insn_form {
 	FORM_REG_MEM,           /* op r, m: the register is the destination */
 	FORM_MEM_IMM,           /* op m, imm */
 	FORM_MEM,               /* op m */
-	FORM_STRING,            /* MOVS, STOS, LODS: [rSI] and/or [rDI] */
+	FORM_STRING,            /* MOVS, STOS, LODS, CMPS, SCAS: [rSI] and/or [rDI] */
 };
 
 /* What happens to m. MOVS reads its source and writes its destination (ACC_READ | ACC_WRITE). */
@@ -87,6 +90,7 @@ struct insn {
 	u8 reg_size;            /* bytes of the register operand (MOVZX/MOVSX/MOVSXD: wider than m) */
 	bool lock;              /* LOCK, or XCHG */
 	bool rep;               /* string form with F3 or F2 */
+	bool repne;             /* ... with F2: CMPS and SCAS repeat while not equal */
 	u64 imm;                /* FORM_MEM_IMM: sign-extended, truncated to size */
 	/* m: seg:[base + index*scale + disp], or [rip_next + disp]; strings: seg is the source's */
 	int8_t seg;             /* enum sreg */

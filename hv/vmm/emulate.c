@@ -43,6 +43,8 @@ static const struct semantics {
 	[OP_MOVS] = { C_MOVE, B_SOURCE, false, true, 0 },
 	[OP_STOS] = { C_MOVE, B_SOURCE, false, true, 0 },
 	[OP_LODS] = { C_MOVE, B_SOURCE, false, true, 0 },
+	[OP_CMPS] = { C_SUB, B_SOURCE, false, false, ARITH },
+	[OP_SCAS] = { C_SUB, B_SOURCE, false, false, ARITH },
 };
 
 static u64 mask_of(unsigned size)
@@ -129,7 +131,34 @@ static void set_reg(struct emu_regs *r, const struct insn *in, u64 val)
 		put(x, val, in->reg_size);
 }
 
-/* One element of MOVS, STOS or LODS. */
+/* One element of CMPS (flags of [rSI] - ES:[rDI]) or SCAS (flags of rAX - ES:[rDI]); with REP,
+ * F3 repeats while equal (ZF set), F2 while not. */
+static enum emu_status compare(const struct insn *in, struct emu_regs *r, u64 next_rip, emu_access_fn mem, void *ctx)
+{
+	u64 amask = mask_of(in->addrsize), step = (r->rflags & RFLAGS_DF) ? -(u64)in->size : in->size;
+	struct emu_access src = { r->gpr[RSI] & amask, in->seg, in->size, in->addrsize, false, false };
+	struct emu_access dst = { r->gpr[RDI] & amask, SEG_ES, in->size, in->addrsize, false, false };
+	u64 a = r->gpr[RAX], b = 0;
+	enum emu_status st;
+	if (in->op == OP_CMPS && (st = mem(ctx, &src, &a)))
+		return st;
+	if ((st = mem(ctx, &dst, &b)))
+		return st;
+	alu(in->op, a & mask_of(in->size), b & mask_of(in->size), in->size, &r->rflags);
+	if (in->op == OP_CMPS)
+		put(&r->gpr[RSI], src.off + step, in->addrsize);
+	put(&r->gpr[RDI], dst.off + step, in->addrsize);
+	bool again = false;
+	if (in->rep) {
+		put(&r->gpr[RCX], (r->gpr[RCX] & amask) - 1, in->addrsize);
+		again = (r->gpr[RCX] & amask) && !(r->rflags & RFLAGS_ZF) == in->repne;
+	}
+	if (!again)
+		r->rip = next_rip;
+	return EMU_OK;
+}
+
+/* One element of MOVS, STOS or LODS (or CMPS, SCAS: compare()). */
 static enum emu_status string(const struct insn *in, struct emu_regs *r, u64 next_rip, emu_access_fn mem, void *ctx)
 {
 	u64 amask = mask_of(in->addrsize), step = (r->rflags & RFLAGS_DF) ? -(u64)in->size : in->size;
@@ -137,6 +166,8 @@ static enum emu_status string(const struct insn *in, struct emu_regs *r, u64 nex
 		r->rip = next_rip;
 		return EMU_OK;
 	}
+	if (in->op == OP_CMPS || in->op == OP_SCAS)
+		return compare(in, r, next_rip, mem, ctx);
 	struct emu_access src = { r->gpr[RSI] & amask, in->seg, in->size, in->addrsize, false, false };
 	struct emu_access dst = { r->gpr[RDI] & amask, SEG_ES, in->size, in->addrsize, true, false };
 	u64 val = r->gpr[RAX];

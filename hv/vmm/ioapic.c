@@ -27,27 +27,49 @@ struct ioapic {
 static struct ioapic ioapics[IOAPICS_MAX];
 static u32 log_budget = 16;
 
+/*
+ * A guest write to the I/O APIC page, performed dword by dword as the I/O APIC takes it: the
+ * data window IOWIN only whole dwords (a narrower store there is ignored, as QEMU's and Intel's
+ * I/O APICs ignore it), checked for INIT; the select register and the others any size, the
+ * bytes a store covers merged into the dword's current value (a qword store is two dwords).
+ * Reads are not trapped.
+ */
 static bool ioapic_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
 {
 	struct ioapic *a = ctx;
-	u32 off = gpa & 0xFFF;
-	if (!write || size != 4 || (off & 3))
-		return false;                   /* its registers are dwords; reads are not trapped */
-	volatile u32 *reg = (volatile u32 *)(a->base + off);
-	u32 x = (u32)*val, sel = 0;
-	bool refuse = false;
+	u32 off = gpa & 0xFFF, end = off + size, sel = 0, bad = 0;
+	bool refused = false;
+	if (!write)
+		return false;
 	spin_lock(&a->lock);
-	if (off == IOWIN) {
-		sel = *(volatile u32 *)(a->base + IOREGSEL) & 0xFF;
-		refuse = sel >= IOREDTBL_FIRST && !(sel & 1) && RTE_DELIVERY(x) == ICR_MODE_INIT;
-	}
-	if (!refuse)
+	for (u32 d = off & ~3u; d < end; d += 4) {
+		volatile u32 *reg = (volatile u32 *)(a->base + d);
+		u32 x;
+		bool whole = off <= d && end >= d + 4;
+		if (d == IOWIN && !whole)
+			continue;               /* the window takes dwords only; the rest it ignores */
+		if (size == 4 && off == d) {
+			x = (u32)*val;
+		} else {
+			x = *reg;
+			for (u32 i = d > off ? d : off; i < end && i < d + 4; i++)
+				x = (x & ~(0xFFu << 8 * (i - d))) | (u32)((*val >> 8 * (i - off)) & 0xFF) << 8 * (i - d);
+		}
+		if (d == IOWIN) {
+			sel = *(volatile u32 *)(a->base + IOREGSEL) & 0xFF;
+			if (sel >= IOREDTBL_FIRST && !(sel & 1) && RTE_DELIVERY(x) == ICR_MODE_INIT) {
+				refused = true;
+				bad = x;
+				continue;
+			}
+		}
 		*reg = x;
+	}
 	spin_unlock(&a->lock);
-	if (refuse && log_budget_take(&log_budget))
+	if (refused && log_budget_take(&log_budget))
 		LOG("ioapic: cpu%u: redirection entry %u with delivery mode INIT refused (%x)\n", v->id,
-		    (sel - IOREDTBL_FIRST) / 2, x);
-	return !refuse;
+		    (sel - IOREDTBL_FIRST) / 2, bad);
+	return !refused;
 }
 
 static u32 reg_read(struct ioapic *a, u32 sel)
