@@ -5,8 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { QemuSession, type Fate } from "../src/lib/qemu.ts";
-import { describeFate } from "../src/commands/run.ts";
+import { describeFate, QemuSession, type Fate } from "../src/lib/qemu.ts";
 import { guestBenchConfig, guestBenchSettings, runAsScript, type GuestBenchConfig, type GuestBenchOptions } from "./common.ts";
 
 /** VM exit reasons as indexed in /proc/parapet/exits. */

@@ -5,8 +5,7 @@
 // Run through the CLI (`npx parapet bench resume --help`) or directly
 // (`node --import tsx bench/resume.ts [options]`).
 import { performance } from "node:perf_hooks";
-import { isQ35, QemuSession } from "../src/lib/qemu.ts";
-import { describeFate } from "../src/commands/run.ts";
+import { describeFate, isQ35, QemuSession } from "../src/lib/qemu.ts";
 import { guestBenchConfig, guestBenchSettings, runAsScript, type GuestBenchConfig, type GuestBenchOptions } from "./common.ts";
 import { median } from "./boot.ts";
 

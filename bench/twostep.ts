@@ -16,8 +16,7 @@ import { buildIso } from "../src/lib/iso.ts";
 import { luksFormat, volumeKey } from "../src/lib/luks.ts";
 import { runText } from "../src/lib/exec.ts";
 import { encodePolicy, wholeDiskPolicy } from "../src/lib/policyrecord.ts";
-import { QemuSession } from "../src/lib/qemu.ts";
-import { describeFate } from "../src/commands/run.ts";
+import { describeFate, QemuSession } from "../src/lib/qemu.ts";
 import { hostDescription, qemuVersion, runAsScript } from "./common.ts";
 import { median } from "./boot.ts";
 

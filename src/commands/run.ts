@@ -1,22 +1,12 @@
 // `parapet run`: boot a disk image under Parapet (or bare) in QEMU, console live, hypervisor log to a file.
 import type { Command } from "commander";
 import { join } from "node:path";
-import { isQ35, QemuSession, type Fate, type LogSink } from "../lib/qemu.ts";
+import { describeFate, isQ35, QemuSession, type Fate, type LogSink } from "../lib/qemu.ts";
 import { REPO_ROOT, DEFAULT_IMAGE } from "../lib/guestimage.ts";
 import { readRecord } from "./policy.ts";
 import { readPassphrase } from "../lib/luks.ts";
 
 export const FATE_EXIT: Record<Fate["kind"], number> = { poweroff: 0, error: 1, reset: 2, panic: 3, killed: 4 };
-
-export function describeFate(f: Fate): string {
-  switch (f.kind) {
-    case "poweroff": return "the guest powered off";
-    case "reset": return "the guest triple-faulted (machine reset)";
-    case "panic": return `the hypervisor panicked: ${f.message}`;
-    case "killed": return `stopped: ${f.reason}`;
-    case "error": return `QEMU failed (exit ${f.code}): ${f.stderr}`;
-  }
-}
 
 const SINKS = ["e9", "com1", "com2", "com3", "com4", "none"];
 
