@@ -85,7 +85,7 @@ export function registerBench(program: Command): void {
       "after",
       "\nNeeds build/parapet.elf (make) and the test guest image (npx parapet image).\n" +
         "Example: parapet bench boot --runs 3 --cpus 1,4 --json build/bench-boot.json\n" +
-        "Also: npm run bench -- --runs 3   (bench/boot.ts run directly takes the same options)",
+        "Also: npm run bench -- --runs 3   (the same command)",
     )
     .action(async (o: {
       runs: number; cpus: number[]; machine: string; memory: string; disk: string; hvArgs: string;
@@ -174,8 +174,7 @@ function registerBenchResume(bench: Command): void {
     .addHelpText(
       "after",
       "\nNeeds build/parapet.elf (make) and the test guest image (npx parapet image).\n" +
-        "Example: parapet bench resume --runs 5 --json build/bench-resume.json\n" +
-        "Also: node --import tsx bench/resume.ts --runs 3   (the same options)",
+        "Example: parapet bench resume --runs 5 --json build/bench-resume.json\n",
     )
     .action(async (o: {
       runs: number; cpus: number; machine: string; memory: string; disk: string; hvArgs: string;
