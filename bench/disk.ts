@@ -13,8 +13,7 @@ import { join } from "node:path";
 import { DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
 import { describeFate, QemuSession, HYPERVISOR } from "../src/lib/qemu.ts";
 import type { Policy } from "../src/lib/policyrecord.ts";
-import { DATA_OFFSET, encryptedImage, newKey, plainImage, wholeDisk, writePolicy } from "../tests/diskfixture.ts";
-import { TMP } from "../tests/fixture.ts";
+import { DATA_OFFSET, encryptedImage, newKey, plainImage, wholeDisk, WORK_DIR as TMP, writePolicy } from "../src/lib/guestdisk.ts";
 import { EXIT_REASONS, median, parseExits } from "./boot.ts";
 import { hostDescription, qemuVersion } from "./common.ts";
 

@@ -99,4 +99,4 @@ export function parseExits(text: string): { counts: Record<string, number>; cpus
   return { counts, cpus };
 }
 
-export const TMP = join(REPO_ROOT, "build", "test");
+export { WORK_DIR as TMP } from "../src/lib/guestdisk.ts";
