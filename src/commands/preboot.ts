@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { relative } from "node:path";
-import { PrebootConfigError } from "../preboot/config.ts";
+import { PrebootConfigError } from "../lib/prebootconfig.ts";
 import { buildPreboot, checkHeaderFile, readSiteFiles, sitePreboot } from "../lib/prebootimage.ts";
 
 function shown(path: string): string {

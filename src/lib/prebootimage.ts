@@ -14,7 +14,7 @@ import { requireTools } from "./exec.ts";
 import { addProgramsAndBusybox, baseInitramfs, DEBIAN_CACHE, REPO_ROOT } from "./guestimage.ts";
 import { Initramfs } from "./initramfs.ts";
 import { checkSupported, luksInfo } from "./luks.ts";
-import { CONFIG_PATH, PrebootConfigError, validateConfig, type PrebootConfig } from "../preboot/config.ts";
+import { CONFIG_PATH, PrebootConfigError, validateConfig, type PrebootConfig } from "./prebootconfig.ts";
 
 export const DEFAULT_PREBOOT_DIR = join(REPO_ROOT, "build", "preboot");
 /** The app's source entry point and where its bundle lives in the preboot guest. */
