@@ -2,7 +2,8 @@
 // (stock cryptsetup; see src/lib/luks.ts and docs/luks.md).
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
-import { EXIT_INTERRUPTED, EXIT_REFUSED, progressReporter } from "./disk.ts";
+import { EXIT_INTERRUPTED, EXIT_REFUSED } from "../lib/cliopts.ts";
+import { progressReporter } from "../lib/progress.ts";
 import { DiskRefusal } from "../lib/diskcrypt.ts";
 import { luksAddPassphrase, luksFormat, luksInfo, LuksRefusal, readPassphrase, volumeKey, type Pbkdf } from "../lib/luks.ts";
 import { writePrivateFileAtomic } from "../lib/privatefile.ts";

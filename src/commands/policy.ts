@@ -1,9 +1,8 @@
 // `parapet policy`: compile a storage policy (keys + per-drive sector rules) into the binary
 // record the hypervisor reads (hv/handoff/policy_record.h), check one, or show one.
 import type { Command } from "commander";
-import { open } from "node:fs/promises";
 import { relative } from "node:path";
-import { writePrivateFileAtomic } from "../lib/privatefile.ts";
+import { readRecord, writeRecord } from "../lib/recordfile.ts";
 import { compilePolicyFile, PolicyFileError } from "../lib/policyfile.ts";
 import {
   decodePolicy,
@@ -11,8 +10,6 @@ import {
   formatPolicy,
   parsePci,
   policyToJson,
-  PolicyRecordError,
-  POLICY_MAX_SIZE,
   serialProblem,
   type DriveMatch,
   type Policy, wholeDiskPolicy } from "../lib/policyrecord.ts";
@@ -21,35 +18,6 @@ import { readKeyFile } from "../lib/xts.ts";
 function shown(path: string): string {
   const rel = relative(process.cwd(), path);
   return rel && !rel.startsWith("..") ? rel : path;
-}
-
-/** Writes the record with mode 0600 (it holds keys), atomically. */
-export async function writeRecord(path: string, record: Uint8Array): Promise<void> {
-  await writePrivateFileAtomic(path, record);
-}
-
-/** Reads and decodes a record file; errors name the file. */
-export async function readRecord(path: string): Promise<{ policy: Policy; bytes: Buffer }> {
-  let bytes: Buffer;
-  try {
-    const fh = await open(path, "r");
-    try {
-      const size = (await fh.stat()).size;
-      if (size > POLICY_MAX_SIZE) throw new PolicyRecordError(`${path}: ${size} bytes, larger than any policy record (${POLICY_MAX_SIZE})`);
-      bytes = await fh.readFile();
-    } finally {
-      await fh.close();
-    }
-  } catch (e) {
-    if (e instanceof PolicyRecordError) throw e;
-    throw new Error(`${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
-  }
-  try {
-    return { policy: decodePolicy(bytes), bytes };
-  } catch (e) {
-    if (e instanceof PolicyRecordError) throw new PolicyRecordError(`${path}: invalid policy record: ${e.message}`);
-    throw e;
-  }
 }
 
 function counts(p: Policy): string {

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { join } from "node:path";
 import { describeFate, isQ35, QemuSession, type Fate, type LogSink } from "../lib/qemu.ts";
 import { REPO_ROOT, DEFAULT_IMAGE } from "../lib/guestimage.ts";
-import { readRecord } from "./policy.ts";
+import { readRecord } from "../lib/recordfile.ts";
 import { readPassphrase } from "../lib/luks.ts";
 
 export const FATE_EXIT: Record<Fate["kind"], number> = { poweroff: 0, error: 1, reset: 2, panic: 3, killed: 4 };
