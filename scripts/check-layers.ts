@@ -29,7 +29,7 @@ export const LAYERS: Layer[] = [
   { name: "commands", path: "src/commands/", uses: ["bench", "lib"], isolated: true },
   { name: "preboot app", path: "src/preboot/", uses: ["lib"] },
   { name: "bench", path: "bench/", uses: ["lib"] },
-  { name: "tests", path: "tests/", uses: ["lib"] },
+  { name: "tests", path: "tests/", uses: ["lib", "scripts"] },
   { name: "scripts", path: "scripts/", uses: [] },
   { name: "lib", path: "src/lib/", uses: [] },
 ];
