@@ -1,13 +1,10 @@
 // `parapet disk encrypt|decrypt|verify|status`: convert an existing raw disk image in place to or
 // from XTS-AES-256 (dm-crypt aes-xts-plain64), resumable after any interruption, and check it.
 import type { Command } from "commander";
-import {
-  convertImage,
-  describeImage,
-  DiskRefusal,
-  DEFAULT_CHUNK_SECTORS,
-  verifyImage,
-} from "../lib/diskcrypt.ts";
+import { DEFAULT_CHUNK_SECTORS, DiskRefusal } from "../lib/diskcrypt/common.ts";
+import { convertImage } from "../lib/diskcrypt/convert.ts";
+import { describeImage } from "../lib/diskcrypt/status.ts";
+import { verifyImage } from "../lib/diskcrypt/verify.ts";
 import { EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_VERIFY_FAILED } from "../lib/cliopts.ts";
 import { progressReporter } from "../lib/progress.ts";
 import { readKeyFile, SECTOR, type Direction } from "../lib/xts.ts";

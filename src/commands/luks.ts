@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { EXIT_INTERRUPTED, EXIT_REFUSED } from "../lib/cliopts.ts";
 import { progressReporter } from "../lib/progress.ts";
-import { DiskRefusal } from "../lib/diskcrypt.ts";
+import { DiskRefusal } from "../lib/diskcrypt/common.ts";
 import { luksAddPassphrase, luksFormat, luksInfo, LuksRefusal, readPassphrase, volumeKey, type Pbkdf } from "../lib/luks.ts";
 import { writePrivateFileAtomic } from "../lib/privatefile.ts";
 import { enrolToken, readCa, type OaepHash } from "../lib/token.ts";

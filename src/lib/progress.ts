@@ -1,6 +1,6 @@
 // Progress of a long conversion (parapet disk, parapet luks format) on stderr: a bar on a
 // terminal, a line every 10 % (or 30 s) otherwise.
-import type { Progress } from "./diskcrypt.ts";
+import type { Progress } from "./diskcrypt/common.ts";
 import { SECTOR } from "./xts.ts";
 
 const mib = (sectors: bigint) => (Number(sectors) * SECTOR) / 2 ** 20;
