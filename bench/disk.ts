@@ -521,7 +521,8 @@ function table(head: string[][], rows: string[][], leftCols = 1): string[] {
 }
 
 /** The human-readable report. */
-export function formatDiskReport(r: BenchDiskResult): string {
+/** What was measured and on what: the settings, the host, one line per configuration. */
+function reportHeader(r: BenchDiskResult): string[] {
   const c = r.config;
   const out: string[] = [];
   out.push(`Disk benchmark: fio on /dev/sda from ${c.offsetBytes / MiB} MiB (the data partition), ${c.sizeBytes / MiB} MiB region, ` +
@@ -530,13 +531,17 @@ export function formatDiskReport(r: BenchDiskResult): string {
   out.push(`-machine ${c.machine} -smp 1 -m ${c.memory}, TCG` + (c.machine === "q35" ? ", disk on an added PIIX3 IDE controller" : "") +
     `; ${c.qemu}; host: ${c.host}`);
   out.push(`host load average ${c.loadAvgStart.toFixed(2)} at start` + (c.loadAvgEnd !== undefined ? `, ${c.loadAvgEnd.toFixed(2)} at end` : ""));
-  const names = c.configNames;
-  const w = Math.max(8, ...names.map((n) => n.length + 1));
-  for (const name of names) {
+  const w = Math.max(8, ...c.configNames.map((n) => n.length + 1));
+  for (const name of c.configNames) {
     const info = r.configs[name];
     out.push(`  ${name.padEnd(w)} ${CONFIG_TITLES[name]}` + (info ? `; guest ${info.xferMode}, shell after ${info.bootSec.toFixed(1)} s` : ""));
   }
-  out.push("");
+  return out;
+}
+
+/** MiB/s and IOPS per job and configuration, the ratios, KiB per ATA command. */
+function throughputTable(r: BenchDiskResult): string[] {
+  const names = r.config.configNames;
   const ratios = RATIOS.filter(([a, b]) => names.includes(a) && names.includes(b));
   const pad = (n: number) => Array<string>(Math.max(0, n)).fill("");
   const rows = r.summary.map((s) => [
@@ -546,54 +551,61 @@ export function formatDiskReport(r: BenchDiskResult): string {
     ...ratios.map(([a, b]) => fmtRatio(s.ratios[`${a}/${b}`])),
     fmtInt(names.map((n) => s.cmdKiB[n]).find((x) => x !== undefined)),
   ]);
-  out.push(...table([
+  return table([
     ["", "", "MiB/s", ...pad(names.length - 1), "IOPS", ...pad(names.length - 1), "ratio", ...pad(ratios.length - 1), "KiB per"],
     ["job", "bs", ...names, ...names, ...ratios.map(([, , h]) => h), "ATA cmd"],
-  ], rows, 1));
+  ], rows, 1);
+}
 
-  const parapetNames = names.filter((n) => CONFIG_SETUP[n].policy);
+const fmtDelta = (x: number) => {
+  const t = fmtExits(Math.abs(x));
+  return x === 0 ? "0" : /^0\.0+$/.test(t) ? t : (x > 0 ? "+" : "-") + t;
+};
+
+/** The exits the IOMMU adds (iommu minus no-iommu), when the run measured both. */
+function iommuExtraTable(r: BenchDiskResult, reasons: string[]): string[] {
+  const extra = r.summary.filter((s) => s.iommuExtraExits);
+  if (!extra.length) return [];
+  const out = ["", "VM exits the IOMMU adds (iommu minus no-iommu; 0: none), per ATA command by reason, and in total per command and per MiB:"];
+  out.push(...table([["job", ...reasons, "per cmd", "per MiB"]], extra.map((s) => {
+    const d = s.iommuExtraExits!;
+    return [s.job, ...reasons.map((n) => fmtDelta(d.perCmd[n] ?? 0)), fmtDelta(d.perCmdTotal), fmtDelta(d.perMiBTotal)];
+  }), 1));
+  const worst = extra.reduce((w, s) => (Math.abs(s.iommuExtraExits!.perCmd.io ?? 0) > Math.abs(w.iommuExtraExits!.perCmd.io ?? 0) ? s : w));
+  const d = worst.iommuExtraExits!.perCmd.io ?? 0;
+  out.push(`I/O exits per ATA command, iommu minus no-iommu: ` +
+    (d === 0 ? "0 in every job" : `largest difference ${fmtDelta(d)} (${worst.job})`));
+  return out;
+}
+
+/** Under Parapet: VM exits per MiB by reason, per command, and what the IOMMU adds. */
+function exitsTables(r: BenchDiskResult): string[] {
+  const parapetNames = r.config.configNames.filter((n) => CONFIG_SETUP[n].policy);
   const parapetRuns = r.summary.filter((s) => parapetNames.some((n) => s.exitsPerMiB[n]));
-  if (parapetRuns.length) {
-    // Reasons that occurred anywhere, in EXIT_REASONS order, then any others.
-    const seen = new Set<string>();
-    for (const s of parapetRuns) for (const per of Object.values(s.exitsPerMiB)) for (const [n, v] of Object.entries(per ?? {})) if (v > 0) seen.add(n);
-    const reasons = [...EXIT_REASONS.filter((n) => seen.has(n)), ...[...seen].filter((n) => !(EXIT_REASONS as readonly string[]).includes(n))];
-    out.push("");
-    out.push("VM exits per MiB transferred under Parapet, by reason (from /proc/parapet/exits right before and after fio):");
-    const erows: string[][] = [];
-    for (const s of parapetRuns) {
-      let first = true;
-      for (const cfg of parapetNames) {
-        const per = s.exitsPerMiB[cfg];
-        if (!per) continue;
-        erows.push([first ? s.job : "", cfg, fmtExits(s.exitsPerMiBTotal[cfg]), ...reasons.map((n) => fmtExits(per[n] ?? 0)),
-          fmtExits(s.exitsPerCmd[cfg]), fmtInt(s.cmdKiB[cfg])]);
-        first = false;
-      }
+  if (!parapetRuns.length) return [];
+  // Reasons that occurred anywhere, in EXIT_REASONS order, then any others.
+  const seen = new Set<string>();
+  for (const s of parapetRuns) for (const per of Object.values(s.exitsPerMiB)) for (const [n, v] of Object.entries(per ?? {})) if (v > 0) seen.add(n);
+  const reasons = [...EXIT_REASONS.filter((n) => seen.has(n)), ...[...seen].filter((n) => !(EXIT_REASONS as readonly string[]).includes(n))];
+  const out = ["", "VM exits per MiB transferred under Parapet, by reason (from /proc/parapet/exits right before and after fio):"];
+  const erows: string[][] = [];
+  for (const s of parapetRuns) {
+    let first = true;
+    for (const cfg of parapetNames) {
+      const per = s.exitsPerMiB[cfg];
+      if (!per) continue;
+      erows.push([first ? s.job : "", cfg, fmtExits(s.exitsPerMiBTotal[cfg]), ...reasons.map((n) => fmtExits(per[n] ?? 0)),
+        fmtExits(s.exitsPerCmd[cfg]), fmtInt(s.cmdKiB[cfg])]);
+      first = false;
     }
-    out.push(...table([["job", "config", "total", ...reasons, "per cmd", "KiB/cmd"]], erows, 2));
+  }
+  out.push(...table([["job", "config", "total", ...reasons, "per cmd", "KiB/cmd"]], erows, 2));
+  out.push(...iommuExtraTable(r, reasons));
+  return out;
+}
 
-    const extra = r.summary.filter((s) => s.iommuExtraExits);
-    if (extra.length) {
-      const fmtDelta = (x: number) => {
-        const t = fmtExits(Math.abs(x));
-        return x === 0 ? "0" : /^0\.0+$/.test(t) ? t : (x > 0 ? "+" : "-") + t;
-      };
-      out.push("");
-      out.push("VM exits the IOMMU adds (iommu minus no-iommu; 0: none), per ATA command by reason, and in total per command and per MiB:");
-      out.push(...table([["job", ...reasons, "per cmd", "per MiB"]], extra.map((s) => {
-        const d = s.iommuExtraExits!;
-        return [s.job, ...reasons.map((n) => fmtDelta(d.perCmd[n] ?? 0)), fmtDelta(d.perCmdTotal), fmtDelta(d.perMiBTotal)];
-      }), 1));
-      const worst = extra.reduce((w, s) => (Math.abs(s.iommuExtraExits!.perCmd.io ?? 0) > Math.abs(w.iommuExtraExits!.perCmd.io ?? 0) ? s : w));
-      const d = worst.iommuExtraExits!.perCmd.io ?? 0;
-      out.push(`I/O exits per ATA command, iommu minus no-iommu: ` +
-        (d === 0 ? "0 in every job" : `largest difference ${fmtDelta(d)} (${worst.job})`));
-    }
-  }
-  if (r.error) {
-    out.push("");
-    out.push(`FAILED: ${r.error}`);
-  }
+export function formatDiskReport(r: BenchDiskResult): string {
+  const out = [...reportHeader(r), "", ...throughputTable(r), ...exitsTables(r)];
+  if (r.error) out.push("", `FAILED: ${r.error}`);
   return out.join("\n") + "\n";
 }

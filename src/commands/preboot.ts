@@ -21,6 +21,11 @@ export function registerPreboot(program: Command): void {
       "cryptsetup, compiles the volume key into a policy record and hands it to the hypervisor through a kexec " +
       "payload (VMMCALL). See docs/preboot.md.");
 
+  registerBuild(preboot);
+  registerSite(preboot);
+}
+
+function registerBuild(preboot: Command): void {
   preboot.command("build")
     .summary("build the preboot guest's kernel and initramfs")
     .description("Write vmlinuz (Debian's kernel, as the test guest's) and initrd.gz (busybox, Debian's nodejs 18, " +
@@ -37,7 +42,9 @@ export function registerPreboot(program: Command): void {
       process.stdout.write(`${shown(r.vmlinuz)}: kernel ${r.kver}\n${shown(r.initrd)}: ${(r.initrdBytes / 1048576).toFixed(1)} MiB ` +
         `(${r.packages.join(", ")}; app ${(r.appBytes / 1024).toFixed(0)} KiB) in ${r.seconds.toFixed(1)} s\n`);
     });
+}
 
+function registerSite(preboot: Command): void {
   preboot.command("site")
     .summary("write the site archive: the LUKS2 header, the preboot config and the smart card files")
     .description("Validate the config (JSON, docs/preboot.md) and the header (LUKS2, aes-xts-plain64, 512-bit key, " +
