@@ -1,13 +1,11 @@
 // Boot-time benchmark: the test guest booted bare and under Parapet, alternately, in QEMU.
 // Each boot is timed from QEMU start to QEMU exit (ready, read the exit counters, power off).
-// Run through the CLI (`npx parapet bench boot --help`) or directly
-// (`npm run bench [-- options]`, i.e. `node --import tsx bench/boot.ts [options]`).
+// Run through the CLI: `npx parapet bench boot --help`, or `npm run bench [-- options]`.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { QemuSession, type Fate } from "../src/lib/qemu.ts";
-import { describeFate } from "../src/commands/run.ts";
-import { guestBenchConfig, guestBenchSettings, runAsScript, type GuestBenchConfig, type GuestBenchOptions } from "./common.ts";
+import { describeFate, QemuSession, type Fate } from "../src/lib/qemu.ts";
+import { guestBenchConfig, guestBenchSettings, type GuestBenchConfig, type GuestBenchOptions } from "./common.ts";
 
 /** VM exit reasons as indexed in /proc/parapet/exits. */
 export const EXIT_REASONS = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "svm_insn", "npf", "shutdown", "other", "nmi", "iret", "step"] as const;
@@ -217,6 +215,3 @@ export function formatReport(r: BenchBootResult): string {
   out.push(`     ${"total".padEnd(9)} ${String(s.exitsTotalMedian).padStart(10)}`);
   return out.join("\n") + "\n";
 }
-
-// Run directly (npm run bench): the same options as `parapet bench boot`, defaults otherwise.
-runAsScript(import.meta.url, "boot");

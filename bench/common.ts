@@ -1,9 +1,9 @@
 // Helpers shared by the benchmarks (bench/boot.ts, bench/crypto.ts, bench/disk.ts): what they
-// record about the host, the raw results as JSON, and running a benchmark file directly.
+// record about the host, the raw results as JSON, the guest benchmarks' settings. The command line
+// that runs them is src/commands/bench.ts (`parapet bench`); bench/ never imports it.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { loadavg } from "node:os";
 import { DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
 import { QEMU } from "../src/lib/qemu.ts";
@@ -25,27 +25,6 @@ export function hostDescription(): string {
 export function writeJsonFile(file: string, result: unknown): void {
   mkdirSync(dirname(resolve(file)), { recursive: true });
   writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
-}
-
-/**
- * When the module `moduleUrl` (its import.meta.url) is the script node was started with, runs
- * `parapet bench SUB` with the script's arguments: the same options as through the CLI.
- * Not a top-level await: src/commands/bench.ts imports the benchmark modules, which must finish
- * loading first.
- */
-export function runAsScript(moduleUrl: string, sub: string): void {
-  if (!process.argv[1] || resolve(process.argv[1]) !== fileURLToPath(moduleUrl)) return;
-  const main = async () => {
-    const { Command } = await import("commander");
-    const { registerBench } = await import("../src/commands/bench.ts");
-    const program = new Command().name("parapet");
-    registerBench(program);
-    await program.parseAsync(["bench", sub, ...process.argv.slice(2)], { from: "user" });
-  };
-  main().catch((err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
 }
 
 /** What every benchmark that boots the test guest in QEMU takes. */

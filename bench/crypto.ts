@@ -1,11 +1,10 @@
 // Crypto benchmark: the hypervisor's XTS-AES-256 (hv/crypto/) against OpenSSL's EVP aes-256-xts,
 // measured in one process on this host by a native C program (bench/crypto/xts_bench.c, built by
-// `make -C hv xts-bench`, linked with libcrypto). Run through the CLI
-// (`npx parapet bench crypto --help`) or directly (`node --import tsx bench/crypto.ts [options]`).
+// `make -C hv xts-bench`, linked with libcrypto). Run through the CLI:
+// `npx parapet bench crypto --help`.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { REPO_ROOT } from "../src/lib/guestimage.ts";
-import { runAsScript } from "./common.ts";
 
 /** Target for ours / OpenSSL throughput (every unit and direction, the hypervisor's configuration). */
 export const TARGET_CRYPTO_RATIO = 1.2;
@@ -144,6 +143,3 @@ export function formatCryptoReport(r: BenchCryptoResult): string {
   out.push(`lowest ratio ${r.minRatio.toFixed(2)}  target >= ${r.target.toFixed(2)}: ${r.pass ? "PASS" : "MISS"}`);
   return out.join("\n") + "\n";
 }
-
-// Run directly: the same options as `parapet bench crypto`.
-runAsScript(import.meta.url, "crypto");

@@ -11,11 +11,9 @@ import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
-import { QemuSession, HYPERVISOR } from "../src/lib/qemu.ts";
+import { describeFate, QemuSession, HYPERVISOR } from "../src/lib/qemu.ts";
 import type { Policy } from "../src/lib/policyrecord.ts";
-import { describeFate } from "../src/commands/run.ts";
-import { DATA_OFFSET, encryptedImage, newKey, plainImage, wholeDisk, writePolicy } from "../tests/diskfixture.ts";
-import { TMP } from "../tests/fixture.ts";
+import { DATA_OFFSET, encryptedImage, newKey, plainImage, wholeDisk, WORK_DIR as TMP, writePolicy } from "../src/lib/guestdisk.ts";
 import { EXIT_REASONS, median, parseExits } from "./boot.ts";
 import { hostDescription, qemuVersion } from "./common.ts";
 
@@ -259,86 +257,93 @@ interface Session {
   policy?: string;
 }
 
+type RunSettings = Required<Omit<BenchDiskOptions, "log" | "jobs" | "keep" | "iommu">>;
+
+/** Under Parapet: its log must say the disk is mediated, and on q35 whether DMA isolation is on. */
+async function checkParapet(s: QemuSession, setup: (typeof CONFIG_SETUP)[ConfigName], info: ConfigInfo): Promise<void> {
+  const hv = s.hvLog();
+  info.ataLog = hv.split("\n").filter((l) => /^.*ata: /.test(l)).map((l) => l.trim());
+  if (!/ata: .*ch0 master: .*protected by the policy/.test(hv) || !/ata: .*mediated/.test(hv)) {
+    throw new Error(`Parapet does not mediate the disk (no 'protected by the policy' / 'mediated' in its log)`);
+  }
+  if (setup.machine === "q35") {
+    info.iommuLog = hv.split("\n").filter((l) => /iommu: /.test(l)).map((l) => l.trim()).slice(0, 10);
+    const want = setup.iommu ? "ON" : "OFF";
+    if (!new RegExp(`iommu: .*DMA isolation ${want}`).test(hv)) throw new Error(`Parapet's log does not say 'DMA isolation ${want}'`);
+  }
+  parseExits(await guestOutput(s, "cat /proc/parapet/exits"));
+}
+
+/** The guest's disk: its transfer mode, room for the region, huge pages and request size for fio. */
+async function prepareGuest(s: QemuSession, o: RunSettings, info: ConfigInfo): Promise<void> {
+  // The ATA port of sda: 1 on pc; on q35 the AHCI ports come first.
+  info.xferMode = (await guestOutput(s,
+    `p=$(readlink -f /sys/block/sda); p=\${p#*/ata}; cat /sys/class/ata_device/dev\${p%%/*}.0/xfer_mode`)).trim();
+  const sectors = Number((await guestOutput(s, "cat /sys/block/sda/size")).trim());
+  if (!(sectors * 512 >= DATA_OFFSET + o.sizeBytes)) {
+    throw new Error(`/dev/sda has ${sectors} sectors in the guest, fewer than the region needs (${DATA_OFFSET + o.sizeBytes} bytes)`);
+  }
+  await s.sh(`echo ${HUGEPAGES} > /proc/sys/vm/nr_hugepages && [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge ${HUGEPAGES} ]`);
+  await s.sh(`echo ${MAX_SECTORS_KB} > /sys/block/sda/queue/max_sectors_kb && mkdir -p ${GUEST_DIR}`);
+}
+
+/** One fio job in the guest, with the block and (under Parapet) exit counters right around it. */
+async function runJob(s: QemuSession, config: ConfigName, job: DiskJob, round: number, o: RunSettings, parapet: boolean): Promise<JobRun> {
+  const d = GUEST_DIR;
+  // Counters right before and after fio, in one command line: nothing else runs in between.
+  const snap = (n: number) => (parapet ? `cat /proc/parapet/exits > ${d}/e${n}; ` : "") + `cat /sys/block/sda/stat > ${d}/s${n}`;
+  const r = await s.exec(
+    `rm -f ${d}/*; ${snap(0)}; ${fioCommand(job, o, `${d}/fio.json`)} 2> ${d}/fio.err; r=$?; ${snap(1)}; [ $r -eq 0 ]`,
+    (o.runtimeSec + 180) * 1000);
+  if (r.status !== 0) {
+    const err = await s.exec(`cat ${d}/fio.err ${d}/fio.json 2>/dev/null | head -c 2000`);
+    throw new Error(`fio ${job.name} failed in the guest:\n${err.out || r.out}`);
+  }
+  const fio = parseFio(await guestOutput(s, `cat ${d}/fio.json`));
+  const st0 = parseBlockStat(await guestOutput(s, `cat ${d}/s0`));
+  const st1 = parseBlockStat(await guestOutput(s, `cat ${d}/s1`));
+  const ataCmds = st1.ios - st0.ios;
+  const run: JobRun = {
+    config, job: job.name, round, ...fio,
+    ataCmds, cmdKiB: ataCmds > 0 ? ((st1.sectors - st0.sectors) * 512) / 1024 / ataCmds : 0,
+  };
+  if (parapet) {
+    const delta = exitsDelta(await guestOutput(s, `cat ${d}/e0`), await guestOutput(s, `cat ${d}/e1`));
+    run.exits = delta.exits;
+    run.exitsTotal = delta.total;
+  }
+  return run;
+}
+
 /** Boots one configuration, runs every round of every job, powers off. Runs go to `runs` as they finish. */
 async function runConfig(
-  sess: Session, jobs: readonly DiskJob[], o: Required<Omit<BenchDiskOptions, "log" | "jobs" | "keep" | "iommu">>, dir: string,
+  sess: Session, jobs: readonly DiskJob[], o: RunSettings, dir: string,
   runs: JobRun[], setCurrent: (s: QemuSession | undefined) => void, log: (m: string) => void,
 ): Promise<ConfigInfo> {
   const setup = CONFIG_SETUP[sess.config];
   const parapet = setup.policy !== undefined;
   const q35 = setup.machine === "q35";
   const s = new QemuSession({
-    disk: sess.image,
-    parapet,
-    modules: sess.policy ? [sess.policy] : undefined,
-    hvLog: join(dir, `hv-${sess.config}.log`),
-    memory: o.memory,
-    cpus: 1,
-    machine: setup.machine,
-    iommu: setup.iommu,
-    piixIde: q35,
-    snapshot: false,
+    disk: sess.image, parapet, modules: sess.policy ? [sess.policy] : undefined, hvLog: join(dir, `hv-${sess.config}.log`),
+    memory: o.memory, cpus: 1, machine: setup.machine, iommu: setup.iommu, piixIde: q35, snapshot: false,
   });
   setCurrent(s);
-  const jobMs = (o.runtimeSec + 180) * 1000;
   try {
     await s.ready(o.bootTimeoutSec * 1000);
     const info: ConfigInfo = {
       machine: setup.machine + (setup.iommu ? ` + ${setup.iommu}-iommu` : "") + (q35 ? ", disk on PIIX3 IDE" : ""),
       xferMode: "", bootSec: (Date.now() - s.started) / 1000,
     };
-    if (parapet) {
-      const hv = s.hvLog();
-      info.ataLog = hv.split("\n").filter((l) => /^.*ata: /.test(l)).map((l) => l.trim());
-      if (!/ata: .*ch0 master: .*protected by the policy/.test(hv) || !/ata: .*mediated/.test(hv)) {
-        throw new Error(`Parapet does not mediate the disk (no 'protected by the policy' / 'mediated' in its log)`);
-      }
-      if (q35) {
-        info.iommuLog = hv.split("\n").filter((l) => /iommu: /.test(l)).map((l) => l.trim()).slice(0, 10);
-        const want = setup.iommu ? "ON" : "OFF";
-        if (!new RegExp(`iommu: .*DMA isolation ${want}`).test(hv)) throw new Error(`Parapet's log does not say 'DMA isolation ${want}'`);
-      }
-      parseExits(await guestOutput(s, "cat /proc/parapet/exits"));
-    }
-    // The ATA port of sda: 1 on pc; on q35 the AHCI ports come first.
-    info.xferMode = (await guestOutput(s,
-      `p=$(readlink -f /sys/block/sda); p=\${p#*/ata}; cat /sys/class/ata_device/dev\${p%%/*}.0/xfer_mode`)).trim();
-    const sectors = Number((await guestOutput(s, "cat /sys/block/sda/size")).trim());
-    if (!(sectors * 512 >= DATA_OFFSET + o.sizeBytes)) {
-      throw new Error(`/dev/sda has ${sectors} sectors in the guest, fewer than the region needs (${DATA_OFFSET + o.sizeBytes} bytes)`);
-    }
-    await s.sh(`echo ${HUGEPAGES} > /proc/sys/vm/nr_hugepages && [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge ${HUGEPAGES} ]`);
-    await s.sh(`echo ${MAX_SECTORS_KB} > /sys/block/sda/queue/max_sectors_kb && mkdir -p ${GUEST_DIR}`);
+    if (parapet) await checkParapet(s, setup, info);
+    await prepareGuest(s, o, info);
     log(`${sess.config}: guest up after ${info.bootSec.toFixed(1)} s, ${info.xferMode}`);
-
     for (let round = 1; round <= o.repeat; round++) {
       for (const job of jobs) {
-        const d = GUEST_DIR;
-        // Counters right before and after fio, in one command line: nothing else runs in between.
-        const snap = (n: number) => (parapet ? `cat /proc/parapet/exits > ${d}/e${n}; ` : "") + `cat /sys/block/sda/stat > ${d}/s${n}`;
-        const r = await s.exec(
-          `rm -f ${d}/*; ${snap(0)}; ${fioCommand(job, o, `${d}/fio.json`)} 2> ${d}/fio.err; r=$?; ${snap(1)}; [ $r -eq 0 ]`, jobMs);
-        if (r.status !== 0) {
-          const err = await s.exec(`cat ${d}/fio.err ${d}/fio.json 2>/dev/null | head -c 2000`);
-          throw new Error(`fio ${job.name} failed in the guest:\n${err.out || r.out}`);
-        }
-        const fio = parseFio(await guestOutput(s, `cat ${d}/fio.json`));
-        const st0 = parseBlockStat(await guestOutput(s, `cat ${d}/s0`));
-        const st1 = parseBlockStat(await guestOutput(s, `cat ${d}/s1`));
-        const ataCmds = st1.ios - st0.ios;
-        const run: JobRun = {
-          config: sess.config, job: job.name, round, ...fio,
-          ataCmds, cmdKiB: ataCmds > 0 ? ((st1.sectors - st0.sectors) * 512) / 1024 / ataCmds : 0,
-        };
-        if (parapet) {
-          const delta = exitsDelta(await guestOutput(s, `cat ${d}/e0`), await guestOutput(s, `cat ${d}/e1`));
-          run.exits = delta.exits;
-          run.exitsTotal = delta.total;
-        }
+        const run = await runJob(s, sess.config, job, round, o, parapet);
         runs.push(run);
-        log(`${sess.config}: ${job.name}${o.repeat > 1 ? ` (round ${round})` : ""}: ${fio.mibps.toFixed(1)} MiB/s, ` +
-          `${Math.round(fio.iops)} IOPS, ${run.cmdKiB.toFixed(0)} KiB/cmd` +
-          (run.exitsTotal !== undefined ? `, ${(run.exitsTotal / fio.ioMiB).toFixed(1)} exits/MiB` : ""));
+        log(`${sess.config}: ${job.name}${o.repeat > 1 ? ` (round ${round})` : ""}: ${run.mibps.toFixed(1)} MiB/s, ` +
+          `${Math.round(run.iops)} IOPS, ${run.cmdKiB.toFixed(0)} KiB/cmd` +
+          (run.exitsTotal !== undefined ? `, ${(run.exitsTotal / run.ioMiB).toFixed(1)} exits/MiB` : ""));
       }
     }
     const fate = await s.poweroff(60_000);
@@ -406,7 +411,8 @@ export function summarize(jobs: readonly DiskJob[], runs: readonly JobRun[]): Jo
 }
 
 /** Runs the three configurations one after the other; never throws for a failed boot or job (see `error`). */
-export async function benchDisk(opts: BenchDiskOptions = {}): Promise<BenchDiskResult> {
+/** The options with their defaults, checked; the jobs to run. */
+function settings(opts: BenchDiskOptions): { o: RunSettings; jobs: DiskJob[] } {
   const o = {
     runtimeSec: opts.runtimeSec ?? 10,
     sizeBytes: opts.sizeBytes ?? 16 * MiB,
@@ -414,8 +420,6 @@ export async function benchDisk(opts: BenchDiskOptions = {}): Promise<BenchDiskR
     memory: opts.memory ?? "512M",
     bootTimeoutSec: opts.bootTimeoutSec ?? 300,
   };
-  const configNames = [...(opts.iommu ? IOMMU_CONFIGS : DEFAULT_CONFIGS)];
-  const log = opts.log ?? (() => {});
   if (!Number.isInteger(o.runtimeSec) || o.runtimeSec < 1) throw new Error(`runtime ${o.runtimeSec}: expected a positive whole number of seconds`);
   if (!Number.isInteger(o.repeat) || o.repeat < 1) throw new Error(`repeat ${o.repeat}: expected a positive integer`);
   let jobs: DiskJob[] = [...JOBS];
@@ -435,7 +439,27 @@ export async function benchDisk(opts: BenchDiskOptions = {}): Promise<BenchDiskR
     throw new Error(`size ${o.sizeBytes / MiB} MiB does not fit the data partition of ${DEFAULT_IMAGE} ` +
       `(${(imageBytes - DATA_OFFSET) / MiB} MiB from offset ${DATA_OFFSET / MiB} MiB)`);
   }
+  return { o, jobs };
+}
 
+/** The copies of the guest image and the records every configuration boots with. */
+async function prepareSessions(configNames: ConfigName[]): Promise<Session[]> {
+  const key = newKey();
+  const plain = await plainImage("bench-disk-plain.img");
+  const encrypted = await encryptedImage("bench-disk-enc.img", key);
+  const passPolicy = await writePolicy("bench-disk-plain.pol", plainPolicy(key));
+  const encPolicy = await writePolicy("bench-disk-enc.pol", wholeDisk(key));
+  const images = { plain, enc: encrypted }, policies = { pass: passPolicy, enc: encPolicy };
+  return configNames.map((config) => {
+    const setup = CONFIG_SETUP[config];
+    return { config, image: images[setup.image], policy: setup.policy && policies[setup.policy] };
+  });
+}
+
+export async function benchDisk(opts: BenchDiskOptions = {}): Promise<BenchDiskResult> {
+  const { o, jobs } = settings(opts);
+  const configNames = [...(opts.iommu ? IOMMU_CONFIGS : DEFAULT_CONFIGS)];
+  const log = opts.log ?? (() => {});
   const result: BenchDiskResult = {
     config: {
       runtimeSec: o.runtimeSec, sizeBytes: o.sizeBytes, offsetBytes: DATA_OFFSET, repeat: o.repeat, jobs,
@@ -465,17 +489,7 @@ export async function benchDisk(opts: BenchDiskOptions = {}): Promise<BenchDiskR
   process.once("SIGTERM", onSignal);
   try {
     log("preparing a plain copy and an encrypted copy of the test guest image …");
-    const key = newKey();
-    const plain = await plainImage("bench-disk-plain.img");
-    const encrypted = await encryptedImage("bench-disk-enc.img", key);
-    const passPolicy = await writePolicy("bench-disk-plain.pol", plainPolicy(key));
-    const encPolicy = await writePolicy("bench-disk-enc.pol", wholeDisk(key));
-    const images = { plain, enc: encrypted }, policies = { pass: passPolicy, enc: encPolicy };
-    const sessions: Session[] = configNames.map((config) => {
-      const setup = CONFIG_SETUP[config];
-      return { config, image: images[setup.image], policy: setup.policy && policies[setup.policy] };
-    });
-    for (const sess of sessions) {
+    for (const sess of await prepareSessions(configNames)) {
       log(`${sess.config}: booting (${CONFIG_TITLES[sess.config]}) …`);
       result.configs[sess.config] = await runConfig(sess, jobs, o, dir, result.runs, (s) => (current = s), log);
     }
@@ -507,7 +521,8 @@ function table(head: string[][], rows: string[][], leftCols = 1): string[] {
 }
 
 /** The human-readable report. */
-export function formatDiskReport(r: BenchDiskResult): string {
+/** What was measured and on what: the settings, the host, one line per configuration. */
+function reportHeader(r: BenchDiskResult): string[] {
   const c = r.config;
   const out: string[] = [];
   out.push(`Disk benchmark: fio on /dev/sda from ${c.offsetBytes / MiB} MiB (the data partition), ${c.sizeBytes / MiB} MiB region, ` +
@@ -516,13 +531,17 @@ export function formatDiskReport(r: BenchDiskResult): string {
   out.push(`-machine ${c.machine} -smp 1 -m ${c.memory}, TCG` + (c.machine === "q35" ? ", disk on an added PIIX3 IDE controller" : "") +
     `; ${c.qemu}; host: ${c.host}`);
   out.push(`host load average ${c.loadAvgStart.toFixed(2)} at start` + (c.loadAvgEnd !== undefined ? `, ${c.loadAvgEnd.toFixed(2)} at end` : ""));
-  const names = c.configNames;
-  const w = Math.max(8, ...names.map((n) => n.length + 1));
-  for (const name of names) {
+  const w = Math.max(8, ...c.configNames.map((n) => n.length + 1));
+  for (const name of c.configNames) {
     const info = r.configs[name];
     out.push(`  ${name.padEnd(w)} ${CONFIG_TITLES[name]}` + (info ? `; guest ${info.xferMode}, shell after ${info.bootSec.toFixed(1)} s` : ""));
   }
-  out.push("");
+  return out;
+}
+
+/** MiB/s and IOPS per job and configuration, the ratios, KiB per ATA command. */
+function throughputTable(r: BenchDiskResult): string[] {
+  const names = r.config.configNames;
   const ratios = RATIOS.filter(([a, b]) => names.includes(a) && names.includes(b));
   const pad = (n: number) => Array<string>(Math.max(0, n)).fill("");
   const rows = r.summary.map((s) => [
@@ -532,54 +551,61 @@ export function formatDiskReport(r: BenchDiskResult): string {
     ...ratios.map(([a, b]) => fmtRatio(s.ratios[`${a}/${b}`])),
     fmtInt(names.map((n) => s.cmdKiB[n]).find((x) => x !== undefined)),
   ]);
-  out.push(...table([
+  return table([
     ["", "", "MiB/s", ...pad(names.length - 1), "IOPS", ...pad(names.length - 1), "ratio", ...pad(ratios.length - 1), "KiB per"],
     ["job", "bs", ...names, ...names, ...ratios.map(([, , h]) => h), "ATA cmd"],
-  ], rows, 1));
+  ], rows, 1);
+}
 
-  const parapetNames = names.filter((n) => CONFIG_SETUP[n].policy);
+const fmtDelta = (x: number) => {
+  const t = fmtExits(Math.abs(x));
+  return x === 0 ? "0" : /^0\.0+$/.test(t) ? t : (x > 0 ? "+" : "-") + t;
+};
+
+/** The exits the IOMMU adds (iommu minus no-iommu), when the run measured both. */
+function iommuExtraTable(r: BenchDiskResult, reasons: string[]): string[] {
+  const extra = r.summary.filter((s) => s.iommuExtraExits);
+  if (!extra.length) return [];
+  const out = ["", "VM exits the IOMMU adds (iommu minus no-iommu; 0: none), per ATA command by reason, and in total per command and per MiB:"];
+  out.push(...table([["job", ...reasons, "per cmd", "per MiB"]], extra.map((s) => {
+    const d = s.iommuExtraExits!;
+    return [s.job, ...reasons.map((n) => fmtDelta(d.perCmd[n] ?? 0)), fmtDelta(d.perCmdTotal), fmtDelta(d.perMiBTotal)];
+  }), 1));
+  const worst = extra.reduce((w, s) => (Math.abs(s.iommuExtraExits!.perCmd.io ?? 0) > Math.abs(w.iommuExtraExits!.perCmd.io ?? 0) ? s : w));
+  const d = worst.iommuExtraExits!.perCmd.io ?? 0;
+  out.push(`I/O exits per ATA command, iommu minus no-iommu: ` +
+    (d === 0 ? "0 in every job" : `largest difference ${fmtDelta(d)} (${worst.job})`));
+  return out;
+}
+
+/** Under Parapet: VM exits per MiB by reason, per command, and what the IOMMU adds. */
+function exitsTables(r: BenchDiskResult): string[] {
+  const parapetNames = r.config.configNames.filter((n) => CONFIG_SETUP[n].policy);
   const parapetRuns = r.summary.filter((s) => parapetNames.some((n) => s.exitsPerMiB[n]));
-  if (parapetRuns.length) {
-    // Reasons that occurred anywhere, in EXIT_REASONS order, then any others.
-    const seen = new Set<string>();
-    for (const s of parapetRuns) for (const per of Object.values(s.exitsPerMiB)) for (const [n, v] of Object.entries(per ?? {})) if (v > 0) seen.add(n);
-    const reasons = [...EXIT_REASONS.filter((n) => seen.has(n)), ...[...seen].filter((n) => !(EXIT_REASONS as readonly string[]).includes(n))];
-    out.push("");
-    out.push("VM exits per MiB transferred under Parapet, by reason (from /proc/parapet/exits right before and after fio):");
-    const erows: string[][] = [];
-    for (const s of parapetRuns) {
-      let first = true;
-      for (const cfg of parapetNames) {
-        const per = s.exitsPerMiB[cfg];
-        if (!per) continue;
-        erows.push([first ? s.job : "", cfg, fmtExits(s.exitsPerMiBTotal[cfg]), ...reasons.map((n) => fmtExits(per[n] ?? 0)),
-          fmtExits(s.exitsPerCmd[cfg]), fmtInt(s.cmdKiB[cfg])]);
-        first = false;
-      }
+  if (!parapetRuns.length) return [];
+  // Reasons that occurred anywhere, in EXIT_REASONS order, then any others.
+  const seen = new Set<string>();
+  for (const s of parapetRuns) for (const per of Object.values(s.exitsPerMiB)) for (const [n, v] of Object.entries(per ?? {})) if (v > 0) seen.add(n);
+  const reasons = [...EXIT_REASONS.filter((n) => seen.has(n)), ...[...seen].filter((n) => !(EXIT_REASONS as readonly string[]).includes(n))];
+  const out = ["", "VM exits per MiB transferred under Parapet, by reason (from /proc/parapet/exits right before and after fio):"];
+  const erows: string[][] = [];
+  for (const s of parapetRuns) {
+    let first = true;
+    for (const cfg of parapetNames) {
+      const per = s.exitsPerMiB[cfg];
+      if (!per) continue;
+      erows.push([first ? s.job : "", cfg, fmtExits(s.exitsPerMiBTotal[cfg]), ...reasons.map((n) => fmtExits(per[n] ?? 0)),
+        fmtExits(s.exitsPerCmd[cfg]), fmtInt(s.cmdKiB[cfg])]);
+      first = false;
     }
-    out.push(...table([["job", "config", "total", ...reasons, "per cmd", "KiB/cmd"]], erows, 2));
+  }
+  out.push(...table([["job", "config", "total", ...reasons, "per cmd", "KiB/cmd"]], erows, 2));
+  out.push(...iommuExtraTable(r, reasons));
+  return out;
+}
 
-    const extra = r.summary.filter((s) => s.iommuExtraExits);
-    if (extra.length) {
-      const fmtDelta = (x: number) => {
-        const t = fmtExits(Math.abs(x));
-        return x === 0 ? "0" : /^0\.0+$/.test(t) ? t : (x > 0 ? "+" : "-") + t;
-      };
-      out.push("");
-      out.push("VM exits the IOMMU adds (iommu minus no-iommu; 0: none), per ATA command by reason, and in total per command and per MiB:");
-      out.push(...table([["job", ...reasons, "per cmd", "per MiB"]], extra.map((s) => {
-        const d = s.iommuExtraExits!;
-        return [s.job, ...reasons.map((n) => fmtDelta(d.perCmd[n] ?? 0)), fmtDelta(d.perCmdTotal), fmtDelta(d.perMiBTotal)];
-      }), 1));
-      const worst = extra.reduce((w, s) => (Math.abs(s.iommuExtraExits!.perCmd.io ?? 0) > Math.abs(w.iommuExtraExits!.perCmd.io ?? 0) ? s : w));
-      const d = worst.iommuExtraExits!.perCmd.io ?? 0;
-      out.push(`I/O exits per ATA command, iommu minus no-iommu: ` +
-        (d === 0 ? "0 in every job" : `largest difference ${fmtDelta(d)} (${worst.job})`));
-    }
-  }
-  if (r.error) {
-    out.push("");
-    out.push(`FAILED: ${r.error}`);
-  }
+export function formatDiskReport(r: BenchDiskResult): string {
+  const out = [...reportHeader(r), "", ...throughputTable(r), ...exitsTables(r)];
+  if (r.error) out.push("", `FAILED: ${r.error}`);
   return out.join("\n") + "\n";
 }

@@ -2,12 +2,10 @@
 // Parapet, --runs cycles each in one run (one boot per kind: bare first, then Parapet). A cycle
 // is timed on the host from QMP system_wakeup (sent as soon as query-status says "suspended")
 // to the marker the guest's shell prints right after `echo mem > /sys/power/state` returns.
-// Run through the CLI (`npx parapet bench resume --help`) or directly
-// (`node --import tsx bench/resume.ts [options]`).
+// Run through the CLI: `npx parapet bench resume --help`.
 import { performance } from "node:perf_hooks";
-import { isQ35, QemuSession } from "../src/lib/qemu.ts";
-import { describeFate } from "../src/commands/run.ts";
-import { guestBenchConfig, guestBenchSettings, runAsScript, type GuestBenchConfig, type GuestBenchOptions } from "./common.ts";
+import { describeFate, isQ35, QemuSession } from "../src/lib/qemu.ts";
+import { guestBenchConfig, guestBenchSettings, type GuestBenchConfig, type GuestBenchOptions } from "./common.ts";
 import { median } from "./boot.ts";
 
 export type BenchResumeOptions = GuestBenchOptions;
@@ -179,6 +177,3 @@ export function formatResumeReport(r: BenchResumeResult): string {
   out.push(`ratio parapet/bare (resume) ${s.ratio.toFixed(3)}`);
   return out.join("\n") + "\n";
 }
-
-// Run directly: the same options as `parapet bench resume`, defaults otherwise.
-runAsScript(import.meta.url, "resume");

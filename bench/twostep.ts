@@ -16,9 +16,8 @@ import { buildIso } from "../src/lib/iso.ts";
 import { luksFormat, volumeKey } from "../src/lib/luks.ts";
 import { runText } from "../src/lib/exec.ts";
 import { encodePolicy, wholeDiskPolicy } from "../src/lib/policyrecord.ts";
-import { QemuSession } from "../src/lib/qemu.ts";
-import { describeFate } from "../src/commands/run.ts";
-import { hostDescription, qemuVersion, runAsScript } from "./common.ts";
+import { describeFate, QemuSession } from "../src/lib/qemu.ts";
+import { hostDescription, qemuVersion } from "./common.ts";
 import { median } from "./boot.ts";
 
 /** The passphrase of the benchmark's only keyslot, typed at the preboot's prompt. */
@@ -263,6 +262,3 @@ export function formatTwostepReport(r: BenchTwostepResult): string {
   out.push(`  preboot RAM wiped by the hypervisor  ${s.wipedMiB} MiB`);
   return out.join("\n") + "\n";
 }
-
-// Run directly: the same options as `parapet bench twostep`.
-runAsScript(import.meta.url, "twostep");

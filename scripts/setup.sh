@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything Parapet needs on a fresh Debian 12 machine (run as root):
-# QEMU 10 from bookworm-backports, the image and ISO tools, and the npm dependencies.
+# QEMU 10 from bookworm-backports, the image and ISO tools, clang-format (npm run check:format),
+# and the npm dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=0
-for cmd in qemu-system-x86_64 mformat syslinux grub-mkrescue xorriso cpio xz clang; do
+for cmd in qemu-system-x86_64 mformat syslinux grub-mkrescue xorriso cpio xz clang clang-format; do
   command -v "$cmd" >/dev/null 2>&1 || need_apt=1
 done
 if command -v qemu-system-x86_64 >/dev/null 2>&1; then
@@ -45,7 +46,7 @@ PY
   apt-get install -y -q -t bookworm-backports qemu-system-x86 qemu-utils
   apt-get install -y -q --no-install-recommends \
     mtools syslinux syslinux-common grub-pc-bin grub-common xorriso cpio xz-utils \
-    kmod cryptsetup-bin fdisk linux-headers-amd64 clang libclang-rt-14-dev libssl-dev \
+    kmod cryptsetup-bin fdisk linux-headers-amd64 clang clang-format libclang-rt-14-dev libssl-dev \
     softhsm2 opensc openssl
 fi
 

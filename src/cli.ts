@@ -1,5 +1,5 @@
 // The `parapet` command line: one sub-command per file in src/commands/.
-import { Command } from "commander";
+import { Command } from "@commander-js/extra-typings";
 import { registerRun } from "./commands/run.ts";
 import { registerImage } from "./commands/image.ts";
 import { registerIso } from "./commands/iso.ts";
@@ -15,7 +15,10 @@ program
   .name("parapet")
   .description("Build, boot and check Parapet, a thin security hypervisor, and its guests")
   .showHelpAfterError()
-  .configureHelp({ sortSubcommands: true });
+  .configureHelp({ sortSubcommands: true })
+  // Usage errors (an option's value, a missing or conflicting option: src/lib/cliopts.ts) in
+  // the same form as every other error, exit status 1. Sub-commands inherit this.
+  .configureOutput({ outputError: (text, write) => write(`parapet: ${text.replace(/^error: /, "")}`) });
 
 registerRun(program);
 registerImage(program);

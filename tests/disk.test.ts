@@ -9,19 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { checkKey, keyFingerprint, SECTOR, XtsCipher, xtsSectorNative, xtsSectors } from "../src/lib/xts.ts";
-import {
-  addExtent,
-  checkMbr,
-  convertImage,
-  DiskRefusal,
-  journalPath,
-  lockPath,
-  readState,
-  statePath,
-  subtractExtent,
-  verifyImage,
-  type CrashPoint,
-} from "../src/lib/diskcrypt.ts";
+import { DiskRefusal } from "../src/lib/diskcrypt/common.ts";
+import { convertImage, type CrashPoint } from "../src/lib/diskcrypt/convert.ts";
+import { journalPath } from "../src/lib/diskcrypt/journal.ts";
+import { lockPath } from "../src/lib/diskcrypt/lock.ts";
+import { checkMbr } from "../src/lib/diskcrypt/mbr.ts";
+import { addExtent, readState, statePath, subtractExtent } from "../src/lib/diskcrypt/state.ts";
+import { verifyImage } from "../src/lib/diskcrypt/verify.ts";
 import { REPO_ROOT } from "../src/lib/guestimage.ts";
 
 const run = promisify(execFile);
@@ -406,7 +400,7 @@ test("disk: killed with SIGKILL mid-write (a real process), the same command res
   writeFileSync(join(dir, "key.bin"), KEY);
   const script = join(dir, "child.mts");
   writeFileSync(script, [
-    `import { convertImage } from ${JSON.stringify(join(REPO_ROOT, "src", "lib", "diskcrypt.ts"))};`,
+    `import { convertImage } from ${JSON.stringify(join(REPO_ROOT, "src", "lib", "diskcrypt", "convert.ts"))};`,
     `import { readFileSync } from "node:fs";`,
     `await convertImage({ image: process.argv[2], key: readFileSync(process.argv[3]), direction: "encrypt", chunkSectors: 128,`,
     `  hook: (p, i) => { if (p === process.argv[4] && i === Number(process.argv[5])) process.kill(process.pid, "SIGKILL"); } });`,

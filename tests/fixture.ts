@@ -22,7 +22,8 @@ export function cli(args: string[]): { status: number; out: string } {
 export async function prepare(): Promise<string> {
   execFileSync("make", ["-s", "-C", REPO_ROOT], { stdio: "inherit" });
   const inputs = ["build/guest/ptest", "build/guest/ataatk", "build/guest/parapet_guest.ko", "guest/init", "guest/namedisks", "guest/mountboot",
-    "src/lib/guestimage.ts", "src/lib/diskimage.ts", "src/lib/debian.ts", "src/lib/initramfs.ts"].map((p) => join(REPO_ROOT, p));
+    "src/lib/guestimage.ts", "src/lib/diskimage.ts", "src/lib/initramfs.ts",
+    ...readdirSync(join(REPO_ROOT, "src/lib/debian")).map((f) => `src/lib/debian/${f}`)].map((p) => join(REPO_ROOT, p));
   const stale = !existsSync(DEFAULT_IMAGE) ||
     inputs.some((p) => existsSync(p) && statSync(p).mtimeMs > statSync(DEFAULT_IMAGE).mtimeMs);
   if (stale) await buildGuestImage({ output: DEFAULT_IMAGE, force: true });
@@ -35,7 +36,7 @@ export async function prepare(): Promise<string> {
  */
 export async function preparePreboot(): Promise<{ vmlinuz: string; initrd: string }> {
   const out = join(DEFAULT_PREBOOT_DIR, "initrd.gz");
-  const inputs = ["src/preboot", "src/lib"].flatMap((d) => readdirSync(join(REPO_ROOT, d)).map((f) => join(REPO_ROOT, d, f)));
+  const inputs = ["src/preboot", "src/lib"].flatMap((d) => readdirSync(join(REPO_ROOT, d), { recursive: true, encoding: "utf8" }).map((f) => join(REPO_ROOT, d, f)));
   if (!existsSync(out) || inputs.some((p) => statSync(p).mtimeMs > statSync(out).mtimeMs)) await buildPreboot({ force: true });
   return { vmlinuz: join(DEFAULT_PREBOOT_DIR, "vmlinuz"), initrd: out };
 }
@@ -99,4 +100,4 @@ export function parseExits(text: string): { counts: Record<string, number>; cpus
   return { counts, cpus };
 }
 
-export const TMP = join(REPO_ROOT, "build", "test");
+export { WORK_DIR as TMP } from "../src/lib/guestdisk.ts";

@@ -12,7 +12,8 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { prepare, bootGuest, TMP, cli } from "./fixture.ts";
 import { plainImage, decryptedCopy, writePolicy, wholeDisk } from "./diskfixture.ts";
-import { JOURNAL_SUFFIX, STATE_SUFFIX } from "../src/lib/diskcrypt.ts";
+import { JOURNAL_SUFFIX } from "../src/lib/diskcrypt/journal.ts";
+import { STATE_SUFFIX } from "../src/lib/diskcrypt/state.ts";
 import { luksAddPassphrase, luksFormat, luksInfo, LuksRefusal, readPassphrase, volumeKey } from "../src/lib/luks.ts";
 import { QemuSession } from "../src/lib/qemu.ts";
 

@@ -13,9 +13,8 @@ import { luksFormat, volumeKey } from "../src/lib/luks.ts";
 import { decodePolicy, POLICY_MAGIC } from "../src/lib/policyrecord.ts";
 import { appendSite, sitePreboot, type SiteFile } from "../src/lib/prebootimage.ts";
 import { QemuSession } from "../src/lib/qemu.ts";
-import { parseConfig, PrebootConfigError, validateConfig } from "../src/preboot/config.ts";
-import { compileRecord } from "../src/preboot/handoff.ts";
-import { handoffPayload, payloadCode, RECORD_OFFSET, REFUSED_MESSAGE, VMMCALL_HANDOFF } from "../src/preboot/payload.ts";
+import { compileRecord, parseConfig, PrebootConfigError, validateConfig } from "../src/lib/prebootconfig.ts";
+import { handoffPayload, payloadCode, RECORD_OFFSET, REFUSED_MESSAGE, VMMCALL_HANDOFF } from "../src/lib/handoffpayload.ts";
 import { GUEST_CA, MODULE, TOKEN_CONFIG, tokenUser } from "./tokenfixture.ts";
 
 const FAST = { iterations: 4, memoryKiB: 32768 }; // test keyslots: quick to unlock, also under TCG

@@ -1,6 +1,6 @@
 // `parapet bench`: benchmarks (logic in bench/). `parapet bench boot`: boot time bare vs. Parapet.
-import type { Command } from "commander";
-import { relative } from "node:path";
+import { Option, type Command } from "@commander-js/extra-typings";
+import { checked, integer, integerList, shown } from "../lib/cliopts.ts";
 import { DEFAULT_IMAGE } from "../lib/guestimage.ts";
 import { benchBoot, formatReport, TARGET_RATIO } from "../../bench/boot.ts";
 import { writeJsonFile } from "../../bench/common.ts";
@@ -10,28 +10,6 @@ import { benchDisk, formatDiskReport, JOBS } from "../../bench/disk.ts";
 import { benchTwostep, formatTwostepReport } from "../../bench/twostep.ts";
 import { benchResume, formatResumeReport } from "../../bench/resume.ts";
 import { parseSize } from "../lib/diskimage.ts";
-
-function positiveInt(name: string, max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`${name} ${v}: expected an integer 1..${max}`);
-    return n;
-  };
-}
-
-/** A comma-separated list of CPU counts, each 1..16, e.g. "1,4". */
-function cpuList(v: string): number[] {
-  const list = v.split(",").map((x) => x.trim());
-  const out = list.map((x) => Number(x));
-  if (!list.length || out.some((n, i) => list[i] === "" || !Number.isInteger(n) || n < 1 || n > 16))
-    throw new Error(`--cpus ${v}: expected CPU counts 1..16 separated by commas, e.g. 1,4`);
-  return out;
-}
-
-function shown(path: string): string {
-  const rel = relative(process.cwd(), path);
-  return rel && !rel.startsWith("..") ? rel : path;
-}
 
 /** Prints a benchmark's report, writes its raw results to --json, and fails the command when it failed. */
 function finish(report: string, r: { error?: string }, o: { json?: string; quiet?: boolean }): void {
@@ -48,6 +26,15 @@ function finish(report: string, r: { error?: string }, o: { json?: string; quiet
 
 export function registerBench(program: Command): void {
   const bench = program.command("bench").description("Benchmarks: 'parapet bench boot', 'parapet bench resume', 'parapet bench twostep', 'parapet bench disk', 'parapet bench crypto', 'parapet bench loc' (see their --help)");
+  registerBenchLoc(bench);
+  registerBenchBoot(bench);
+  registerBenchCrypto(bench);
+  registerBenchDisk(bench);
+  registerBenchTwostep(bench);
+  registerBenchResume(bench);
+}
+
+function registerBenchLoc(bench: Command): void {
   bench
     .command("loc")
     .description(
@@ -61,6 +48,9 @@ export function registerBench(program: Command): void {
     .action(() => {
       process.stdout.write(formatLoc(benchLoc()) + "\n" + formatTwostepLoc(benchTwostepLoc()));
     });
+}
+
+function registerBenchBoot(bench: Command): void {
   bench
     .command("boot")
     .description(
@@ -72,25 +62,22 @@ export function registerBench(program: Command): void {
         `parapet/bare against the target ${TARGET_RATIO.toFixed(2)} (PASS/MISS, informational) and the median ` +
         "VM exits during boot by reason. Exit status 0 unless a boot fails (then 1).",
     )
-    .option("-n, --runs <n>", "boots of each kind", positiveInt("--runs", 1000), 5)
-    .option("-c, --cpus <list>", "CPU counts, one case each (-smp N), comma-separated", cpuList, [1, 4])
+    .option("-n, --runs <n>", "boots of each kind", integer(1, 1000), 5)
+    .option("-c, --cpus <list>", "CPU counts, one case each (-smp N), comma-separated", integerList(1, 16, "1,4"), [1, 4])
     .option("-M, --machine <type>", "QEMU machine type (pc, q35, …)", "pc")
     .option("-m, --memory <size>", "guest RAM", "512M")
     .option("--disk <file>", "test guest image (build it with: npx parapet image)", shown(DEFAULT_IMAGE))
     .option("--hv-args <options>", "extra hypervisor options for the Parapet boots", "")
-    .option("-t, --timeout <seconds>", "limit for one boot", positiveInt("--timeout", 86400), 300)
+    .option("-t, --timeout <seconds>", "limit for one boot", integer(1, 86400), 300)
     .option("--json <file>", "also write the raw results (every boot, summary) as JSON")
     .option("-q, --quiet", "no progress lines on stderr")
     .addHelpText(
       "after",
       "\nNeeds build/parapet.elf (make) and the test guest image (npx parapet image).\n" +
         "Example: parapet bench boot --runs 3 --cpus 1,4 --json build/bench-boot.json\n" +
-        "Also: npm run bench -- --runs 3   (bench/boot.ts run directly takes the same options)",
+        "Also: npm run bench -- --runs 3   (the same command)",
     )
-    .action(async (o: {
-      runs: number; cpus: number[]; machine: string; memory: string; disk: string; hvArgs: string;
-      timeout: number; json?: string; quiet?: boolean;
-    }) => {
+    .action(async (o) => {
       const cases = [];
       for (const [i, cpus] of o.cpus.entries()) {
         const r = await benchBoot({
@@ -113,7 +100,9 @@ export function registerBench(program: Command): void {
         if (!o.quiet) process.stderr.write(`bench: raw results in ${o.json}\n`);
       }
     });
+}
 
+function registerBenchCrypto(bench: Command): void {
   bench
     .command("crypto")
     .description(
@@ -123,9 +112,9 @@ export function registerBench(program: Command): void {
         "per 4 KiB (8 sectors per call). Prints medians (MB/s, TSC cycles/byte) and the ratio ours/OpenSSL for " +
         `the hypervisor's configuration against the target ${TARGET_CRYPTO_RATIO.toFixed(2)} (PASS/MISS, informational).`,
     )
-    .option("-n, --runs <n>", "interleaved runs of every variant", positiveInt("--runs", 1000), 7)
-    .option("--ms <ms>", "time per variant per run", positiveInt("--ms", 10000), 40)
-    .option("--kib <n>", "buffer size in KiB (walked sector by sector)", positiveInt("--kib", 65536), 64)
+    .option("-n, --runs <n>", "interleaved runs of every variant", integer(1, 1000), 7)
+    .option("--ms <ms>", "time per variant per run", integer(1, 10000), 40)
+    .option("--kib <n>", "buffer size in KiB (walked sector by sector)", integer(1, 65536), 64)
     .option("--json <file>", "also write the raw results as JSON")
     .option("-q, --quiet", "no progress lines on stderr")
     .addHelpText(
@@ -133,7 +122,7 @@ export function registerBench(program: Command): void {
       "\nBuilds build/hv/xts-bench (make -C hv xts-bench; needs libssl-dev, installed by scripts/setup.sh).\n" +
         "Example: parapet bench crypto --runs 11 --json build/bench-crypto.json",
     )
-    .action((o: { runs: number; ms: number; kib: number; json?: string; quiet?: boolean }) => {
+    .action((o) => {
       const r = benchCrypto({
         runs: o.runs, ms: o.ms, kib: Math.max(4, o.kib),
         log: o.quiet ? undefined : (m) => process.stderr.write(`bench: ${m}\n`),
@@ -144,10 +133,6 @@ export function registerBench(program: Command): void {
         if (!o.quiet) process.stderr.write(`bench: raw results in ${o.json}\n`);
       }
     });
-
-  registerBenchDisk(bench);
-  registerBenchTwostep(bench);
-  registerBenchResume(bench);
 }
 
 function registerBenchResume(bench: Command): void {
@@ -162,25 +147,21 @@ function registerBenchResume(bench: Command): void {
         "path, under Parapet its own resume, and the guest kernel's. Prints every cycle (suspend time, wake event, " +
         "resume time), the medians and the ratio parapet/bare. Exit status 0 unless a boot or cycle fails (then 1).",
     )
-    .option("-n, --runs <n>", "sleep/resume cycles of each kind", positiveInt("--runs", 1000), 5)
-    .option("-c, --cpus <n>", "CPUs (-smp N)", positiveInt("--cpus", 16), 1)
+    .option("-n, --runs <n>", "sleep/resume cycles of each kind", integer(1, 1000), 5)
+    .option("-c, --cpus <n>", "CPUs (-smp N)", integer(1, 16), 1)
     .option("-M, --machine <type>", "QEMU machine type (pc, q35, …)", "pc")
     .option("-m, --memory <size>", "guest RAM", "512M")
     .option("--disk <file>", "test guest image (build it with: npx parapet image)", shown(DEFAULT_IMAGE))
     .option("--hv-args <options>", "extra hypervisor options for the Parapet boot", "")
-    .option("-t, --timeout <seconds>", "limit for the boot, and for each suspend and resume", positiveInt("--timeout", 86400), 300)
+    .option("-t, --timeout <seconds>", "limit for the boot, and for each suspend and resume", integer(1, 86400), 300)
     .option("--json <file>", "also write the raw results (every cycle, summary) as JSON")
     .option("-q, --quiet", "no progress lines on stderr")
     .addHelpText(
       "after",
       "\nNeeds build/parapet.elf (make) and the test guest image (npx parapet image).\n" +
-        "Example: parapet bench resume --runs 5 --json build/bench-resume.json\n" +
-        "Also: node --import tsx bench/resume.ts --runs 3   (the same options)",
+        "Example: parapet bench resume --runs 5 --json build/bench-resume.json\n",
     )
-    .action(async (o: {
-      runs: number; cpus: number; machine: string; memory: string; disk: string; hvArgs: string;
-      timeout: number; json?: string; quiet?: boolean;
-    }) => {
+    .action(async (o) => {
       const r = await benchResume({
         runs: o.runs, cpus: o.cpus, machine: o.machine, memory: o.memory, disk: o.disk, hvArgs: o.hvArgs, timeoutSec: o.timeout,
         log: o.quiet ? undefined : (m) => process.stderr.write(`bench: ${m}\n`),
@@ -204,11 +185,11 @@ function registerBenchTwostep(bench: Command): void {
         "handoff line, handoff to READY) with the MiB of preboot RAM the hypervisor wiped. Exit status 0 unless a " +
         "boot fails (then 1).",
     )
-    .option("-n, --runs <n>", "boots of each kind", positiveInt("--runs", 1000), 3)
-    .option("-c, --cpus <n>", "CPUs (-smp N)", positiveInt("--cpus", 16), 2)
+    .option("-n, --runs <n>", "boots of each kind", integer(1, 1000), 3)
+    .option("-c, --cpus <n>", "CPUs (-smp N)", integer(1, 16), 2)
     .option("-m, --memory <size>", "guest RAM", "512M")
     .option("--disk <file>", "plaintext test guest image to copy and format (build it with: npx parapet image)", shown(DEFAULT_IMAGE))
-    .option("-t, --timeout <seconds>", "limit for one boot", positiveInt("--timeout", 86400), 300)
+    .option("-t, --timeout <seconds>", "limit for one boot", integer(1, 86400), 300)
     .option("--json <file>", "also write the raw results (every boot, summary) as JSON")
     .option("-q, --quiet", "no progress lines on stderr")
     .addHelpText(
@@ -218,7 +199,7 @@ function registerBenchTwostep(bench: Command): void {
         "removed afterwards.\n" +
         "Example: parapet bench twostep --runs 3 --json build/bench-twostep.json",
     )
-    .action(async (o: { runs: number; cpus: number; memory: string; disk: string; timeout: number; json?: string; quiet?: boolean }) => {
+    .action(async (o) => {
       const r = await benchTwostep({
         runs: o.runs, cpus: o.cpus, memory: o.memory, disk: o.disk, timeoutSec: o.timeout,
         log: o.quiet ? undefined : (m) => process.stderr.write(`bench: ${m}\n`),
@@ -242,12 +223,13 @@ function registerBenchDisk(bench: Command): void {
         "and the report adds the VM exits the IOMMU adds (iommu minus no-iommu, per ATA command and per MiB). " +
         "Works on copies of the image (build/test/bench-disk-*), removed afterwards. Exit status 1 when a boot or job fails.",
     )
-    .option("-r, --runtime <seconds>", "time per fio job", positiveInt("--runtime", 3600), 10)
-    .option("-s, --size <size>", "region of the data partition the jobs use (e.g. 16M; a multiple of the largest block size)", "16M")
-    .option("-n, --repeat <n>", "rounds of all jobs in each boot (figures are medians)", positiveInt("--repeat", 100), 1)
+    .option("-r, --runtime <seconds>", "time per fio job", integer(1, 3600), 10)
+    .addOption(new Option("-s, --size <size>", "region of the data partition the jobs use (e.g. 16M; a multiple of the largest block size)")
+      .argParser(checked(parseSize)).default(parseSize("16M"), "16M"))
+    .option("-n, --repeat <n>", "rounds of all jobs in each boot (figures are medians)", integer(1, 100), 1)
     .option("--jobs <names>", "comma-separated subset of the jobs")
     .option("-m, --memory <size>", "guest RAM", "512M")
-    .option("-t, --timeout <seconds>", "limit for each boot to reach the guest shell", positiveInt("--timeout", 86400), 300)
+    .option("-t, --timeout <seconds>", "limit for each boot to reach the guest shell", integer(1, 86400), 300)
     .option("--json [file]", "machine-readable results: to FILE (the table still printed), or alone instead of the table")
     .option("--iommu", "q35, disk on PIIX IDE: bare, Parapet encrypting without an IOMMU, and with intel-iommu (instead of pc: bare, pass, encrypt)")
     .option("--keep", "keep the image copies and policy records in build/test")
@@ -259,13 +241,10 @@ function registerBenchDisk(bench: Command): void {
         "What DMA isolation costs: parapet bench disk --iommu --runtime 10 --json build/bench-disk-iommu.json\n" +
         "Quick check: parapet bench disk --runtime 3 --jobs seq-read-1M,rand-write-4k",
     )
-    .action(async (o: {
-      runtime: number; size: string; repeat: number; jobs?: string; memory: string; timeout: number;
-      json?: string | boolean; iommu?: boolean; keep?: boolean; quiet?: boolean;
-    }) => {
+    .action(async (o) => {
       const r = await benchDisk({
         iommu: o.iommu,
-        runtimeSec: o.runtime, sizeBytes: parseSize(o.size), repeat: o.repeat, memory: o.memory, bootTimeoutSec: o.timeout,
+        runtimeSec: o.runtime, sizeBytes: o.size, repeat: o.repeat, memory: o.memory, bootTimeoutSec: o.timeout,
         jobs: o.jobs?.split(",").map((s) => s.trim()).filter(Boolean), keep: o.keep,
         log: o.quiet ? undefined : (m) => process.stderr.write(`bench: ${m}\n`),
       });

@@ -1,17 +1,7 @@
 // `parapet image`: builds the test guest's BIOS-bootable disk image.
-import type { Command } from "commander";
-import { relative } from "node:path";
+import type { Command } from "@commander-js/extra-typings";
+import { shown } from "../lib/cliopts.ts";
 import { buildGuestImage, DEFAULT_MODULES, DEFAULT_TOOLS, GUEST_TOOLS } from "../lib/guestimage.ts";
-
-interface ImageOptions {
-  output?: string;
-  size: string;
-  modules: string;
-  tools: string;
-  append: string;
-  force?: boolean;
-  quiet?: boolean;
-}
 
 export function registerImage(program: Command): void {
   program
@@ -43,7 +33,7 @@ export function registerImage(program: Command): void {
         "parapet_guest.ko; guest/Makefile builds ptest and the module into build/guest/.\n" +
         "Example: parapet image -o build/guest.img --modules msr --append 'loglevel=4' --force",
     )
-    .action(async (opts: ImageOptions) => {
+    .action(async (opts) => {
       const log = opts.quiet ? undefined : (msg: string) => process.stderr.write(`image: ${msg}\n`);
       const result = await buildGuestImage({
         output: opts.output,
@@ -54,10 +44,8 @@ export function registerImage(program: Command): void {
         force: opts.force,
         log,
       });
-      const rel = relative(process.cwd(), result.output);
-      const shown = rel && !rel.startsWith("..") ? rel : result.output;
       process.stdout.write(
-        `${shown}: ${result.sizeBytes / (1024 * 1024)} MiB, kernel ${result.kver} (${result.kernelVersion}), ` +
+        `${shown(result.output)}: ${result.sizeBytes / (1024 * 1024)} MiB, kernel ${result.kver} (${result.kernelVersion}), ` +
           `initramfs ${(result.initramfsBytes / 1024).toFixed(0)} KiB, built in ${result.seconds.toFixed(1)} s\n`,
       );
     });

@@ -1,16 +1,11 @@
 // `parapet iso`: a BIOS-bootable GRUB ISO that loads Parapet by multiboot2 (logic: src/lib/iso.ts).
-import type { Command } from "commander";
+import type { Command } from "@commander-js/extra-typings";
 import { readFile } from "node:fs/promises";
-import { relative } from "node:path";
+import { shown } from "../lib/cliopts.ts";
 import { buildIso, DEFAULT_HV, DEFAULT_ISO, ISO_PACKAGES, PREBOOT_CMDLINE, type IsoPreboot } from "../lib/iso.ts";
 
-function shown(path: string): string {
-  const rel = relative(process.cwd(), path);
-  return rel && !rel.startsWith("..") ? rel : path;
-}
-
-export function registerIso(program: Command): void {
-  program
+function declareIso(program: Command) {
+  return program
     .command("iso")
     .description(
       "Build a BIOS-bootable GRUB ISO (grub-mkrescue, i386-pc only) whose grub.cfg loads Parapet with " +
@@ -44,47 +39,54 @@ export function registerIso(program: Command): void {
         "Two-step: parapet preboot build && parapet iso --preboot --header disk.hdr -o build/boot.iso\n" +
         "  (add --allow-no-iommu for a machine without an IOMMU, e.g. QEMU's pc machine)\n" +
         "  then boot it with the disk that header belongs to; type the passphrase at 'Passphrase:' on COM1.",
-    )
-    .action(async (o: {
-      output: string; hv: string; hvArgs: string; quiet?: boolean;
-      preboot?: boolean; header?: string; site?: string; prebootConfig?: string; prebootDir?: string; prebootCmdline: string;
-      policy?: string; allowNoIommu?: boolean;
-    }) => {
-      let preboot: IsoPreboot | undefined;
-      if (o.preboot) {
-        if (!o.header === !o.site) throw new Error("--preboot needs --header <file> (the disk's LUKS2 detached header) or --site <file>, not both");
-        if (o.site && o.prebootConfig) throw new Error("--preboot-config goes with --header; a site archive holds its own config");
-        if (o.site && o.allowNoIommu) throw new Error("--allow-no-iommu goes with --header; a site archive's config says it itself (\"allowNoIommu\": true)");
-        let config: unknown;
-        if (o.prebootConfig) {
-          try {
-            config = JSON.parse(await readFile(o.prebootConfig, "utf8"));
-          } catch (e) {
-            throw new Error(`--preboot-config ${o.prebootConfig}: ${(e as Error).message}`);
-          }
-        }
-        preboot = {
-          header: o.header, site: o.site, config, configName: o.prebootConfig, dir: o.prebootDir, cmdline: o.prebootCmdline,
-          allowNoIommu: o.allowNoIommu,
-        };
-      } else if (o.header || o.site || o.prebootConfig || o.prebootDir) {
-        throw new Error("--header, --site, --preboot-config and --preboot-dir go with --preboot");
-      } else if (o.allowNoIommu) {
-        throw new Error("--allow-no-iommu goes with --preboot --header; a --policy record says it itself (parapet policy --allow-no-iommu)");
-      }
-      const r = await buildIso({
-        output: o.output,
-        hv: o.hv,
-        hvArgs: o.hvArgs,
-        policy: o.policy,
-        preboot,
-        log: o.quiet ? undefined : (m) => process.stderr.write(`iso: ${m}\n`),
-      });
-      process.stdout.write(
-        `${shown(r.output)}: ${(r.sizeBytes / (1024 * 1024)).toFixed(1)} MiB, ${shown(r.hv)}` +
-          `${r.hvArgs ? ` ${r.hvArgs}` : ""}` +
-          `${r.preboot ? `, preboot guest (initrd ${(r.preboot.initrdBytes / (1024 * 1024)).toFixed(1)} MiB with ${shown(r.preboot.header)})` : ""}` +
-          `, built in ${r.seconds.toFixed(1)} s\n`,
-      );
-    });
+    );
+}
+
+type IsoCommand = ReturnType<typeof declareIso>;
+type IsoOptions = ReturnType<IsoCommand["opts"]>;
+
+export function registerIso(program: Command): void {
+  declareIso(program).action(iso);
+}
+
+/** What --preboot and its options ask for; the options that go only with it are refused without it. */
+async function prebootOf(o: IsoOptions, cmd: IsoCommand): Promise<IsoPreboot | undefined> {
+  if (!o.preboot) {
+    if (o.header || o.site || o.prebootConfig || o.prebootDir) cmd.error("--header, --site, --preboot-config and --preboot-dir go with --preboot");
+    if (o.allowNoIommu) cmd.error("--allow-no-iommu goes with --preboot --header; a --policy record says it itself (parapet policy --allow-no-iommu)");
+    return undefined;
+  }
+  if (!o.header === !o.site) cmd.error("--preboot needs --header <file> (the disk's LUKS2 detached header) or --site <file>, not both");
+  if (o.site && o.prebootConfig) cmd.error("--preboot-config goes with --header; a site archive holds its own config");
+  if (o.site && o.allowNoIommu) cmd.error("--allow-no-iommu goes with --header; a site archive's config says it itself (\"allowNoIommu\": true)");
+  let config: unknown;
+  if (o.prebootConfig) {
+    try {
+      config = JSON.parse(await readFile(o.prebootConfig, "utf8"));
+    } catch (e) {
+      throw new Error(`--preboot-config ${o.prebootConfig}: ${(e as Error).message}`);
+    }
+  }
+  return {
+    header: o.header, site: o.site, config, configName: o.prebootConfig, dir: o.prebootDir, cmdline: o.prebootCmdline,
+    allowNoIommu: o.allowNoIommu,
+  };
+}
+
+async function iso(o: IsoOptions, cmd: IsoCommand): Promise<void> {
+  const preboot = await prebootOf(o, cmd);
+  const r = await buildIso({
+    output: o.output,
+    hv: o.hv,
+    hvArgs: o.hvArgs,
+    policy: o.policy,
+    preboot,
+    log: o.quiet ? undefined : (m) => process.stderr.write(`iso: ${m}\n`),
+  });
+  process.stdout.write(
+    `${shown(r.output)}: ${(r.sizeBytes / (1024 * 1024)).toFixed(1)} MiB, ${shown(r.hv)}` +
+      `${r.hvArgs ? ` ${r.hvArgs}` : ""}` +
+      `${r.preboot ? `, preboot guest (initrd ${(r.preboot.initrdBytes / (1024 * 1024)).toFixed(1)} MiB with ${shown(r.preboot.header)})` : ""}` +
+      `, built in ${r.seconds.toFixed(1)} s\n`,
+  );
 }

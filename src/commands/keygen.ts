@@ -1,5 +1,5 @@
 // `parapet keygen`: a new random 64-byte XTS-AES-256 key file (dm-crypt plain format).
-import type { Command } from "commander";
+import { Option, type Command } from "@commander-js/extra-typings";
 import { randomBytes } from "node:crypto";
 import { open } from "node:fs/promises";
 import { writePrivateFileAtomic } from "../lib/privatefile.ts";
@@ -46,7 +46,7 @@ export function registerKeygen(program: Command): void {
         "The file gets mode 0600. Prints the key's fingerprint, never the key.",
     )
     .option("-o, --output <file>", "key file to write")
-    .option("--fingerprint <file>", "instead: print the fingerprint of an existing key file (and check it)")
+    .addOption(new Option("--fingerprint <file>", "instead: print the fingerprint of an existing key file (and check it)").conflicts("output"))
     .option("--force", "replace an existing file (whatever was encrypted with the old key becomes unreadable without a copy of it)")
     .addHelpText(
       "after",
@@ -58,14 +58,13 @@ export function registerKeygen(program: Command): void {
         "  parapet disk encrypt --key disk.key build/guest.img\n" +
         "See docs/disk-encryption.md.",
     )
-    .action(async (o: { output?: string; fingerprint?: string; force?: boolean }) => {
+    .action(async (o, cmd) => {
       if (o.fingerprint !== undefined) {
-        if (o.output !== undefined) throw new Error("give either -o FILE (new key) or --fingerprint FILE (existing key)");
         const key = await readKeyFile(o.fingerprint);
         process.stdout.write(`${o.fingerprint}: 64-byte XTS-AES-256 key, fingerprint ${keyFingerprint(key)}\n`);
         return;
       }
-      if (o.output === undefined) throw new Error("missing -o FILE: the key file to write");
+      if (o.output === undefined) return cmd.error("missing -o FILE: the key file to write");
       const key = newKey();
       await writeKeyFile(o.output, key, o.force);
       process.stdout.write(`${o.output}: new 64-byte XTS-AES-256 key, fingerprint ${keyFingerprint(key)}\n`);

@@ -1,9 +1,8 @@
 // `parapet policy`: compile a storage policy (keys + per-drive sector rules) into the binary
 // record the hypervisor reads (hv/handoff/policy_record.h), check one, or show one.
-import type { Command } from "commander";
-import { open } from "node:fs/promises";
-import { relative } from "node:path";
-import { writePrivateFileAtomic } from "../lib/privatefile.ts";
+import { Option, type Command } from "@commander-js/extra-typings";
+import { bit, checked, shown } from "../lib/cliopts.ts";
+import { readRecord, writeRecord } from "../lib/recordfile.ts";
 import { compilePolicyFile, PolicyFileError } from "../lib/policyfile.ts";
 import {
   decodePolicy,
@@ -11,46 +10,10 @@ import {
   formatPolicy,
   parsePci,
   policyToJson,
-  PolicyRecordError,
-  POLICY_MAX_SIZE,
   serialProblem,
   type DriveMatch,
   type Policy, wholeDiskPolicy } from "../lib/policyrecord.ts";
 import { readKeyFile } from "../lib/xts.ts";
-
-function shown(path: string): string {
-  const rel = relative(process.cwd(), path);
-  return rel && !rel.startsWith("..") ? rel : path;
-}
-
-/** Writes the record with mode 0600 (it holds keys), atomically. */
-export async function writeRecord(path: string, record: Uint8Array): Promise<void> {
-  await writePrivateFileAtomic(path, record);
-}
-
-/** Reads and decodes a record file; errors name the file. */
-export async function readRecord(path: string): Promise<{ policy: Policy; bytes: Buffer }> {
-  let bytes: Buffer;
-  try {
-    const fh = await open(path, "r");
-    try {
-      const size = (await fh.stat()).size;
-      if (size > POLICY_MAX_SIZE) throw new PolicyRecordError(`${path}: ${size} bytes, larger than any policy record (${POLICY_MAX_SIZE})`);
-      bytes = await fh.readFile();
-    } finally {
-      await fh.close();
-    }
-  } catch (e) {
-    if (e instanceof PolicyRecordError) throw e;
-    throw new Error(`${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
-  }
-  try {
-    return { policy: decodePolicy(bytes), bytes };
-  } catch (e) {
-    if (e instanceof PolicyRecordError) throw new PolicyRecordError(`${path}: invalid policy record: ${e.message}`);
-    throw e;
-  }
-}
 
 function counts(p: Policy): string {
   const n = p.drives.reduce((a, d) => a + d.ranges.length, 0);
@@ -58,45 +21,15 @@ function counts(p: Policy): string {
   return `${pl(p.keys.length, "key")}, ${pl(p.drives.length, "drive")}, ${pl(n, "range")}`;
 }
 
-interface PolicyOptions {
-  output?: string;
-  check?: boolean;
-  wholeDisk?: boolean;
-  key?: string;
-  channel?: string;
-  position?: string;
-  serial?: string;
-  pci?: string;
-  allowNoIommu?: boolean;
-  quiet?: boolean;
+/** The --serial argParser: the drive's IDENTIFY serial number, as a record can hold it. */
+function serial(v: string): string {
+  const why = serialProblem(v);
+  if (why) throw new Error(why);
+  return v;
 }
 
-function bit(name: string, v: string, words: [string, string]): number {
-  if (v === "0" || v === words[0]) return 0;
-  if (v === "1" || v === words[1]) return 1;
-  throw new Error(`${name} ${v}: expected 0 (${words[0]}) or 1 (${words[1]})`);
-}
-
-/** The drive that --whole-disk names: the boot disk unless told otherwise. */
-function wholeDiskMatch(o: PolicyOptions): DriveMatch {
-  const m: DriveMatch = {};
-  if (o.pci !== undefined) m.pci = parsePci(o.pci);
-  if (o.serial !== undefined) {
-    const why = serialProblem(o.serial);
-    if (why) throw new Error(`--serial: ${why}`);
-    m.serial = o.serial;
-  }
-  if (o.channel !== undefined || o.position !== undefined || (o.pci === undefined && o.serial === undefined)) {
-    m.port = {
-      channel: bit("--channel", o.channel ?? "0", ["primary", "secondary"]),
-      position: bit("--position", o.position ?? "0", ["master", "slave"]),
-    };
-  }
-  return m;
-}
-
-export function registerPolicy(program: Command): void {
-  const policy = program
+function declarePolicy(program: Command) {
+  return program
     .command("policy")
     .description(
       "Compile a storage policy into the binary record Parapet reads at boot (a Multiboot module: " +
@@ -110,13 +43,13 @@ export function registerPolicy(program: Command): void {
     )
     .argument("[file]", "policy file (YAML or JSON) to compile or --check")
     .option("-o, --output <file>", "record to write (mode 0600; replaced if it exists)")
-    .option("--check", "validate the policy file and its key files only; write nothing")
+    .addOption(new Option("--check", "validate the policy file and its key files only; write nothing").conflicts("wholeDisk"))
     .option("--whole-disk", "the common policy: every sector of one drive encrypted with --key")
     .option("--key <file>", "with --whole-disk: the 64-byte key file (parapet keygen)")
-    .option("--channel <n>", "with --whole-disk: IDE channel, 0/primary or 1/secondary (default 0)")
-    .option("--position <n>", "with --whole-disk: drive on the channel, 0/master or 1/slave (default 0)")
-    .option("--serial <text>", "with --whole-disk: also (or only) match the drive's IDENTIFY serial number")
-    .option("--pci <BB:DD.F>", "with --whole-disk: only the IDE controller at this PCI address (hex)")
+    .option("--channel <n>", "with --whole-disk: IDE channel, 0/primary or 1/secondary (default 0)", bit(["primary", "secondary"]))
+    .option("--position <n>", "with --whole-disk: drive on the channel, 0/master or 1/slave (default 0)", bit(["master", "slave"]))
+    .option("--serial <text>", "with --whole-disk: also (or only) match the drive's IDENTIFY serial number", checked(serial))
+    .option("--pci <BB:DD.F>", "with --whole-disk: only the IDE controller at this PCI address (hex)", checked(parsePci))
     .option("--allow-no-iommu", "let Parapet use the record's keys on a machine without a usable IOMMU, where any " +
       "bus master can read them and every decrypted sector from RAM (default: such a machine refuses the record); " +
       "with --whole-disk or a policy file (as allow_no_iommu: true in it)")
@@ -134,49 +67,71 @@ export function registerPolicy(program: Command): void {
         "  parapet policy show policy.bin\n" +
         "  parapet run --policy policy.bin build/guest.img\n" +
         "Format and semantics: docs/policy.md; binary layout: hv/handoff/policy_record.h.",
-    )
-    .action(async (file: string | undefined, o: PolicyOptions) => {
-      const say = (m: string) => {
-        if (!o.quiet) process.stdout.write(m);
-      };
-      let compiled: Policy;
-      if (o.wholeDisk) {
-        if (file !== undefined) throw new Error("give either --whole-disk or a policy file, not both");
-        if (o.check) throw new Error("--check validates a policy file; --whole-disk needs no check");
-        if (!o.key) throw new Error("--whole-disk needs --key FILE (make one with: parapet keygen -o disk.key)");
-        compiled = wholeDiskPolicy(await readKeyFile(o.key), wholeDiskMatch(o), o.allowNoIommu === true);
-      } else {
-        if (file === undefined) throw new Error("give a policy file, or --whole-disk --key FILE (see parapet policy --help)");
-        for (const opt of ["key", "channel", "position", "serial", "pci"] as const) {
-          if (o[opt] !== undefined) throw new Error(`--${opt} goes with --whole-disk; a policy file names its drives and keys itself`);
-        }
-        try {
-          const c = await compilePolicyFile(file, shown(file));
-          for (const w of c.warnings) process.stderr.write(`parapet: warning: ${w}\n`);
-          compiled = o.allowNoIommu ? { ...c.policy, allowNoIommu: true } : c.policy;
-        } catch (e) {
-          if (e instanceof PolicyFileError) {
-            for (const line of e.errors) process.stderr.write(`${line}\n`);
-            process.stderr.write(`parapet: ${e.file}: ${e.errors.length} error${e.errors.length === 1 ? "" : "s"}; nothing written\n`);
-            process.exitCode = 1;
-            return;
-          }
-          throw e;
-        }
-        if (o.check) {
-          const record = encodePolicy(compiled);
-          say(`${shown(file)}: valid: ${counts(compiled)}; the record would be ${record.length} bytes\n`);
-          return;
-        }
-      }
-      if (!o.output) throw new Error("missing -o FILE: where to write the record (or --check to validate only)");
-      const record = encodePolicy(compiled);
-      decodePolicy(record); // what we write must read back
-      await writeRecord(o.output, record);
-      say(`${o.output}: policy record, ${record.length} bytes, ${counts(compiled)} (mode 0600: it holds the keys)\n`);
-      say(formatPolicy(compiled).trimEnd().replace(/^/gm, "  ") + "\n");
-    });
+    );
+}
 
+type PolicyCommand = ReturnType<typeof declarePolicy>;
+type PolicyOptions = ReturnType<PolicyCommand["opts"]>;
+
+/** The drive that --whole-disk names: the boot disk unless told otherwise. */
+function wholeDiskMatch(o: PolicyOptions): DriveMatch {
+  const m: DriveMatch = {};
+  if (o.pci !== undefined) m.pci = o.pci;
+  if (o.serial !== undefined) m.serial = o.serial;
+  if (o.channel !== undefined || o.position !== undefined || (o.pci === undefined && o.serial === undefined)) {
+    m.port = { channel: o.channel ?? 0, position: o.position ?? 0 };
+  }
+  return m;
+}
+
+/** The policy a file compiles to, warnings printed; undefined (exit status 1) when it has errors. */
+async function compileFile(file: string, o: PolicyOptions): Promise<Policy | undefined> {
+  try {
+    const c = await compilePolicyFile(file, shown(file));
+    for (const w of c.warnings) process.stderr.write(`parapet: warning: ${w}\n`);
+    return o.allowNoIommu ? { ...c.policy, allowNoIommu: true } : c.policy;
+  } catch (e) {
+    if (!(e instanceof PolicyFileError)) throw e;
+    for (const line of e.errors) process.stderr.write(`${line}\n`);
+    process.stderr.write(`parapet: ${e.file}: ${e.errors.length} error${e.errors.length === 1 ? "" : "s"}; nothing written\n`);
+    process.exitCode = 1;
+    return undefined;
+  }
+}
+
+async function compile(file: string | undefined, o: PolicyOptions, cmd: PolicyCommand): Promise<void> {
+  const say = (m: string) => {
+    if (!o.quiet) process.stdout.write(m);
+  };
+  let compiled: Policy;
+  if (o.wholeDisk) {
+    if (file !== undefined) cmd.error("give either --whole-disk or a policy file, not both");
+    if (!o.key) cmd.error("--whole-disk needs --key FILE (make one with: parapet keygen -o disk.key)");
+    compiled = wholeDiskPolicy(await readKeyFile(o.key), wholeDiskMatch(o), o.allowNoIommu === true);
+  } else {
+    if (file === undefined) cmd.error("give a policy file, or --whole-disk --key FILE (see parapet policy --help)");
+    for (const opt of ["key", "channel", "position", "serial", "pci"] as const) {
+      if (o[opt] !== undefined) cmd.error(`--${opt} goes with --whole-disk; a policy file names its drives and keys itself`);
+    }
+    const c = await compileFile(file, o);
+    if (!c) return;
+    compiled = c;
+    if (o.check) {
+      const record = encodePolicy(compiled);
+      say(`${shown(file)}: valid: ${counts(compiled)}; the record would be ${record.length} bytes\n`);
+      return;
+    }
+  }
+  if (!o.output) cmd.error("missing -o FILE: where to write the record (or --check to validate only)");
+  const record = encodePolicy(compiled);
+  decodePolicy(record); // what we write must read back
+  await writeRecord(o.output, record);
+  say(`${o.output}: policy record, ${record.length} bytes, ${counts(compiled)} (mode 0600: it holds the keys)\n`);
+  say(formatPolicy(compiled).trimEnd().replace(/^/gm, "  ") + "\n");
+}
+
+export function registerPolicy(program: Command): void {
+  const policy = declarePolicy(program).action(compile);
   policy
     .command("show")
     .description(
@@ -187,7 +142,7 @@ export function registerPolicy(program: Command): void {
     )
     .argument("<record>", "policy record (parapet policy -o)")
     .option("--json", "print JSON (fingerprints, LBAs as decimal strings)")
-    .action(async (path: string, o: { json?: boolean }) => {
+    .action(async (path, o) => {
       let r;
       try {
         r = await readRecord(path);

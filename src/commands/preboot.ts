@@ -1,14 +1,16 @@
 // `parapet preboot build|site`: the preboot guest of two-step execution (docs/preboot.md).
-import type { Command } from "commander";
+import type { Command } from "@commander-js/extra-typings";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
-import { relative } from "node:path";
-import { PrebootConfigError } from "../preboot/config.ts";
+import { checked, repeatable, shown } from "../lib/cliopts.ts";
+import { PrebootConfigError } from "../lib/prebootconfig.ts";
 import { buildPreboot, checkHeaderFile, readSiteFiles, sitePreboot } from "../lib/prebootimage.ts";
 
-function shown(path: string): string {
-  const rel = relative(process.cwd(), path);
-  return rel && !rel.startsWith("..") ? rel : path;
+/** A --file value, HOST=GUEST with an absolute GUEST path. */
+function siteFile(v: string): { host: string; guest: string } {
+  const i = v.lastIndexOf("=");
+  if (i <= 0 || !v.startsWith("/", i + 1)) throw new Error("expected HOST=GUEST with an absolute GUEST path");
+  return { host: v.slice(0, i), guest: v.slice(i + 1) };
 }
 
 export function registerPreboot(program: Command): void {
@@ -19,6 +21,11 @@ export function registerPreboot(program: Command): void {
       "cryptsetup, compiles the volume key into a policy record and hands it to the hypervisor through a kexec " +
       "payload (VMMCALL). See docs/preboot.md.");
 
+  registerBuild(preboot);
+  registerSite(preboot);
+}
+
+function registerBuild(preboot: Command): void {
   preboot.command("build")
     .summary("build the preboot guest's kernel and initramfs")
     .description("Write vmlinuz (Debian's kernel, as the test guest's) and initrd.gz (busybox, Debian's nodejs 18, " +
@@ -29,13 +36,15 @@ export function registerPreboot(program: Command): void {
     .option("--force", "overwrite existing outputs")
     .option("-q, --quiet", "print only errors")
     .addHelpText("after", "\nExample: parapet preboot build -o build/preboot --force")
-    .action(async (o: { output?: string; force?: boolean; quiet?: boolean }) => {
+    .action(async (o) => {
       const log = o.quiet ? undefined : (m: string) => process.stderr.write(`preboot: ${m}\n`);
       const r = await buildPreboot({ output: o.output, force: o.force, log });
       process.stdout.write(`${shown(r.vmlinuz)}: kernel ${r.kver}\n${shown(r.initrd)}: ${(r.initrdBytes / 1048576).toFixed(1)} MiB ` +
         `(${r.packages.join(", ")}; app ${(r.appBytes / 1024).toFixed(0)} KiB) in ${r.seconds.toFixed(1)} s\n`);
     });
+}
 
+function registerSite(preboot: Command): void {
   preboot.command("site")
     .summary("write the site archive: the LUKS2 header, the preboot config and the smart card files")
     .description("Validate the config (JSON, docs/preboot.md) and the header (LUKS2, aes-xts-plain64, 512-bit key, " +
@@ -50,12 +59,12 @@ export function registerPreboot(program: Command): void {
     .option("--ca <file>", "the organisation CA certificate (PEM or DER), stored at the config's token.ca path")
     .option("--file <host=guest>", "add a host file (or a directory, with everything below it) at an absolute path " +
       "of the preboot filesystem, e.g. a SoftHSM2 store: --file store/softhsm2.conf=/etc/parapet/softhsm/softhsm2.conf " +
-      "(repeatable)", (v: string, all: string[] = []) => [...all, v])
+      "(repeatable)", repeatable(checked(siteFile)))
     .option("--force", "overwrite the output")
     .addHelpText("after", "\nExamples:\n  parapet preboot site --header disk.hdr --config preboot.json -o build/preboot/site.cpio\n" +
       "  parapet preboot site --header disk.hdr --config preboot.json --ca org-ca.pem \\\n" +
       "      --file store/tokens=/etc/parapet/softhsm/tokens --file store/guest.conf=/etc/parapet/softhsm/softhsm2.conf -o site.cpio")
-    .action(async (o: { header: string; config: string; output: string; ca?: string; file?: string[]; force?: boolean }) => {
+    .action(async (o, cmd) => {
       if (existsSync(o.output) && !o.force) throw new Error(`${o.output} already exists; pass --force to overwrite it`);
       let config: unknown;
       try {
@@ -65,14 +74,10 @@ export function registerPreboot(program: Command): void {
         throw e;
       }
       await checkHeaderFile(o.header);
-      const specs = (o.file ?? []).map((f) => {
-        const i = f.lastIndexOf("=");
-        if (i <= 0 || !f.startsWith("/", i + 1)) throw new Error(`--file ${f}: expected HOST=GUEST with an absolute GUEST path`);
-        return { host: f.slice(0, i), guest: f.slice(i + 1) };
-      });
+      const specs = [...(o.file ?? [])];
       if (o.ca) {
         const ca = (config as { token?: { ca?: unknown } } | null)?.token?.ca;
-        if (typeof ca !== "string") throw new Error("--ca needs a token section with a ca path in the config");
+        if (typeof ca !== "string") return cmd.error("--ca needs a token section with a ca path in the config");
         specs.push({ host: o.ca, guest: ca });
       }
       const files = await readSiteFiles(specs);

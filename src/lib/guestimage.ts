@@ -8,21 +8,11 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  fetchBusybox,
-  fetchKernel,
-  GUEST_LIB_DIR,
-  installedVersion,
-  readModule,
-  resolveModules,
-  resolveTools,
-  type DebianKernel,
-  type KernelModule,
-  type Log,
-  type StubLibrary,
-  type ToolClosure,
-  type ToolSpec,
-} from "./debian.ts";
+import { installedVersion, type Log } from "./debian/apt.ts";
+import { readModule, resolveModules, type KernelModule } from "./debian/modules.ts";
+import { fetchBusybox, fetchKernel, type DebianKernel } from "./debian/packages.ts";
+import type { StubLibrary } from "./debian/stubs.ts";
+import { GUEST_LIB_DIR, resolveTools, type ToolClosure, type ToolSpec } from "./debian/tools.ts";
 import {
   checkDiskSize,
   DATA_PARTITION_START_LBA,

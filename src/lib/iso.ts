@@ -146,6 +146,34 @@ export function checkIsoTools(): void {
   );
 }
 
+/** The preboot guest's kernel, and its initramfs with the site appended (from a header and config, or a site archive). */
+async function prebootFiles(pre: IsoPreboot): Promise<{ kernel: Buffer; initrd: Buffer; header: string }> {
+  const dir = resolve(pre.dir ?? DEFAULT_PREBOOT_DIR);
+  const files = ["vmlinuz", "initrd.gz"].map((f) => join(dir, f));
+  for (const f of files) if (!existsSync(f)) throw new Error(`${f} does not exist (build the preboot guest with: parapet preboot build)`);
+  if (!pre.header === !pre.site) throw new Error("the preboot guest needs the header (--header) or a site archive (--site), not both");
+  let cpio: Buffer;
+  const from = resolve((pre.header ?? pre.site)!);
+  if (!existsSync(from)) throw new Error(`${from}: no such file`);
+  if (pre.allowNoIommu && pre.site) throw new Error("allowNoIommu goes with a header: a site archive's config says it itself (\"allowNoIommu\": true)");
+  if (pre.header) {
+    await checkHeaderFile(from);
+    let config = pre.config ?? { version: 1 };
+    if (pre.allowNoIommu) {
+      if (config === null || typeof config !== "object" || Array.isArray(config)) throw new Error(`${pre.configName ?? "preboot config"}: must be a JSON object`);
+      if ((config as { allowNoIommu?: unknown }).allowNoIommu === false) {
+        throw new Error(`${pre.configName ?? "preboot config"} says "allowNoIommu": false, and allowing a machine without an IOMMU was asked for: give one or the other`);
+      }
+      config = { ...config, allowNoIommu: true };
+    }
+    cpio = sitePreboot({ header: await readFile(from), config, configName: pre.configName }).cpio;
+  } else {
+    cpio = await readFile(from);
+    if (cpio.subarray(0, 6).toString("latin1") !== "070701") throw new Error(`${from} is not a site archive (parapet preboot site)`);
+  }
+  return { kernel: await readFile(files[0]), initrd: appendSite(await readFile(files[1]), cpio), header: from };
+}
+
 /** Builds the ISO with grub-mkrescue (i386-pc only). */
 export async function buildIso(opts: IsoOptions = {}): Promise<IsoResult> {
   const t0 = Date.now();
@@ -158,34 +186,8 @@ export async function buildIso(opts: IsoOptions = {}): Promise<IsoResult> {
   checkIsoTools();
 
   const pre = opts.preboot;
-  let preboot: { kernel: Buffer; initrd: Buffer; header: string } | undefined;
   if (pre && opts.policy) throw new Error("a policy record and a preboot guest: the keys come from one or the other");
-  if (pre) {
-    const dir = resolve(pre.dir ?? DEFAULT_PREBOOT_DIR);
-    const files = ["vmlinuz", "initrd.gz"].map((f) => join(dir, f));
-    for (const f of files) if (!existsSync(f)) throw new Error(`${f} does not exist (build the preboot guest with: parapet preboot build)`);
-    if (!pre.header === !pre.site) throw new Error("the preboot guest needs the header (--header) or a site archive (--site), not both");
-    let cpio: Buffer;
-    const from = resolve((pre.header ?? pre.site)!);
-    if (!existsSync(from)) throw new Error(`${from}: no such file`);
-    if (pre.allowNoIommu && pre.site) throw new Error("allowNoIommu goes with a header: a site archive's config says it itself (\"allowNoIommu\": true)");
-    if (pre.header) {
-      await checkHeaderFile(from);
-      let config = pre.config ?? { version: 1 };
-      if (pre.allowNoIommu) {
-        if (config === null || typeof config !== "object" || Array.isArray(config)) throw new Error(`${pre.configName ?? "preboot config"}: must be a JSON object`);
-        if ((config as { allowNoIommu?: unknown }).allowNoIommu === false) {
-          throw new Error(`${pre.configName ?? "preboot config"} says "allowNoIommu": false, and allowing a machine without an IOMMU was asked for: give one or the other`);
-        }
-        config = { ...config, allowNoIommu: true };
-      }
-      cpio = sitePreboot({ header: await readFile(from), config, configName: pre.configName }).cpio;
-    } else {
-      cpio = await readFile(from);
-      if (cpio.subarray(0, 6).toString("latin1") !== "070701") throw new Error(`${from} is not a site archive (parapet preboot site)`);
-    }
-    preboot = { kernel: await readFile(files[0]), initrd: appendSite(await readFile(files[1]), cpio), header: from };
-  }
+  const preboot = pre && (await prebootFiles(pre));
   const policy = opts.policy ? resolve(opts.policy) : undefined;
   if (policy && !existsSync(policy)) throw new Error(`policy record ${policy}: no such file`);
   const grubCfg = grubConfig(hvArgs, pre ? (pre.cmdline ?? PREBOOT_CMDLINE) : undefined, policy !== undefined);

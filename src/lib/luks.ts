@@ -10,7 +10,9 @@ import { mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readFile, stat } from "node:fs/promises";
-import { convertImage, readJournal, type ConvertResult, type Progress } from "./diskcrypt.ts";
+import type { Progress } from "./diskcrypt/common.ts";
+import { convertImage, type ConvertResult } from "./diskcrypt/convert.ts";
+import { readJournal } from "./diskcrypt/journal.ts";
 import { run, runText } from "./exec.ts";
 
 /** What `parapet luks format` asks of cryptsetup: the interface the README documents. */

@@ -187,9 +187,8 @@ function locate(doc: Document, path: Path, keyOf?: string): number | undefined {
 
 type At = (path: Path, msg: string, keyOf?: string) => void;
 
-async function compileChecked(f: FileShape, baseDir: string, at: At, shownName: string, errors: string[]): Promise<CompiledPolicy> {
-  const warnings: string[] = [];
-  // Keys: names, files, sizes, halves, duplicates.
+/** The key files the policy names, read and checked: sizes, halves, duplicates, permissions. */
+async function readKeys(f: FileShape, baseDir: string, at: At, shownName: string, warnings: string[]): Promise<Map<string, Buffer>> {
   const keyDefs = Object.entries(f.keys ?? {});
   if (keyDefs.length > POLICY_MAX_KEYS) at(["keys"], `${keyDefs.length} keys, at most ${POLICY_MAX_KEYS}`);
   const keyBytes = new Map<string, Buffer>();
@@ -199,39 +198,50 @@ async function compileChecked(f: FileShape, baseDir: string, at: At, shownName: 
       at(["keys"], "key names are letters, digits, _ and -, starting with a letter or _", name);
       continue;
     }
-    const file = resolve(baseDir, rel);
-    let buf: Buffer;
-    try {
-      const st = await stat(file);
-      if (!st.isFile()) {
-        at(["keys", name], `${rel} is not a regular file`);
-        continue;
-      }
-      if (st.size !== KEY_BYTES) {
-        at(["keys", name], `key file ${rel} is ${st.size} bytes, expected exactly ${KEY_BYTES} (make one with: parapet keygen -o ${rel})`);
-        continue;
-      }
-      if (st.mode & 0o077) warnings.push(`${shownName}: keys.${name}: key file ${rel} is accessible to group or others (chmod 600 ${rel})`);
-      buf = await readFile(file);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      at(["keys", name], `cannot read key file ${rel}: ${code === "ENOENT" ? "no such file" : code ?? (e as Error).message}`);
-      continue;
-    }
-    const why = keyProblem(buf);
-    if (why) {
-      at(["keys", name], `key file ${rel} ${why}`);
-      continue;
-    }
+    const buf = await readKey(resolve(baseDir, rel), rel, name, at, shownName, warnings);
+    if (!buf) continue;
     const fp = keyFingerprint(buf);
     const same = byFingerprint.get(fp);
     if (same !== undefined) at(["keys", name], `key file ${rel} holds the same key as keys.${same}`);
     byFingerprint.set(fp, name);
     keyBytes.set(name, buf);
   }
-  const defined = keyDefs.map(([n]) => n);
-  const used = new Set<string>();
-  const keyFor = (path: Path, action: Action, key: string | undefined, where: string) => {
+  return keyBytes;
+}
+
+/** One key file: a regular file of KEY_BYTES bytes whose halves differ, or undefined after saying why not. */
+async function readKey(file: string, rel: string, name: string, at: At, shownName: string, warnings: string[]): Promise<Buffer | undefined> {
+  let buf: Buffer;
+  try {
+    const st = await stat(file);
+    if (!st.isFile()) {
+      at(["keys", name], `${rel} is not a regular file`);
+      return undefined;
+    }
+    if (st.size !== KEY_BYTES) {
+      at(["keys", name], `key file ${rel} is ${st.size} bytes, expected exactly ${KEY_BYTES} (make one with: parapet keygen -o ${rel})`);
+      return undefined;
+    }
+    if (st.mode & 0o077) warnings.push(`${shownName}: keys.${name}: key file ${rel} is accessible to group or others (chmod 600 ${rel})`);
+    buf = await readFile(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    at(["keys", name], `cannot read key file ${rel}: ${code === "ENOENT" ? "no such file" : code ?? (e as Error).message}`);
+    return undefined;
+  }
+  const why = keyProblem(buf);
+  if (why) {
+    at(["keys", name], `key file ${rel} ${why}`);
+    return undefined;
+  }
+  return buf;
+}
+
+/** Checks an action's key field against the keys defined, and remembers which keys are used. */
+type KeyCheck = (path: Path, action: Action, key: string | undefined, where: string) => void;
+
+function keyChecker(defined: string[], used: Set<string>, at: At): KeyCheck {
+  return (path, action, key, where) => {
     if (action === "encrypt") {
       if (key === undefined) {
         at(path, `is required when ${where} is encrypt`, "key");
@@ -246,41 +256,95 @@ async function compileChecked(f: FileShape, baseDir: string, at: At, shownName: 
       at([...path, "key"], `only allowed when ${where} is encrypt (it is ${action})`);
     }
   };
+}
 
-  // Drives.
-  interface RangeEntry { r: Omit<PolicyRange, "key">; key?: string; idx: number }
-  const drives: { d: Omit<PolicyDrive, "defaultKey" | "ranges">; defaultKey?: string; ranges: RangeEntry[] }[] = [];
+type DriveShape = FileShape["drives"][number];
+type RangeShape = NonNullable<DriveShape["ranges"]>[number];
+interface RangeEntry { r: Omit<PolicyRange, "key">; key?: string; idx: number }
+
+/** The drive a match names: a PCI address, a port (channel and position together), a serial. */
+function driveMatch(m: DriveShape["match"], dp: Path, at: At): DriveMatch {
+  const match: DriveMatch = {};
+  if (m.pci !== undefined) {
+    try {
+      match.pci = parsePci(m.pci);
+    } catch (e) {
+      at([...dp, "match", "pci"], (e as Error).message);
+    }
+  }
+  if ((m.channel === undefined) !== (m.position === undefined)) {
+    const [missing, given] = m.channel === undefined ? ["channel", "position"] : ["position", "channel"];
+    at([...dp, "match"], `is required with ${given} (a drive's port is its channel and its position)`, missing);
+  } else if (m.channel !== undefined && m.position !== undefined) {
+    match.port = {
+      channel: m.channel === "primary" ? 0 : m.channel === "secondary" ? 1 : m.channel,
+      position: m.position === "master" ? 0 : m.position === "slave" ? 1 : m.position,
+    };
+  }
+  if (m.serial !== undefined) {
+    const why = serialProblem(m.serial);
+    if (why) at([...dp, "match", "serial"], why);
+    else match.serial = m.serial;
+  }
+  if (m.pci === undefined && m.channel === undefined && m.position === undefined && m.serial === undefined) {
+    at([...dp, "match"], "names no drive: give pci, channel and position, and/or serial");
+  }
+  return match;
+}
+
+/** A range's sector count from exactly one of count, end (exclusive) and last (inclusive). */
+function rangeCount(r: RangeShape, rp: Path, at: At): number | undefined {
+  const given = (["count", "end", "last"] as const).filter((k) => r[k] !== undefined);
+  let count: number | undefined;
+  if (given.length !== 1) {
+    at(rp, given.length ? `give only one of count, end and last (found ${given.join(" and ")})` : "needs its size: count, end (exclusive) or last (inclusive)");
+  } else if (r.count !== undefined) count = r.count;
+  else if (r.end !== undefined) {
+    if (r.end <= r.first) at([...rp, "end"], `must be > first (${r.first}); end is the first sector after the range`);
+    else count = r.end - r.first;
+  } else if (r.last !== undefined) {
+    if (r.last < r.first) at([...rp, "last"], `must be >= first (${r.first}); last is the last sector of the range`);
+    else if (r.last >= MAX_LBA) at([...rp, "last"], `must be < ${MAX_LBA} (2^48)`);
+    else count = r.last - r.first + 1;
+  }
+  if (count !== undefined && r.first + count > MAX_LBA) {
+    at(rp, `sectors ${r.first}..${r.first + count - 1} go past 2^48, the end of 48-bit LBA addressing`);
+    count = undefined;
+  }
+  return count;
+}
+
+/** A drive's ranges, each checked; overlaps reported with both ranges' field paths. */
+function driveRanges(d: DriveShape, dp: Path, at: At, keyFor: KeyCheck): RangeEntry[] {
+  const ranges: RangeEntry[] = [];
+  (d.ranges ?? []).forEach((r, ri) => {
+    const rp: Path = [...dp, "ranges", ri];
+    const count = rangeCount(r, rp, at);
+    keyFor(rp, r.action, r.key, "action");
+    if (count !== undefined) ranges.push({ r: { firstLba: BigInt(r.first), count: BigInt(count), action: r.action }, key: r.key, idx: ri });
+  });
+  const sorted = [...ranges].sort((a, b) => (a.r.firstLba < b.r.firstLba ? -1 : a.r.firstLba > b.r.firstLba ? 1 : 0));
+  for (let i = 1; i < sorted.length; i++) {
+    const a = sorted[i - 1], b = sorted[i];
+    if (b.r.firstLba < a.r.firstLba + a.r.count) {
+      at([...dp, "ranges", b.idx], `sectors ${b.r.firstLba}..${b.r.firstLba + b.r.count - 1n} overlap ` +
+        `${formatPath([...dp, "ranges", a.idx])} (sectors ${a.r.firstLba}..${a.r.firstLba + a.r.count - 1n})`);
+    }
+  }
+  return ranges;
+}
+
+interface DriveEntry { d: Omit<PolicyDrive, "defaultKey" | "ranges">; defaultKey?: string; ranges: RangeEntry[] }
+
+/** Every drive checked: its match (no two alike), default action, ranges; at most POLICY_MAX_RANGES in all. */
+function compileDrives(f: FileShape, at: At, errors: string[], keyFor: KeyCheck): DriveEntry[] {
+  const drives: DriveEntry[] = [];
   const seenMatch = new Map<string, number>();
   let totalRanges = 0;
   f.drives.forEach((d, di) => {
     const dp: Path = ["drives", di];
-    const match: DriveMatch = {};
-    const m = d.match;
     const errorsBefore = errors.length;
-    if (m.pci !== undefined) {
-      try {
-        match.pci = parsePci(m.pci);
-      } catch (e) {
-        at([...dp, "match", "pci"], (e as Error).message);
-      }
-    }
-    if ((m.channel === undefined) !== (m.position === undefined)) {
-      const [missing, given] = m.channel === undefined ? ["channel", "position"] : ["position", "channel"];
-      at([...dp, "match"], `is required with ${given} (a drive's port is its channel and its position)`, missing);
-    } else if (m.channel !== undefined && m.position !== undefined) {
-      match.port = {
-        channel: m.channel === "primary" ? 0 : m.channel === "secondary" ? 1 : m.channel,
-        position: m.position === "master" ? 0 : m.position === "slave" ? 1 : m.position,
-      };
-    }
-    if (m.serial !== undefined) {
-      const why = serialProblem(m.serial);
-      if (why) at([...dp, "match", "serial"], why);
-      else match.serial = m.serial;
-    }
-    if (m.pci === undefined && m.channel === undefined && m.position === undefined && m.serial === undefined) {
-      at([...dp, "match"], "names no drive: give pci, channel and position, and/or serial");
-    }
+    const match = driveMatch(d.match, dp, at);
     const mk = JSON.stringify([match.pci ?? null, match.port ?? null, match.serial ?? null]);
     const prev = seenMatch.get(mk);
     if (errors.length > errorsBefore) {
@@ -289,43 +353,20 @@ async function compileChecked(f: FileShape, baseDir: string, at: At, shownName: 
       at([...dp, "match"], `matches the same drive as drives[${prev}]${f.drives[prev].name ? ` (${f.drives[prev].name})` : ""}`);
     } else seenMatch.set(mk, di);
     keyFor(dp, d.default, d.key, "default");
-
-    const ranges: RangeEntry[] = [];
-    (d.ranges ?? []).forEach((r, ri) => {
-      const rp: Path = [...dp, "ranges", ri];
-      const given = (["count", "end", "last"] as const).filter((k) => r[k] !== undefined);
-      let count: number | undefined;
-      if (given.length !== 1) {
-        at(rp, given.length ? `give only one of count, end and last (found ${given.join(" and ")})` : "needs its size: count, end (exclusive) or last (inclusive)");
-      } else if (r.count !== undefined) count = r.count;
-      else if (r.end !== undefined) {
-        if (r.end <= r.first) at([...rp, "end"], `must be > first (${r.first}); end is the first sector after the range`);
-        else count = r.end - r.first;
-      } else if (r.last !== undefined) {
-        if (r.last < r.first) at([...rp, "last"], `must be >= first (${r.first}); last is the last sector of the range`);
-        else if (r.last >= MAX_LBA) at([...rp, "last"], `must be < ${MAX_LBA} (2^48)`);
-        else count = r.last - r.first + 1;
-      }
-      if (count !== undefined && r.first + count > MAX_LBA) {
-        at(rp, `sectors ${r.first}..${r.first + count - 1} go past 2^48, the end of 48-bit LBA addressing`);
-        count = undefined;
-      }
-      keyFor(rp, r.action, r.key, "action");
-      if (count !== undefined) ranges.push({ r: { firstLba: BigInt(r.first), count: BigInt(count), action: r.action }, key: r.key, idx: ri });
-    });
+    const ranges = driveRanges(d, dp, at, keyFor);
     totalRanges += (d.ranges ?? []).length;
-    // Overlaps, reported with both ranges' field paths.
-    const withIdx = [...ranges].sort((a, b) => (a.r.firstLba < b.r.firstLba ? -1 : a.r.firstLba > b.r.firstLba ? 1 : 0));
-    for (let i = 1; i < withIdx.length; i++) {
-      const a = withIdx[i - 1], b = withIdx[i];
-      if (b.r.firstLba < a.r.firstLba + a.r.count) {
-        at([...dp, "ranges", b.idx], `sectors ${b.r.firstLba}..${b.r.firstLba + b.r.count - 1n} overlap ` +
-          `${formatPath([...dp, "ranges", a.idx])} (sectors ${a.r.firstLba}..${a.r.firstLba + a.r.count - 1n})`);
-      }
-    }
     drives.push({ d: { match, defaultAction: d.default }, defaultKey: d.key, ranges });
   });
   if (totalRanges > POLICY_MAX_RANGES) at(["drives"], `${totalRanges} ranges in all, at most ${POLICY_MAX_RANGES}`);
+  return drives;
+}
+
+async function compileChecked(f: FileShape, baseDir: string, at: At, shownName: string, errors: string[]): Promise<CompiledPolicy> {
+  const warnings: string[] = [];
+  const keyBytes = await readKeys(f, baseDir, at, shownName, warnings);
+  const defined = Object.keys(f.keys ?? {});
+  const used = new Set<string>();
+  const drives = compileDrives(f, at, errors, keyChecker(defined, used, at));
   if (errors.length) throw new PolicyFileError(shownName, byPosition(errors));
 
   // Only keys that something uses go into the record, in the order the file defines them.
@@ -346,4 +387,3 @@ async function compileChecked(f: FileShape, baseDir: string, at: At, shownName: 
   };
   return { policy, keyNames, warnings };
 }
-

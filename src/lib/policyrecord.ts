@@ -257,15 +257,14 @@ export function encodePolicy(p: Policy): Buffer {
 
 const hex = (n: number | bigint, w = 0) => `0x${n.toString(16).padStart(w, "0")}`;
 
-/**
- * Decodes and checks a record. Every check names what is wrong and where (field path and byte
- * offset); nothing in a message reveals key bytes.
- */
-export function decodePolicy(buf: Uint8Array): Policy {
-  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
-  const fail = (msg: string): never => {
-    throw new PolicyRecordError(msg);
-  };
+function fail(msg: string): never {
+  throw new PolicyRecordError(msg);
+}
+
+interface RecordHeader { nkeys: number; ndrives: number; nranges: number; flags: number }
+
+/** The header: magic, version, sizes, CRC-32 over the whole record, counts, flags. */
+function decodeHeader(b: Buffer): RecordHeader {
   if (b.length < HEADER_SIZE) fail(`record is ${b.length} bytes, shorter than its ${HEADER_SIZE}-byte header`);
   const magic = b.subarray(0, 8);
   if (!magic.equals(Buffer.from(POLICY_MAGIC, "latin1"))) {
@@ -300,89 +299,93 @@ export function decodePolicy(buf: Uint8Array): Policy {
   const r1 = b.readUInt32LE(HDR.reserved1);
   if (r1 !== 0) fail(`header.reserved1 (offset ${HDR.reserved1}) is ${hex(r1)}, must be 0`);
   if (ndrives === 0) fail("header.ndrives is 0: the record names no drive");
+  return { nkeys, ndrives, nranges, flags };
+}
 
-  const keys: Uint8Array[] = [];
-  let off = HEADER_SIZE;
-  for (let i = 0; i < nkeys; i++, off += KEY_SIZE) {
-    const k = Buffer.from(b.subarray(off, off + KEY_SIZE));
-    const why = keyProblem(k);
-    if (why) fail(`keys[${i}] (offset ${off}) ${why}`);
-    keys.push(k);
+function actionOf(code: number, path: string, at: number): Action {
+  const a = ACTIONS[code];
+  if (a === undefined) fail(`${path} (offset ${at}) is ${code}, not an action (0 plain, 1 encrypt, 2 deny)`);
+  return a;
+}
+
+function checkKeyIndex(nkeys: number, action: Action, key: number, path: string, at: number): void {
+  if (action === "encrypt" && key >= nkeys) fail(`${path} (offset ${at}) is ${key} but the record has ${nkeys} key${nkeys === 1 ? "" : "s"}`);
+  if (action !== "encrypt" && key !== 0) fail(`${path} (offset ${at}) is ${key}, must be 0 when the action is ${action}`);
+}
+
+/** A drive entry's match criteria at `off`; unused fields must be zero. */
+function decodeMatch(b: Buffer, off: number, at: string): DriveMatch {
+  const flags = b[off + DRV.match];
+  if (flags & ~MATCH_ALL) fail(`${at}.match (offset ${off + DRV.match}) is ${hex(flags, 2)}: unknown flag bits ${hex(flags & ~MATCH_ALL, 2)}`);
+  if (flags === 0) fail(`${at}.match (offset ${off + DRV.match}) is 0: no criterion set`);
+  const match: DriveMatch = {};
+  const bus = b[off + DRV.pciBus], devfn = b[off + DRV.pciDevfn];
+  if (flags & MATCH_PCI) match.pci = { bus, dev: devfn >> 3, fn: devfn & 7 };
+  else if (bus || devfn) fail(`${at}.pci_bus/pci_devfn (offset ${off + DRV.pciBus}) must be 0 without POLICY_MATCH_PCI`);
+  const channel = b[off + DRV.channel], position = b[off + DRV.position];
+  if (flags & MATCH_PORT) {
+    if (channel > 1) fail(`${at}.channel (offset ${off + DRV.channel}) is ${channel}, must be 0 or 1`);
+    if (position > 1) fail(`${at}.position (offset ${off + DRV.position}) is ${position}, must be 0 or 1`);
+    match.port = { channel, position };
+  } else if (channel || position) fail(`${at}.channel/position (offset ${off + DRV.channel}) must be 0 without POLICY_MATCH_PORT`);
+  const serial = b.subarray(off + DRV.serial, off + DRV.serial + SERIAL_BYTES);
+  if (flags & MATCH_SERIAL) {
+    const text = serial.toString("latin1");
+    if (!/^[\x20-\x7e]{20}$/.test(text)) fail(`${at}.serial (offset ${off + DRV.serial}) holds bytes that are not printable ASCII`);
+    if (text.trim() === "") fail(`${at}.serial (offset ${off + DRV.serial}) is all spaces`);
+    match.serial = text.replace(/ +$/, "");
+  } else if (serial.some((c) => c !== 0)) fail(`${at}.serial (offset ${off + DRV.serial}) must be zero without POLICY_MATCH_SERIAL`);
+  return match;
+}
+
+/** Range entry `ri` (of drive `at`) at offset `ro`. */
+function decodeRange(b: Buffer, h: RecordHeader, ro: number, rat: string): PolicyRange {
+  const firstLba = b.readBigUInt64LE(ro + RNG.firstLba), cnt = b.readBigUInt64LE(ro + RNG.count);
+  if (cnt === 0n) fail(`${rat}.count (offset ${ro + RNG.count}) is 0, must be >= 1`);
+  if (firstLba + cnt >= 1n << 64n) fail(`${rat}: first_lba ${firstLba} + count ${cnt} (offset ${ro}) exceeds 2^64 - 1`);
+  const action = actionOf(b[ro + RNG.action], `${rat}.action`, ro + RNG.action);
+  if (b[ro + RNG.reserved0] !== 0) fail(`${rat}.reserved0 (offset ${ro + RNG.reserved0}) is ${hex(b[ro + RNG.reserved0], 2)}, must be 0`);
+  const key = b.readUInt16LE(ro + RNG.key);
+  checkKeyIndex(h.nkeys, action, key, `${rat}.key`, ro + RNG.key);
+  const rr1 = b.readUInt32LE(ro + RNG.reserved1);
+  if (rr1 !== 0) fail(`${rat}.reserved1 (offset ${ro + RNG.reserved1}) is ${hex(rr1)}, must be 0`);
+  return { firstLba, count: cnt, action, key };
+}
+
+/** Drive entry `di` at `off` with its ranges; `owner` records which drive took each range. */
+function decodeDrive(b: Buffer, h: RecordHeader, di: number, off: number, rangesAt: number, owner: number[]): PolicyDrive {
+  const at = `drives[${di}]`;
+  const match = decodeMatch(b, off, at);
+  const defaultAction = actionOf(b[off + DRV.defaultAction], `${at}.default_action`, off + DRV.defaultAction);
+  const defaultKey = b.readUInt16LE(off + DRV.defaultKey);
+  checkKeyIndex(h.nkeys, defaultAction, defaultKey, `${at}.default_key`, off + DRV.defaultKey);
+  const first = b.readUInt16LE(off + DRV.firstRange), count = b.readUInt16LE(off + DRV.nranges);
+  if (count > 0 && first + count > h.nranges) {
+    fail(`${at}: ranges [${first}, ${first + count}) (offset ${off + DRV.firstRange}) go past the record's ${h.nranges} ranges`);
   }
-  const rangesAt = off + DRIVE_SIZE * ndrives;
-  const owner = new Array<number>(nranges).fill(-1);
-  const drives: PolicyDrive[] = [];
-  const actionOf = (code: number, path: string, at: number): Action => {
-    const a = ACTIONS[code];
-    if (a === undefined) fail(`${path} (offset ${at}) is ${code}, not an action (0 plain, 1 encrypt, 2 deny)`);
-    return a;
-  };
-  const checkKeyIndex = (action: Action, key: number, path: string, at: number) => {
-    if (action === "encrypt" && key >= nkeys) fail(`${path} (offset ${at}) is ${key} but the record has ${nkeys} key${nkeys === 1 ? "" : "s"}`);
-    if (action !== "encrypt" && key !== 0) fail(`${path} (offset ${at}) is ${key}, must be 0 when the action is ${action}`);
-  };
-  for (let di = 0; di < ndrives; di++, off += DRIVE_SIZE) {
-    const at = `drives[${di}]`;
-    const flags = b[off + DRV.match];
-    if (flags & ~MATCH_ALL) fail(`${at}.match (offset ${off + DRV.match}) is ${hex(flags, 2)}: unknown flag bits ${hex(flags & ~MATCH_ALL, 2)}`);
-    if (flags === 0) fail(`${at}.match (offset ${off + DRV.match}) is 0: no criterion set`);
-    const match: DriveMatch = {};
-    const bus = b[off + DRV.pciBus], devfn = b[off + DRV.pciDevfn];
-    if (flags & MATCH_PCI) match.pci = { bus, dev: devfn >> 3, fn: devfn & 7 };
-    else if (bus || devfn) fail(`${at}.pci_bus/pci_devfn (offset ${off + DRV.pciBus}) must be 0 without POLICY_MATCH_PCI`);
-    const channel = b[off + DRV.channel], position = b[off + DRV.position];
-    if (flags & MATCH_PORT) {
-      if (channel > 1) fail(`${at}.channel (offset ${off + DRV.channel}) is ${channel}, must be 0 or 1`);
-      if (position > 1) fail(`${at}.position (offset ${off + DRV.position}) is ${position}, must be 0 or 1`);
-      match.port = { channel, position };
-    } else if (channel || position) fail(`${at}.channel/position (offset ${off + DRV.channel}) must be 0 without POLICY_MATCH_PORT`);
-    const serial = b.subarray(off + DRV.serial, off + DRV.serial + SERIAL_BYTES);
-    if (flags & MATCH_SERIAL) {
-      const text = serial.toString("latin1");
-      if (!/^[\x20-\x7e]{20}$/.test(text)) fail(`${at}.serial (offset ${off + DRV.serial}) holds bytes that are not printable ASCII`);
-      if (text.trim() === "") fail(`${at}.serial (offset ${off + DRV.serial}) is all spaces`);
-      match.serial = text.replace(/ +$/, "");
-    } else if (serial.some((c) => c !== 0)) fail(`${at}.serial (offset ${off + DRV.serial}) must be zero without POLICY_MATCH_SERIAL`);
-    const defaultAction = actionOf(b[off + DRV.defaultAction], `${at}.default_action`, off + DRV.defaultAction);
-    const defaultKey = b.readUInt16LE(off + DRV.defaultKey);
-    checkKeyIndex(defaultAction, defaultKey, `${at}.default_key`, off + DRV.defaultKey);
-    const first = b.readUInt16LE(off + DRV.firstRange), count = b.readUInt16LE(off + DRV.nranges);
-    if (count > 0 && first + count > nranges) {
-      fail(`${at}: ranges [${first}, ${first + count}) (offset ${off + DRV.firstRange}) go past the record's ${nranges} ranges`);
-    }
-    if (count === 0 && first !== 0) fail(`${at}.first_range (offset ${off + DRV.firstRange}) is ${first}, must be 0 when nranges is 0`);
-    const reserved = b.subarray(off + DRV.reserved, off + DRIVE_SIZE);
-    const nz = reserved.findIndex((c) => c !== 0);
-    if (nz >= 0) fail(`${at}.reserved (offset ${off + DRV.reserved + nz}) is not zero`);
-    const ranges: PolicyRange[] = [];
-    for (let ri = first; ri < first + count; ri++) {
-      if (owner[ri] >= 0) fail(`ranges[${ri}] belongs to both drives[${owner[ri]}] and ${at}`);
-      owner[ri] = di;
-      const ro = rangesAt + RANGE_SIZE * ri;
-      const rat = `ranges[${ri}] (of ${at})`;
-      const firstLba = b.readBigUInt64LE(ro + RNG.firstLba), cnt = b.readBigUInt64LE(ro + RNG.count);
-      if (cnt === 0n) fail(`${rat}.count (offset ${ro + RNG.count}) is 0, must be >= 1`);
-      if (firstLba + cnt >= 1n << 64n) fail(`${rat}: first_lba ${firstLba} + count ${cnt} (offset ${ro}) exceeds 2^64 - 1`);
-      const action = actionOf(b[ro + RNG.action], `${rat}.action`, ro + RNG.action);
-      if (b[ro + RNG.reserved0] !== 0) fail(`${rat}.reserved0 (offset ${ro + RNG.reserved0}) is ${hex(b[ro + RNG.reserved0], 2)}, must be 0`);
-      const key = b.readUInt16LE(ro + RNG.key);
-      checkKeyIndex(action, key, `${rat}.key`, ro + RNG.key);
-      const rr1 = b.readUInt32LE(ro + RNG.reserved1);
-      if (rr1 !== 0) fail(`${rat}.reserved1 (offset ${ro + RNG.reserved1}) is ${hex(rr1)}, must be 0`);
-      ranges.push({ firstLba, count: cnt, action, key });
-    }
-    const sorted = ranges.map((r, i) => ({ r, i: first + i })).sort((x, y) => (x.r.firstLba < y.r.firstLba ? -1 : x.r.firstLba > y.r.firstLba ? 1 : 0));
-    for (let i = 1; i < sorted.length; i++) {
-      const a = sorted[i - 1], c = sorted[i];
-      if (c.r.firstLba < a.r.firstLba + a.r.count) {
-        fail(`ranges[${c.i}] (sectors ${c.r.firstLba}..${c.r.firstLba + c.r.count - 1n}) overlaps ranges[${a.i}] ` +
-          `(sectors ${a.r.firstLba}..${a.r.firstLba + a.r.count - 1n}), both of ${at}`);
-      }
-    }
-    drives.push({ match, defaultAction, defaultKey, ranges });
+  if (count === 0 && first !== 0) fail(`${at}.first_range (offset ${off + DRV.firstRange}) is ${first}, must be 0 when nranges is 0`);
+  const reserved = b.subarray(off + DRV.reserved, off + DRIVE_SIZE);
+  const nz = reserved.findIndex((c) => c !== 0);
+  if (nz >= 0) fail(`${at}.reserved (offset ${off + DRV.reserved + nz}) is not zero`);
+  const ranges: PolicyRange[] = [];
+  for (let ri = first; ri < first + count; ri++) {
+    if (owner[ri] >= 0) fail(`ranges[${ri}] belongs to both drives[${owner[ri]}] and ${at}`);
+    owner[ri] = di;
+    ranges.push(decodeRange(b, h, rangesAt + RANGE_SIZE * ri, `ranges[${ri}] (of ${at})`));
   }
-  const orphan = owner.indexOf(-1);
-  if (orphan >= 0) fail(`ranges[${orphan}] belongs to no drive`);
+  const sorted = ranges.map((r, i) => ({ r, i: first + i })).sort((x, y) => (x.r.firstLba < y.r.firstLba ? -1 : x.r.firstLba > y.r.firstLba ? 1 : 0));
+  for (let i = 1; i < sorted.length; i++) {
+    const a = sorted[i - 1], c = sorted[i];
+    if (c.r.firstLba < a.r.firstLba + a.r.count) {
+      fail(`ranges[${c.i}] (sectors ${c.r.firstLba}..${c.r.firstLba + c.r.count - 1n}) overlaps ranges[${a.i}] ` +
+        `(sectors ${a.r.firstLba}..${a.r.firstLba + a.r.count - 1n}), both of ${at}`);
+    }
+  }
+  return { match, defaultAction, defaultKey, ranges };
+}
+
+/** No two drives match alike, no two keys are the same. */
+function checkUnique(drives: PolicyDrive[], keys: Uint8Array[]): void {
   const dups = new Map<string, number>();
   drives.forEach((d, i) => {
     const k = matchKey(d.match);
@@ -396,7 +399,31 @@ export function decodePolicy(buf: Uint8Array): Policy {
     if (j !== undefined) fail(`keys[${i}] is the same key as keys[${j}]`);
     fps.set(keyFingerprint(k), i);
   });
-  return { keys, drives, ...(flags & FLAG_ALLOW_NO_IOMMU ? { allowNoIommu: true } : {}) };
+}
+
+/**
+ * Decodes and checks a record. Every check names what is wrong and where (field path and byte
+ * offset); nothing in a message reveals key bytes.
+ */
+export function decodePolicy(buf: Uint8Array): Policy {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
+  const h = decodeHeader(b);
+  const keys: Uint8Array[] = [];
+  let off = HEADER_SIZE;
+  for (let i = 0; i < h.nkeys; i++, off += KEY_SIZE) {
+    const k = Buffer.from(b.subarray(off, off + KEY_SIZE));
+    const why = keyProblem(k);
+    if (why) fail(`keys[${i}] (offset ${off}) ${why}`);
+    keys.push(k);
+  }
+  const rangesAt = off + DRIVE_SIZE * h.ndrives;
+  const owner = new Array<number>(h.nranges).fill(-1);
+  const drives: PolicyDrive[] = [];
+  for (let di = 0; di < h.ndrives; di++, off += DRIVE_SIZE) drives.push(decodeDrive(b, h, di, off, rangesAt, owner));
+  const orphan = owner.indexOf(-1);
+  if (orphan >= 0) fail(`ranges[${orphan}] belongs to no drive`);
+  checkUnique(drives, keys);
+  return { keys, drives, ...(h.flags & FLAG_ALLOW_NO_IOMMU ? { allowNoIommu: true } : {}) };
 }
 
 function actionText(action: Action, key: number, keys: Uint8Array[]): string {

@@ -8,13 +8,15 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join, posix, resolve } from "node:path";
 import { build, type BuildOptions } from "esbuild";
-import { fetchBusybox, fetchCandidate, fetchKernel, resolveTools, type Log, type ToolSpec } from "./debian.ts";
+import { fetchCandidate, type Log } from "./debian/apt.ts";
+import { fetchBusybox, fetchKernel } from "./debian/packages.ts";
+import { resolveTools, type ToolSpec } from "./debian/tools.ts";
 import { MIB } from "./diskimage.ts";
 import { requireTools } from "./exec.ts";
 import { addProgramsAndBusybox, baseInitramfs, DEBIAN_CACHE, REPO_ROOT } from "./guestimage.ts";
 import { Initramfs } from "./initramfs.ts";
 import { checkSupported, luksInfo } from "./luks.ts";
-import { CONFIG_PATH, PrebootConfigError, validateConfig, type PrebootConfig } from "../preboot/config.ts";
+import { CONFIG_PATH, PrebootConfigError, validateConfig, type PrebootConfig } from "./prebootconfig.ts";
 
 export const DEFAULT_PREBOOT_DIR = join(REPO_ROOT, "build", "preboot");
 /** The app's source entry point and where its bundle lives in the preboot guest. */

@@ -77,6 +77,17 @@ export type Fate =
   | { kind: "killed"; reason: string }
   | { kind: "error"; code: number | null; stderr: string };
 
+/** How a QEMU run ended, in one line. */
+export function describeFate(f: Fate): string {
+  switch (f.kind) {
+    case "poweroff": return "the guest powered off";
+    case "reset": return "the guest triple-faulted (machine reset)";
+    case "panic": return `the hypervisor panicked: ${f.message}`;
+    case "killed": return `stopped: ${f.reason}`;
+    case "error": return `QEMU failed (exit ${f.code}): ${f.stderr}`;
+  }
+}
+
 const COM_INDEX: Record<string, number> = { com1: 0, com2: 1, com3: 2, com4: 3 };
 
 /** Is this -machine value QEMU's q35 (the only x86 machine that takes an emulated IOMMU)? */

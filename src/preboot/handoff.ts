@@ -1,22 +1,12 @@
-// From the volume key to the hypervisor: compile the policy record, write the handoff payload
-// into a tmpfs, load it with kexec and run it.
+// From the policy record to the hypervisor: write the handoff payload into a tmpfs, load it
+// with kexec and run it (the record: compileRecord in src/lib/prebootconfig.ts).
 import { openSync, closeSync, fstatSync, writeSync, fsyncSync, unlinkSync, mkdirSync, existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { run } from "../lib/exec.ts";
-import { encodePolicy, wholeDiskPolicy } from "../lib/policyrecord.ts";
-import type { PrebootConfig } from "./config.ts";
-import { handoffPayload } from "./payload.ts";
+import { handoffPayload } from "../lib/handoffpayload.ts";
 
 /** Where the payload is written: /run is a tmpfs in the preboot guest, never a disk. */
 export const PAYLOAD_PATH = "/run/parapet/handoff.elf";
-
-/**
- * The binary policy record: the whole configured drive encrypted with the volume key; with the
- * config's allowNoIommu, usable on a machine without an IOMMU too (header flag ALLOW_NO_IOMMU).
- */
-export function compileRecord(key: Uint8Array, config: Pick<PrebootConfig, "drive" | "allowNoIommu">): Buffer {
-  return encodePolicy(wholeDiskPolicy(key, config.drive, config.allowNoIommu));
-}
 
 /** Writes the payload for `record` (mode 0600); the caller wipes it with wipeFile. */
 export function writePayload(record: Uint8Array, address: number, path = PAYLOAD_PATH): number {

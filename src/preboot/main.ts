@@ -7,10 +7,10 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { checkSupported, luksInfo, LuksRefusal, volumeKey } from "../lib/luks.ts";
 import { findTokenUser, PinRefusal, readCa, volumeKeyWithToken, type TokenUser } from "../lib/token.ts";
-import { CONFIG_PATH, DEFAULT_CONSOLE, parseConfig, type PrebootConfig, type TokenConfig } from "./config.ts";
+import { compileRecord, CONFIG_PATH, DEFAULT_CONSOLE, parseConfig, type PrebootConfig, type TokenConfig } from "../lib/prebootconfig.ts";
+import { RECORD_OFFSET } from "../lib/handoffpayload.ts";
 import { PrebootConsole } from "./console.ts";
-import { compileRecord, kexecExec, kexecLoad, PAYLOAD_PATH, wipeFile, writePayload } from "./handoff.ts";
-import { RECORD_OFFSET } from "./payload.ts";
+import { kexecExec, kexecLoad, PAYLOAD_PATH, wipeFile, writePayload } from "./handoff.ts";
 
 export const PROMPT = "Passphrase: ";
 export const REFUSAL = "preboot: too many wrong passphrases; powering off, nothing was written";

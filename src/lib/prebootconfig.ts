@@ -1,11 +1,12 @@
 // The preboot guest's configuration, /etc/parapet/preboot.json (JSON, version 1), validated
 // the same way at build time on the host and at boot in the guest. Every error names the
 // field, e.g.  preboot.json: drive.channel: must be 0 (primary) or 1 (secondary)
-// docs/preboot.md describes the fields.
+// docs/preboot.md describes the fields. Shared by the preboot app (src/preboot) and the host
+// tools that build its image (src/lib/prebootimage.ts, parapet preboot site).
 import { z } from "zod";
-import { formatPath } from "../lib/fieldpath.ts";
-import { parsePci, POLICY_MAX_SIZE, serialProblem, type DriveMatch } from "../lib/policyrecord.ts";
-import { addressProblem, DEFAULT_RECORD_ADDRESS } from "./payload.ts";
+import { formatPath } from "./fieldpath.ts";
+import { encodePolicy, parsePci, POLICY_MAX_SIZE, serialProblem, wholeDiskPolicy, type DriveMatch } from "./policyrecord.ts";
+import { addressProblem, DEFAULT_RECORD_ADDRESS } from "./handoffpayload.ts";
 
 export const CONFIG_PATH = "/etc/parapet/preboot.json";
 export const DEFAULT_HEADER = "/etc/parapet/header.img";
@@ -132,4 +133,12 @@ export function parseConfig(text: string, file = "preboot.json"): PrebootConfig 
     throw new PrebootConfigError(file, [`not valid JSON: ${(e as Error).message}`]);
   }
   return validateConfig(value, file);
+}
+
+/**
+ * The binary policy record: the whole configured drive encrypted with the volume key; with the
+ * config's allowNoIommu, usable on a machine without an IOMMU too (header flag ALLOW_NO_IOMMU).
+ */
+export function compileRecord(key: Uint8Array, config: Pick<PrebootConfig, "drive" | "allowNoIommu">): Buffer {
+  return encodePolicy(wholeDiskPolicy(key, config.drive, config.allowNoIommu));
 }
