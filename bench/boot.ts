@@ -128,8 +128,7 @@ async function bootOnce(seq: number, mode: BootMode, o: Required<Omit<BenchBootO
     s.kill();
     // A hypervisor panic or a QEMU error says more than "QEMU exited while waiting".
     const fate = await s.fate(10_000);
-    const why = fate.kind === "panic" || fate.kind === "error" ? describeFate(fate)
-      : err instanceof Error ? err.message : String(err);
+    const why = fate.kind === "panic" || fate.kind === "error" ? describeFate(fate) : err instanceof Error ? err.message : String(err);
     const log = mode === "parapet" ? `\nhypervisor log tail:\n${s.hvLog().slice(-1500)}` : "";
     throw new Error(`boot ${seq} (${mode}) failed: ${why}${log}`);
   }
@@ -152,8 +151,9 @@ export async function benchBoot(opts: BenchBootOptions = {}): Promise<BenchBootR
         log(`boot ${seq}/${2 * o.runs}: ${mode} …`);
         const r = await bootOnce(seq, mode, o, dir);
         result.runs.push(r);
-        log(`boot ${seq}/${2 * o.runs}: ${mode} ${(r.wallMs / 1000).toFixed(2)} s` +
-          (r.exitsTotal !== undefined ? `, ${r.exitsTotal} VM exits` : ""));
+        log(
+          `boot ${seq}/${2 * o.runs}: ${mode} ${(r.wallMs / 1000).toFixed(2)} s` + (r.exitsTotal !== undefined ? `, ${r.exitsTotal} VM exits` : ""),
+        );
       }
     }
   } catch (err) {

@@ -66,7 +66,15 @@ export function guestBenchSettings(opts: GuestBenchOptions) {
 export type GuestBenchConfig = ReturnType<typeof guestBenchConfig>;
 export function guestBenchConfig(o: ReturnType<typeof guestBenchSettings>) {
   return {
-    runs: o.runs, cpus: o.cpus, machine: o.machine, memory: o.memory, disk: o.disk, hvArgs: o.hvArgs,
-    qemu: qemuVersion(), host: hostDescription(), loadAvg: loadavg()[0], date: new Date().toISOString(),
+    runs: o.runs,
+    cpus: o.cpus,
+    machine: o.machine,
+    memory: o.memory,
+    disk: o.disk,
+    hvArgs: o.hvArgs,
+    qemu: qemuVersion(),
+    host: hostDescription(),
+    loadAvg: loadavg()[0],
+    date: new Date().toISOString(),
   };
 }

@@ -71,8 +71,7 @@ export function buildCryptoBench(): string {
   const r = spawnSync("make", ["-s", "-C", join(REPO_ROOT, "hv"), "xts-bench"], { encoding: "utf8" });
   if (r.status !== 0) {
     throw new Error(
-      `building xts-bench failed (OpenSSL headers missing? apt-get install libssl-dev, or bash scripts/setup.sh):\n` +
-        `${r.stdout}${r.stderr}`,
+      `building xts-bench failed (OpenSSL headers missing? apt-get install libssl-dev, or bash scripts/setup.sh):\n` + `${r.stdout}${r.stderr}`,
     );
   }
   return XTS_BENCH;
@@ -94,7 +93,9 @@ export function ratios(raw: CryptoBenchRaw): CryptoRatio[] {
 }
 
 export function benchCrypto(opts: BenchCryptoOptions = {}): BenchCryptoResult {
-  const runs = opts.runs ?? 7, ms = opts.ms ?? 40, kib = opts.kib ?? 64;
+  const runs = opts.runs ?? 7,
+    ms = opts.ms ?? 40,
+    kib = opts.kib ?? 64;
   opts.log?.("building build/hv/xts-bench");
   const bin = buildCryptoBench();
   opts.log?.(`measuring: ${runs} runs x ${ms} ms per variant`);
@@ -106,7 +107,14 @@ export function benchCrypto(opts: BenchCryptoOptions = {}): BenchCryptoResult {
   const raw = JSON.parse(r.stdout) as CryptoBenchRaw;
   const rs = ratios(raw);
   const minRatio = rs.length ? Math.min(...rs.map((x) => x.ratio)) : 0;
-  return { ...raw, date: new Date().toISOString(), ratios: rs, minRatio, target: TARGET_CRYPTO_RATIO, pass: rs.length === 4 && minRatio >= TARGET_CRYPTO_RATIO };
+  return {
+    ...raw,
+    date: new Date().toISOString(),
+    ratios: rs,
+    minRatio,
+    target: TARGET_CRYPTO_RATIO,
+    pass: rs.length === 4 && minRatio >= TARGET_CRYPTO_RATIO,
+  };
 }
 
 const SAVE_LABEL: Record<SaveMode, string> = {
@@ -121,7 +129,8 @@ export function formatCryptoReport(r: BenchCryptoResult): string {
   out.push(`host: ${r.cpu}, TSC ${r.tscGhz.toFixed(2)} GHz; ${r.openssl}`);
   out.push(`median of ${r.runs} interleaved runs x ${r.ms} ms per variant, ${r.bufferKiB} KiB buffer; hypervisor's choice here: ${r.auto}`);
   out.push("");
-  const cell = (v?: CryptoVariant) => (v ? `${v.medianMBps.toFixed(0).padStart(6)} MB/s ${v.medianTscCyclesPerByte.toFixed(2).padStart(6)}` : "".padEnd(18));
+  const cell = (v?: CryptoVariant) =>
+    v ? `${v.medianMBps.toFixed(0).padStart(6)} MB/s ${v.medianTscCyclesPerByte.toFixed(2).padStart(6)}` : "".padEnd(18);
   out.push(`${"".padEnd(46)}${"512 B: 1 sector per call".padEnd(40)}4 KiB: 8 sectors per call`);
   out.push(`${"MB/s, TSC cycles/byte".padEnd(46)}${"encrypt".padEnd(20)}${"decrypt".padEnd(20)}${"encrypt".padEnd(20)}decrypt`);
   const rows: { impl: string; save: SaveMode | null }[] = [];
@@ -138,7 +147,9 @@ export function formatCryptoReport(r: BenchCryptoResult): string {
   out.push("");
   out.push(`ours = ${r.auto}, save=regs (what the hypervisor runs on this CPU) / OpenSSL, same run:`);
   for (const x of r.ratios) {
-    out.push(`  ${String(x.unitBytes).padStart(4)} B ${x.op.padEnd(7)}  ${x.oursMBps.toFixed(0).padStart(6)} / ${x.opensslMBps.toFixed(0).padStart(6)} MB/s = ${x.ratio.toFixed(2)}`);
+    out.push(
+      `  ${String(x.unitBytes).padStart(4)} B ${x.op.padEnd(7)}  ${x.oursMBps.toFixed(0).padStart(6)} / ${x.opensslMBps.toFixed(0).padStart(6)} MB/s = ${x.ratio.toFixed(2)}`,
+    );
   }
   out.push(`lowest ratio ${r.minRatio.toFixed(2)}  target >= ${r.target.toFixed(2)}: ${r.pass ? "PASS" : "MISS"}`);
   return out.join("\n") + "\n";

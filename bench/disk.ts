@@ -183,18 +183,38 @@ export function plainPolicy(key: Uint8Array): Policy {
 /** The fio command line of a job (JSON to `out`, no progress on the console). */
 export function fioCommand(job: DiskJob, o: { runtimeSec: number; sizeBytes: number }, out: string): string {
   return [
-    "fio", `--name=${job.name}`, "--filename=/dev/sda", `--offset=${DATA_OFFSET}`, `--size=${o.sizeBytes}`,
-    `--rw=${job.rw}`, `--bs=${job.bs}`, "--direct=1", "--ioengine=psync", "--iodepth=1", "--numjobs=1",
-    "--mem=shmhuge", "--time_based", `--runtime=${o.runtimeSec}`, "--randrepeat=1", "--eta=never",
-    "--output-format=json", `--output=${out}`,
+    "fio",
+    `--name=${job.name}`,
+    "--filename=/dev/sda",
+    `--offset=${DATA_OFFSET}`,
+    `--size=${o.sizeBytes}`,
+    `--rw=${job.rw}`,
+    `--bs=${job.bs}`,
+    "--direct=1",
+    "--ioengine=psync",
+    "--iodepth=1",
+    "--numjobs=1",
+    "--mem=shmhuge",
+    "--time_based",
+    `--runtime=${o.runtimeSec}`,
+    "--randrepeat=1",
+    "--eta=never",
+    "--output-format=json",
+    `--output=${out}`,
   ].join(" ");
 }
 
-interface FioFigures { mibps: number; iops: number; ioMiB: number; runtimeMs: number }
+interface FioFigures {
+  mibps: number;
+  iops: number;
+  ioMiB: number;
+  runtimeMs: number;
+}
 
 /** Bandwidth, IOPS and volume of fio's JSON report (one job; read and write added up). */
 export function parseFio(text: string): FioFigures {
-  const a = text.indexOf("{"), b = text.lastIndexOf("}");
+  const a = text.indexOf("{"),
+    b = text.lastIndexOf("}");
   if (a < 0 || b < a) throw new Error(`no JSON in fio's output:\n${text.slice(0, 1500)}`);
   let doc: unknown;
   try {
@@ -205,7 +225,10 @@ export function parseFio(text: string): FioFigures {
   const job = (doc as { jobs?: Array<Record<string, unknown>> }).jobs?.[0];
   if (!job) throw new Error("fio's JSON has no job");
   if (job.error) throw new Error(`fio reports error ${String(job.error)}`);
-  let bw = 0, iops = 0, bytes = 0, runtimeMs = 0;
+  let bw = 0,
+    iops = 0,
+    bytes = 0,
+    runtimeMs = 0;
   for (const dir of ["read", "write"]) {
     const d = job[dir] as { io_bytes?: number; bw_bytes?: number; iops?: number; runtime?: number } | undefined;
     if (!d) continue;
@@ -238,7 +261,8 @@ async function guestOutput(s: QemuSession, cmd: string, timeoutMs = 60_000): Pro
 
 /** Exit counts of two readings of /proc/parapet/exits: later minus earlier, by reason. */
 export function exitsDelta(before: string, after: string): { exits: Record<string, number>; total: number } {
-  const e0 = parseExits(before), e1 = parseExits(after);
+  const e0 = parseExits(before),
+    e1 = parseExits(after);
   const names = Object.keys(e1.exits);
   if (names.length !== Object.keys(e0.exits).length || names.some((n) => e0.exits[n] === undefined)) {
     throw new Error(`the two readings of /proc/parapet/exits differ in their reasons:\n${before}\n---\n${after}`);
@@ -262,12 +286,19 @@ type RunSettings = Required<Omit<BenchDiskOptions, "log" | "jobs" | "keep" | "io
 /** Under Parapet: its log must say the disk is mediated, and on q35 whether DMA isolation is on. */
 async function checkParapet(s: QemuSession, setup: (typeof CONFIG_SETUP)[ConfigName], info: ConfigInfo): Promise<void> {
   const hv = s.hvLog();
-  info.ataLog = hv.split("\n").filter((l) => /^.*ata: /.test(l)).map((l) => l.trim());
+  info.ataLog = hv
+    .split("\n")
+    .filter((l) => /^.*ata: /.test(l))
+    .map((l) => l.trim());
   if (!/ata: .*ch0 master: .*protected by the policy/.test(hv) || !/ata: .*mediated/.test(hv)) {
     throw new Error(`Parapet does not mediate the disk (no 'protected by the policy' / 'mediated' in its log)`);
   }
   if (setup.machine === "q35") {
-    info.iommuLog = hv.split("\n").filter((l) => /iommu: /.test(l)).map((l) => l.trim()).slice(0, 10);
+    info.iommuLog = hv
+      .split("\n")
+      .filter((l) => /iommu: /.test(l))
+      .map((l) => l.trim())
+      .slice(0, 10);
     const want = setup.iommu ? "ON" : "OFF";
     if (!new RegExp(`iommu: .*DMA isolation ${want}`).test(hv)) throw new Error(`Parapet's log does not say 'DMA isolation ${want}'`);
   }
@@ -277,8 +308,7 @@ async function checkParapet(s: QemuSession, setup: (typeof CONFIG_SETUP)[ConfigN
 /** The guest's disk: its transfer mode, room for the region, huge pages and request size for fio. */
 async function prepareGuest(s: QemuSession, o: RunSettings, info: ConfigInfo): Promise<void> {
   // The ATA port of sda: 1 on pc; on q35 the AHCI ports come first.
-  info.xferMode = (await guestOutput(s,
-    `p=$(readlink -f /sys/block/sda); p=\${p#*/ata}; cat /sys/class/ata_device/dev\${p%%/*}.0/xfer_mode`)).trim();
+  info.xferMode = (await guestOutput(s, `p=$(readlink -f /sys/block/sda); p=\${p#*/ata}; cat /sys/class/ata_device/dev\${p%%/*}.0/xfer_mode`)).trim();
   const sectors = Number((await guestOutput(s, "cat /sys/block/sda/size")).trim());
   if (!(sectors * 512 >= DATA_OFFSET + o.sizeBytes)) {
     throw new Error(`/dev/sda has ${sectors} sectors in the guest, fewer than the region needs (${DATA_OFFSET + o.sizeBytes} bytes)`);
@@ -294,7 +324,8 @@ async function runJob(s: QemuSession, config: ConfigName, job: DiskJob, round: n
   const snap = (n: number) => (parapet ? `cat /proc/parapet/exits > ${d}/e${n}; ` : "") + `cat /sys/block/sda/stat > ${d}/s${n}`;
   const r = await s.exec(
     `rm -f ${d}/*; ${snap(0)}; ${fioCommand(job, o, `${d}/fio.json`)} 2> ${d}/fio.err; r=$?; ${snap(1)}; [ $r -eq 0 ]`,
-    (o.runtimeSec + 180) * 1000);
+    (o.runtimeSec + 180) * 1000,
+  );
   if (r.status !== 0) {
     const err = await s.exec(`cat ${d}/fio.err ${d}/fio.json 2>/dev/null | head -c 2000`);
     throw new Error(`fio ${job.name} failed in the guest:\n${err.out || r.out}`);
@@ -304,8 +335,12 @@ async function runJob(s: QemuSession, config: ConfigName, job: DiskJob, round: n
   const st1 = parseBlockStat(await guestOutput(s, `cat ${d}/s1`));
   const ataCmds = st1.ios - st0.ios;
   const run: JobRun = {
-    config, job: job.name, round, ...fio,
-    ataCmds, cmdKiB: ataCmds > 0 ? ((st1.sectors - st0.sectors) * 512) / 1024 / ataCmds : 0,
+    config,
+    job: job.name,
+    round,
+    ...fio,
+    ataCmds,
+    cmdKiB: ataCmds > 0 ? ((st1.sectors - st0.sectors) * 512) / 1024 / ataCmds : 0,
   };
   if (parapet) {
     const delta = exitsDelta(await guestOutput(s, `cat ${d}/e0`), await guestOutput(s, `cat ${d}/e1`));
@@ -317,22 +352,36 @@ async function runJob(s: QemuSession, config: ConfigName, job: DiskJob, round: n
 
 /** Boots one configuration, runs every round of every job, powers off. Runs go to `runs` as they finish. */
 async function runConfig(
-  sess: Session, jobs: readonly DiskJob[], o: RunSettings, dir: string,
-  runs: JobRun[], setCurrent: (s: QemuSession | undefined) => void, log: (m: string) => void,
+  sess: Session,
+  jobs: readonly DiskJob[],
+  o: RunSettings,
+  dir: string,
+  runs: JobRun[],
+  setCurrent: (s: QemuSession | undefined) => void,
+  log: (m: string) => void,
 ): Promise<ConfigInfo> {
   const setup = CONFIG_SETUP[sess.config];
   const parapet = setup.policy !== undefined;
   const q35 = setup.machine === "q35";
   const s = new QemuSession({
-    disk: sess.image, parapet, modules: sess.policy ? [sess.policy] : undefined, hvLog: join(dir, `hv-${sess.config}.log`),
-    memory: o.memory, cpus: 1, machine: setup.machine, iommu: setup.iommu, piixIde: q35, snapshot: false,
+    disk: sess.image,
+    parapet,
+    modules: sess.policy ? [sess.policy] : undefined,
+    hvLog: join(dir, `hv-${sess.config}.log`),
+    memory: o.memory,
+    cpus: 1,
+    machine: setup.machine,
+    iommu: setup.iommu,
+    piixIde: q35,
+    snapshot: false,
   });
   setCurrent(s);
   try {
     await s.ready(o.bootTimeoutSec * 1000);
     const info: ConfigInfo = {
       machine: setup.machine + (setup.iommu ? ` + ${setup.iommu}-iommu` : "") + (q35 ? ", disk on PIIX3 IDE" : ""),
-      xferMode: "", bootSec: (Date.now() - s.started) / 1000,
+      xferMode: "",
+      bootSec: (Date.now() - s.started) / 1000,
     };
     if (parapet) await checkParapet(s, setup, info);
     await prepareGuest(s, o, info);
@@ -341,9 +390,11 @@ async function runConfig(
       for (const job of jobs) {
         const run = await runJob(s, sess.config, job, round, o, parapet);
         runs.push(run);
-        log(`${sess.config}: ${job.name}${o.repeat > 1 ? ` (round ${round})` : ""}: ${run.mibps.toFixed(1)} MiB/s, ` +
-          `${Math.round(run.iops)} IOPS, ${run.cmdKiB.toFixed(0)} KiB/cmd` +
-          (run.exitsTotal !== undefined ? `, ${(run.exitsTotal / run.ioMiB).toFixed(1)} exits/MiB` : ""));
+        log(
+          `${sess.config}: ${job.name}${o.repeat > 1 ? ` (round ${round})` : ""}: ${run.mibps.toFixed(1)} MiB/s, ` +
+            `${Math.round(run.iops)} IOPS, ${run.cmdKiB.toFixed(0)} KiB/cmd` +
+            (run.exitsTotal !== undefined ? `, ${(run.exitsTotal / run.ioMiB).toFixed(1)} exits/MiB` : ""),
+        );
       }
     }
     const fate = await s.poweroff(60_000);
@@ -366,8 +417,16 @@ export function summarize(jobs: readonly DiskJob[], runs: readonly JobRun[]): Jo
   const out: JobSummary[] = [];
   for (const job of jobs) {
     const js: JobSummary = {
-      job: job.name, bs: job.bs, rw: job.rw, mibps: {}, iops: {}, cmdKiB: {},
-      ratios: {}, exitsPerMiB: {}, exitsPerMiBTotal: {}, exitsPerCmd: {},
+      job: job.name,
+      bs: job.bs,
+      rw: job.rw,
+      mibps: {},
+      iops: {},
+      cmdKiB: {},
+      ratios: {},
+      exitsPerMiB: {},
+      exitsPerMiBTotal: {},
+      exitsPerCmd: {},
     };
     for (const c of CONFIGS) {
       const rs = runs.filter((r) => r.job === job.name && r.config === c);
@@ -390,7 +449,8 @@ export function summarize(jobs: readonly DiskJob[], runs: readonly JobRun[]): Jo
       if (js.mibps.encrypt !== undefined) js.encryptRatio = js.mibps.encrypt / bare;
     }
     for (const [a, b] of RATIOS) {
-      const x = js.mibps[a], y = js.mibps[b];
+      const x = js.mibps[a],
+        y = js.mibps[b];
       if (x !== undefined && y) js.ratios[`${a}/${b}`] = x / y;
     }
     const [on, off] = [js.exitsPerMiB.iommu, js.exitsPerMiB["no-iommu"]];
@@ -436,8 +496,10 @@ function settings(opts: BenchDiskOptions): { o: RunSettings; jobs: DiskJob[] } {
   if (!existsSync(DEFAULT_IMAGE)) throw new Error(`${DEFAULT_IMAGE} is missing: build the test guest with npx parapet image`);
   const imageBytes = statSync(DEFAULT_IMAGE).size;
   if (DATA_OFFSET + o.sizeBytes > imageBytes) {
-    throw new Error(`size ${o.sizeBytes / MiB} MiB does not fit the data partition of ${DEFAULT_IMAGE} ` +
-      `(${(imageBytes - DATA_OFFSET) / MiB} MiB from offset ${DATA_OFFSET / MiB} MiB)`);
+    throw new Error(
+      `size ${o.sizeBytes / MiB} MiB does not fit the data partition of ${DEFAULT_IMAGE} ` +
+        `(${(imageBytes - DATA_OFFSET) / MiB} MiB from offset ${DATA_OFFSET / MiB} MiB)`,
+    );
   }
   return { o, jobs };
 }
@@ -449,7 +511,8 @@ async function prepareSessions(configNames: ConfigName[]): Promise<Session[]> {
   const encrypted = await encryptedImage("bench-disk-enc.img", key);
   const passPolicy = await writePolicy("bench-disk-plain.pol", plainPolicy(key));
   const encPolicy = await writePolicy("bench-disk-enc.pol", wholeDisk(key));
-  const images = { plain, enc: encrypted }, policies = { pass: passPolicy, enc: encPolicy };
+  const images = { plain, enc: encrypted },
+    policies = { pass: passPolicy, enc: encPolicy };
   return configNames.map((config) => {
     const setup = CONFIG_SETUP[config];
     return { config, image: images[setup.image], policy: setup.policy && policies[setup.policy] };
@@ -462,9 +525,19 @@ export async function benchDisk(opts: BenchDiskOptions = {}): Promise<BenchDiskR
   const log = opts.log ?? (() => {});
   const result: BenchDiskResult = {
     config: {
-      runtimeSec: o.runtimeSec, sizeBytes: o.sizeBytes, offsetBytes: DATA_OFFSET, repeat: o.repeat, jobs,
-      configNames, iommu: !!opts.iommu, machine: opts.iommu ? "q35" : "pc", memory: o.memory, qemu: qemuVersion(), host: hostDescription(),
-      loadAvgStart: loadavg()[0], date: new Date().toISOString(),
+      runtimeSec: o.runtimeSec,
+      sizeBytes: o.sizeBytes,
+      offsetBytes: DATA_OFFSET,
+      repeat: o.repeat,
+      jobs,
+      configNames,
+      iommu: !!opts.iommu,
+      machine: opts.iommu ? "q35" : "pc",
+      memory: o.memory,
+      qemu: qemuVersion(),
+      host: hostDescription(),
+      loadAvgStart: loadavg()[0],
+      date: new Date().toISOString(),
     },
     configs: {},
     runs: [],
@@ -517,7 +590,12 @@ const fmtBs = (bs: number) => (bs >= MiB ? `${bs / MiB}M` : `${bs / 1024}k`);
 function table(head: string[][], rows: string[][], leftCols = 1): string[] {
   const all = [...head, ...rows];
   const width = all[0].map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)));
-  return all.map((r) => r.map((c, i) => (i < leftCols ? c.padEnd(width[i]) : c.padStart(width[i]))).join("  ").trimEnd());
+  return all.map((r) =>
+    r
+      .map((c, i) => (i < leftCols ? c.padEnd(width[i]) : c.padStart(width[i])))
+      .join("  ")
+      .trimEnd(),
+  );
 }
 
 /** The human-readable report. */
@@ -525,11 +603,16 @@ function table(head: string[][], rows: string[][], leftCols = 1): string[] {
 function reportHeader(r: BenchDiskResult): string[] {
   const c = r.config;
   const out: string[] = [];
-  out.push(`Disk benchmark: fio on /dev/sda from ${c.offsetBytes / MiB} MiB (the data partition), ${c.sizeBytes / MiB} MiB region, ` +
-    `O_DIRECT, psync, iodepth 1, hugepage buffers, ${c.runtimeSec} s per job, ${c.repeat} round(s) per boot` +
-    (c.repeat > 1 ? " (medians)" : ""));
-  out.push(`-machine ${c.machine} -smp 1 -m ${c.memory}, TCG` + (c.machine === "q35" ? ", disk on an added PIIX3 IDE controller" : "") +
-    `; ${c.qemu}; host: ${c.host}`);
+  out.push(
+    `Disk benchmark: fio on /dev/sda from ${c.offsetBytes / MiB} MiB (the data partition), ${c.sizeBytes / MiB} MiB region, ` +
+      `O_DIRECT, psync, iodepth 1, hugepage buffers, ${c.runtimeSec} s per job, ${c.repeat} round(s) per boot` +
+      (c.repeat > 1 ? " (medians)" : ""),
+  );
+  out.push(
+    `-machine ${c.machine} -smp 1 -m ${c.memory}, TCG` +
+      (c.machine === "q35" ? ", disk on an added PIIX3 IDE controller" : "") +
+      `; ${c.qemu}; host: ${c.host}`,
+  );
   out.push(`host load average ${c.loadAvgStart.toFixed(2)} at start` + (c.loadAvgEnd !== undefined ? `, ${c.loadAvgEnd.toFixed(2)} at end` : ""));
   const w = Math.max(8, ...c.configNames.map((n) => n.length + 1));
   for (const name of c.configNames) {
@@ -545,16 +628,21 @@ function throughputTable(r: BenchDiskResult): string[] {
   const ratios = RATIOS.filter(([a, b]) => names.includes(a) && names.includes(b));
   const pad = (n: number) => Array<string>(Math.max(0, n)).fill("");
   const rows = r.summary.map((s) => [
-    s.job, fmtBs(s.bs),
+    s.job,
+    fmtBs(s.bs),
     ...names.map((n) => fmtBw(s.mibps[n])),
     ...names.map((n) => fmtInt(s.iops[n])),
     ...ratios.map(([a, b]) => fmtRatio(s.ratios[`${a}/${b}`])),
     fmtInt(names.map((n) => s.cmdKiB[n]).find((x) => x !== undefined)),
   ]);
-  return table([
-    ["", "", "MiB/s", ...pad(names.length - 1), "IOPS", ...pad(names.length - 1), "ratio", ...pad(ratios.length - 1), "KiB per"],
-    ["job", "bs", ...names, ...names, ...ratios.map(([, , h]) => h), "ATA cmd"],
-  ], rows, 1);
+  return table(
+    [
+      ["", "", "MiB/s", ...pad(names.length - 1), "IOPS", ...pad(names.length - 1), "ratio", ...pad(ratios.length - 1), "KiB per"],
+      ["job", "bs", ...names, ...names, ...ratios.map(([, , h]) => h), "ATA cmd"],
+    ],
+    rows,
+    1,
+  );
 }
 
 const fmtDelta = (x: number) => {
@@ -567,14 +655,19 @@ function iommuExtraTable(r: BenchDiskResult, reasons: string[]): string[] {
   const extra = r.summary.filter((s) => s.iommuExtraExits);
   if (!extra.length) return [];
   const out = ["", "VM exits the IOMMU adds (iommu minus no-iommu; 0: none), per ATA command by reason, and in total per command and per MiB:"];
-  out.push(...table([["job", ...reasons, "per cmd", "per MiB"]], extra.map((s) => {
-    const d = s.iommuExtraExits!;
-    return [s.job, ...reasons.map((n) => fmtDelta(d.perCmd[n] ?? 0)), fmtDelta(d.perCmdTotal), fmtDelta(d.perMiBTotal)];
-  }), 1));
+  out.push(
+    ...table(
+      [["job", ...reasons, "per cmd", "per MiB"]],
+      extra.map((s) => {
+        const d = s.iommuExtraExits!;
+        return [s.job, ...reasons.map((n) => fmtDelta(d.perCmd[n] ?? 0)), fmtDelta(d.perCmdTotal), fmtDelta(d.perMiBTotal)];
+      }),
+      1,
+    ),
+  );
   const worst = extra.reduce((w, s) => (Math.abs(s.iommuExtraExits!.perCmd.io ?? 0) > Math.abs(w.iommuExtraExits!.perCmd.io ?? 0) ? s : w));
   const d = worst.iommuExtraExits!.perCmd.io ?? 0;
-  out.push(`I/O exits per ATA command, iommu minus no-iommu: ` +
-    (d === 0 ? "0 in every job" : `largest difference ${fmtDelta(d)} (${worst.job})`));
+  out.push(`I/O exits per ATA command, iommu minus no-iommu: ` + (d === 0 ? "0 in every job" : `largest difference ${fmtDelta(d)} (${worst.job})`));
   return out;
 }
 
@@ -594,8 +687,14 @@ function exitsTables(r: BenchDiskResult): string[] {
     for (const cfg of parapetNames) {
       const per = s.exitsPerMiB[cfg];
       if (!per) continue;
-      erows.push([first ? s.job : "", cfg, fmtExits(s.exitsPerMiBTotal[cfg]), ...reasons.map((n) => fmtExits(per[n] ?? 0)),
-        fmtExits(s.exitsPerCmd[cfg]), fmtInt(s.cmdKiB[cfg])]);
+      erows.push([
+        first ? s.job : "",
+        cfg,
+        fmtExits(s.exitsPerMiBTotal[cfg]),
+        ...reasons.map((n) => fmtExits(per[n] ?? 0)),
+        fmtExits(s.exitsPerCmd[cfg]),
+        fmtInt(s.cmdKiB[cfg]),
+      ]);
       first = false;
     }
   }

@@ -37,14 +37,26 @@ function group(name: string, paths: string[]): LocGroup {
 function iommuGroups(): LocGroup[] {
   const files = dir("hv/iommu");
   const kind = (p: string) => (/\/(vtd|dmar)[^/]*$/.test(p) ? "VT-d" : /\/(amdvi|ivrs)[^/]*$/.test(p) ? "AMD-Vi" : "neutral");
-  return ([
-    ["VT-d", "IOMMU, Intel VT-d (hv/iommu: vtd, dmar)"],
-    ["AMD-Vi", "IOMMU, AMD-Vi (hv/iommu: amdvi, ivrs)"],
-    ["neutral", "IOMMU, vendor-neutral layer (hv/iommu: iommu)"],
-  ] as const).map(([k, name]) => ({ ...group(name, files.filter((p) => kind(p) === k)), iommu: k }));
+  return (
+    [
+      ["VT-d", "IOMMU, Intel VT-d (hv/iommu: vtd, dmar)"],
+      ["AMD-Vi", "IOMMU, AMD-Vi (hv/iommu: amdvi, ivrs)"],
+      ["neutral", "IOMMU, vendor-neutral layer (hv/iommu: iommu)"],
+    ] as const
+  ).map(([k, name]) => ({
+    ...group(
+      name,
+      files.filter((p) => kind(p) === k),
+    ),
+    iommu: k,
+  }));
 }
 
-const dir = (d: string) => readdirSync(join(REPO_ROOT, d)).filter((f) => /\.[ch]$/.test(f)).sort().map((f) => `${d}/${f}`);
+const dir = (d: string) =>
+  readdirSync(join(REPO_ROOT, d))
+    .filter((f) => /\.[ch]$/.test(f))
+    .sort()
+    .map((f) => `${d}/${f}`);
 
 export function benchLoc(): LocGroup[] {
   return [
@@ -64,14 +76,18 @@ export function formatLoc(groups: LocGroup[]): string {
   }
   const ata = groups[0].total;
   out.push("");
-  out.push(`ATA driver: ${ata} lines; target <= ${ATA_TARGET}: ${ata <= ATA_TARGET ? "PASS" : "MISS"}; ` +
-    `BitVisor's ATA driver: ${BITVISOR_ATA} lines (ratio ${(ata / BITVISOR_ATA).toFixed(2)})`);
+  out.push(
+    `ATA driver: ${ata} lines; target <= ${ATA_TARGET}: ${ata <= ATA_TARGET ? "PASS" : "MISS"}; ` +
+      `BitVisor's ATA driver: ${BITVISOR_ATA} lines (ratio ${(ata / BITVISOR_ATA).toFixed(2)})`,
+  );
   const iommu = groups.filter((g) => g.iommu);
   if (iommu.length) {
     const total = iommu.reduce((s, g) => s + g.total, 0);
-    out.push(`IOMMU (hv/iommu): ${total} lines (${iommu.map((g) => `${g.iommu} ${g.total}`).join(", ")}); ` +
-      `target <= ${IOMMU_TARGET} for both kinds together, neutral layer included: ${total <= IOMMU_TARGET ? "PASS" : "MISS"}` +
-      ` (vendor code alone: ${total - iommu.filter((g) => g.iommu === "neutral").reduce((s, g) => s + g.total, 0)})`);
+    out.push(
+      `IOMMU (hv/iommu): ${total} lines (${iommu.map((g) => `${g.iommu} ${g.total}`).join(", ")}); ` +
+        `target <= ${IOMMU_TARGET} for both kinds together, neutral layer included: ${total <= IOMMU_TARGET ? "PASS" : "MISS"}` +
+        ` (vendor code alone: ${total - iommu.filter((g) => g.iommu === "neutral").reduce((s, g) => s + g.total, 0)})`,
+    );
   }
   return out.join("\n") + "\n";
 }
@@ -93,9 +109,12 @@ export const PAPER_TOTAL_REDUCTION = 10.1;
 
 /** Hypervisor files that exist only for two-step execution. */
 export const TWOSTEP_HV_FILES = [
-  "hv/handoff/preboot.c", "hv/handoff/preboot.h",
-  "hv/guest/linux.c", "hv/guest/linux.h",
-  "hv/io/legacy.c", "hv/io/legacy.h",
+  "hv/handoff/preboot.c",
+  "hv/handoff/preboot.h",
+  "hv/guest/linux.c",
+  "hv/guest/linux.h",
+  "hv/io/legacy.c",
+  "hv/io/legacy.h",
 ];
 /** Functions of shared files that exist only for two-step execution. */
 export const TWOSTEP_HV_FUNCTIONS: readonly { path: string; fn: string }[] = [
@@ -142,7 +161,11 @@ function git(args: string[]): string {
   return r.stdout;
 }
 
-export interface HvTotal { label: string; files: number; lines: number }
+export interface HvTotal {
+  label: string;
+  files: number;
+  lines: number;
+}
 
 /** The whole hypervisor now (working tree) and at `commit` (read with git show, nothing written). */
 export function hvTotals(commit = BEFORE_TWOSTEP): { now: HvTotal; before: HvTotal } {
@@ -158,7 +181,12 @@ export function hvTotals(commit = BEFORE_TWOSTEP): { now: HvTotal; before: HvTot
   };
 }
 
-export interface BundleDep { name: string; version: string; bytes: number; files: number }
+export interface BundleDep {
+  name: string;
+  version: string;
+  bytes: number;
+  files: number;
+}
 
 /**
  * What esbuild puts into the preboot app: the repository files and the npm packages that
@@ -184,7 +212,9 @@ export function prebootBundleInputs(): { repoFiles: string[]; deps: BundleDep[];
   for (const d of deps.values()) {
     try {
       d.version = JSON.parse(readFileSync(join(REPO_ROOT, "node_modules", d.name, "package.json"), "utf8")).version;
-    } catch { /* version unknown */ }
+    } catch {
+      /* version unknown */
+    }
   }
   return { repoFiles: repoFiles.sort(), deps: [...deps.values()].sort((a, b) => b.bytes - a.bytes), bundleBytes: out.bytes };
 }
@@ -215,7 +245,11 @@ export function benchTwostepLoc(): TwostepLoc {
   const bundle = prebootBundleInputs();
   const outside = group("outside the TCB: ID management in the preboot guest (repository TypeScript in the esbuild bundle)", bundle.repoFiles);
   return {
-    inside, shared: TWOSTEP_HV_SHARED, outside, deps: bundle.deps, bundleBytes: bundle.bundleBytes,
+    inside,
+    shared: TWOSTEP_HV_SHARED,
+    outside,
+    deps: bundle.deps,
+    bundleBytes: bundle.bundleBytes,
     sharePct: (100 * outside.total) / (outside.total + inside.total),
     hv: hvTotals(),
   };
@@ -229,14 +263,20 @@ export function formatTwostepLoc(t: TwostepLoc): string {
   }
   out.push(`shared, not counted: ${t.shared.join("; ")}`);
   const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
-  out.push(`bundled npm packages (minified bytes in the ${kib(t.bundleBytes)} app, not counted): ` +
-    t.deps.map((d) => `${d.name} ${d.version} ${kib(d.bytes)}`).join(", "));
+  out.push(
+    `bundled npm packages (minified bytes in the ${kib(t.bundleBytes)} app, not counted): ` +
+      t.deps.map((d) => `${d.name} ${d.version} ${kib(d.bytes)}`).join(", "),
+  );
   out.push("");
-  out.push(`outside / (outside + inside) = ${t.outside.total} / ${t.outside.total + t.inside.total} = ${t.sharePct.toFixed(1)} %` +
-    `  (paper: ${PAPER_SHARE} % of BitVisor's ID management libraries moved out)`);
+  out.push(
+    `outside / (outside + inside) = ${t.outside.total} / ${t.outside.total + t.inside.total} = ${t.sharePct.toFixed(1)} %` +
+      `  (paper: ${PAPER_SHARE} % of BitVisor's ID management libraries moved out)`,
+  );
   const { now, before } = t.hv;
   const delta = now.lines - before.lines;
-  out.push(`whole hypervisor (hv/ .c .h .S, not test/ or fuzz/): ${before.lines} lines in ${before.files} files ${before.label}; ` +
-    `${now.lines} lines in ${now.files} files ${now.label}; ${delta >= 0 ? "+" : ""}${delta} (${((100 * delta) / before.lines).toFixed(1)} %)`);
+  out.push(
+    `whole hypervisor (hv/ .c .h .S, not test/ or fuzz/): ${before.lines} lines in ${before.files} files ${before.label}; ` +
+      `${now.lines} lines in ${now.files} files ${now.label}; ${delta >= 0 ? "+" : ""}${delta} (${((100 * delta) / before.lines).toFixed(1)} %)`,
+  );
   return out.join("\n") + "\n";
 }

@@ -32,7 +32,12 @@ export interface ResumeBoot {
   s3Resumes?: number;
 }
 
-export interface Stats { n: number; medianMs: number; minMs: number; maxMs: number }
+export interface Stats {
+  n: number;
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+}
 
 export interface BenchResumeResult {
   config: GuestBenchConfig;
@@ -90,10 +95,21 @@ async function cycle(s: QemuSession, mode: ResumeMode, n: number, timeoutMs: num
   return { mode, cycle: n, suspendMs: suspended - typed, resumeMs: resumed - woken, wakeupEventMs: wake.qemuMs - (performance.timeOrigin + woken) };
 }
 
-async function runMode(mode: ResumeMode, o: Required<Omit<BenchResumeOptions, "log">>, result: BenchResumeResult, log: (m: string) => void): Promise<void> {
+async function runMode(
+  mode: ResumeMode,
+  o: Required<Omit<BenchResumeOptions, "log">>,
+  result: BenchResumeResult,
+  log: (m: string) => void,
+): Promise<void> {
   const s = new QemuSession({
-    disk: o.disk, parapet: mode === "parapet", hvArgs: o.hvArgs, memory: o.memory, cpus: o.cpus, machine: o.machine,
-    snapshot: true, qmp: true,
+    disk: o.disk,
+    parapet: mode === "parapet",
+    hvArgs: o.hvArgs,
+    memory: o.memory,
+    cpus: o.cpus,
+    machine: o.machine,
+    snapshot: true,
+    qmp: true,
   });
   try {
     log(`${mode}: booting …`);
@@ -142,7 +158,8 @@ export async function benchResume(opts: BenchResumeOptions = {}): Promise<BenchR
   const bare = stats(of("bare").map((c) => c.resumeMs));
   const parapet = stats(of("parapet").map((c) => c.resumeMs));
   result.summary = {
-    bare, parapet,
+    bare,
+    parapet,
     bareSuspend: stats(of("bare").map((c) => c.suspendMs)),
     parapetSuspend: stats(of("parapet").map((c) => c.suspendMs)),
     ratio: parapet.medianMs / bare.medianMs,
@@ -156,17 +173,23 @@ const ms = (x: number) => x.toFixed(1);
 export function formatResumeReport(r: BenchResumeResult): string {
   const c = r.config;
   const out: string[] = [];
-  out.push(`Resume benchmark: ${c.runs} S3 cycle(s) each, bare then Parapet (one boot each); -smp ${c.cpus}, -machine ${c.machine}, -m ${c.memory}, TCG`);
+  out.push(
+    `Resume benchmark: ${c.runs} S3 cycle(s) each, bare then Parapet (one boot each); -smp ${c.cpus}, -machine ${c.machine}, -m ${c.memory}, TCG`,
+  );
   out.push(`QEMU: ${c.qemu}; host: ${c.host}, load average ${c.loadAvg.toFixed(2)} at start`);
   out.push("");
   for (const b of r.boots) {
-    out.push(`${b.mode.padEnd(8)} boot ${(b.bootMs / 1000).toFixed(2)} s` +
-      (b.s3Resumes !== undefined ? `; /proc/parapet/status afterwards: s3_resumes=${b.s3Resumes}` : ""));
+    out.push(
+      `${b.mode.padEnd(8)} boot ${(b.bootMs / 1000).toFixed(2)} s` +
+        (b.s3Resumes !== undefined ? `; /proc/parapet/status afterwards: s3_resumes=${b.s3Resumes}` : ""),
+    );
   }
   out.push("");
   out.push("  mode      cycle  suspend ms  wake event ms  resume ms");
   for (const x of r.cycles) {
-    out.push(`  ${x.mode.padEnd(8)} ${String(x.cycle).padStart(6)}  ${ms(x.suspendMs).padStart(10)}  ${ms(x.wakeupEventMs).padStart(13)}  ${ms(x.resumeMs).padStart(9)}`);
+    out.push(
+      `  ${x.mode.padEnd(8)} ${String(x.cycle).padStart(6)}  ${ms(x.suspendMs).padStart(10)}  ${ms(x.wakeupEventMs).padStart(13)}  ${ms(x.resumeMs).padStart(9)}`,
+    );
   }
   const s = r.summary;
   if (!s) return out.join("\n") + "\n";

@@ -54,7 +54,12 @@ export interface TwostepRun {
   wipedMiB?: number;
 }
 
-export interface Stats { n: number; medianMs: number; minMs: number; maxMs: number }
+export interface Stats {
+  n: number;
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+}
 
 export interface BenchTwostepResult {
   config: {
@@ -96,7 +101,13 @@ export function describePbkdf(dump: string): string {
   return `${kdf}, time cost ${f("Time cost") ?? "?"}, memory ${f("Memory") ?? "?"} KiB, ${f("Threads") ?? "?"} thread(s)`;
 }
 
-interface Prepared { dir: string; image: string; isoTwostep: string; isoPolicy: string; pbkdf: string }
+interface Prepared {
+  dir: string;
+  image: string;
+  isoTwostep: string;
+  isoPolicy: string;
+  pbkdf: string;
+}
 
 /** A LUKS-formatted copy of the image (default key derivation), and the two ISOs. */
 async function prepare(disk: string, log: (m: string) => void): Promise<Prepared> {
@@ -143,7 +154,9 @@ async function bootOnce(seq: number, mode: TwostepMode, p: Prepared, o: { cpus: 
   const deadline = s.started + o.timeoutSec * 1000;
   const left = () => Math.max(1000, deadline - Date.now());
   try {
-    let promptMs: number | undefined, handoffMs: number | undefined, from = 0;
+    let promptMs: number | undefined,
+      handoffMs: number | undefined,
+      from = 0;
     if (mode === "twostep") {
       const m = await s.waitFor(/Passphrase: /, left());
       promptMs = Date.now() - s.started;
@@ -169,8 +182,7 @@ async function bootOnce(seq: number, mode: TwostepMode, p: Prepared, o: { cpus: 
   } catch (err) {
     s.kill();
     const fate = await s.fate(10_000);
-    const why = fate.kind === "panic" || fate.kind === "error" ? describeFate(fate)
-      : err instanceof Error ? err.message : String(err);
+    const why = fate.kind === "panic" || fate.kind === "error" ? describeFate(fate) : err instanceof Error ? err.message : String(err);
     throw new Error(`boot ${seq} (${mode}) failed: ${why}\nhypervisor log tail:\n${s.hvLog().slice(-1500)}`);
   }
 }
@@ -189,8 +201,15 @@ export async function benchTwostep(opts: BenchTwostepOptions = {}): Promise<Benc
   const log = opts.log ?? (() => {});
   const result: BenchTwostepResult = {
     config: {
-      runs: o.runs, cpus: o.cpus, memory: o.memory, disk: o.disk, pbkdf: "unknown",
-      qemu: qemuVersion(), host: hostDescription(), loadAvg: loadavg()[0], date: new Date().toISOString(),
+      runs: o.runs,
+      cpus: o.cpus,
+      memory: o.memory,
+      disk: o.disk,
+      pbkdf: "unknown",
+      qemu: qemuVersion(),
+      host: hostDescription(),
+      loadAvg: loadavg()[0],
+      date: new Date().toISOString(),
     },
     runs: [],
   };

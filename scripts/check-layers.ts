@@ -69,8 +69,11 @@ export function importGraph(root: string): Map<string, Set<string>> {
 
 /** Strongly connected components with more than one file (or a file importing itself). */
 function cycles(graph: Map<string, Set<string>>): string[][] {
-  const index = new Map<string, number>(), low = new Map<string, number>();
-  const stack: string[] = [], onStack = new Set<string>(), out: string[][] = [];
+  const index = new Map<string, number>(),
+    low = new Map<string, number>();
+  const stack: string[] = [],
+    onStack = new Set<string>(),
+    out: string[][] = [];
   let next = 0;
   const visit = (v: string): void => {
     index.set(v, next);
@@ -85,7 +88,7 @@ function cycles(graph: Map<string, Set<string>>): string[][] {
     }
     if (low.get(v) !== index.get(v)) return;
     const scc: string[] = [];
-    for (let w = ""; w !== v; ) {
+    for (let w = ""; w !== v;) {
       w = stack.pop()!;
       onStack.delete(w);
       scc.push(w);
@@ -125,7 +128,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const files = importGraph(root).size;
   for (const v of violations) process.stderr.write(`layers: ${v.message}\n`);
   if (violations.length) {
-    process.stderr.write(`layers: ${violations.length} violation${violations.length === 1 ? "" : "s"} (docs/architecture.md, "The TypeScript layers")\n`);
+    process.stderr.write(
+      `layers: ${violations.length} violation${violations.length === 1 ? "" : "s"} (docs/architecture.md, "The TypeScript layers")\n`,
+    );
     process.exit(1);
   }
   process.stdout.write(`layers: ${files} files, imports follow the layers, no cycles\n`);

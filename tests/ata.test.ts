@@ -8,8 +8,19 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { prepare, bootGuest, DEFAULT_IMAGE, TMP } from "./fixture.ts";
 import {
-  newKey, writePolicy, wholeDisk, encryptedImage, plainImage, transformImage, decryptedCopy, keyDisk, patternCmd, pattern,
-  DATA_PARTITION_START_LBA, DATA_OFFSET, SECTOR,
+  newKey,
+  writePolicy,
+  wholeDisk,
+  encryptedImage,
+  plainImage,
+  transformImage,
+  decryptedCopy,
+  keyDisk,
+  patternCmd,
+  pattern,
+  DATA_PARTITION_START_LBA,
+  DATA_OFFSET,
+  SECTOR,
 } from "./diskfixture.ts";
 import { QemuSession } from "../src/lib/qemu.ts";
 
@@ -38,7 +49,9 @@ async function writeWorkload(g: QemuSession, tag: string, fio: boolean) {
   if (fio) {
     const out = await g.sh(
       `fio --name=verify --filename=/dev/bootdisk --offset=${DATA_OFFSET + 2 * MiB} --size=4M --rw=randwrite --bs=4k ` +
-        `--direct=1 --ioengine=psync --verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=0 --output-format=terse`, 300_000);
+        `--direct=1 --ioengine=psync --verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=0 --output-format=terse`,
+      300_000,
+    );
     assert.doesNotMatch(out, /verify: bad|error=/i);
   }
   const text = `written-under-parapet-${tag}`;
@@ -157,13 +170,17 @@ describe("ATA parapass-through: plaintext and denied ranges of a policy", () => 
     const L = BigInt(DATA_PARTITION_START_LBA);
     const policy = await writePolicy("ata-ranges.pol", {
       keys: [key],
-      drives: [{
-        match: { port: { channel: 0, position: 0 } }, defaultAction: "encrypt", defaultKey: 0,
-        ranges: [
-          { firstLba: L, count: 2048n, action: "plain", key: 0 },
-          { firstLba: L + 4096n, count: 2048n, action: "deny", key: 0 },
-        ],
-      }],
+      drives: [
+        {
+          match: { port: { channel: 0, position: 0 } },
+          defaultAction: "encrypt",
+          defaultKey: 0,
+          ranges: [
+            { firstLba: L, count: 2048n, action: "plain", key: 0 },
+            { firstLba: L + 4096n, count: 2048n, action: "deny", key: 0 },
+          ],
+        },
+      ],
     });
     // Encrypt the image as the policy says: everything but the plaintext range.
     const image = await plainImage("ata-ranges.img");
@@ -179,7 +196,7 @@ describe("ATA parapass-through: plaintext and denied ranges of a policy", () => 
       const seek = DATA_OFFSET / (64 * 1024);
       await g.sh(patternCmd("/tmp/p", "plain", MiB));
       await g.sh(`dd if=/tmp/p of=/dev/bootdisk bs=64k seek=${seek} oflag=direct conv=fsync 2>/dev/null`);
-      const denied = (DATA_PARTITION_START_LBA + 4096) / 128;      // in 64 KiB blocks
+      const denied = (DATA_PARTITION_START_LBA + 4096) / 128; // in 64 KiB blocks
       const rd = await g.exec(`dd if=/dev/bootdisk of=/dev/null bs=64k skip=${denied} count=1 iflag=direct`, 180_000);
       assert.notEqual(rd.status, 0, `reading a denied range must fail: ${rd.out}`);
       const wr = await g.exec(`dd if=/tmp/p of=/dev/bootdisk bs=64k seek=${denied} count=1 oflag=direct`, 180_000);
@@ -205,8 +222,20 @@ describe("a malformed policy record", () => {
     const key = newKey();
     const good = await readFile(await writePolicy("ata-good.pol", wholeDisk(key)));
     const cases: [string, (b: Buffer) => void, RegExp][] = [
-      ["corrupted byte", (b) => { b[40] ^= 0xff; }, /crc32 mismatch/],
-      ["unknown version", (b) => { b[8] = 9; }, /unsupported version/],
+      [
+        "corrupted byte",
+        (b) => {
+          b[40] ^= 0xff;
+        },
+        /crc32 mismatch/,
+      ],
+      [
+        "unknown version",
+        (b) => {
+          b[8] = 9;
+        },
+        /unsupported version/,
+      ],
       ["truncated", () => {}, /record truncated/],
     ];
     for (const [name, damage, why] of cases) {

@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { prepare, bootGuest, parseMemmap, hvRegion, kv, parseExits, type MemEntry } from "./fixture.ts";
 import type { QemuSession } from "../src/lib/qemu.ts";
 
-const SVM = 1n << 2n, VMX = 1n << 5n, EFER_SVME = 1n << 12n;
+const SVM = 1n << 2n,
+  VMX = 1n << 5n,
+  EFER_SVME = 1n << 12n;
 const hex = (v: bigint) => "0x" + v.toString(16);
 
 describe("Parapet on the default pc machine", () => {
@@ -84,7 +86,7 @@ describe("Parapet on the default pc machine", () => {
     }
     // Exactly Parapet's 16 MiB and its 2 KiB BIOS stub left usable RAM.
     const ram = (m: MemEntry[]) => m.filter((x) => x.type === "System RAM").reduce((s, x) => s + x.end - x.start + 1n, 0n);
-    assert.equal(ram(bareMap) - ram(map), (end - base) + 2048n);
+    assert.equal(ram(bareMap) - ram(map), end - base + 2048n);
     // INT 12h and the BIOS data area agree with the map.
     assert.match(g.hvLog(), /bios: stub at [0-9a-f]+, base memory 639 -> 637 KiB/);
   });

@@ -35,7 +35,7 @@ test("log=com2 writes the log to COM2 and hides that port from the guest", async
 test("log=none boots the guest and writes no log", async () => {
   const g = await bootGuest({ logSink: "none" });
   try {
-    assert.match(await g.sh("cat /proc/parapet/log"), /entering the guest/);  // the ring still keeps it
+    assert.match(await g.sh("cat /proc/parapet/log"), /entering the guest/); // the ring still keeps it
     assert.equal((await g.poweroff()).kind, "poweroff");
     assert.equal(g.hvLog(), "");
   } finally {

@@ -30,7 +30,10 @@ async function collect(g: QemuSession): Promise<Run> {
     }
     try {
       const r = await g.exec(`echo ${f} > /proc/parapet/conform && cat /proc/parapet/conform`, 120_000);
-      const lines = r.out.split("\n").map((l) => l.trim()).filter((l) => l.length > 0);
+      const lines = r.out
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l.length > 0);
       if (r.status !== 0) lines.push(`family.${f}=error: exit status ${r.status}`);
       run.set(f, lines);
     } catch (e) {
@@ -55,7 +58,8 @@ function observations(lines: string[]): Map<string, string> {
 
 /** The observations that differ, one line each: `key: bare=… | parapet=…`. */
 function differences(bare: string[], hv: string[]): string[] {
-  const a = observations(bare), b = observations(hv);
+  const a = observations(bare),
+    b = observations(hv);
   const out: string[] = [];
   for (const [k, v] of a) {
     if (!b.has(k)) out.push(`${k}: bare=${v} | parapet=(missing)`);
@@ -106,7 +110,10 @@ for (const machine of ["pc", "q35"]) {
       } finally {
         g.kill();
       }
-      for (const [side, run] of [["bare", bare], ["parapet", hv]] as const)
+      for (const [side, run] of [
+        ["bare", bare],
+        ["parapet", hv],
+      ] as const)
         writeFileSync(join(TMP, `cpu-${machine}-${side}.txt`), [...run.values()].flat().join("\n") + "\n");
     });
 
@@ -115,7 +122,11 @@ for (const machine of ["pc", "q35"]) {
         const lines = bare.get(f)!;
         assert.equal(lines[0], `family.${f}.begin=yes`, lines.join("\n"));
         assert.equal(lines.at(-1), `family.${f}.end=yes`, lines.slice(-5).join("\n"));
-        assert.deepEqual(lines.filter((l) => /=error|trap=/.test(l)), [], `${f}: errors or exceptions on the bare CPU`);
+        assert.deepEqual(
+          lines.filter((l) => /=error|trap=/.test(l)),
+          [],
+          `${f}: errors or exceptions on the bare CPU`,
+        );
       }
       // Single-step: the #DB right after each instruction (its length), DR6.BS.
       const step = bare.get("step")!;
@@ -159,4 +170,3 @@ for (const machine of ["pc", "q35"]) {
     }
   });
 }
-

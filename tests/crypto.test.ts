@@ -52,11 +52,16 @@ function randomKey(): Buffer {
 function randomSector(i: number): bigint {
   const r64 = randomBytes(8).readBigUInt64LE();
   switch (i % 5) {
-    case 0: return BigInt(randomInt(0, 2 ** 32));                  // below 2^32
-    case 1: return r64 | (1n << 40n);                              // beyond 2^32
-    case 2: return (1n << 32n) - BigInt(randomInt(1, 4));          // runs across 2^32
-    case 3: return U64_MASK - BigInt(randomInt(0, 8));             // wraps at 2^64, as plain64
-    default: return r64;
+    case 0:
+      return BigInt(randomInt(0, 2 ** 32)); // below 2^32
+    case 1:
+      return r64 | (1n << 40n); // beyond 2^32
+    case 2:
+      return (1n << 32n) - BigInt(randomInt(1, 4)); // runs across 2^32
+    case 3:
+      return U64_MASK - BigInt(randomInt(0, 8)); // wraps at 2^64, as plain64
+    default:
+      return r64;
   }
 }
 
@@ -90,8 +95,7 @@ test("xts-tool lists what this CPU has, and picks the widest", () => {
 
 test("IEEE 1619 vector 10 (sector 0xff) through the tool, every implementation", () => {
   const key = Buffer.from(
-    "2718281828459045235360287471352662497757247093699959574966967627" +
-      "3141592653589793238462643383279502884197169399375105820974944592",
+    "2718281828459045235360287471352662497757247093699959574966967627" + "3141592653589793238462643383279502884197169399375105820974944592",
     "hex",
   );
   const pt = Buffer.alloc(SECTOR, 0).map((_, i) => i & 0xff);
@@ -116,9 +120,11 @@ test("every implementation equals Node's aes-256-xts (OpenSSL): random keys, sec
         const ct = ours("encrypt", impl, key, sector, plain);
         assert.ok(ct.equals(reference("encrypt", key, sector, plain)), `${what}: encryption differs from OpenSSL`);
         assert.ok(ours("decrypt", impl, key, sector, ct).equals(plain), `${what}: decryption does not invert`);
-        const other = randomBytes(n * SECTOR);   // OpenSSL's ciphertext of other data
-        assert.ok(ours("decrypt", impl, key, sector, reference("encrypt", key, sector, other)).equals(other),
-          `${what}: does not decrypt OpenSSL's ciphertext`);
+        const other = randomBytes(n * SECTOR); // OpenSSL's ciphertext of other data
+        assert.ok(
+          ours("decrypt", impl, key, sector, reference("encrypt", key, sector, other)).equals(other),
+          `${what}: does not decrypt OpenSSL's ciphertext`,
+        );
         assert.ok(reference("decrypt", key, sector, ct).equals(plain), `${what}: OpenSSL cannot decrypt ours`);
       }
     });
@@ -127,8 +133,8 @@ test("every implementation equals Node's aes-256-xts (OpenSSL): random keys, sec
 
 test("xts-tool refuses bad input", () => {
   const key = randomKey().toString("hex");
-  assert.equal(run(["encrypt", "soft", key, "1"], Buffer.alloc(100)).status, 2);          // not whole sectors
-  assert.equal(run(["encrypt", "soft", key.slice(2), "1"], Buffer.alloc(512)).status, 2);  // short key
+  assert.equal(run(["encrypt", "soft", key, "1"], Buffer.alloc(100)).status, 2); // not whole sectors
+  assert.equal(run(["encrypt", "soft", key.slice(2), "1"], Buffer.alloc(512)).status, 2); // short key
   assert.equal(run(["encrypt", "soft", key.replace(/^../, "zz"), "1"], Buffer.alloc(512)).status, 2);
   assert.equal(run(["encrypt", "soft", key, "-1"], Buffer.alloc(512)).status, 2);
   assert.equal(run(["encrypt", "nonesuch", key, "1"], Buffer.alloc(512)).status, 2);

@@ -7,7 +7,15 @@ import { WORK_DIR as TMP } from "../src/lib/guestdisk.ts";
 
 export { DATA_PARTITION_START_LBA, SECTOR };
 export {
-  DATA_OFFSET, decryptedCopy, encryptedImage, newKey, plainImage, transformImage, wholeDisk, withoutIommu, writePolicy,
+  DATA_OFFSET,
+  decryptedCopy,
+  encryptedImage,
+  newKey,
+  plainImage,
+  transformImage,
+  wholeDisk,
+  withoutIommu,
+  writePolicy,
 } from "../src/lib/guestdisk.ts";
 
 /** A key file padded to one sector, to hand a bare guest as a raw disk. */

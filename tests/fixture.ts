@@ -21,11 +21,19 @@ export function cli(args: string[]): { status: number; out: string } {
 /** Build the hypervisor and (if missing) the test guest image. */
 export async function prepare(): Promise<string> {
   execFileSync("make", ["-s", "-C", REPO_ROOT], { stdio: "inherit" });
-  const inputs = ["build/guest/ptest", "build/guest/ataatk", "build/guest/parapet_guest.ko", "guest/init", "guest/namedisks", "guest/mountboot",
-    "src/lib/guestimage.ts", "src/lib/diskimage.ts", "src/lib/initramfs.ts",
-    ...readdirSync(join(REPO_ROOT, "src/lib/debian")).map((f) => `src/lib/debian/${f}`)].map((p) => join(REPO_ROOT, p));
-  const stale = !existsSync(DEFAULT_IMAGE) ||
-    inputs.some((p) => existsSync(p) && statSync(p).mtimeMs > statSync(DEFAULT_IMAGE).mtimeMs);
+  const inputs = [
+    "build/guest/ptest",
+    "build/guest/ataatk",
+    "build/guest/parapet_guest.ko",
+    "guest/init",
+    "guest/namedisks",
+    "guest/mountboot",
+    "src/lib/guestimage.ts",
+    "src/lib/diskimage.ts",
+    "src/lib/initramfs.ts",
+    ...readdirSync(join(REPO_ROOT, "src/lib/debian")).map((f) => `src/lib/debian/${f}`),
+  ].map((p) => join(REPO_ROOT, p));
+  const stale = !existsSync(DEFAULT_IMAGE) || inputs.some((p) => existsSync(p) && statSync(p).mtimeMs > statSync(DEFAULT_IMAGE).mtimeMs);
   if (stale) await buildGuestImage({ output: DEFAULT_IMAGE, force: true });
   return DEFAULT_IMAGE;
 }
@@ -36,7 +44,9 @@ export async function prepare(): Promise<string> {
  */
 export async function preparePreboot(): Promise<{ vmlinuz: string; initrd: string }> {
   const out = join(DEFAULT_PREBOOT_DIR, "initrd.gz");
-  const inputs = ["src/preboot", "src/lib"].flatMap((d) => readdirSync(join(REPO_ROOT, d), { recursive: true, encoding: "utf8" }).map((f) => join(REPO_ROOT, d, f)));
+  const inputs = ["src/preboot", "src/lib"].flatMap((d) =>
+    readdirSync(join(REPO_ROOT, d), { recursive: true, encoding: "utf8" }).map((f) => join(REPO_ROOT, d, f)),
+  );
   if (!existsSync(out) || inputs.some((p) => statSync(p).mtimeMs > statSync(out).mtimeMs)) await buildPreboot({ force: true });
   return { vmlinuz: join(DEFAULT_PREBOOT_DIR, "vmlinuz"), initrd: out };
 }
@@ -56,7 +66,11 @@ export async function bootGuest(opts: BootOptions = {}): Promise<QemuSession> {
   return s;
 }
 
-export interface MemEntry { start: bigint; end: bigint; type: string }
+export interface MemEntry {
+  start: bigint;
+  end: bigint;
+  type: string;
+}
 
 /** Parse `ptest memmap` output (end inclusive, as Linux reports it). */
 export function parseMemmap(text: string): MemEntry[] {

@@ -106,9 +106,7 @@ describe("the test guest on bare QEMU", () => {
     await g.sh("head -c 64 /dev/urandom > /tmp/key");
     key = Buffer.from((await g.sh("od -An -tx1 -v /tmp/key")).replace(/\s+/g, ""), "hex");
     assert.equal(key.length, 64);
-    await g.sh(
-      "cryptsetup -q open --type plain --cipher aes-xts-plain64 --key-size 512 --key-file /tmp/key /dev/disk/ata-1-0 scratch",
-    );
+    await g.sh("cryptsetup -q open --type plain --cipher aes-xts-plain64 --key-size 512 --key-file /tmp/key /dev/disk/ata-1-0 scratch");
     await g.sh(`dd if=/dev/urandom of=/tmp/data bs=512 count=${CRYPT_SECTORS} 2>/dev/null`);
     await g.sh(`dd if=/tmp/data of=/dev/mapper/scratch bs=4096 oflag=direct 2>/dev/null`);
     cryptSha = (await g.sh("sha256sum /tmp/data")).split(/\s+/)[0];
@@ -141,7 +139,12 @@ describe("the test guest on bare QEMU", () => {
     });
 
     test("PIO and DMA, 28- and 48-bit, read back what the other wrote", async () => {
-      for (const [w, r, extra] of [["--pio", "--dma", ""], ["--dma", "--pio", ""], ["--dma", "--dma", "--lba48"], ["--pio", "--pio", "--lba48"]]) {
+      for (const [w, r, extra] of [
+        ["--pio", "--dma", ""],
+        ["--dma", "--pio", ""],
+        ["--dma", "--dma", "--lba48"],
+        ["--pio", "--pio", "--lba48"],
+      ]) {
         const lba = 2000 + (w === "--pio" ? 0 : 400) + (extra ? 800 : 0);
         const wr = await run(`write 1 0 ${lba} 40 ${w} ${extra} --pattern 5aa5c33c`);
         assert.equal(wr.result, "ok", JSON.stringify(wr));

@@ -22,8 +22,9 @@ import { QemuSession } from "../src/lib/qemu.ts";
 async function prebootModules(): Promise<string[]> {
   await prepare();
   for (const f of ["vmlinuz", "initrd.gz"]) {
-    await run("mcopy", ["-i", `${DEFAULT_IMAGE}@@${PARTITION_START_LBA * SECTOR}`, "-o", `::/${f}`, join(TMP, `handoff-${f}`)],
-      { env: { ...process.env, MTOOLS_SKIP_CHECK: "1" } });
+    await run("mcopy", ["-i", `${DEFAULT_IMAGE}@@${PARTITION_START_LBA * SECTOR}`, "-o", `::/${f}`, join(TMP, `handoff-${f}`)], {
+      env: { ...process.env, MTOOLS_SKIP_CHECK: "1" },
+    });
   }
   return [`${join(TMP, "handoff-vmlinuz")} console=ttyS0,115200`, join(TMP, "handoff-initrd.gz")];
 }
@@ -62,7 +63,10 @@ describe("handoff attacks from a preboot guest (the test guest's kernel as the p
 
   test("Parapet started the preboot kernel from its modules, through the 32-bit boot protocol", () => {
     const log = s.hvLog();
-    assert.match(log, /preboot: kernel \(module 0, \d+ KiB\) at [0-9a-f]+, initrd [0-9a-f]+-[0-9a-f]+, command line '\S+handoff-vmlinuz console=ttyS0,115200'/);
+    assert.match(
+      log,
+      /preboot: kernel \(module 0, \d+ KiB\) at [0-9a-f]+, initrd [0-9a-f]+-[0-9a-f]+, command line '\S+handoff-vmlinuz console=ttyS0,115200'/,
+    );
     assert.match(log, /svm: cpu0: entering the guest at 10:[0-9a-f]+ \(Linux 32-bit entry\)/);
   });
 
@@ -101,8 +105,8 @@ describe("handoff attacks from a preboot guest (the test guest's kernel as the p
     const at = (a: bigint, n: number) => handoff(`sh -c 'echo raw ${a.toString(16)} ${n.toString(16)} > /proc/parapet/handoff'`);
     assert.match(await at(hv.base - 64n, 4096), /Bad address/);
     assert.match(await at(hv.base + 0x1000n, 144), /Bad address/);
-    assert.match(await at(0xf0000n, 144), /Bad address/);          // the BIOS ROM: reserved, not RAM
-    assert.match(await at(0xfffffffffff0n, 144), /Bad address/);   // beyond memory
+    assert.match(await at(0xf0000n, 144), /Bad address/); // the BIOS ROM: reserved, not RAM
+    assert.match(await at(0xfffffffffff0n, 144), /Bad address/); // beyond memory
     const log = s.hvLog();
     assert.match(log, /refused: record overlaps Parapet's memory/);
     assert.match(log, /refused: record is not all in the guest's RAM/);
@@ -120,8 +124,10 @@ describe("handoff attacks from a preboot guest (the test guest's kernel as the p
     assert.match(await s.sh("mountboot && cat /boot/syslinux.cfg"), /LINUX \/vmlinuz/);
     const marker = randomBytes(24).toString("hex");
     await s.sh(`echo ${marker} > /tmp/marker`);
-    const scan = await s.sh(`ptest kcore-scan ${key.subarray(0, 32).toString("hex")} ${key.subarray(32).toString("hex")} ` +
-      `${Buffer.from(marker).toString("hex")}`, 300_000);
+    const scan = await s.sh(
+      `ptest kcore-scan ${key.subarray(0, 32).toString("hex")} ${key.subarray(32).toString("hex")} ` + `${Buffer.from(marker).toString("hex")}`,
+      300_000,
+    );
     const m = /scanned=(\d+) hits0=(\d+) hits1=(\d+) hits2=(\d+)/.exec(scan);
     assert.ok(m, scan);
     assert.deepEqual([m[2], m[3]], ["0", "0"], `the key is still in RAM: ${scan}`);

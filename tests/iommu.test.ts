@@ -17,10 +17,10 @@ import { QemuSession, type BootOptions } from "../src/lib/qemu.ts";
 
 const MiB = 1024 * 1024;
 const SCRATCH_BYTES = 64 * MiB;
-const HV_LBA = 8192;            // where the AHCI write of Parapet's region lands on the scratch disk
-const CTL_LBA = 49152;          // the control: the module's own buffer
-const BACK_LBA = 53248;         // the control: scratch -> module buffer -> scratch
-const STOLEN_LBA = 57344;       // the write attack's result: scratch -> Parapet's region -> scratch
+const HV_LBA = 8192; // where the AHCI write of Parapet's region lands on the scratch disk
+const CTL_LBA = 49152; // the control: the module's own buffer
+const BACK_LBA = 53248; // the control: scratch -> module buffer -> scratch
+const STOLEN_LBA = 57344; // the write attack's result: scratch -> Parapet's region -> scratch
 const FIO_OFFSET = 40 * MiB;
 
 /** 32-byte cells "<TAG> %08x" padded with '.', then '\n': the dmabuf pattern of guest/module/dma.c. */
@@ -41,11 +41,22 @@ async function scratchDisk(name: string): Promise<string> {
 
 function boot(opts: BootOptions, scratch: string, pcap: string): QemuSession {
   return new QemuSession({
-    machine: "q35", piixIde: true, cpus: 2, snapshot: true, ...opts,
+    machine: "q35",
+    piixIde: true,
+    cpus: 2,
+    snapshot: true,
+    ...opts,
     extraArgs: [
-      "-drive", `file=${scratch},format=raw,if=none,id=scratch`, "-device", "ide-hd,drive=scratch,bus=ide.1",
-      "-netdev", "hubport,id=n0,hubid=0", "-device", "e1000,netdev=n0",
-      "-object", `filter-dump,id=f0,netdev=n0,file=${pcap}`,
+      "-drive",
+      `file=${scratch},format=raw,if=none,id=scratch`,
+      "-device",
+      "ide-hd,drive=scratch,bus=ide.1",
+      "-netdev",
+      "hubport,id=n0,hubid=0",
+      "-device",
+      "e1000,netdev=n0",
+      "-object",
+      `filter-dump,id=f0,netdev=n0,file=${pcap}`,
     ],
   });
 }
@@ -66,7 +77,12 @@ async function probe(g: QemuSession, file: string, cmd: string): Promise<Record<
 
 const hex = (n: bigint) => `0x${n.toString(16)}`;
 
-interface Attacks { ahciOut: Record<string, string>; ahciIn: Record<string, string>; nic: Record<string, string>; dmabuf: bigint }
+interface Attacks {
+  ahciOut: Record<string, string>;
+  ahciIn: Record<string, string>;
+  nic: Record<string, string>;
+  dmabuf: bigint;
+}
 
 /** The DMA attacks on Parapet's region, and the controls on the module's own buffer. */
 async function attack(g: QemuSession): Promise<Attacks> {
@@ -92,7 +108,9 @@ async function attack(g: QemuSession): Promise<Attacks> {
 async function fio(g: QemuSession, dev: string, offset: number): Promise<void> {
   const out = await g.sh(
     `fio --name=verify --filename=${dev} --offset=${offset} --size=4M --rw=randwrite --bs=4k --direct=1 ` +
-      `--ioengine=psync --verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=0 --output-format=terse`, 300_000);
+      `--ioengine=psync --verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=0 --output-format=terse`,
+    300_000,
+  );
   assert.doesNotMatch(out, /verify: bad|error=/i);
 }
 
@@ -121,7 +139,14 @@ describe("DMA isolation", { concurrency: 2 }, () => {
     try {
       await ready(g);
       assert.match(g.hvLog(), /iommu: VT-d: 1 unit\(s\), DMA translation on .* DMA isolation ON/);
-      assert.deepEqual(kv(await g.sh("cat /proc/parapet/status")), { dma_isolation: "1", keys: "1", dma_blocked: "0", iommu_units: "1", s3_resumes: "0", sleeps_refused: "0" });
+      assert.deepEqual(kv(await g.sh("cat /proc/parapet/status")), {
+        dma_isolation: "1",
+        keys: "1",
+        dma_blocked: "0",
+        iommu_units: "1",
+        s3_resumes: "0",
+        sleeps_refused: "0",
+      });
       // The guest is offered no IOMMU: no DMAR in its ACPI tables, and the registers refuse it.
       assert.doesNotMatch(await g.sh("ls /sys/firmware/acpi/tables"), /DMAR/);
       const gcmd = kv(await g.sh("echo 'fed90018 0' > /proc/parapet/mmio; cat /proc/parapet/mmio"));
@@ -133,7 +158,9 @@ describe("DMA isolation", { concurrency: 2 }, () => {
       assert.match(log, /iommu: DMA read blocked: requester 00:1f\.2 address /);
       assert.match(log, /iommu: DMA write blocked: requester 00:1f\.2 address /);
       const nicBdf = (await g.sh("for d in /sys/bus/pci/devices/*; do grep -q 0x100e $d/device && basename $d; done; true"))
-        .trim().replace(/^0000:/, "").replace(/\./, "\\.");
+        .trim()
+        .replace(/^0000:/, "")
+        .replace(/\./, "\\.");
       assert.match(log, new RegExp(`iommu: DMA read blocked: requester ${nicBdf} address `));
       const st = kv(await g.sh("cat /proc/parapet/status"));
       assert.equal(st.dma_isolation, "1");
@@ -173,8 +200,14 @@ describe("DMA isolation", { concurrency: 2 }, () => {
       assert.equal(count(disk, h), 0, "a key half reached the AHCI disk");
       assert.equal(count(frames, h), 0, "a key half left through the NIC");
     }
-    assert.ok(disk.subarray(HV_LBA * 512, HV_LBA * 512 + 16 * MiB).every((b) => b === 0), "bytes of Parapet's region on the disk");
-    assert.ok(!disk.subarray(STOLEN_LBA * 512, STOLEN_LBA * 512 + 65536).equals(cells("SCRATCH-B", 65536)), "the disk's bytes went into Parapet's region");
+    assert.ok(
+      disk.subarray(HV_LBA * 512, HV_LBA * 512 + 16 * MiB).every((b) => b === 0),
+      "bytes of Parapet's region on the disk",
+    );
+    assert.ok(
+      !disk.subarray(STOLEN_LBA * 512, STOLEN_LBA * 512 + 65536).equals(cells("SCRATCH-B", 65536)),
+      "the disk's bytes went into Parapet's region",
+    );
     assert.ok(disk.subarray(CTL_LBA * 512, CTL_LBA * 512 + MiB).equals(cells("PARAPET-DMABUF", MiB)), "control: the module's buffer on disk");
     assert.ok(disk.subarray(BACK_LBA * 512, BACK_LBA * 512 + 65536).equals(cells("SCRATCH-B", 65536)), "control: disk -> RAM -> disk");
     assert.ok(frames.includes(cells("PARAPET-DMABUF", MiB).subarray(65536, 65536 + 4096)), "control: the module's buffer on the wire");
@@ -189,7 +222,14 @@ describe("DMA isolation", { concurrency: 2 }, () => {
       await ready(g);
       assert.match(g.hvLog(), /no DMAR or IVRS table: no IOMMU, DMA isolation OFF/);
       assert.match(g.hvLog(), /WARNING: DMA isolation is OFF and the record allows it/);
-      assert.deepEqual(kv(await g.sh("cat /proc/parapet/status")), { dma_isolation: "0", keys: "1", dma_blocked: "0", iommu_units: "0", s3_resumes: "0", sleeps_refused: "0" });
+      assert.deepEqual(kv(await g.sh("cat /proc/parapet/status")), {
+        dma_isolation: "0",
+        keys: "1",
+        dma_blocked: "0",
+        iommu_units: "0",
+        s3_resumes: "0",
+        sleeps_refused: "0",
+      });
       const a = await attack(g);
       assert.equal(a.ahciOut.status, "ok");
       assert.equal(a.ahciIn.status, "ok");
@@ -204,7 +244,10 @@ describe("DMA isolation", { concurrency: 2 }, () => {
       assert.ok(count(disk, h) > 0, "negative control: the key schedule is on the AHCI disk");
       assert.ok(count(frames, h) > 0, "negative control: the key schedule left through the NIC");
     }
-    assert.ok(disk.subarray(STOLEN_LBA * 512, STOLEN_LBA * 512 + 65536).equals(cells("SCRATCH-B", 65536)), "negative control: the disk's bytes went into Parapet's region");
+    assert.ok(
+      disk.subarray(STOLEN_LBA * 512, STOLEN_LBA * 512 + 65536).equals(cells("SCRATCH-B", 65536)),
+      "negative control: the disk's bytes went into Parapet's region",
+    );
   });
 
   test("q35 with amd-iommu: AMD-Vi translation keeps AHCI DMA out of Parapet's memory", async () => {
@@ -228,7 +271,10 @@ describe("DMA isolation", { concurrency: 2 }, () => {
     }
     const disk = await readFile(scratch);
     for (const h of halves) assert.equal(count(disk, h), 0, "a key half reached the AHCI disk");
-    assert.ok(disk.subarray(HV_LBA * 512, HV_LBA * 512 + 16 * MiB).every((b) => b === 0), "bytes of Parapet's region on the disk");
+    assert.ok(
+      disk.subarray(HV_LBA * 512, HV_LBA * 512 + 16 * MiB).every((b) => b === 0),
+      "bytes of Parapet's region on the disk",
+    );
     assert.ok(disk.subarray(CTL_LBA * 512, CTL_LBA * 512 + MiB).equals(cells("PARAPET-DMABUF", MiB)), "control: the module's buffer on disk");
   });
 
@@ -237,7 +283,10 @@ describe("DMA isolation", { concurrency: 2 }, () => {
     const g = new QemuSession({ machine: "q35", piixIde: true, disk: image, snapshot: true, modules: [policy] });
     const fate = await g.fate(120_000);
     assert.equal(fate.kind, "panic", JSON.stringify(fate));
-    assert.match((fate as { message: string }).message, /policy record \(module 0\) refused: it carries keys and DMA isolation is off \(no usable IOMMU/);
+    assert.match(
+      (fate as { message: string }).message,
+      /policy record \(module 0\) refused: it carries keys and DMA isolation is off \(no usable IOMMU/,
+    );
     assert.match((fate as { message: string }).message, /--allow-no-iommu/);
   });
 });

@@ -22,7 +22,6 @@ const alice = Buffer.from("correct horse battery staple");
 const bob = Buffer.from("bob's other passphrase");
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
-
 describe("parapet luks: a disk under a LUKS2 detached header", () => {
   let image: string, header: string, plain: Buffer, key: Buffer;
 
@@ -78,7 +77,10 @@ describe("parapet luks: a disk under a LUKS2 detached header", () => {
     const ok = cli(["luks", "key", "--disk", image, "--header", header, "--passphrase-file", pass, "-o", keyFile]);
     assert.equal(ok.status, 0, ok.out);
     assert.ok((await readFile(keyFile)).equals(key));
-    assert.match(cli(["luks", "status", "--disk", image, "--header", header]).out, /LUKS2, aes-xts-plain64, 512-bit volume key, 512-byte sectors, data at byte 0; keyslots 0, 1/);
+    assert.match(
+      cli(["luks", "status", "--disk", image, "--header", header]).out,
+      /LUKS2, aes-xts-plain64, 512-bit volume key, 512-byte sectors, data at byte 0; keyslots 0, 1/,
+    );
     for (const sub of ["format", "add-user", "key", "status"]) assert.equal(cli(["luks", sub, "--help"]).status, 0);
   });
 
@@ -86,12 +88,19 @@ describe("parapet luks: a disk under a LUKS2 detached header", () => {
     // The encrypted disk and the header are the second and third IDE disks of the bare test guest.
     const g = await bootGuest({
       parapet: false,
-      extraArgs: ["-drive", `file=${image},format=raw,if=ide,index=1,media=disk,snapshot=on`,
-        "-drive", `file=${header},format=raw,if=ide,index=2,media=disk,snapshot=on`],
+      extraArgs: [
+        "-drive",
+        `file=${image},format=raw,if=ide,index=1,media=disk,snapshot=on`,
+        "-drive",
+        `file=${header},format=raw,if=ide,index=2,media=disk,snapshot=on`,
+      ],
     });
     try {
       const plainBoot = sha(plain.subarray(2048 * 512, 2048 * 512 + 8 * 2 ** 20));
-      await g.sh(`printf '%s' '${bob.toString().replace(/'/g, "'\\''")}' | cryptsetup open --header /dev/sdc --key-file - /dev/sdb luksdisk`, 120_000);
+      await g.sh(
+        `printf '%s' '${bob.toString().replace(/'/g, "'\\''")}' | cryptsetup open --header /dev/sdc --key-file - /dev/sdb luksdisk`,
+        120_000,
+      );
       const got = (await g.sh("dd if=/dev/mapper/luksdisk bs=512 skip=2048 count=16384 2>/dev/null | sha256sum", 120_000)).split(/\s+/)[0];
       assert.equal(got, plainBoot, "the first 8 MiB of the boot partition read back in plaintext");
       await g.sh("cryptsetup close luksdisk");

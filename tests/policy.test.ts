@@ -18,7 +18,9 @@ import {
   PolicyRecordError,
   policyToJson,
   recordCrc,
-  type Policy, wholeDiskPolicy } from "../src/lib/policyrecord.ts";
+  type Policy,
+  wholeDiskPolicy,
+} from "../src/lib/policyrecord.ts";
 import { compilePolicyFile, compilePolicyText, PolicyFileError } from "../src/lib/policyfile.ts";
 import { keyFingerprint } from "../src/lib/xts.ts";
 import { REPO_ROOT } from "../src/lib/guestimage.ts";
@@ -32,7 +34,8 @@ function key(seed: number): Buffer {
   return Buffer.from(Array.from({ length: 64 }, (_, i) => (seed + i * 7) & 0xff));
 }
 
-const K0 = key(1), K1 = key(100);
+const K0 = key(1),
+  K1 = key(100);
 
 /** Two keys, two drives, three ranges: every field has a value distinguishable from its neighbours. */
 const SAMPLE: Policy = {
@@ -92,11 +95,18 @@ function expectedSampleBytes(): Buffer {
   b.writeUInt16LE(1, d + 30);
   // ranges @256, 24 bytes each
   let r = 256;
-  b.writeBigUInt64LE(0n, r); b.writeBigUInt64LE(2048n, r + 8); b[r + 16] = 0; // plain
+  b.writeBigUInt64LE(0n, r);
+  b.writeBigUInt64LE(2048n, r + 8);
+  b[r + 16] = 0; // plain
   r += 24;
-  b.writeBigUInt64LE(0x0102030405060708n, r); b.writeBigUInt64LE(0x10n, r + 8); b[r + 16] = 2; // deny
+  b.writeBigUInt64LE(0x0102030405060708n, r);
+  b.writeBigUInt64LE(0x10n, r + 8);
+  b[r + 16] = 2; // deny
   r += 24;
-  b.writeBigUInt64LE(4096n, r); b.writeBigUInt64LE(0xffffffffn, r + 8); b[r + 16] = 1; b.writeUInt16LE(0, r + 18); // encrypt, key 0
+  b.writeBigUInt64LE(4096n, r);
+  b.writeBigUInt64LE(0xffffffffn, r + 8);
+  b[r + 16] = 1;
+  b.writeUInt16LE(0, r + 18); // encrypt, key 0
   return b;
 }
 
@@ -120,7 +130,10 @@ test("the sample policy encodes to exactly the layout of policy_record.h", () =>
 
 test("decode(encode(p)) gives p back (ranges sorted by LBA)", () => {
   const p = decodePolicy(encodePolicy(SAMPLE));
-  assert.deepEqual(p.keys.map((k) => Buffer.from(k).toString("hex")), [K0.toString("hex"), K1.toString("hex")]);
+  assert.deepEqual(
+    p.keys.map((k) => Buffer.from(k).toString("hex")),
+    [K0.toString("hex"), K1.toString("hex")],
+  );
   assert.deepEqual(p.drives[0].match, SAMPLE.drives[0].match);
   assert.deepEqual(p.drives[0].ranges, [SAMPLE.drives[0].ranges[1], SAMPLE.drives[0].ranges[0]]);
   assert.deepEqual(p.drives[1], SAMPLE.drives[1]);
@@ -161,13 +174,16 @@ function refused(mutate: (b: Buffer) => Buffer | void, re: RegExp, fixCrc = true
   let b = encodePolicy(SAMPLE);
   b = mutate(b) ?? b;
   if (fixCrc && b.length >= 32 && b.subarray(0, 8).toString("latin1") === "PARAPOL1") b.writeUInt32LE(recordCrc(b), 24);
-  assert.throws(() => decodePolicy(b), (e: unknown) => {
-    assert.ok(e instanceof PolicyRecordError, `expected a PolicyRecordError, got ${e}`);
-    assert.match(e.message, re);
-    // never a key byte in a message
-    for (const k of [K0, K1]) assert.ok(!e.message.includes(k.toString("hex").slice(0, 16)));
-    return true;
-  });
+  assert.throws(
+    () => decodePolicy(b),
+    (e: unknown) => {
+      assert.ok(e instanceof PolicyRecordError, `expected a PolicyRecordError, got ${e}`);
+      assert.match(e.message, re);
+      // never a key byte in a message
+      for (const k of [K0, K1]) assert.ok(!e.message.includes(k.toString("hex").slice(0, 16)));
+      return true;
+    },
+  );
 }
 
 test("every malformed header is refused with a precise message", () => {
@@ -178,7 +194,11 @@ test("every malformed header is refused with a precise message", () => {
   refused((b) => void b.writeUInt32LE(70000, 12), /header\.total_size \(offset 12\) is 70000, above the limit 65536/);
   refused((b) => b.subarray(0, b.length - 1), /total_size .* is 328 but the record is 327 bytes \(truncated\)/);
   refused((b) => Buffer.concat([b, Buffer.alloc(1)]), /is 328 but the record is 329 bytes \(trailing bytes\)/);
-  refused((b) => void b.writeUInt32LE(0xdeadbeef, 24), /header\.crc32 \(offset 24\) is 0xdeadbeef but the record's CRC-32 is 0x[0-9a-f]{8}: the record is corrupted/, false);
+  refused(
+    (b) => void b.writeUInt32LE(0xdeadbeef, 24),
+    /header\.crc32 \(offset 24\) is 0xdeadbeef but the record's CRC-32 is 0x[0-9a-f]{8}: the record is corrupted/,
+    false,
+  );
   refused((b) => void (b[200] ^= 1), /header\.crc32 .* the record is corrupted/, false);
   refused((b) => void b.writeUInt16LE(17, 16), /header\.nkeys \(offset 16\) is 17, above the limit 16/);
   refused((b) => void b.writeUInt16LE(17, 18), /header\.ndrives \(offset 18\) is 17, above the limit 16/);
@@ -190,14 +210,21 @@ test("every malformed header is refused with a precise message", () => {
   refused(() => {
     const b = Buffer.alloc(32 + 64);
     b.write("PARAPOL1", 0, "latin1");
-    b.writeUInt16LE(1, 8); b.writeUInt16LE(32, 10); b.writeUInt32LE(96, 12); b.writeUInt16LE(1, 16);
+    b.writeUInt16LE(1, 8);
+    b.writeUInt16LE(32, 10);
+    b.writeUInt32LE(96, 12);
+    b.writeUInt16LE(1, 16);
     K0.copy(b, 32);
     return b;
   }, /header\.ndrives is 0: the record names no drive/);
 });
 
 test("every malformed key, drive and range is refused with its field and offset", () => {
-  const D0 = 160, D1 = 208, R0 = 256, R1 = 280, R2 = 304;
+  const D0 = 160,
+    D1 = 208,
+    R0 = 256,
+    R1 = 280,
+    R2 = 304;
   refused((b) => void b.copy(b, 64, 32, 64), /keys\[0\] \(offset 32\) has two equal 32-byte halves/);
   refused((b) => void K0.copy(b, 96), /keys\[1\] is the same key as keys\[0\]/);
   refused((b) => void (b[D0] = 0x09), /drives\[0\]\.match \(offset 160\) is 0x09: unknown flag bits 0x08/);
@@ -218,18 +245,24 @@ test("every malformed key, drive and range is refused with its field and offset"
   }, /drives\[1\]\.first_range \(offset 236\) is 2, must be 0 when nranges is 0/);
   refused((b) => void (b[D0 + 40] = 1), /drives\[0\]\.reserved \(offset 200\) is not zero/);
   refused((b) => {
-    b.writeUInt16LE(1, D1 + 28); b.writeUInt16LE(2, D1 + 30); // drive 1 takes ranges 1-2; range 1 is drive 0's
+    b.writeUInt16LE(1, D1 + 28);
+    b.writeUInt16LE(2, D1 + 30); // drive 1 takes ranges 1-2; range 1 is drive 0's
   }, /ranges\[1\] belongs to both drives\[0\] and drives\[1\]/);
   refused((b) => void b.writeUInt16LE(1, D0 + 30), /ranges\[1\] belongs to no drive/);
   refused((b) => void b.writeBigUInt64LE(0n, R0 + 8), /ranges\[0\] \(of drives\[0\]\)\.count \(offset 264\) is 0, must be >= 1/);
-  refused((b) => void b.writeBigUInt64LE(0xffffffffffffffffn, R1 + 8), /ranges\[1\] \(of drives\[0\]\): first_lba 72623859790382856 \+ count 18446744073709551615 \(offset 280\) exceeds 2\^64/);
+  refused(
+    (b) => void b.writeBigUInt64LE(0xffffffffffffffffn, R1 + 8),
+    /ranges\[1\] \(of drives\[0\]\): first_lba 72623859790382856 \+ count 18446744073709551615 \(offset 280\) exceeds 2\^64/,
+  );
   refused((b) => void (b[R1 + 16] = 9), /ranges\[1\] \(of drives\[0\]\)\.action \(offset 296\) is 9, not an action/);
   refused((b) => void (b[R1 + 17] = 1), /ranges\[1\] \(of drives\[0\]\)\.reserved0 \(offset 297\) is 0x01, must be 0/);
   refused((b) => void b.writeUInt16LE(5, R2 + 18), /ranges\[2\] \(of drives\[1\]\)\.key \(offset 322\) is 5 but the record has 2 keys/);
   refused((b) => void b.writeUInt16LE(1, R0 + 18), /ranges\[0\] \(of drives\[0\]\)\.key \(offset 274\) is 1, must be 0 when the action is plain/);
   refused((b) => void b.writeUInt32LE(1, R2 + 20), /ranges\[2\] \(of drives\[1\]\)\.reserved1 \(offset 324\) is 0x1, must be 0/);
-  refused((b) => void b.writeBigUInt64LE(0x0102030405060710n, R0 + 8),
-    /ranges\[1\] \(sectors 72623859790382856\.\.72623859790382871\) overlaps ranges\[0\] \(sectors 0\.\.72623859790382863\), both of drives\[0\]/);
+  refused(
+    (b) => void b.writeBigUInt64LE(0x0102030405060710n, R0 + 8),
+    /ranges\[1\] \(sectors 72623859790382856\.\.72623859790382871\) overlaps ranges\[0\] \(sectors 0\.\.72623859790382863\), both of drives\[0\]/,
+  );
   refused((b) => {
     // drive 1 becomes a copy of drive 0's criteria
     b.copy(b, D1, D0, D0 + 5);
@@ -245,14 +278,26 @@ test("encodePolicy refuses what the record cannot hold", () => {
       { match: { serial: "x".repeat(21) }, defaultAction: "plain", defaultKey: 1, ranges: [] },
     ],
   };
-  assert.throws(() => encodePolicy(bad), (e: Error) => {
-    for (const re of [/keys\[1\]: has two equal 32-byte halves/, /drives\[0\]\.match: no criterion/, /drives\[0\]\.default_key: key 5 does not exist/,
-      /drives\[0\]\.ranges\[0\]\.count: must be >= 1/, /drives\[1\]\.match\.serial: is 21 characters, at most 20/, /drives\[1\]\.default_key: must be 0 when the action is plain/]) {
-      assert.match(e.message, re);
-    }
-    return true;
-  });
-  const many: Policy = { keys: [K0], drives: Array.from({ length: 17 }, (_, i) => ({ match: { serial: `S${i}` }, defaultAction: "plain" as const, defaultKey: 0, ranges: [] })) };
+  assert.throws(
+    () => encodePolicy(bad),
+    (e: Error) => {
+      for (const re of [
+        /keys\[1\]: has two equal 32-byte halves/,
+        /drives\[0\]\.match: no criterion/,
+        /drives\[0\]\.default_key: key 5 does not exist/,
+        /drives\[0\]\.ranges\[0\]\.count: must be >= 1/,
+        /drives\[1\]\.match\.serial: is 21 characters, at most 20/,
+        /drives\[1\]\.default_key: must be 0 when the action is plain/,
+      ]) {
+        assert.match(e.message, re);
+      }
+      return true;
+    },
+  );
+  const many: Policy = {
+    keys: [K0],
+    drives: Array.from({ length: 17 }, (_, i) => ({ match: { serial: `S${i}` }, defaultAction: "plain" as const, defaultKey: 0, ranges: [] })),
+  };
   assert.throws(() => encodePolicy(many), /drives: 17 drives, at most 16/);
 });
 
@@ -305,20 +350,22 @@ test("the example policy compiles (with keys made for it) to what it says", asyn
 });
 
 test("schema errors name the file, line, column and field path", async () => {
-  const errs = await fileErrors([
-    "version: 1",
-    "drives:",
-    "  - match: {channel: 0, position: 0}",
-    "    default: encrypt",
-    "    colour: red",
-    "    ranges:",
-    "      - {first: 0, count: 10, action: plain}",
-    "      - {first: 10, count: 10, action: plain}",
-    "      - {first: 20, count: 0, action: plain}",
-    "      - {first: -1, count: 1, action: maybe}",
-    "  - match: {channel: 3, position: 0}",
-    "    default: plain",
-  ].join("\n"));
+  const errs = await fileErrors(
+    [
+      "version: 1",
+      "drives:",
+      "  - match: {channel: 0, position: 0}",
+      "    default: encrypt",
+      "    colour: red",
+      "    ranges:",
+      "      - {first: 0, count: 10, action: plain}",
+      "      - {first: 10, count: 10, action: plain}",
+      "      - {first: 20, count: 0, action: plain}",
+      "      - {first: -1, count: 1, action: maybe}",
+      "  - match: {channel: 3, position: 0}",
+      "    default: plain",
+    ].join("\n"),
+  );
   assert.deepEqual(errs, [
     "p.yaml:5:5: drives[0].colour: unknown field",
     "p.yaml:9:28: drives[0].ranges[2].count: must be >= 1",
@@ -330,10 +377,12 @@ test("schema errors name the file, line, column and field path", async () => {
     "p.yaml:1:10: version: must be 1 (the policy file format this tool reads)",
     "p.yaml:2:9: drives: must list at least one drive",
   ]);
-  assert.deepEqual(await fileErrors("version: 1\ndrives:\n  - match: {serial: 12}\n"), [
-    "p.yaml:3:21: drives[0].match.serial: must be a string (quote it)",
-    "p.yaml:3:5: drives[0].default: is required",
-  ].sort((a, b) => Number(a.split(":")[2]) - Number(b.split(":")[2])));
+  assert.deepEqual(
+    await fileErrors("version: 1\ndrives:\n  - match: {serial: 12}\n"),
+    ["p.yaml:3:21: drives[0].match.serial: must be a string (quote it)", "p.yaml:3:5: drives[0].default: is required"].sort(
+      (a, b) => Number(a.split(":")[2]) - Number(b.split(":")[2]),
+    ),
+  );
   const syntax = await fileErrors("version: 1\ndrives: [\n");
   assert.match(syntax[0], /^p\.yaml:\d+:\d+: YAML syntax: /);
 });
@@ -344,32 +393,35 @@ test("semantic errors: keys, references, sizes, overlaps, duplicates, limits", a
   writeKey(dir, "copy.key", K0);
   writeKey(dir, "short.key", K0.subarray(0, 32));
   writeKey(dir, "halves.key", Buffer.concat([K0.subarray(0, 32), K0.subarray(0, 32)]));
-  const errs = await fileErrors([
-    "version: 1",
-    "keys:",
-    "  a: a.key",
-    "  b: copy.key",
-    "  c: short.key",
-    "  d: halves.key",
-    "  e: missing.key",
-    "drives:",
-    "  - match: {channel: 0, position: 0}",
-    "    default: encrypt",
-    "    key: z",
-    "    ranges:",
-    "      - {first: 100, count: 100, action: encrypt}",
-    "      - {first: 150, end: 160, action: plain, key: a}",
-    "      - {first: 300, last: 299, action: deny}",
-    "      - {first: 400, count: 1, end: 401, action: deny}",
-    "      - {first: 500, action: deny}",
-    "      - {first: 281474976710000, count: 1000, action: plain}",
-    "  - match: {channel: primary, position: master}",
-    "    default: plain",
-    "  - match: {channel: 1}",
-    "    default: plain",
-    "  - match: {pci: '0:1.9'}",
-    "    default: plain",
-  ].join("\n"), dir);
+  const errs = await fileErrors(
+    [
+      "version: 1",
+      "keys:",
+      "  a: a.key",
+      "  b: copy.key",
+      "  c: short.key",
+      "  d: halves.key",
+      "  e: missing.key",
+      "drives:",
+      "  - match: {channel: 0, position: 0}",
+      "    default: encrypt",
+      "    key: z",
+      "    ranges:",
+      "      - {first: 100, count: 100, action: encrypt}",
+      "      - {first: 150, end: 160, action: plain, key: a}",
+      "      - {first: 300, last: 299, action: deny}",
+      "      - {first: 400, count: 1, end: 401, action: deny}",
+      "      - {first: 500, action: deny}",
+      "      - {first: 281474976710000, count: 1000, action: plain}",
+      "  - match: {channel: primary, position: master}",
+      "    default: plain",
+      "  - match: {channel: 1}",
+      "    default: plain",
+      "  - match: {pci: '0:1.9'}",
+      "    default: plain",
+    ].join("\n"),
+    dir,
+  );
   assert.deepEqual(errs, [
     "p.yaml:4:6: keys.b: key file copy.key holds the same key as keys.a",
     "p.yaml:5:6: keys.c: key file short.key is 32 bytes, expected exactly 64 (make one with: parapet keygen -o short.key)",
@@ -397,7 +449,10 @@ test("limits of policy_record.h are enforced in the file", async () => {
   const drives = Array.from({ length: 17 }, (_, i) => `  - {match: {serial: "S${i}"}, default: plain}`);
   assert.deepEqual(await fileErrors(["version: 1", "drives:", ...drives].join("\n"), dir), ["p.yaml:3:3: drives: at most 16 drives"]);
   const ranges = Array.from({ length: 257 }, (_, i) => `      - {first: ${i * 10}, count: 1, action: deny}`);
-  const errs = await fileErrors(["version: 1", "drives:", "  - match: {channel: 0, position: 0}", "    default: plain", "    ranges:", ...ranges].join("\n"), dir);
+  const errs = await fileErrors(
+    ["version: 1", "drives:", "  - match: {channel: 0, position: 0}", "    default: plain", "    ranges:", ...ranges].join("\n"),
+    dir,
+  );
   assert.deepEqual(errs, ["p.yaml:3:3: drives: 257 ranges in all, at most 256"]);
 });
 
@@ -406,12 +461,11 @@ test("unused keys are warned about and left out; key indices follow the file's o
   writeKey(dir, "a.key", K0);
   writeKey(dir, "b.key", K1);
   chmodSync(join(dir, "b.key"), 0o644);
-  const c = await compilePolicyText([
-    "version: 1",
-    "keys: {unused: a.key, b: b.key}",
-    "drives:",
-    "  - {match: {channel: 0, position: 0}, default: encrypt, key: b}",
-  ].join("\n"), "p.yaml", dir);
+  const c = await compilePolicyText(
+    ["version: 1", "keys: {unused: a.key, b: b.key}", "drives:", "  - {match: {channel: 0, position: 0}, default: encrypt, key: b}"].join("\n"),
+    "p.yaml",
+    dir,
+  );
   assert.deepEqual(c.keyNames, ["b"]);
   assert.equal(c.policy.keys.length, 1);
   assert.equal(keyFingerprint(c.policy.keys[0]), keyFingerprint(K1));
@@ -468,12 +522,18 @@ test("CLI: keygen, policy --whole-disk, show, --check; files 0600; keys never pr
   assert.equal(r.code, 1);
   assert.match(r.stderr, /broken\.bin: invalid policy record: header\.crc32 \(offset 24\) .* the record is corrupted/);
 
-  writeFileSync(join(dir, "p.yaml"), "version: 1\nkeys: {k: disk.key}\ndrives:\n  - {match: {channel: 0, position: 0}, default: encrypt, key: k, ranges: [{first: 0, count: 0, action: plain}]}\n");
+  writeFileSync(
+    join(dir, "p.yaml"),
+    "version: 1\nkeys: {k: disk.key}\ndrives:\n  - {match: {channel: 0, position: 0}, default: encrypt, key: k, ranges: [{first: 0, count: 0, action: plain}]}\n",
+  );
   r = await cli(["policy", "--check", "p.yaml"], dir);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^p\.yaml:4:\d+: drives\[0\]\.ranges\[0\]\.count: must be >= 1$/m);
   assert.ok(!existsSync(join(dir, "p.bin")));
-  writeFileSync(join(dir, "p.yaml"), "version: 1\nkeys: {k: disk.key}\ndrives:\n  - {match: {channel: 0, position: 0}, default: encrypt, key: k, ranges: [{first: 0, count: 1, action: plain}]}\n");
+  writeFileSync(
+    join(dir, "p.yaml"),
+    "version: 1\nkeys: {k: disk.key}\ndrives:\n  - {match: {channel: 0, position: 0}, default: encrypt, key: k, ranges: [{first: 0, count: 1, action: plain}]}\n",
+  );
   r = await cli(["policy", "--check", "p.yaml"], dir);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /p\.yaml: valid: 1 key, 1 drive, 1 range; the record would be 168 bytes/);
@@ -489,9 +549,14 @@ test("allow_no_iommu in a policy file and --allow-no-iommu set header.flags; sho
   assert.equal((await compilePolicyFile(join(dir, "yes.yaml"))).policy.allowNoIommu, true);
   assert.equal((await compilePolicyFile(join(dir, "no.yaml"))).policy.allowNoIommu, undefined);
   assert.equal((await compilePolicyFile(join(dir, "unset.yaml"))).policy.allowNoIommu, undefined);
-  assert.deepEqual(await fileErrors(`version: 1\nallow_no_iommu: yes\n${body}`, dir),
-    ["p.yaml:2:17: allow_no_iommu: must be true or false (may the keys be used on a machine without an IOMMU?)"]);
-  const noKeys = await compilePolicyText("version: 1\nallow_no_iommu: true\ndrives:\n  - {match: {serial: \"QM00001\"}, default: deny}\n", "n.yaml", dir);
+  assert.deepEqual(await fileErrors(`version: 1\nallow_no_iommu: yes\n${body}`, dir), [
+    "p.yaml:2:17: allow_no_iommu: must be true or false (may the keys be used on a machine without an IOMMU?)",
+  ]);
+  const noKeys = await compilePolicyText(
+    'version: 1\nallow_no_iommu: true\ndrives:\n  - {match: {serial: "QM00001"}, default: deny}\n',
+    "n.yaml",
+    dir,
+  );
   assert.deepEqual(noKeys.warnings, ["n.yaml: allow_no_iommu: has no effect, the record carries no keys"]);
 
   let r = await cli(["policy", "--whole-disk", "--key", "disk.key", "--allow-no-iommu", "-o", "w.bin"], dir);
@@ -516,10 +581,16 @@ test("qemuArgs: an emulated IOMMU (intel, amd with pt=off) on q35 only, and the 
   writeFileSync(disk, Buffer.alloc(512));
   const args = qemuArgs({ machine: "q35", iommu: "intel", disk, piixIde: true, snapshot: true, parapet: false }, join(dir, "hv.log"));
   const joined = args.join(" ");
-  assert.match(joined, /-machine q35 .*-device intel-iommu .*-device piix3-ide,id=pide -drive file=\S+d\.img,format=raw,if=none,id=d0,snapshot=on -device ide-hd,drive=d0,bus=pide\.0/);
+  assert.match(
+    joined,
+    /-machine q35 .*-device intel-iommu .*-device piix3-ide,id=pide -drive file=\S+d\.img,format=raw,if=none,id=d0,snapshot=on -device ide-hd,drive=d0,bus=pide\.0/,
+  );
   assert.doesNotMatch(joined, /if=ide/);
   assert.deepEqual(piixIdeArgs(disk).slice(0, 2), ["-device", "piix3-ide,id=pide"]);
-  assert.throws(() => qemuArgs({ machine: "pc", iommu: "intel", parapet: false }, join(dir, "hv.log")), /an emulated IOMMU needs -machine q35 \(not pc\)/);
+  assert.throws(
+    () => qemuArgs({ machine: "pc", iommu: "intel", parapet: false }, join(dir, "hv.log")),
+    /an emulated IOMMU needs -machine q35 \(not pc\)/,
+  );
   assert.throws(() => qemuArgs({ machine: "pc", iommu: "amd", parapet: false }, join(dir, "hv.log")), /needs -machine q35/);
   assert.match(qemuArgs({ machine: "q35", iommu: "amd", parapet: false }, join(dir, "hv.log")).join(" "), /-device amd-iommu,pt=off/);
   for (const m of ["q35", "q35,smm=on", "pc-q35-10.0", "type=q35"]) assert.ok(isQ35(m), m);
@@ -535,7 +606,10 @@ test("run --policy: the record goes to QEMU as a Multiboot module (-initrd) besi
   const rec = join(dir, "policy.bin");
   writeFileSync(rec, encodePolicy(wholeDiskPolicy(K0)), { mode: 0o600 });
   assert.throws(() => qemuArgs({ modules: [rec], parapet: false }, join(dir, "hv.log")), /Multiboot modules need Parapet loaded with -kernel/);
-  assert.throws(() => qemuArgs({ modules: [rec], cdrom: join(dir, "boot.iso") }, join(dir, "hv.log")), /Multiboot modules need Parapet loaded with -kernel/);
+  assert.throws(
+    () => qemuArgs({ modules: [rec], cdrom: join(dir, "boot.iso") }, join(dir, "hv.log")),
+    /Multiboot modules need Parapet loaded with -kernel/,
+  );
   if (!existsSync(HYPERVISOR)) {
     t.skip("build/parapet.elf is not built (make)");
     return;

@@ -66,7 +66,11 @@ type Machine = "pc" | "q35";
 /** A keyed boot of `disk` on pc (no IOMMU: the record allows that) or q35 (VT-d, the disk on PIIX IDE). */
 function keyedBoot(machine: Machine, cpus: number, disk: string, policy: string, extra: Partial<BootOptions> = {}): QemuSession {
   return new QemuSession({
-    machine, cpus, disk, modules: [policy], qmp: true,
+    machine,
+    cpus,
+    disk,
+    modules: [policy],
+    qmp: true,
     ...(machine === "q35" ? { iommu: "intel" as const, piixIde: true } : {}),
     ...extra,
   });
@@ -87,7 +91,12 @@ async function acpiTable(g: QemuSession, name: string): Promise<Buffer> {
   return Buffer.from((await g.sh(`xxd -p /sys/firmware/acpi/tables/${name}`)).replace(/\s+/g, ""), "hex");
 }
 
-interface Fadt { revision: number; flags: number; pm1aCnt: number; reset?: { space: number; width: number; address: bigint; value: number } }
+interface Fadt {
+  revision: number;
+  flags: number;
+  pm1aCnt: number;
+  reset?: { space: number; width: number; address: bigint; value: number };
+}
 
 /** The FADT fields these tests use (ACPI 6.5 §5.2.9). */
 function parseFadt(t: Buffer): Fadt {
@@ -108,11 +117,11 @@ function sleepType(dsdt: Buffer, n: number): number {
   assert.ok(at > 0 && (dsdt[at - 1] === 0x08 || dsdt[at - 1] === 0x5c), `no Name(\\_S${n}) in the DSDT`);
   let p = at + 4;
   assert.equal(dsdt[p++], 0x12, `\\_S${n} is not a package`);
-  p += 1 + (dsdt[p] >> 6);     // PkgLength: its lead byte's bits 7-6 count the bytes that follow
-  p += 1;                       // NumElements
+  p += 1 + (dsdt[p] >> 6); // PkgLength: its lead byte's bits 7-6 count the bytes that follow
+  p += 1; // NumElements
   const op = dsdt[p];
-  if (op === 0x0a) return dsdt[p + 1];   // BytePrefix
-  if (op === 0x00 || op === 0x01) return op;  // Zero, One
+  if (op === 0x0a) return dsdt[p + 1]; // BytePrefix
+  if (op === 0x00 || op === 0x01) return op; // Zero, One
   throw new Error(`\\_S${n}: first element opcode ${hex(op)}`);
 }
 
@@ -130,33 +139,68 @@ interface PowerPath {
 const sendLine = (g: QemuSession, cmd: string) => g.send(`${cmd}\n`);
 
 const PATHS: PowerPath[] = [
-  { name: "reset control register: 0x06 to port 0xCF9", machine: "pc", cpus: 1, end: "guest-reset",
-    trigger: async (g) => sendLine(g, "ptest outb 0xcf9 0x06") },
-  { name: "reset control register: 0x0E to port 0xCF9", machine: "q35", cpus: 1, end: "guest-reset",
-    trigger: async (g) => sendLine(g, "ptest outb 0xcf9 0x0e") },
-  { name: "port 0x92: fast reset (bit 0 set, A20 kept)", machine: "pc", cpus: 1, end: "guest-reset",
-    trigger: async (g) => sendLine(g, "ptest outb 0x92 0x03") },
-  { name: "8042: command 0xFE (pulse reset) to port 0x64, from CPU 1", machine: "q35", cpus: 2, end: "guest-reset",
-    trigger: async (g) => sendLine(g, "taskset -c 1 ptest outb 0x64 0xfe") },
-  { name: "8042: command 0xD1 (write output port), then 0xFE (bit 0 clear) to port 0x60", machine: "pc", cpus: 1, end: "guest-reset",
-    trigger: async (g) => sendLine(g, "ptest outb 0x64 0xd1 && ptest outb 0x60 0xfe") },
+  {
+    name: "reset control register: 0x06 to port 0xCF9",
+    machine: "pc",
+    cpus: 1,
+    end: "guest-reset",
+    trigger: async (g) => sendLine(g, "ptest outb 0xcf9 0x06"),
+  },
+  {
+    name: "reset control register: 0x0E to port 0xCF9",
+    machine: "q35",
+    cpus: 1,
+    end: "guest-reset",
+    trigger: async (g) => sendLine(g, "ptest outb 0xcf9 0x0e"),
+  },
+  {
+    name: "port 0x92: fast reset (bit 0 set, A20 kept)",
+    machine: "pc",
+    cpus: 1,
+    end: "guest-reset",
+    trigger: async (g) => sendLine(g, "ptest outb 0x92 0x03"),
+  },
+  {
+    name: "8042: command 0xFE (pulse reset) to port 0x64, from CPU 1",
+    machine: "q35",
+    cpus: 2,
+    end: "guest-reset",
+    trigger: async (g) => sendLine(g, "taskset -c 1 ptest outb 0x64 0xfe"),
+  },
+  {
+    name: "8042: command 0xD1 (write output port), then 0xFE (bit 0 clear) to port 0x60",
+    machine: "pc",
+    cpus: 1,
+    end: "guest-reset",
+    trigger: async (g) => sendLine(g, "ptest outb 0x64 0xd1 && ptest outb 0x60 0xfe"),
+  },
   {
     // pc's FADT is revision 1, without RESET_REG; q35's (revision 3) says I/O port 0xCF9, value 0x0F.
-    name: "the FADT's RESET_REG (read from the guest's FACP)", machine: "q35", cpus: 1, end: "guest-reset",
+    name: "the FADT's RESET_REG (read from the guest's FACP)",
+    machine: "q35",
+    cpus: 1,
+    end: "guest-reset",
     trigger: async (g) => {
       const fadt = parseFadt(await acpiTable(g, "FACP"));
       assert.ok(fadt.flags & FADT_RESET_REG_SUP, `FADT revision ${fadt.revision}, flags ${hex(fadt.flags)}: no RESET_REG_SUP`);
       const r = fadt.reset!;
-      assert.deepEqual([r.space, r.width], [1, 8], `RESET_REG ${JSON.stringify(r, (_, v) => typeof v === "bigint" ? hex(v) : v)}: not an I/O byte`);
+      assert.deepEqual([r.space, r.width], [1, 8], `RESET_REG ${JSON.stringify(r, (_, v) => (typeof v === "bigint" ? hex(v) : v))}: not an I/O byte`);
       sendLine(g, `ptest outb ${hex(r.address)} ${hex(r.value)}`);
     },
   },
-  { name: "triple fault on CPU 1", machine: "pc", cpus: 2, end: "guest-reset",
-    trigger: async (g) => sendLine(g, "taskset -c 1 sh -c 'echo 1 > /proc/parapet/triple'") },
-  { name: "ACPI S5: poweroff -f", machine: "q35", cpus: 1, end: "guest-shutdown",
-    trigger: async (g) => sendLine(g, "poweroff -f") },
   {
-    name: "ACPI S4: SLP_TYP of \\_S4 with SLP_EN written to PM1a_CNT", machine: "pc", cpus: 1, end: "guest-shutdown",
+    name: "triple fault on CPU 1",
+    machine: "pc",
+    cpus: 2,
+    end: "guest-reset",
+    trigger: async (g) => sendLine(g, "taskset -c 1 sh -c 'echo 1 > /proc/parapet/triple'"),
+  },
+  { name: "ACPI S5: poweroff -f", machine: "q35", cpus: 1, end: "guest-shutdown", trigger: async (g) => sendLine(g, "poweroff -f") },
+  {
+    name: "ACPI S4: SLP_TYP of \\_S4 with SLP_EN written to PM1a_CNT",
+    machine: "pc",
+    cpus: 1,
+    end: "guest-shutdown",
     trigger: async (g) => {
       const fadt = parseFadt(await acpiTable(g, "FACP"));
       const s4 = sleepType(await acpiTable(g, "DSDT"), 4);
@@ -199,12 +243,17 @@ async function takePath(p: PowerPath, image: string, policy: string, halves: Buf
     const region = hvRegion(g.hvLog());
     const before = await scanRam(g, halves, "ram-before.bin");
     const qmp = await g.qmpClientFor();
-    const ev0 = qmp.events.length, log0 = g.hvLog().length;
+    const ev0 = qmp.events.length,
+      log0 = g.hvLog().length;
     await p.trigger(g);
     const state = await g.waitUntilStopped(60_000);
     const after = await scanRam(g, halves, "ram-after.bin");
     return {
-      before, after, state, region, log: g.hvLog().slice(log0),
+      before,
+      after,
+      state,
+      region,
+      log: g.hvLog().slice(log0),
       events: qmp.events.slice(ev0).map((e) => `${e.event}${e.data?.reason ? ` ${String(e.data.reason)}` : ""}`),
     };
   } finally {
@@ -234,7 +283,12 @@ describe("power: keys wiped before every reset and power-off", { concurrency: QE
       assert.ok(o.events.includes(`SHUTDOWN ${p.end}`), `the machine was to end with ${p.end}; QMP events: ${o.events.join(", ")}`);
       if (p.name.startsWith("ACPI S4")) assert.ok(o.events.includes("SUSPEND_DISK"), `S4 reached the platform as S4: ${o.events.join(", ")}`);
       o.after.forEach((h, i) =>
-        assert.equal(h.count, 0, `key half ${i} still in RAM ${h.count} time(s), at ${where(h, o.region)} (Parapet at ${hex(o.region.base)}-${hex(o.region.end)})`));
+        assert.equal(
+          h.count,
+          0,
+          `key half ${i} still in RAM ${h.count} time(s), at ${where(h, o.region)} (Parapet at ${hex(o.region.base)}-${hex(o.region.end)})`,
+        ),
+      );
       assert.match(o.log, WIPED, `the hypervisor log does not say the keys were wiped:\n${o.log.slice(-2000)}`);
     });
   }
@@ -274,8 +328,11 @@ async function sleepResume(g: QemuSession, label: string, wake: "rtc" | "qmp"): 
   const deadline = Date.now() + 60_000;
   for (;;) {
     const m = done.exec(g.console.slice(from));
-    if (m) throw new Error(`S3 ${label}: the guest did not sleep: echo mem > /sys/power/state ended with status ${m[1]}\n` +
-      `hypervisor log tail:\n${g.hvLog().slice(-1500)}`);
+    if (m)
+      throw new Error(
+        `S3 ${label}: the guest did not sleep: echo mem > /sys/power/state ended with status ${m[1]}\n` +
+          `hypervisor log tail:\n${g.hvLog().slice(-1500)}`,
+      );
     const st = await g.status();
     if (st.status === "suspended") break;
     if (!st.running) throw new Error(`S3 ${label}: the VM stopped in state ${st.status}, not suspended`);
@@ -296,14 +353,20 @@ async function sleepResume(g: QemuSession, label: string, wake: "rtc" | "qmp"): 
 /** Writes 64 KiB tagged `tag` to slot `slot` of the data partition with O_DIRECT and reads it back. */
 async function diskRoundTrip(g: QemuSession, tag: string, slot: number): Promise<void> {
   const seek = DATA_OFFSET / 65536 + slot;
-  await g.sh(`${patternCmd("/tmp/s3p", tag, 65536)} && dd if=/tmp/s3p of=/dev/bootdisk bs=64k seek=${seek} oflag=direct conv=fsync 2>/dev/null` +
-    ` && dd if=/dev/bootdisk of=/tmp/s3q bs=64k skip=${seek} count=1 iflag=direct 2>/dev/null && cmp /tmp/s3p /tmp/s3q`, 120_000);
+  await g.sh(
+    `${patternCmd("/tmp/s3p", tag, 65536)} && dd if=/tmp/s3p of=/dev/bootdisk bs=64k seek=${seek} oflag=direct conv=fsync 2>/dev/null` +
+      ` && dd if=/dev/bootdisk of=/tmp/s3q bs=64k skip=${seek} count=1 iflag=direct 2>/dev/null && cmp /tmp/s3p /tmp/s3q`,
+    120_000,
+  );
 }
 
 /** /proc/parapet/cpus: every online CPU, probed on itself, answers VMMCALL as its own vCPU and hides SVM. */
 async function assertAllUnderParapet(g: QemuSession, cpus: number, where: string): Promise<void> {
   assert.equal((await g.sh("cat /sys/devices/system/cpu/online")).trim(), cpus > 1 ? `0-${cpus - 1}` : "0", `${where}: CPUs online`);
-  const probes = (await g.sh("cat /proc/parapet/cpus")).split("\n").filter((l) => l.startsWith("cpu=")).map(kv);
+  const probes = (await g.sh("cat /proc/parapet/cpus"))
+    .split("\n")
+    .filter((l) => l.startsWith("cpu="))
+    .map(kv);
   assert.equal(probes.length, cpus, `${where}: ${JSON.stringify(probes)}`);
   assert.equal(new Set(probes.map((c) => c.vcpu)).size, cpus, `${where}: every CPU its own vCPU: ${JSON.stringify(probes)}`);
   for (const c of probes) {
@@ -318,11 +381,18 @@ async function checkResumed(g: QemuSession, n: number, cpus: number, tag: string
   const where = `after resume ${n}`;
   await assertAllUnderParapet(g, cpus, where);
   const cnt = kv(await g.sh(`ptest inw ${hex(pm1aCnt)}`)).value;
-  assert.notEqual(cnt, "0xffff", `${where}: nothing answers at PM1a_CNT (${hex(pm1aCnt)}): the ACPI PM block is unmapped` +
-    (g.opts.machine === "q35" ? " (the wake reset the ICH9's PMBASE/ACPI_CNTL, LPC config 0x40/0x44, and nobody restored them)" : ""));
+  assert.notEqual(
+    cnt,
+    "0xffff",
+    `${where}: nothing answers at PM1a_CNT (${hex(pm1aCnt)}): the ACPI PM block is unmapped` +
+      (g.opts.machine === "q35" ? " (the wake reset the ICH9's PMBASE/ACPI_CNTL, LPC config 0x40/0x44, and nobody restored them)" : ""),
+  );
   const wake = await g.sh("cat /proc/parapet/wakepage");
-  assert.match(wake, new RegExp(`^wakepage: page=${hex(FIRMWARE_AP_PAGE)} ran=0 code=intact$`),
-    `${where}: the code planted where SeaBIOS starts the APs on resume ran, natively (svm=1) or at all, or was not put back: ${wake}`);
+  assert.match(
+    wake,
+    new RegExp(`^wakepage: page=${hex(FIRMWARE_AP_PAGE)} ran=0 code=intact$`),
+    `${where}: the code planted where SeaBIOS starts the APs on resume ran, natively (svm=1) or at all, or was not put back: ${wake}`,
+  );
   const st = kv(await g.sh("cat /proc/parapet/status"));
   assert.equal(st.s3_resumes, String(n), `${where}: /proc/parapet/status ${JSON.stringify(st)}`);
   assert.equal(st.sleeps_refused, "0", `${where}: ${JSON.stringify(st)}`);
@@ -344,13 +414,14 @@ const FIRMWARE_AP_PAGE = 0x10000;
 
 /** More cycles after the first, ten in a row, with 1 and with 2 CPUs. */
 const CYCLES = 10;
-const BG_SEEK = (DATA_OFFSET + 16 * MiB) / 65536;   // the background writer's 1 MiB, in 64 KiB blocks
+const BG_SEEK = (DATA_OFFSET + 16 * MiB) / 65536; // the background writer's 1 MiB, in 64 KiB blocks
 
 /**
  * The background disk writer: writes 1 MiB of pattern A, reads it back and compares, then B, …
  * until /tmp/bgstop exists; counts good rounds in /tmp/bgn and failures in /tmp/bgfail.
  */
-const BG_SCRIPT = `n=0; while [ ! -e /tmp/bgstop ]; do for x in a b; do ` +
+const BG_SCRIPT =
+  `n=0; while [ ! -e /tmp/bgstop ]; do for x in a b; do ` +
   `dd if=/tmp/bg$x of=/dev/bootdisk bs=64k seek=${BG_SEEK} oflag=direct conv=fsync 2>/dev/null && ` +
   `dd if=/dev/bootdisk of=/tmp/bgr bs=64k skip=${BG_SEEK} count=16 iflag=direct 2>/dev/null && ` +
   `cmp -s /tmp/bg$x /tmp/bgr && n=$((n+1)) || echo $x >> /tmp/bgfail; echo $n > /tmp/bgn; done; done`;
@@ -378,16 +449,26 @@ describe("power: S3 sleep and resume", { concurrency: QEMUS }, () => {
         await sleepResume(g, "bare-rtc", "rtc");
         await sleepResume(g, "bare-qmp", "qmp");
         const evs = qmp.events.slice(ev0).map((e) => e.event);
-        assert.deepEqual(evs.filter((e) => e === "SUSPEND" || e === "WAKEUP"), ["SUSPEND", "WAKEUP", "SUSPEND", "WAKEUP"]);
-        await g.sh(`${patternCmd("/tmp/p", "bare", 65536)} && dd if=/tmp/p of=/dev/bootdisk2 bs=64k oflag=direct 2>/dev/null && ` +
-          "dd if=/dev/bootdisk2 of=/tmp/q bs=64k count=1 iflag=direct 2>/dev/null && cmp /tmp/p /tmp/q");
+        assert.deepEqual(
+          evs.filter((e) => e === "SUSPEND" || e === "WAKEUP"),
+          ["SUSPEND", "WAKEUP", "SUSPEND", "WAKEUP"],
+        );
+        await g.sh(
+          `${patternCmd("/tmp/p", "bare", 65536)} && dd if=/tmp/p of=/dev/bootdisk2 bs=64k oflag=direct 2>/dev/null && ` +
+            "dd if=/dev/bootdisk2 of=/tmp/q bs=64k count=1 iflag=direct 2>/dev/null && cmp /tmp/p /tmp/q",
+        );
       } finally {
         g.kill();
       }
     });
   }
 
-  for (const [machine, cpus] of [["pc", 1], ["pc", 2], ["q35", 1], ["q35", 2]] as const) {
+  for (const [machine, cpus] of [
+    ["pc", 1],
+    ["pc", 2],
+    ["q35", 1],
+    ["q35", 2],
+  ] as const) {
     describe(`S3 under Parapet (${machine}, ${cpus} CPU${cpus > 1 ? "s" : ""})`, { concurrency: 1 }, () => {
       const tag = `s3-${machine}-${cpus}`;
       let g: QemuSession | undefined, disk: string, pm1aCnt: number;
@@ -395,7 +476,7 @@ describe("power: S3 sleep and resume", { concurrency: QEMUS }, () => {
 
       test("one sleep (RTC wake): every CPU under Parapet, the resume counted, the decoy, the protected disk", async () => {
         disk = join(TMP, `power-${tag}.img`);
-        await copyFile(image, disk);   // writes land on this copy (no snapshot): the host reads them afterwards
+        await copyFile(image, disk); // writes land on this copy (no snapshot): the host reads them afterwards
         g = await ready(keyedBoot(machine, cpus, disk, policy));
         pm1aCnt = parseFadt(await acpiTable(g, "FACP")).pm1aCnt;
         await assertAllUnderParapet(g, cpus, "after boot");
@@ -481,11 +562,18 @@ describe("power: the FACS waking vector raced from a second CPU", () => {
       }
       const log = g.hvLog();
       const w = (k: keyof typeof PAYLOAD_WORDS) => page.readUInt32LE(PAYLOAD_WORDS[k]);
-      assert.match(log, /power: cpu\d: S3: guest waking vector real mode 70000; the firmware wakes Parapet at 8000/,
-        "Parapet took the sleep and kept the attacker's vector as the guest's");
+      assert.match(
+        log,
+        /power: cpu\d: S3: guest waking vector real mode 70000; the firmware wakes Parapet at 8000/,
+        "Parapet took the sleep and kept the attacker's vector as the guest's",
+      );
       assert.match(log, /power: S3 resume 1 on cpu0: .* 1 other processor\(s\) back/);
       assert.ok(w("racerWrites") > 0, "the racer on the other CPU ran");
-      assert.equal(w("fault"), 0, `an instruction of the payload faulted (VMMCALL without a hypervisor?): ${hex(w("fault"))} at ${hex(page.readUInt32LE(0x214))}`);
+      assert.equal(
+        w("fault"),
+        0,
+        `an instruction of the payload faulted (VMMCALL without a hypervisor?): ${hex(w("fault"))} at ${hex(page.readUInt32LE(0x214))}`,
+      );
       assert.equal(w("done"), 0x444f4e45, "the payload ran to its end");
       assert.equal(w("ecx") & 4, 0, "the woken processor sees SVM: it runs bare");
       assert.equal(w("ebx"), 0x54505250, "VMMCALL after the wake-up reached Parapet");

@@ -35,10 +35,20 @@ function errorsOf(value: unknown): string[] {
 describe("preboot config", () => {
   test("defaults fill every field but version", () => {
     assert.deepEqual(parseConfig('{"version": 1}'), {
-      version: 1, header: "/etc/parapet/header.img", drive: { port: { channel: 0, position: 0 } },
-      retries: 3, console: "/dev/ttyS0", recordAddress: 0x1000000, allowNoIommu: false,
+      version: 1,
+      header: "/etc/parapet/header.img",
+      drive: { port: { channel: 0, position: 0 } },
+      retries: 3,
+      console: "/dev/ttyS0",
+      recordAddress: 0x1000000,
+      allowNoIommu: false,
     });
-    const c = validateConfig({ version: 1, drive: { channel: 1, position: 1, serial: "QM00001", pci: "00:01.1" }, recordAddress: "0x2000000", retries: 10 });
+    const c = validateConfig({
+      version: 1,
+      drive: { channel: 1, position: 1, serial: "QM00001", pci: "00:01.1" },
+      recordAddress: "0x2000000",
+      retries: 10,
+    });
     assert.deepEqual(c.drive, { port: { channel: 1, position: 1 }, serial: "QM00001", pci: { bus: 0, dev: 1, fn: 1 } });
     assert.equal(c.recordAddress, 0x2000000);
   });
@@ -51,7 +61,9 @@ describe("preboot config", () => {
       "drive.port: unknown field",
     ]);
     assert.deepEqual(errorsOf({ version: 1, retries: 0 }), ["retries: must be at least 1"]);
-    assert.deepEqual(errorsOf({ version: 1, allowNoIommu: "yes" }), ["allowNoIommu: must be true or false (may the key be used on a machine without an IOMMU?)"]);
+    assert.deepEqual(errorsOf({ version: 1, allowNoIommu: "yes" }), [
+      "allowNoIommu: must be true or false (may the key be used on a machine without an IOMMU?)",
+    ]);
     assert.deepEqual(errorsOf({ version: 1, retries: 2.5 }), ["retries: must be a whole number from 1 to 10"]);
     assert.deepEqual(errorsOf({ version: 1, header: "header.img" }), ["header: must be the path of the LUKS2 detached header (an absolute path)"]);
     assert.deepEqual(errorsOf({ version: 1, recordAddress: 0x1000010 }), ["recordAddress: must be page aligned (a multiple of 0x1000)"]);
@@ -67,9 +79,12 @@ describe("preboot config", () => {
       "token.label: must be the token label: 1 to 32 printable characters",
       "token.module: must be the PKCS#11 module (an absolute path)",
     ]);
-    assert.deepEqual(errorsOf({ version: 1, token: { module: "/m.so", ca: "/ca.pem", env: { "1X": "y" } } }),
-      ['token.env["1X"]: not an environment variable name (letters, digits and _, not first a digit)']);
-    assert.deepEqual(errorsOf({ version: 1, token: { module: "/m.so", ca: "/ca.pem", env: { X: 1 } } }), ["token.env.X: must be the variable's value (a string)"]);
+    assert.deepEqual(errorsOf({ version: 1, token: { module: "/m.so", ca: "/ca.pem", env: { "1X": "y" } } }), [
+      'token.env["1X"]: not an environment variable name (letters, digits and _, not first a digit)',
+    ]);
+    assert.deepEqual(errorsOf({ version: 1, token: { module: "/m.so", ca: "/ca.pem", env: { X: 1 } } }), [
+      "token.env.X: must be the variable's value (a string)",
+    ]);
     assert.deepEqual(validateConfig(TOKEN_CONFIG).token, { module: MODULE, ca: GUEST_CA, env: TOKEN_CONFIG.token.env });
   });
 });
@@ -133,9 +148,10 @@ describe("handoff payload", () => {
     const p = decodePolicy(rec);
     assert.equal(p.keys.length, 1);
     assert.ok(Buffer.from(p.keys[0]).equals(key));
-    assert.deepEqual(p.drives.map((d) => ({ ...d, match: { ...d.match } })), [
-      { match: { port: { channel: 0, position: 1 }, serial: "QM00002" }, defaultAction: "encrypt", defaultKey: 0, ranges: [] },
-    ]);
+    assert.deepEqual(
+      p.drives.map((d) => ({ ...d, match: { ...d.match } })),
+      [{ match: { port: { channel: 0, position: 1 }, serial: "QM00002" }, defaultAction: "encrypt", defaultKey: 0, ranges: [] }],
+    );
     assert.equal(rec.readUInt16LE(22), 0, "no ALLOW_NO_IOMMU unless the config says so");
     const lax = compileRecord(key, validateConfig({ version: 1, allowNoIommu: true }));
     assert.equal(lax.readUInt16LE(22), 1);
@@ -188,14 +204,24 @@ describe("preboot guest", () => {
     assert.ok(tok.includes("etc/parapet/ca.pem\0") && tok.includes("etc/parapet/softhsm/softhsm2.conf\0"));
     assert.match(tok, /etc\/parapet\/softhsm\/tokens\/[0-9a-f-]+\/token\.object\0/);
     const noCa = tokenFiles.filter((f) => f.path !== GUEST_CA);
-    assert.throws(() => sitePreboot({ header: hdr, config: TOKEN_CONFIG, files: noCa }),
-      /preboot\.json: token\.ca: \/etc\/parapet\/ca\.pem is not in the site archive/);
+    assert.throws(
+      () => sitePreboot({ header: hdr, config: TOKEN_CONFIG, files: noCa }),
+      /preboot\.json: token\.ca: \/etc\/parapet\/ca\.pem is not in the site archive/,
+    );
     const leafAsCa = [...noCa, { path: GUEST_CA, data: "not a certificate" }];
-    assert.throws(() => sitePreboot({ header: hdr, config: TOKEN_CONFIG, files: leafAsCa }), /token\.ca: \/etc\/parapet\/ca\.pem is not a CA certificate/);
-    assert.throws(() => sitePreboot({ header: hdr, config: TOKEN_CONFIG, files: tokenFiles.filter((f) => !f.path.endsWith(".conf")) }),
-      /token\.env\.SOFTHSM2_CONF: \/etc\/parapet\/softhsm\/softhsm2\.conf is not in the site archive/);
-    assert.throws(() => sitePreboot({ header: hdr, config: { ...TOKEN_CONFIG, token: { ...TOKEN_CONFIG.token, module: "/usr/lib/none.so" } }, files: tokenFiles }),
-      /token\.module: \/usr\/lib\/none\.so is neither in the preboot image/);
+    assert.throws(
+      () => sitePreboot({ header: hdr, config: TOKEN_CONFIG, files: leafAsCa }),
+      /token\.ca: \/etc\/parapet\/ca\.pem is not a CA certificate/,
+    );
+    assert.throws(
+      () => sitePreboot({ header: hdr, config: TOKEN_CONFIG, files: tokenFiles.filter((f) => !f.path.endsWith(".conf")) }),
+      /token\.env\.SOFTHSM2_CONF: \/etc\/parapet\/softhsm\/softhsm2\.conf is not in the site archive/,
+    );
+    assert.throws(
+      () =>
+        sitePreboot({ header: hdr, config: { ...TOKEN_CONFIG, token: { ...TOKEN_CONFIG.token, module: "/usr/lib/none.so" } }, files: tokenFiles }),
+      /token\.module: \/usr\/lib\/none\.so is neither in the preboot image/,
+    );
   });
 
   describe("in bare QEMU (TCG, no hypervisor)", () => {
@@ -215,7 +241,9 @@ describe("preboot guest", () => {
 
     function boot(withToken = false): QemuSession {
       return new QemuSession({
-        parapet: false, logSink: "none", memory: "512M",
+        parapet: false,
+        logSink: "none",
+        memory: "512M",
         extraArgs: ["-kernel", vmlinuz, "-initrd", withToken ? tokenInitrd : initrd, "-append", "console=ttyS0,115200 quiet"],
       });
     }

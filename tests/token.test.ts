@@ -13,7 +13,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { luksFormat, luksInfo, LuksRefusal, volumeKey } from "../src/lib/luks.ts";
 import {
-  checkCertificate, enrolToken, headerTokens, listTokenLabels, TOKEN_SECRET_BYTES, TOKEN_TYPE, unlockWithToken, volumeKeyWithToken,
+  checkCertificate,
+  enrolToken,
+  headerTokens,
+  listTokenLabels,
+  TOKEN_SECRET_BYTES,
+  TOKEN_TYPE,
+  unlockWithToken,
+  volumeKeyWithToken,
 } from "../src/lib/token.ts";
 import { cli } from "./fixture.ts";
 import { makeCa, makeStore, makeToken, MODULE, sh } from "./tokenfixture.ts";
@@ -23,7 +30,8 @@ const alice = Buffer.from("correct horse battery staple");
 
 /** A small image under a new detached header, first user `alice`. */
 async function makeDisk(dir: string): Promise<{ image: string; header: string }> {
-  const image = join(dir, "disk.img"), header = join(dir, "disk.hdr");
+  const image = join(dir, "disk.img"),
+    header = join(dir, "disk.hdr");
   const plain = Buffer.alloc(4 * 2 ** 20);
   plain.writeUInt16LE(0xaa55, 510); // what luksFormat expects of a plaintext MBR disk
   await writeFile(image, plain);
@@ -40,7 +48,10 @@ describe("PKCS#11 token users of a LUKS2 detached header (SoftHSM2)", () => {
 
   before(async () => {
     for (const tool of ["softhsm2-util", "pkcs11-tool", "openssl", "cryptsetup"])
-      assert.ok(sh("sh", ["-c", `command -v ${tool} || true`]).length > 0, `${tool} is not installed (apt-get install softhsm2 opensc openssl cryptsetup-bin)`);
+      assert.ok(
+        sh("sh", ["-c", `command -v ${tool} || true`]).length > 0,
+        `${tool} is not installed (apt-get install softhsm2 opensc openssl cryptsetup-bin)`,
+      );
     assert.ok(existsSync(MODULE), `${MODULE}: install softhsm2`);
   });
 
@@ -57,13 +68,28 @@ describe("PKCS#11 token users of a LUKS2 detached header (SoftHSM2)", () => {
   test("an enrolled token gives the same volume key as the passphrase, and the header holds the token", async () => {
     const { ca, image, header } = await fresh("enrol");
     const der = makeToken("carol", "1234", ca);
-    const r = await enrolToken({ header, image, existing: alice, module: MODULE, tokenLabel: "carol", keyId: "01", ca: ca.cert, pin: pin("1234"), pbkdf: FAST });
-    assert.deepEqual({ keyslot: r.keyslot, tokenId: r.tokenId, subject: r.subject, tested: r.tested }, { keyslot: 1, tokenId: 0, subject: "CN=carol", tested: true });
+    const r = await enrolToken({
+      header,
+      image,
+      existing: alice,
+      module: MODULE,
+      tokenLabel: "carol",
+      keyId: "01",
+      ca: ca.cert,
+      pin: pin("1234"),
+      pbkdf: FAST,
+    });
+    assert.deepEqual(
+      { keyslot: r.keyslot, tokenId: r.tokenId, subject: r.subject, tested: r.tested },
+      { keyslot: 1, tokenId: 0, subject: "CN=carol", tested: true },
+    );
 
     const [t, ...rest] = await headerTokens(header);
     assert.equal(rest.length, 0);
-    assert.deepEqual({ ...t, certificate: undefined, wrapped: undefined },
-      { id: 0, keyslots: [1], keyId: "01", tokenLabel: "carol", oaepHash: "sha1", certificate: undefined, wrapped: undefined });
+    assert.deepEqual(
+      { ...t, certificate: undefined, wrapped: undefined },
+      { id: 0, keyslots: [1], keyId: "01", tokenLabel: "carol", oaepHash: "sha1", certificate: undefined, wrapped: undefined },
+    );
     assert.ok(t.certificate.equals(der), "the header keeps the certificate's DER");
     assert.equal(t.wrapped.length, 256, "the secret is wrapped to the 2048-bit key");
 
@@ -71,8 +97,7 @@ describe("PKCS#11 token users of a LUKS2 detached header (SoftHSM2)", () => {
     assert.equal(secret.length, TOKEN_SECRET_BYTES);
     const byPassphrase = await volumeKey(header, image, alice);
     assert.ok((await volumeKey(header, image, secret)).equals(byPassphrase), "the token's keyslot secret unlocks the volume key");
-    assert.ok((await volumeKeyWithToken({ header, image, module: MODULE, pin: pin("1234"), ca: await readFile(ca.pem) }))
-      .equals(byPassphrase));
+    assert.ok((await volumeKeyWithToken({ header, image, module: MODULE, pin: pin("1234"), ca: await readFile(ca.pem) })).equals(byPassphrase));
 
     // Stock cryptsetup: the passphrase keyslot, the token's keyslot and the token itself.
     assert.deepEqual((await luksInfo(header, image)).keyslots, [0, 1]);
@@ -82,15 +107,27 @@ describe("PKCS#11 token users of a LUKS2 detached header (SoftHSM2)", () => {
     sh("cryptsetup", ["open", "--test-passphrase", "--key-slot", "1", "--header", header, "--key-file", "-", image], secret);
 
     // Enrolling the same certificate again is refused.
-    await assert.rejects(enrolToken({ header, image, existing: alice, module: MODULE, tokenLabel: "carol", keyId: "01", ca: ca.cert, pbkdf: FAST }),
-      (e: Error) => e instanceof LuksRefusal && /already enrolled/.test(e.message));
+    await assert.rejects(
+      enrolToken({ header, image, existing: alice, module: MODULE, tokenLabel: "carol", keyId: "01", ca: ca.cert, pbkdf: FAST }),
+      (e: Error) => e instanceof LuksRefusal && /already enrolled/.test(e.message),
+    );
   });
 
   test("two token users open the same disk, each with its own token and PIN", async () => {
     const { ca, image, header } = await fresh("two");
     makeToken("carol", "1234", ca);
     makeToken("dave", "5678", ca, { keyId: "a1b2" });
-    const c = await enrolToken({ header, image, existing: alice, module: MODULE, tokenLabel: "carol", keyId: "01", ca: ca.cert, pin: pin("1234"), pbkdf: FAST });
+    const c = await enrolToken({
+      header,
+      image,
+      existing: alice,
+      module: MODULE,
+      tokenLabel: "carol",
+      keyId: "01",
+      ca: ca.cert,
+      pin: pin("1234"),
+      pbkdf: FAST,
+    });
     // Without a PIN the enrolment checks the certificate and public key only.
     const d = await enrolToken({ header, image, existing: alice, module: MODULE, tokenLabel: "dave", keyId: "A1B2", ca: ca.cert, pbkdf: FAST });
     assert.deepEqual([c.keyslot, c.tokenId, d.keyslot, d.tokenId, d.tested], [1, 0, 2, 1, false]);
@@ -108,18 +145,24 @@ describe("PKCS#11 token users of a LUKS2 detached header (SoftHSM2)", () => {
   test("a wrong PIN is refused, at unlock and at enrolment (and no keyslot is added)", async () => {
     const { ca, image, header } = await fresh("pin");
     makeToken("carol", "1234", ca);
-    await assert.rejects(enrolToken({ header, image, existing: alice, module: MODULE, tokenLabel: "carol", keyId: "01", ca: ca.cert, pin: pin("9999"), pbkdf: FAST }),
-      (e: Error) => e instanceof LuksRefusal && /wrong PIN for token 'carol'/.test(e.message));
+    await assert.rejects(
+      enrolToken({ header, image, existing: alice, module: MODULE, tokenLabel: "carol", keyId: "01", ca: ca.cert, pin: pin("9999"), pbkdf: FAST }),
+      (e: Error) => e instanceof LuksRefusal && /wrong PIN for token 'carol'/.test(e.message),
+    );
     assert.deepEqual((await luksInfo(header, image)).keyslots, [0], "a refused enrolment leaves the header as it was");
     assert.deepEqual(await headerTokens(header), []);
     await enrolToken({ header, image, existing: alice, module: MODULE, tokenLabel: "carol", keyId: "01", ca: ca.cert, pbkdf: FAST });
-    await assert.rejects(unlockWithToken({ header, module: MODULE, pin: pin("0000"), ca: ca.cert }),
-      (e: Error) => e instanceof LuksRefusal && /wrong PIN for token 'carol'/.test(e.message));
+    await assert.rejects(
+      unlockWithToken({ header, module: MODULE, pin: pin("0000"), ca: ca.cert }),
+      (e: Error) => e instanceof LuksRefusal && /wrong PIN for token 'carol'/.test(e.message),
+    );
     await assert.rejects(volumeKeyWithToken({ header, image, module: MODULE, pin: pin("0000"), ca: ca.cert }), LuksRefusal);
     // A wrong existing passphrase is refused before anything changes.
     makeToken("dave", "5678", ca);
-    await assert.rejects(enrolToken({ header, image, existing: Buffer.from("wrong"), module: MODULE, tokenLabel: "dave", keyId: "01", ca: ca.cert, pbkdf: FAST }),
-      /cannot unlock/);
+    await assert.rejects(
+      enrolToken({ header, image, existing: Buffer.from("wrong"), module: MODULE, tokenLabel: "dave", keyId: "01", ca: ca.cert, pbkdf: FAST }),
+      /cannot unlock/,
+    );
     assert.equal((await headerTokens(header)).length, 1);
   });
 
@@ -127,23 +170,31 @@ describe("PKCS#11 token users of a LUKS2 detached header (SoftHSM2)", () => {
     const { ca, image, header } = await fresh("ca");
     const other = makeCa(dir, "other-ca");
     makeToken("mallory", "1234", other);
-    await assert.rejects(enrolToken({ header, image, existing: alice, module: MODULE, tokenLabel: "mallory", keyId: "01", ca: ca.cert, pin: pin("1234"), pbkdf: FAST }),
-      (e: Error) => e instanceof LuksRefusal && /certificate 'CN=mallory' is not signed by the organisation CA 'CN=org-ca'/.test(e.message));
+    await assert.rejects(
+      enrolToken({ header, image, existing: alice, module: MODULE, tokenLabel: "mallory", keyId: "01", ca: ca.cert, pin: pin("1234"), pbkdf: FAST }),
+      (e: Error) => e instanceof LuksRefusal && /certificate 'CN=mallory' is not signed by the organisation CA 'CN=org-ca'/.test(e.message),
+    );
     assert.deepEqual((await luksInfo(header, image)).keyslots, [0]);
 
     // Enrolled under the other CA (e.g. a header written by someone else), it is refused at
     // unlock by a preboot that trusts the organisation CA only.
     await enrolToken({ header, image, existing: alice, module: MODULE, tokenLabel: "mallory", keyId: "01", ca: other.cert, pbkdf: FAST });
-    await assert.rejects(unlockWithToken({ header, module: MODULE, pin: pin("1234"), ca: ca.cert }),
-      (e: Error) => e instanceof LuksRefusal && /not signed by the organisation CA/.test(e.message));
+    await assert.rejects(
+      unlockWithToken({ header, module: MODULE, pin: pin("1234"), ca: ca.cert }),
+      (e: Error) => e instanceof LuksRefusal && /not signed by the organisation CA/.test(e.message),
+    );
     assert.equal((await unlockWithToken({ header, module: MODULE, pin: pin("1234"), ca: other.cert })).length, TOKEN_SECRET_BYTES);
 
     // A token of the organisation whose certificate is not in the header.
     makeToken("erin", "1234", ca);
-    await assert.rejects(unlockWithToken({ header, module: MODULE, pin: pin("1234"), ca: ca.cert, tokenLabel: "erin" }),
-      (e: Error) => e instanceof LuksRefusal && /certificate on 'erin' id 01 is not enrolled/.test(e.message));
-    await assert.rejects(unlockWithToken({ header, module: MODULE, pin: pin("1234"), ca: ca.cert, tokenLabel: "nobody" }),
-      (e: Error) => e instanceof LuksRefusal && /no token labelled 'nobody'/.test(e.message));
+    await assert.rejects(
+      unlockWithToken({ header, module: MODULE, pin: pin("1234"), ca: ca.cert, tokenLabel: "erin" }),
+      (e: Error) => e instanceof LuksRefusal && /certificate on 'erin' id 01 is not enrolled/.test(e.message),
+    );
+    await assert.rejects(
+      unlockWithToken({ header, module: MODULE, pin: pin("1234"), ca: ca.cert, tokenLabel: "nobody" }),
+      (e: Error) => e instanceof LuksRefusal && /no token labelled 'nobody'/.test(e.message),
+    );
   });
 
   test("a tampered wrapped secret is refused; revoking the keyslot and the token ends the user", async () => {
@@ -156,8 +207,10 @@ describe("PKCS#11 token users of a LUKS2 detached header (SoftHSM2)", () => {
     json.wrapped = wrapped.toString("base64");
     sh("cryptsetup", ["token", "remove", "--token-id", String(r.tokenId), header]);
     sh("cryptsetup", ["token", "import", "--json-file", "-", "--token-id", String(r.tokenId), header], Buffer.from(JSON.stringify(json)));
-    await assert.rejects(unlockWithToken({ header, module: MODULE, pin: pin("1234"), ca: ca.cert }),
-      (e: Error) => e instanceof LuksRefusal && /cannot decrypt the wrapped secret/.test(e.message));
+    await assert.rejects(
+      unlockWithToken({ header, module: MODULE, pin: pin("1234"), ca: ca.cert }),
+      (e: Error) => e instanceof LuksRefusal && /cannot decrypt the wrapped secret/.test(e.message),
+    );
 
     // Revocation as docs/tokens.md says: kill the keyslot (with another user's passphrase), remove the token.
     sh("cryptsetup", ["luksKillSlot", "--batch-mode", "--header", header, "--key-file", "-", image, String(r.keyslot)], alice);
@@ -172,7 +225,9 @@ describe("PKCS#11 token users of a LUKS2 detached header (SoftHSM2)", () => {
     dirs.push(dir);
     const ca = makeCa(dir, "org-ca");
     const leaf = (name: string, bits: number) => {
-      const key = join(dir, `${name}.key`), csr = join(dir, `${name}.csr`), der = join(dir, `${name}.der`);
+      const key = join(dir, `${name}.key`),
+        csr = join(dir, `${name}.csr`),
+        der = join(dir, `${name}.der`);
       sh("openssl", ["req", "-new", "-newkey", `rsa:${bits}`, "-nodes", "-keyout", key, "-out", csr, "-subj", `/CN=${name}`]);
       sh("openssl", ["x509", "-req", "-in", csr, "-CA", ca.pem, "-CAkey", ca.key, "-days", "10", "-outform", "DER", "-out", der]);
       return execFileSync("cat", [der]);
@@ -183,7 +238,10 @@ describe("PKCS#11 token users of a LUKS2 detached header (SoftHSM2)", () => {
     assert.throws(() => checkCertificate(ok, ca.cert, new Date(Date.now() + 20 * day)), /certificate 'CN=frank' expired on/);
     assert.throws(() => checkCertificate(ok, ca.cert, new Date(Date.now() - 2 * day)), /is not valid before/);
     assert.throws(() => checkCertificate(leaf("small", 1024), ca.cert), /1024-bit RSA key; token users need at least 2048/);
-    assert.throws(() => checkCertificate(ok, ok), (e: Error) => e instanceof LuksRefusal && /is not a CA certificate/.test(e.message));
+    assert.throws(
+      () => checkCertificate(ok, ok),
+      (e: Error) => e instanceof LuksRefusal && /is not a CA certificate/.test(e.message),
+    );
     assert.throws(() => checkCertificate(Buffer.from("not a certificate"), ca.cert), /not an X.509 certificate/);
   });
 
@@ -192,7 +250,8 @@ describe("PKCS#11 token users of a LUKS2 detached header (SoftHSM2)", () => {
     makeToken("carol", "1234", ca);
     const other = makeCa(dir, "other-ca");
     makeToken("mallory", "1234", other);
-    const pass = join(dir, "alice.pass"), pinFile = join(dir, "carol.pin");
+    const pass = join(dir, "alice.pass"),
+      pinFile = join(dir, "carol.pin");
     await writeFile(pass, `${alice}\n`);
     await writeFile(pinFile, "1234\n");
     const base = ["luks", "add-user", "--disk", image, "--header", header, "--passphrase-file", pass, "--iter-time", "50"];
@@ -206,7 +265,9 @@ describe("PKCS#11 token users of a LUKS2 detached header (SoftHSM2)", () => {
     const ok = cli([...base, ...tok("carol"), "--token-pin-file", pinFile]);
     assert.equal(ok.status, 0, ok.out);
     assert.match(ok.out, /keyslot 1 and token 0 added for 'CN=carol' \(certificate SHA-256 [0-9a-f]{64}\), test decryption on the token passed/);
-    assert.ok((await volumeKeyWithToken({ header, image, module: MODULE, pin: pin("1234"), ca: ca.cert })).equals(await volumeKey(header, image, alice)));
+    assert.ok(
+      (await volumeKeyWithToken({ header, image, module: MODULE, pin: pin("1234"), ca: ca.cert })).equals(await volumeKey(header, image, alice)),
+    );
     assert.match(cli(["luks", "add-user", "--help"]).out, /--token-module <library>[\s\S]*--token-pin-file <file>/);
   });
 

@@ -17,11 +17,17 @@ export function sh(cmd: string, args: string[], input?: Uint8Array): Buffer {
   return execFileSync(cmd, args, { input, stdio: [input ? "pipe" : "ignore", "pipe", "pipe"] });
 }
 
-export interface Ca { dir: string; pem: string; key: string; cert: X509Certificate }
+export interface Ca {
+  dir: string;
+  pem: string;
+  key: string;
+  cert: X509Certificate;
+}
 
 /** An organisation CA: a self-signed RSA certificate with basicConstraints CA:TRUE. */
 export function makeCa(dir: string, name: string): Ca {
-  const pem = join(dir, `${name}.pem`), key = join(dir, `${name}.key`);
+  const pem = join(dir, `${name}.pem`),
+    key = join(dir, `${name}.key`);
   sh("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", pem, "-subj", `/CN=${name}`, "-days", "30"]);
   return { dir, pem, key, cert: new X509Certificate(execFileSync("cat", [pem])) };
 }
@@ -53,11 +59,29 @@ export function makeToken(label: string, pin: string, ca: Ca, opts: { keyId?: st
   const p11 = (...args: string[]) => sh("pkcs11-tool", ["--module", MODULE, "--token-label", label, ...args]);
   sh("softhsm2-util", ["--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", SO_PIN]);
   p11("--login", "--pin", pin, "--keypairgen", "--key-type", `rsa:${opts.bits ?? 2048}`, "--id", keyId, "--label", `${label}-key`, "--usage-decrypt");
-  const pubDer = join(ca.dir, `${label}.pub.der`), pubPem = join(ca.dir, `${label}.pub.pem`), certDer = join(ca.dir, `${label}.crt.der`);
+  const pubDer = join(ca.dir, `${label}.pub.der`),
+    pubPem = join(ca.dir, `${label}.pub.pem`),
+    certDer = join(ca.dir, `${label}.crt.der`);
   p11("--read-object", "--type", "pubkey", "--id", keyId, "-o", pubDer);
   sh("openssl", ["pkey", "-pubin", "-inform", "DER", "-in", pubDer, "-out", pubPem]);
-  sh("openssl", ["x509", "-new", "-force_pubkey", pubPem, "-subj", `/CN=${label}`, "-CA", ca.pem, "-CAkey", ca.key, "-days", "30",
-    "-outform", "DER", "-out", certDer]);
+  sh("openssl", [
+    "x509",
+    "-new",
+    "-force_pubkey",
+    pubPem,
+    "-subj",
+    `/CN=${label}`,
+    "-CA",
+    ca.pem,
+    "-CAkey",
+    ca.key,
+    "-days",
+    "30",
+    "-outform",
+    "DER",
+    "-out",
+    certDer,
+  ]);
   p11("--login", "--pin", pin, "--write-object", certDer, "--type", "cert", "--id", keyId, "--label", `${label}-cert`);
   return execFileSync("cat", [certDer]);
 }
@@ -76,16 +100,35 @@ export const TOKEN_CONFIG = {
  * `header` (unlocked with `existing`); returns the site files that carry the CA and the store
  * into the preboot guest. SOFTHSM2_CONF is as before afterwards.
  */
-export async function tokenUser(o: { header: string; image: string; existing: Buffer; pin: string; workDir: string; pbkdf?: Pbkdf }): Promise<SiteFile[]> {
+export async function tokenUser(o: {
+  header: string;
+  image: string;
+  existing: Buffer;
+  pin: string;
+  workDir: string;
+  pbkdf?: Pbkdf;
+}): Promise<SiteFile[]> {
   const saved = process.env.SOFTHSM2_CONF;
   const dir = await mkdtemp(join(o.workDir, "token-"));
   try {
     const tokens = await makeStore(dir);
     const ca = makeCa(dir, "org-ca");
     makeToken("carol", o.pin, ca);
-    await enrolToken({ header: o.header, image: o.image, existing: o.existing, module: MODULE, tokenLabel: "carol", keyId: "01", ca: ca.cert, pbkdf: o.pbkdf });
+    await enrolToken({
+      header: o.header,
+      image: o.image,
+      existing: o.existing,
+      module: MODULE,
+      tokenLabel: "carol",
+      keyId: "01",
+      ca: ca.cert,
+      pbkdf: o.pbkdf,
+    });
     return [
-      ...(await readSiteFiles([{ host: ca.pem, guest: GUEST_CA }, { host: tokens, guest: `${GUEST_SOFTHSM}/tokens` }])),
+      ...(await readSiteFiles([
+        { host: ca.pem, guest: GUEST_CA },
+        { host: tokens, guest: `${GUEST_SOFTHSM}/tokens` },
+      ])),
       { path: `${GUEST_SOFTHSM}/softhsm2.conf`, data: softhsmConf(`${GUEST_SOFTHSM}/tokens`) },
     ];
   } finally {

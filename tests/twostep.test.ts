@@ -27,7 +27,6 @@ const alice = "alice's passphrase, typed at COM1";
 const bob = "bob has another one";
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
-
 describe("two-step execution: preboot guest, handoff, target OS on a LUKS2-encrypted disk", () => {
   let image: string, header: string, iso: string, tokenIso: string, key: Buffer;
   const pin = "2468";
@@ -89,8 +88,11 @@ describe("two-step execution: preboot guest, handoff, target OS on a LUKS2-encry
       // marker written to a tmpfs file is found, so the scan sees RAM.
       const marker = randomBytes(32).toString("hex");
       await s.sh(`echo ${marker} > /tmp/marker`);
-      const scan = await s.sh(`ptest kcore-scan ${key.subarray(0, 32).toString("hex")} ${key.subarray(32).toString("hex")} ` +
-        `${Buffer.from(alice).toString("hex")} ${Buffer.from(marker).toString("hex")}`, 300_000);
+      const scan = await s.sh(
+        `ptest kcore-scan ${key.subarray(0, 32).toString("hex")} ${key.subarray(32).toString("hex")} ` +
+          `${Buffer.from(alice).toString("hex")} ${Buffer.from(marker).toString("hex")}`,
+        300_000,
+      );
       const m = /segments=(\d+) scanned=(\d+) hits0=(\d+) hits1=(\d+) hits2=(\d+) hits3=(\d+)/.exec(scan);
       assert.ok(m, scan);
       assert.ok(Number(m[2]) > 400 * 1024 * 1024, `scanned only ${m[2]} bytes`);
@@ -108,8 +110,9 @@ describe("two-step execution: preboot guest, handoff, target OS on a LUKS2-encry
       await s.ready(300_000);
       assert.match(await s.sh("mountboot && ls /boot"), /vmlinuz/);
       // A well-formed record (another key) through the same call, from CPU 0 of the target.
-      const again = await s.exec(`printf '${octal(encodePolicy(wholeDisk(newKey())))}' > /tmp/r && ` +
-        "taskset -c 0 cp /tmp/r /proc/parapet/handoff");
+      const again = await s.exec(
+        `printf '${octal(encodePolicy(wholeDisk(newKey())))}' > /tmp/r && ` + "taskset -c 0 cp /tmp/r /proc/parapet/handoff",
+      );
       assert.notEqual(again.status, 0);
       assert.match(again.out, /Operation not permitted/);
       assert.match(s.hvLog(), /handoff: cpu0: refused: the handoff already happened/);

@@ -25,7 +25,11 @@ function finish(report: string, r: { error?: string }, o: { json?: string; quiet
 }
 
 export function registerBench(program: Command): void {
-  const bench = program.command("bench").description("Benchmarks: 'parapet bench boot', 'parapet bench resume', 'parapet bench twostep', 'parapet bench disk', 'parapet bench crypto', 'parapet bench loc' (see their --help)");
+  const bench = program
+    .command("bench")
+    .description(
+      "Benchmarks: 'parapet bench boot', 'parapet bench resume', 'parapet bench twostep', 'parapet bench disk', 'parapet bench crypto', 'parapet bench loc' (see their --help)",
+    );
   registerBenchLoc(bench);
   registerBenchBoot(bench);
   registerBenchCrypto(bench);
@@ -81,7 +85,12 @@ function registerBenchBoot(bench: Command): void {
       const cases = [];
       for (const [i, cpus] of o.cpus.entries()) {
         const r = await benchBoot({
-          runs: o.runs, cpus, machine: o.machine, memory: o.memory, disk: o.disk, hvArgs: o.hvArgs,
+          runs: o.runs,
+          cpus,
+          machine: o.machine,
+          memory: o.memory,
+          disk: o.disk,
+          hvArgs: o.hvArgs,
           timeoutSec: o.timeout,
           log: o.quiet ? undefined : (m) => process.stderr.write(`bench: -smp ${cpus}: ${m}\n`),
         });
@@ -93,7 +102,9 @@ function registerBenchBoot(bench: Command): void {
         }
       }
       if (cases.length > 1) {
-        process.stdout.write("\nsummary: " + cases.map((r) => `-smp ${r.config.cpus} ratio ${r.summary ? r.summary.ratio.toFixed(3) : "n/a"}`).join(", ") + "\n");
+        process.stdout.write(
+          "\nsummary: " + cases.map((r) => `-smp ${r.config.cpus} ratio ${r.summary ? r.summary.ratio.toFixed(3) : "n/a"}`).join(", ") + "\n",
+        );
       }
       if (o.json) {
         writeJsonFile(o.json, { cases });
@@ -124,7 +135,9 @@ function registerBenchCrypto(bench: Command): void {
     )
     .action((o) => {
       const r = benchCrypto({
-        runs: o.runs, ms: o.ms, kib: Math.max(4, o.kib),
+        runs: o.runs,
+        ms: o.ms,
+        kib: Math.max(4, o.kib),
         log: o.quiet ? undefined : (m) => process.stderr.write(`bench: ${m}\n`),
       });
       process.stdout.write(formatCryptoReport(r));
@@ -163,7 +176,13 @@ function registerBenchResume(bench: Command): void {
     )
     .action(async (o) => {
       const r = await benchResume({
-        runs: o.runs, cpus: o.cpus, machine: o.machine, memory: o.memory, disk: o.disk, hvArgs: o.hvArgs, timeoutSec: o.timeout,
+        runs: o.runs,
+        cpus: o.cpus,
+        machine: o.machine,
+        memory: o.memory,
+        disk: o.disk,
+        hvArgs: o.hvArgs,
+        timeoutSec: o.timeout,
         log: o.quiet ? undefined : (m) => process.stderr.write(`bench: ${m}\n`),
       });
       finish(formatResumeReport(r), r, o);
@@ -201,7 +220,11 @@ function registerBenchTwostep(bench: Command): void {
     )
     .action(async (o) => {
       const r = await benchTwostep({
-        runs: o.runs, cpus: o.cpus, memory: o.memory, disk: o.disk, timeoutSec: o.timeout,
+        runs: o.runs,
+        cpus: o.cpus,
+        memory: o.memory,
+        disk: o.disk,
+        timeoutSec: o.timeout,
         log: o.quiet ? undefined : (m) => process.stderr.write(`bench: ${m}\n`),
       });
       finish(formatTwostepReport(r), r, o);
@@ -224,8 +247,11 @@ function registerBenchDisk(bench: Command): void {
         "Works on copies of the image (build/test/bench-disk-*), removed afterwards. Exit status 1 when a boot or job fails.",
     )
     .option("-r, --runtime <seconds>", "time per fio job", integer(1, 3600), 10)
-    .addOption(new Option("-s, --size <size>", "region of the data partition the jobs use (e.g. 16M; a multiple of the largest block size)")
-      .argParser(checked(parseSize)).default(parseSize("16M"), "16M"))
+    .addOption(
+      new Option("-s, --size <size>", "region of the data partition the jobs use (e.g. 16M; a multiple of the largest block size)")
+        .argParser(checked(parseSize))
+        .default(parseSize("16M"), "16M"),
+    )
     .option("-n, --repeat <n>", "rounds of all jobs in each boot (figures are medians)", integer(1, 100), 1)
     .option("--jobs <names>", "comma-separated subset of the jobs")
     .option("-m, --memory <size>", "guest RAM", "512M")
@@ -244,8 +270,16 @@ function registerBenchDisk(bench: Command): void {
     .action(async (o) => {
       const r = await benchDisk({
         iommu: o.iommu,
-        runtimeSec: o.runtime, sizeBytes: o.size, repeat: o.repeat, memory: o.memory, bootTimeoutSec: o.timeout,
-        jobs: o.jobs?.split(",").map((s) => s.trim()).filter(Boolean), keep: o.keep,
+        runtimeSec: o.runtime,
+        sizeBytes: o.size,
+        repeat: o.repeat,
+        memory: o.memory,
+        bootTimeoutSec: o.timeout,
+        jobs: o.jobs
+          ?.split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+        keep: o.keep,
         log: o.quiet ? undefined : (m) => process.stderr.write(`bench: ${m}\n`),
       });
       if (o.json === true) process.stdout.write(JSON.stringify(r, null, 2) + "\n");

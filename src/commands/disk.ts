@@ -28,9 +28,7 @@ function declareConvert(disk: Command, direction: Direction) {
   const c = disk
     .command(direction)
     .description(
-      (direction === "encrypt"
-        ? "Encrypt a plaintext raw image in place"
-        : "Decrypt an image encrypted with this key in place") +
+      (direction === "encrypt" ? "Encrypt a plaintext raw image in place" : "Decrypt an image encrypted with this key in place") +
         ": XTS-AES-256 with tweak = absolute 512-byte sector number, exactly as dm-crypt's aes-xts-plain64 " +
         "(so 'cryptsetup open --type plain --cipher aes-xts-plain64 --key-size 512 --key-file KEY' reads the result). " +
         "Streams in chunks with a journal (IMAGE.parapet-journal): after a crash or kill at any point, " +
@@ -41,15 +39,21 @@ function declareConvert(disk: Command, direction: Direction) {
     .argument("<image>", "raw disk image (a regular file, a whole number of 512-byte sectors)")
     .requiredOption("--key <file>", "64-byte key file (parapet keygen)");
   return withRange(c)
-    .option("--force", direction === "encrypt"
-      ? "encrypt even if the marker says the range is encrypted or sector 0 lacks the 55 AA boot signature"
-      : "decrypt even if the marker does not say the range is encrypted with this key")
+    .option(
+      "--force",
+      direction === "encrypt"
+        ? "encrypt even if the marker says the range is encrypted or sector 0 lacks the 55 AA boot signature"
+        : "decrypt even if the marker does not say the range is encrypted with this key",
+    )
     .option("--chunk-sectors <n>", "sectors rewritten per journaled step", integer(1, 65536), DEFAULT_CHUNK_SECTORS)
     .option("-q, --quiet", "no progress, no summary")
-    .addHelpText("after",
+    .addHelpText(
+      "after",
       `\nExample: parapet disk ${direction} --key disk.key build/guest.img\n` +
-      "Without a marker, encrypt checks that sector 0 ends in 55 AA (a plaintext MBR disk) when the range\n" +
-      "starts at sector 0; decrypt always wants the marker (or --force).\n" + EXIT_TEXT);
+        "Without a marker, encrypt checks that sector 0 ends in 55 AA (a plaintext MBR disk) when the range\n" +
+        "starts at sector 0; decrypt always wants the marker (or --force).\n" +
+        EXIT_TEXT,
+    );
 }
 
 type ConvertOptions = ReturnType<ReturnType<typeof declareConvert>["opts"]>;
@@ -67,8 +71,15 @@ async function runConvert(direction: Direction, image: string, o: ConvertOptions
   const t0 = Date.now();
   try {
     const r = await convertImage({
-      image, key, direction, firstLba: o.firstLba, sectors: o.sectors, force: o.force, chunkSectors: o.chunkSectors,
-      progress: bar.update, shouldStop: () => stop,
+      image,
+      key,
+      direction,
+      firstLba: o.firstLba,
+      sectors: o.sectors,
+      force: o.force,
+      chunkSectors: o.chunkSectors,
+      progress: bar.update,
+      shouldStop: () => stop,
     });
     bar.finish();
     const range = `sectors ${r.firstLba}..${r.firstLba + r.sectors - 1n} (${mib(r.sectors).toFixed(1)} MiB)`;
@@ -79,8 +90,10 @@ async function runConvert(direction: Direction, image: string, o: ConvertOptions
     }
     const resumed = r.resumedFrom !== undefined ? `, resuming an interrupted run at sector ${r.resumedFrom}` : "";
     if (!o.quiet) {
-      process.stdout.write(`${image}: ${direction === "encrypt" ? "encrypted" : "decrypted"} ${range} with key fingerprint ` +
-        `${r.fingerprint} in ${((Date.now() - t0) / 1000).toFixed(1)} s${resumed}\n`);
+      process.stdout.write(
+        `${image}: ${direction === "encrypt" ? "encrypted" : "decrypted"} ${range} with key fingerprint ` +
+          `${r.fingerprint} in ${((Date.now() - t0) / 1000).toFixed(1)} s${resumed}\n`,
+      );
     }
   } catch (e) {
     bar.finish();
@@ -110,8 +123,12 @@ function declareVerify(disk: Command) {
     .option("--plain <reference>", "plaintext image to compare every sector of the range with");
   return withRange(c)
     .option("-q, --quiet", "print only the verdict")
-    .addHelpText("after", "\nExample: cp build/guest.img plain.img && parapet disk encrypt --key disk.key build/guest.img &&\n" +
-      "         parapet disk verify --key disk.key --plain plain.img build/guest.img\n" + EXIT_TEXT);
+    .addHelpText(
+      "after",
+      "\nExample: cp build/guest.img plain.img && parapet disk encrypt --key disk.key build/guest.img &&\n" +
+        "         parapet disk verify --key disk.key --plain plain.img build/guest.img\n" +
+        EXIT_TEXT,
+    );
 }
 
 type VerifyOptions = ReturnType<ReturnType<typeof declareVerify>["opts"]>;
@@ -138,8 +155,10 @@ async function runVerify(image: string, o: VerifyOptions): Promise<void> {
     if (r.mbr.problems.length === 0) {
       out.push(`  sector 0 decrypts to an MBR with the 55 AA signature${r.mbr.partitions.length ? "" : " and no partitions"}`);
       for (const p of r.mbr.partitions) {
-        out.push(`    partition ${p.index}: type ${p.type.toString(16).padStart(2, "0")}${p.bootable ? ", bootable" : ""}, ` +
-          `sectors ${p.startLba}..${p.startLba + p.sectors - 1}${p.type === 0xee ? " (GPT protective; GPT header found)" : ""}`);
+        out.push(
+          `    partition ${p.index}: type ${p.type.toString(16).padStart(2, "0")}${p.bootable ? ", bootable" : ""}, ` +
+            `sectors ${p.startLba}..${p.startLba + p.sectors - 1}${p.type === 0xee ? " (GPT protective; GPT header found)" : ""}`,
+        );
       }
     } else {
       out.push("  sector 0 does not decrypt to a plausible MBR (wrong key, not encrypted, or damaged):");
@@ -147,12 +166,17 @@ async function runVerify(image: string, o: VerifyOptions): Promise<void> {
     }
   }
   if (r.compared !== undefined) {
-    out.push(r.mismatches === 0n
-      ? `  all ${r.compared} sectors decrypt to exactly ${o.plain}`
-      : `  ${r.mismatches} of ${r.compared} sectors differ from ${o.plain}; the first is sector ${r.firstMismatch}`);
+    out.push(
+      r.mismatches === 0n
+        ? `  all ${r.compared} sectors decrypt to exactly ${o.plain}`
+        : `  ${r.mismatches} of ${r.compared} sectors differ from ${o.plain}; the first is sector ${r.firstMismatch}`,
+    );
   }
   out.push(r.ok ? "OK" : "FAILED");
-  if (o.quiet) process.stdout.write(`${image}: ${r.ok ? "OK" : `FAILED${r.firstMismatch !== undefined ? ` (first mismatching sector ${r.firstMismatch})` : ""}`}\n`);
+  if (o.quiet)
+    process.stdout.write(
+      `${image}: ${r.ok ? "OK" : `FAILED${r.firstMismatch !== undefined ? ` (first mismatching sector ${r.firstMismatch})` : ""}`}\n`,
+    );
   else process.stdout.write(out.join("\n") + "\n");
   if (!r.ok) process.exitCode = EXIT_VERIFY_FAILED;
 }
@@ -160,8 +184,9 @@ async function runVerify(image: string, o: VerifyOptions): Promise<void> {
 export function registerDisk(program: Command): void {
   const disk = program
     .command("disk")
-    .description("Encrypt, decrypt, verify or inspect a raw disk image in place (XTS-AES-256, dm-crypt aes-xts-plain64). " +
-      "See docs/disk-encryption.md.")
+    .description(
+      "Encrypt, decrypt, verify or inspect a raw disk image in place (XTS-AES-256, dm-crypt aes-xts-plain64). " + "See docs/disk-encryption.md.",
+    )
     .addHelpText("after", `\n${EXIT_TEXT}`);
   for (const direction of ["encrypt", "decrypt"] as const) {
     declareConvert(disk, direction).action((image, o) => runConvert(direction, image, o));
@@ -169,8 +194,10 @@ export function registerDisk(program: Command): void {
   declareVerify(disk).action(runVerify);
   disk
     .command("status")
-    .description("Show what the marker and journal beside an image say: which sectors are encrypted with which key " +
-      "fingerprint, and any unfinished conversion. Needs no key; changes nothing.")
+    .description(
+      "Show what the marker and journal beside an image say: which sectors are encrypted with which key " +
+        "fingerprint, and any unfinished conversion. Needs no key; changes nothing.",
+    )
     .summary("show the marker and any unfinished conversion of an image")
     .argument("<image>", "raw disk image")
     .action(async (image) => {

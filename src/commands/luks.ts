@@ -45,10 +45,12 @@ async function refusing(what: string, fn: () => Promise<void>): Promise<void> {
 function declareFormat(luks: Command) {
   return common(luks.command("format"), "the first user's passphrase")
     .summary("encrypt a plaintext image in place under a new detached header (resumable)")
-    .description("Create a new LUKS2 header file (cryptsetup luksFormat: aes-xts-plain64, 512-bit volume key, 512-byte " +
-      "sectors, data at offset 0, argon2id with 64 MiB for the keyslot) and encrypt the image in place with its volume " +
-      "key, journaled like 'parapet disk encrypt': after an interruption the same command resumes (the header is " +
-      "kept and its key reused). An existing header is otherwise refused.")
+    .description(
+      "Create a new LUKS2 header file (cryptsetup luksFormat: aes-xts-plain64, 512-bit volume key, 512-byte " +
+        "sectors, data at offset 0, argon2id with 64 MiB for the keyslot) and encrypt the image in place with its volume " +
+        "key, journaled like 'parapet disk encrypt': after an interruption the same command resumes (the header is " +
+        "kept and its key reused). An existing header is otherwise refused.",
+    )
     .option("--iter-time <ms>", "keyslot key-derivation time on this machine (cryptsetup --iter-time)", ITER_TIME, 500)
     .option("-q, --quiet", "no progress, no summary")
     .addHelpText("after", "\nExample: parapet luks format --disk disk.img --header disk.hdr --passphrase-file pass.txt\n" + EXIT_TEXT);
@@ -73,8 +75,10 @@ async function format(o: ReturnType<ReturnType<typeof declareFormat>["opts"]>): 
       return;
     }
     if (!o.quiet)
-      process.stdout.write(`${o.disk}: encrypted under ${o.header} (${r.created ? "new header" : "existing header, resumed"}), ` +
-        `volume key fingerprint ${r.fingerprint}\n`);
+      process.stdout.write(
+        `${o.disk}: encrypted under ${o.header} (${r.created ? "new header" : "existing header, resumed"}), ` +
+          `volume key fingerprint ${r.fingerprint}\n`,
+      );
   } finally {
     process.off("SIGINT", onSigint);
     passphrase.fill(0);
@@ -84,26 +88,40 @@ async function format(o: ReturnType<ReturnType<typeof declareFormat>["opts"]>): 
 function declareAddUser(luks: Command) {
   return common(luks.command("add-user"), "an existing user's passphrase")
     .summary("add a user: a passphrase, or a PKCS#11 token (smart card)")
-    .description("Add a keyslot for another user, unlocked by an existing user's passphrase (cryptsetup luksAddKey). " +
-      "Several users then open the same disk. The new user is either a passphrase (--new-passphrase-file) or a " +
-      "PKCS#11 token (--token-module, --token-label, --token-key-id, --ca): the token's certificate must be issued by " +
-      "the organisation CA; a random keyslot secret is encrypted (RSA-OAEP) to the certificate's key and kept in the " +
-      "header as a LUKS2 token, which only the token can decrypt at boot. See docs/tokens.md.")
+    .description(
+      "Add a keyslot for another user, unlocked by an existing user's passphrase (cryptsetup luksAddKey). " +
+        "Several users then open the same disk. The new user is either a passphrase (--new-passphrase-file) or a " +
+        "PKCS#11 token (--token-module, --token-label, --token-key-id, --ca): the token's certificate must be issued by " +
+        "the organisation CA; a random keyslot secret is encrypted (RSA-OAEP) to the certificate's key and kept in the " +
+        "header as a LUKS2 token, which only the token can decrypt at boot. See docs/tokens.md.",
+    )
     .option("--new-passphrase-file <file>", "the new user's passphrase")
-    .option("--token-module <library>", "PKCS#11 module of the new user's token (e.g. /usr/lib/softhsm/libsofthsm2.so, " +
-      "or opensc-pkcs11.so for a smart card)")
+    .option(
+      "--token-module <library>",
+      "PKCS#11 module of the new user's token (e.g. /usr/lib/softhsm/libsofthsm2.so, " + "or opensc-pkcs11.so for a smart card)",
+    )
     .option("--token-label <label>", "the token's label (pkcs11-tool --list-token-slots shows it)")
     .option("--token-key-id <hex>", "CKA_ID of the certificate and its RSA private key on the token, in hex (e.g. 01)")
     .option("--ca <file>", "the organisation CA certificate (PEM or DER) that must have issued the token's certificate")
-    .option("--token-pin-file <file>", "the token user's PIN: the token then test-decrypts before the keyslot is added " +
-      "(recommended; without it only the certificate and public key are checked)")
-    .addOption(new Option("--token-oaep-hash <hash>", "RSA-OAEP hash the token decrypts with: sha1 (SoftHSM2, most cards) or sha256")
-      .choices(["sha1", "sha256"] as const).default("sha1" as const))
+    .option(
+      "--token-pin-file <file>",
+      "the token user's PIN: the token then test-decrypts before the keyslot is added " +
+        "(recommended; without it only the certificate and public key are checked)",
+    )
+    .addOption(
+      new Option("--token-oaep-hash <hash>", "RSA-OAEP hash the token decrypts with: sha1 (SoftHSM2, most cards) or sha256")
+        .choices(["sha1", "sha256"] as const)
+        .default("sha1" as const),
+    )
     .option("--iter-time <ms>", "keyslot key-derivation time on this machine", ITER_TIME, 500)
-    .addHelpText("after", "\nExamples:\n  parapet luks add-user --disk disk.img --header disk.hdr --passphrase-file alice.txt " +
-      "--new-passphrase-file bob.txt\n  parapet luks add-user --disk disk.img --header disk.hdr --passphrase-file alice.txt " +
-      "--token-module /usr/lib/softhsm/libsofthsm2.so --token-label carol --token-key-id 01 --ca org-ca.pem " +
-      "--token-pin-file carol.pin\n" + EXIT_TEXT);
+    .addHelpText(
+      "after",
+      "\nExamples:\n  parapet luks add-user --disk disk.img --header disk.hdr --passphrase-file alice.txt " +
+        "--new-passphrase-file bob.txt\n  parapet luks add-user --disk disk.img --header disk.hdr --passphrase-file alice.txt " +
+        "--token-module /usr/lib/softhsm/libsofthsm2.so --token-label carol --token-key-id 01 --ca org-ca.pem " +
+        "--token-pin-file carol.pin\n" +
+        EXIT_TEXT,
+    );
 }
 
 type AddUserCommand = ReturnType<typeof declareAddUser>;
@@ -137,12 +155,23 @@ async function addTokenUser(o: AddUserOptions, existing: Buffer): Promise<void> 
   const pin = o.tokenPinFile !== undefined ? await readPassphrase(o.tokenPinFile) : undefined;
   try {
     const r = await enrolToken({
-      header: o.header, image: o.disk, existing, module: o.tokenModule!, tokenLabel: o.tokenLabel!, keyId: o.tokenKeyId!,
-      ca, pin, oaepHash: o.tokenOaepHash, pbkdf: pbkdf(o),
+      header: o.header,
+      image: o.disk,
+      existing,
+      module: o.tokenModule!,
+      tokenLabel: o.tokenLabel!,
+      keyId: o.tokenKeyId!,
+      ca,
+      pin,
+      oaepHash: o.tokenOaepHash,
+      pbkdf: pbkdf(o),
     });
-    process.stdout.write(`${o.header}: keyslot ${r.keyslot} and token ${r.tokenId} added for '${r.subject}' ` +
-      `(certificate SHA-256 ${r.fingerprint})${r.tested ? ", test decryption on the token passed" : ""}\n`);
-    if (!r.tested) process.stderr.write("parapet: note: no --token-pin-file, so the token did not test-decrypt; try an unlock before relying on it\n");
+    process.stdout.write(
+      `${o.header}: keyslot ${r.keyslot} and token ${r.tokenId} added for '${r.subject}' ` +
+        `(certificate SHA-256 ${r.fingerprint})${r.tested ? ", test decryption on the token passed" : ""}\n`,
+    );
+    if (!r.tested)
+      process.stderr.write("parapet: note: no --token-pin-file, so the token did not test-decrypt; try an unlock before relying on it\n");
   } finally {
     pin?.fill(0);
   }
@@ -161,8 +190,10 @@ async function addUser(o: AddUserOptions, cmd: AddUserCommand): Promise<void> {
 function declareKey(luks: Command) {
   return common(luks.command("key"), "a user's passphrase")
     .summary("write the volume key as a 64-byte key file (for parapet policy --key)")
-    .description("Unlock the header and write the volume key, mode 0600, as a key file that 'parapet policy " +
-      "--whole-disk --key' and 'parapet disk' take: the disk's data is the same XTS-AES-256 as a plain dm-crypt disk.")
+    .description(
+      "Unlock the header and write the volume key, mode 0600, as a key file that 'parapet policy " +
+        "--whole-disk --key' and 'parapet disk' take: the disk's data is the same XTS-AES-256 as a plain dm-crypt disk.",
+    )
     .requiredOption("-o, --output <file>", "key file to write (never overwritten)")
     .addHelpText("after", "\nExample: parapet luks key --disk disk.img --header disk.hdr --passphrase-file pass.txt -o disk.key\n" + EXIT_TEXT);
 }
@@ -183,20 +214,27 @@ async function writeKey(o: ReturnType<ReturnType<typeof declareKey>["opts"]>): P
 export function registerLuks(program: Command): void {
   const luks = program
     .command("luks")
-    .description("A whole disk image under a LUKS2 detached header: users' keyslots in the header file, the disk's " +
-      "data from sector 0 in XTS-AES-256 (aes-xts-plain64, 512-bit key, 512-byte sectors), opened later with stock " +
-      "'cryptsetup open --header HDR IMG NAME'. Uses Debian's cryptsetup. See docs/luks.md.")
+    .description(
+      "A whole disk image under a LUKS2 detached header: users' keyslots in the header file, the disk's " +
+        "data from sector 0 in XTS-AES-256 (aes-xts-plain64, 512-bit key, 512-byte sectors), opened later with stock " +
+        "'cryptsetup open --header HDR IMG NAME'. Uses Debian's cryptsetup. See docs/luks.md.",
+    )
     .addHelpText("after", `\nThe passphrase is the file's bytes without one trailing newline.\n${EXIT_TEXT}`);
   declareFormat(luks).action((o) => refusing("format", () => format(o)));
   declareAddUser(luks).action((o, cmd) => refusing("add-user", () => addUser(o, cmd)));
   declareKey(luks).action((o) => refusing("key", () => writeKey(o)));
-  luks.command("status")
+  luks
+    .command("status")
     .summary("show the header's data segment and keyslots")
     .requiredOption("--disk <image>", "raw disk image")
     .requiredOption("--header <file>", "the detached LUKS2 header file")
-    .action((o) => refusing("status", async () => {
-      const i = await luksInfo(o.header, o.disk);
-      process.stdout.write(`${o.header}: LUKS2, ${i.cipher}, ${i.keyBits}-bit volume key, ${i.sectorBytes}-byte sectors, ` +
-        `data at byte ${i.offsetBytes}; keyslots ${i.keyslots.join(", ") || "none"}\n`);
-    }));
+    .action((o) =>
+      refusing("status", async () => {
+        const i = await luksInfo(o.header, o.disk);
+        process.stdout.write(
+          `${o.header}: LUKS2, ${i.cipher}, ${i.keyBits}-bit volume key, ${i.sectorBytes}-byte sectors, ` +
+            `data at byte ${i.offsetBytes}; keyslots ${i.keyslots.join(", ") || "none"}\n`,
+        );
+      }),
+    );
 }

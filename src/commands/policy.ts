@@ -12,7 +12,9 @@ import {
   policyToJson,
   serialProblem,
   type DriveMatch,
-  type Policy, wholeDiskPolicy } from "../lib/policyrecord.ts";
+  type Policy,
+  wholeDiskPolicy,
+} from "../lib/policyrecord.ts";
 import { readKeyFile } from "../lib/xts.ts";
 
 function counts(p: Policy): string {
@@ -50,9 +52,12 @@ function declarePolicy(program: Command) {
     .option("--position <n>", "with --whole-disk: drive on the channel, 0/master or 1/slave (default 0)", bit(["master", "slave"]))
     .option("--serial <text>", "with --whole-disk: also (or only) match the drive's IDENTIFY serial number", checked(serial))
     .option("--pci <BB:DD.F>", "with --whole-disk: only the IDE controller at this PCI address (hex)", checked(parsePci))
-    .option("--allow-no-iommu", "let Parapet use the record's keys on a machine without a usable IOMMU, where any " +
-      "bus master can read them and every decrypted sector from RAM (default: such a machine refuses the record); " +
-      "with --whole-disk or a policy file (as allow_no_iommu: true in it)")
+    .option(
+      "--allow-no-iommu",
+      "let Parapet use the record's keys on a machine without a usable IOMMU, where any " +
+        "bus master can read them and every decrypted sector from RAM (default: such a machine refuses the record); " +
+        "with --whole-disk or a policy file (as allow_no_iommu: true in it)",
+    )
     .option("-q, --quiet", "print only warnings and errors")
     .addHelpText(
       "after",

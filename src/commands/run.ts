@@ -14,30 +14,50 @@ const SINKS = ["e9", "com1", "com2", "com3", "com4", "none"] as const satisfies 
 function declareRun(program: Command) {
   return program
     .command("run")
-    .description("Boot a disk image under Parapet in QEMU: guest console live here, hypervisor log to a file.\n" +
-      "By default on q35 with an emulated Intel IOMMU (-device intel-iommu) and the disk on a legacy PIIX IDE " +
-      "controller (Parapet protects IDE disks; q35's own disk controller is AHCI); any other machine (--machine pc) " +
-      "runs without an IOMMU, its disk where the machine puts IDE drives.\n" +
-      "Exit status: 0 guest powered off, 2 guest triple fault, 3 hypervisor panic, 4 timeout, 1 QEMU error.")
+    .description(
+      "Boot a disk image under Parapet in QEMU: guest console live here, hypervisor log to a file.\n" +
+        "By default on q35 with an emulated Intel IOMMU (-device intel-iommu) and the disk on a legacy PIIX IDE " +
+        "controller (Parapet protects IDE disks; q35's own disk controller is AHCI); any other machine (--machine pc) " +
+        "runs without an IOMMU, its disk where the machine puts IDE drives.\n" +
+        "Exit status: 0 guest powered off, 2 guest triple fault, 3 hypervisor panic, 4 timeout, 1 QEMU error.",
+    )
     .argument("[disk]", "raw disk image to boot as the first IDE disk (primary master)", DEFAULT_IMAGE)
     .option("-m, --memory <size>", "guest RAM", "512M")
     .option("-c, --cpus <n>", "number of CPUs", integer(1, 16), 1)
-    .option("-M, --machine <type>", "QEMU machine type (q35, pc, or with options such as pc,smm=on); only q35 gets the IOMMU " +
-      "and the PIIX IDE controller", "q35")
-    .addOption(new Option("--iommu <kind>", "on q35: the emulated IOMMU, intel (VT-d, -device intel-iommu) or amd (AMD-Vi, -device amd-iommu,pt=off)")
-      .choices(["intel", "amd"] as const).default("intel" as const))
-    .option("--no-iommu", "on q35: no emulated IOMMU (a policy record with keys is then refused unless it allows that: " +
-      "parapet policy --allow-no-iommu)")
-    .addOption(new Option("-l, --log <sink>", "hypervisor log sink (a COM port used for the log is hidden from the guest)")
-      .choices(SINKS).default("e9" as const))
+    .option(
+      "-M, --machine <type>",
+      "QEMU machine type (q35, pc, or with options such as pc,smm=on); only q35 gets the IOMMU " + "and the PIIX IDE controller",
+      "q35",
+    )
+    .addOption(
+      new Option("--iommu <kind>", "on q35: the emulated IOMMU, intel (VT-d, -device intel-iommu) or amd (AMD-Vi, -device amd-iommu,pt=off)")
+        .choices(["intel", "amd"] as const)
+        .default("intel" as const),
+    )
+    .option(
+      "--no-iommu",
+      "on q35: no emulated IOMMU (a policy record with keys is then refused unless it allows that: " + "parapet policy --allow-no-iommu)",
+    )
+    .addOption(
+      new Option("-l, --log <sink>", "hypervisor log sink (a COM port used for the log is hidden from the guest)")
+        .choices(SINKS)
+        .default("e9" as const),
+    )
     .option("--hv-log <file>", "file that receives the hypervisor log", join(REPO_ROOT, "build", "hv.log"))
     .option("--hv-args <options>", "extra hypervisor command-line options, e.g. boot=0x81", "")
     .option("--iso <file>", "boot this GRUB ISO from CD instead of loading Parapet with -kernel")
     .option("--bare", "boot without Parapet (the baseline)")
     .option("--snapshot", "do not write guest changes to the disk image")
-    .addOption(new Option("--policy <file>", "storage policy record (parapet policy -o) passed to Parapet as a Multiboot module (-initrd); " +
-      "needs Parapet loaded by -kernel").conflicts(["bare", "iso"]))
-    .option("--passphrase-file <file>", "two-step (an ISO from parapet iso --preboot): type this file's passphrase at the preboot guest's 'Passphrase:' prompt on COM1")
+    .addOption(
+      new Option(
+        "--policy <file>",
+        "storage policy record (parapet policy -o) passed to Parapet as a Multiboot module (-initrd); " + "needs Parapet loaded by -kernel",
+      ).conflicts(["bare", "iso"]),
+    )
+    .option(
+      "--passphrase-file <file>",
+      "two-step (an ISO from parapet iso --preboot): type this file's passphrase at the preboot guest's 'Passphrase:' prompt on COM1",
+    )
     .option("--commands <list>", "with the test guest: run these shell commands (separated by ';;') after it is ready, then power off")
     .option("-t, --timeout <seconds>", "stop QEMU after this many seconds (0: never)", seconds, 0);
 }
@@ -53,9 +73,11 @@ async function checkPolicy(o: RunOptions, iommu: string | undefined): Promise<vo
   if (!o.policy) return;
   const { policy } = await readRecord(o.policy); // refuse a malformed record before booting
   if (!iommu && policy.keys.length > 0 && !policy.allowNoIommu) {
-    process.stderr.write(`parapet: warning: ${o.policy} carries keys and does not allow a machine without an IOMMU; ` +
-      `Parapet will refuse it here (${isQ35(o.machine) ? "--no-iommu" : `machine ${o.machine}`}). Boot on q35 with the IOMMU, or rebuild ` +
-      "the record with parapet policy --allow-no-iommu.\n");
+    process.stderr.write(
+      `parapet: warning: ${o.policy} carries keys and does not allow a machine without an IOMMU; ` +
+        `Parapet will refuse it here (${isQ35(o.machine) ? "--no-iommu" : `machine ${o.machine}`}). Boot on q35 with the IOMMU, or rebuild ` +
+        "the record with parapet policy --allow-no-iommu.\n",
+    );
   }
 }
 
@@ -71,7 +93,10 @@ async function attachConsole(s: QemuSession, o: RunOptions): Promise<void> {
   }
   if (o.commands) {
     await s.ready();
-    for (const cmd of String(o.commands).split(";;").map((c) => c.trim()).filter(Boolean)) {
+    for (const cmd of String(o.commands)
+      .split(";;")
+      .map((c) => c.trim())
+      .filter(Boolean)) {
       process.stdout.write(`\n[parapet run] guest# ${cmd}\n`);
       await s.exec(cmd, 300_000);
     }
@@ -87,8 +112,19 @@ async function run(disk: string, o: RunOptions): Promise<void> {
   const iommu = q35 && o.iommu !== false ? o.iommu : undefined;
   await checkPolicy(o, iommu);
   const s = new QemuSession({
-    disk, cdrom: o.iso, modules: o.policy ? [o.policy] : undefined, parapet: !o.bare, logSink: o.log, hvLog: o.hvLog, hvArgs: o.hvArgs,
-    memory: o.memory, cpus: o.cpus, machine: o.machine, snapshot: o.snapshot, iommu, piixIde: q35,
+    disk,
+    cdrom: o.iso,
+    modules: o.policy ? [o.policy] : undefined,
+    parapet: !o.bare,
+    logSink: o.log,
+    hvLog: o.hvLog,
+    hvArgs: o.hvArgs,
+    memory: o.memory,
+    cpus: o.cpus,
+    machine: o.machine,
+    snapshot: o.snapshot,
+    iommu,
+    piixIde: q35,
   });
   const platform = q35 ? `${o.machine}${iommu ? ` with ${iommu}-iommu` : " without an IOMMU"}, disk on PIIX IDE` : `${o.machine} (no IOMMU)`;
   process.stderr.write(`parapet: ${o.bare ? "bare QEMU" : "Parapet"} on ${platform}; hypervisor log: ${s.hvLogPath}\n`);

@@ -160,8 +160,22 @@ export async function makeBootDisk(opts: BootDiskOptions): Promise<DiskLayout> {
     }
     await run(
       "mformat",
-      ["-i", part, "-F", "-v", opts.volumeLabel ?? "PARAPET", "-T", String(sectors),
-        "-h", String(HEADS), "-s", String(SECTORS_PER_TRACK), "-H", String(PARTITION_START_LBA), "::"],
+      [
+        "-i",
+        part,
+        "-F",
+        "-v",
+        opts.volumeLabel ?? "PARAPET",
+        "-T",
+        String(sectors),
+        "-h",
+        String(HEADS),
+        "-s",
+        String(SECTORS_PER_TRACK),
+        "-H",
+        String(PARTITION_START_LBA),
+        "::",
+      ],
       { env },
     );
     const cfg = `${tmp}.syslinux.cfg`;

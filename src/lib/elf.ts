@@ -51,8 +51,18 @@ function cstr(buf: Buffer, off: number): string {
   return buf.toString("latin1", off, end);
 }
 
-interface Segment { vaddr: number; offset: number; filesz: number }
-interface Section { type: number; offset: number; size: number; link: number; info: number }
+interface Segment {
+  vaddr: number;
+  offset: number;
+  filesz: number;
+}
+interface Section {
+  type: number;
+  offset: number;
+  size: number;
+  link: number;
+  info: number;
+}
 type VersionNames = Map<number, { name: string; file?: string }>;
 
 /** The program headers: loaded segments, the dynamic segment and PT_INTERP. */

@@ -8,20 +8,20 @@ import { delimiter, join } from "node:path";
 export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   "apt-get": "apt",
   "apt-cache": "apt",
-  "dpkg": "dpkg",
+  dpkg: "dpkg",
   "dpkg-deb": "dpkg",
   "dpkg-query": "dpkg",
-  "depmod": "kmod",
-  "make": "make",
-  "cc": "gcc",
-  "gcc": "gcc",
-  "strip": "binutils",
-  "mformat": "mtools",
-  "mcopy": "mtools",
-  "syslinux": "syslinux",
-  "xz": "xz-utils",
-  "zstd": "zstd",
-  "cryptsetup": "cryptsetup-bin",
+  depmod: "kmod",
+  make: "make",
+  cc: "gcc",
+  gcc: "gcc",
+  strip: "binutils",
+  mformat: "mtools",
+  mcopy: "mtools",
+  syslinux: "syslinux",
+  xz: "xz-utils",
+  zstd: "zstd",
+  cryptsetup: "cryptsetup-bin",
 };
 
 export function packageFor(tool: string): string {
@@ -48,10 +48,7 @@ export function requireTools(tools: readonly string[]): void {
   const missing = tools.filter((t) => !findTool(t));
   if (missing.length === 0) return;
   const pkgs = [...new Set(missing.map(packageFor))];
-  throw new Error(
-    `missing host tool${missing.length > 1 ? "s" : ""}: ${missing.join(", ")}; ` +
-      `install with: apt-get install ${pkgs.join(" ")}`,
-  );
+  throw new Error(`missing host tool${missing.length > 1 ? "s" : ""}: ${missing.join(", ")}; ` + `install with: apt-get install ${pkgs.join(" ")}`);
 }
 
 export interface RunOptions {
@@ -95,10 +92,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
         resolve({ stdout: Buffer.concat(out), stderr });
         return;
       }
-      const output = (stderr.trim() || Buffer.concat(out).toString("utf8").trim())
-        .split("\n")
-        .slice(-25)
-        .join("\n");
+      const output = (stderr.trim() || Buffer.concat(out).toString("utf8").trim()).split("\n").slice(-25).join("\n");
       const how = signal ? `killed by ${signal}` : `exit status ${code}`;
       reject(new Error(`${cmd} ${args.join(" ")} failed (${how})${output ? `:\n${output}` : ""}`));
     });

@@ -94,4 +94,3 @@ export async function decryptedCopy(path: string, key: Buffer): Promise<Buffer> 
   const buf = await readFile(path);
   return new XtsCipher(key).sectors("decrypt", buf, 0n);
 }
-

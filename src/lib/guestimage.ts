@@ -70,16 +70,7 @@ export const GUEST_TOOLS: Readonly<Record<string, ToolSpec>> = {
   fio: {
     package: "fio",
     binaries: ["fio"],
-    stub: [
-      "librados.so.2",
-      "librbd.so.1",
-      "libgfapi.so.0",
-      "libnbd.so.0",
-      "libibverbs.so.1",
-      "librdmacm.so.1",
-      "libpmem.so.1",
-      "libpmemblk.so.1",
-    ],
+    stub: ["librados.so.2", "librbd.so.1", "libgfapi.so.0", "libnbd.so.0", "libibverbs.so.1", "librdmacm.so.1", "libpmem.so.1", "libpmemblk.so.1"],
   },
   cryptsetup: { package: "cryptsetup-bin", binaries: ["cryptsetup"] },
 };
@@ -186,7 +177,7 @@ export function stubSource(stub: StubLibrary): { c: string; map?: string } {
     `static const char msg[] = ${JSON.stringify(msg)};`,
     "__attribute__((noreturn)) static void missing(void)",
     "{",
-    '  long ret;',
+    "  long ret;",
     '  __asm__ volatile("syscall" : "=a"(ret) : "a"(1L), "D"(2L), "S"(msg), "d"(sizeof msg - 1) : "rcx", "r11", "memory");',
     '  __asm__ volatile("syscall" : : "a"(231L), "D"(127L) : "rcx", "r11", "memory");',
     "  __builtin_unreachable();",
@@ -204,7 +195,9 @@ export function stubSource(stub: StubLibrary): { c: string; map?: string } {
     if (version !== "") {
       // Unversioned imports go into the first version node, as its default version.
       const extra = version === versions[0] ? (stub.symbols.get("") ?? []) : [];
-      nodes.push(`${version} {\n  global:\n${[...mine, ...extra].map((n) => `    ${n};\n`).join("")}${version === versions[0] ? "  local: *;\n" : ""}};\n`);
+      nodes.push(
+        `${version} {\n  global:\n${[...mine, ...extra].map((n) => `    ${n};\n`).join("")}${version === versions[0] ? "  local: *;\n" : ""}};\n`,
+      );
     }
   }
   return { c: `${lines.join("\n")}\n`, map: nodes.length ? nodes.join("") : undefined };
@@ -216,7 +209,12 @@ async function buildStubs(stubs: readonly StubLibrary[]): Promise<Map<string, st
   const out = new Map<string, string>();
   for (const stub of stubs) {
     const { c, map } = stubSource(stub);
-    const hash = createHash("sha256").update(stub.soname).update(c).update(map ?? "").digest("hex").slice(0, 12);
+    const hash = createHash("sha256")
+      .update(stub.soname)
+      .update(c)
+      .update(map ?? "")
+      .digest("hex")
+      .slice(0, 12);
     const lib = join(dir, `${stub.soname}-${hash}`);
     if (!existsSync(lib)) {
       await mkdir(dir, { recursive: true });
@@ -238,7 +236,10 @@ async function buildStubs(stubs: readonly StubLibrary[]): Promise<Map<string, st
 /** Symlink paths of busybox's applets, as it lists them (e.g. bin/sh, sbin/insmod). */
 export async function busyboxApplets(binary: string): Promise<string[]> {
   const list = await runText(binary, ["--list-full"]);
-  return list.split("\n").map((l) => l.trim()).filter((l) => l && l !== "bin/busybox");
+  return list
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && l !== "bin/busybox");
 }
 
 /** An initramfs with the directories, device nodes and user database every guest needs. */
@@ -330,10 +331,16 @@ export async function buildGuestImage(opts: GuestImageOptions = {}): Promise<Gue
   const { modules, builtin } = await resolveModules(kernel, moduleNames);
   if (builtin.length) log(`built into the kernel, nothing to load: ${builtin.join(", ")}`);
   log(`modules: ${modules.map((m) => m.name).join(", ") || "(none)"}`);
-  const tools = await resolveTools(DEBIAN_CACHE, toolNames.map((t) => GUEST_TOOLS[t]), log);
+  const tools = await resolveTools(
+    DEBIAN_CACHE,
+    toolNames.map((t) => GUEST_TOOLS[t]),
+    log,
+  );
   if (toolNames.length) {
-    log(`programs: ${tools.programs.map((p) => p.guestPath).join(", ")}; ${tools.libraries.length} libraries, ` +
-      `stubs for ${tools.stubs.map((s) => s.soname).join(", ") || "none"}`);
+    log(
+      `programs: ${tools.programs.map((p) => p.guestPath).join(", ")}; ${tools.libraries.length} libraries, ` +
+        `stubs for ${tools.stubs.map((s) => s.soname).join(", ") || "none"}`,
+    );
   }
   const programs = await buildGuestPrograms(kernel, log);
   const stubs = await buildStubs(tools.stubs);

@@ -21,8 +21,8 @@ export const ISO_PACKAGES = ["grub-pc-bin", "grub-common", "xorriso", "mtools"] 
 /** Host tools the ISO builder runs (grub-mkrescue calls xorriso and, on some platforms, mformat). */
 const ISO_TOOLS: Readonly<Record<string, string>> = {
   "grub-mkrescue": "grub-common",
-  "xorriso": "xorriso",
-  "mformat": "mtools",
+  xorriso: "xorriso",
+  mformat: "mtools",
 };
 
 /** GRUB modules the ISO needs besides what grub-mkrescue always adds (keeps the ISO small). */
@@ -111,10 +111,8 @@ export function checkKernelCmdline(cmdline: string): string {
 export function grubConfig(hvArgs = "", prebootCmdline?: string, policy = false): string {
   const args = checkHvArgs(hvArgs);
   const mods = policy ? ["\tmodule2 /boot/policy.rec"] : [];
-  if (prebootCmdline !== undefined) mods.push(
-    `\tmodule2 /boot/preboot/vmlinuz ${checkKernelCmdline(prebootCmdline)}`.trimEnd(),
-    "\tmodule2 /boot/preboot/initrd.img",
-  );
+  if (prebootCmdline !== undefined)
+    mods.push(`\tmodule2 /boot/preboot/vmlinuz ${checkKernelCmdline(prebootCmdline)}`.trimEnd(), "\tmodule2 /boot/preboot/initrd.img");
   return [
     "# Written by parapet iso. GRUB stays off the serial ports (console only), so COM1",
     "# carries only the guest's console.",
@@ -140,10 +138,7 @@ export function checkIsoTools(): void {
   if (missing.length === 0 && !noPc) return;
   const what = [...missing];
   if (noPc) what.push(`GRUB's BIOS modules (${GRUB_PC_DIR})`);
-  throw new Error(
-    `cannot build a GRUB ISO: missing ${what.join(", ")}; ` +
-      `install with: apt-get install ${ISO_PACKAGES.join(" ")}`,
-  );
+  throw new Error(`cannot build a GRUB ISO: missing ${what.join(", ")}; ` + `install with: apt-get install ${ISO_PACKAGES.join(" ")}`);
 }
 
 /** The preboot guest's kernel, and its initramfs with the site appended (from a header and config, or a site archive). */
@@ -155,14 +150,18 @@ async function prebootFiles(pre: IsoPreboot): Promise<{ kernel: Buffer; initrd: 
   let cpio: Buffer;
   const from = resolve((pre.header ?? pre.site)!);
   if (!existsSync(from)) throw new Error(`${from}: no such file`);
-  if (pre.allowNoIommu && pre.site) throw new Error("allowNoIommu goes with a header: a site archive's config says it itself (\"allowNoIommu\": true)");
+  if (pre.allowNoIommu && pre.site)
+    throw new Error('allowNoIommu goes with a header: a site archive\'s config says it itself ("allowNoIommu": true)');
   if (pre.header) {
     await checkHeaderFile(from);
     let config = pre.config ?? { version: 1 };
     if (pre.allowNoIommu) {
-      if (config === null || typeof config !== "object" || Array.isArray(config)) throw new Error(`${pre.configName ?? "preboot config"}: must be a JSON object`);
+      if (config === null || typeof config !== "object" || Array.isArray(config))
+        throw new Error(`${pre.configName ?? "preboot config"}: must be a JSON object`);
       if ((config as { allowNoIommu?: unknown }).allowNoIommu === false) {
-        throw new Error(`${pre.configName ?? "preboot config"} says "allowNoIommu": false, and allowing a machine without an IOMMU was asked for: give one or the other`);
+        throw new Error(
+          `${pre.configName ?? "preboot config"} says "allowNoIommu": false, and allowing a machine without an IOMMU was asked for: give one or the other`,
+        );
       }
       config = { ...config, allowNoIommu: true };
     }
@@ -207,20 +206,30 @@ export async function buildIso(opts: IsoOptions = {}): Promise<IsoResult> {
     const tmpOut = join(work, "boot.iso");
     log(`grub-mkrescue (i386-pc) → ${output}`);
     await run("grub-mkrescue", [
-      "-d", GRUB_PC_DIR,
-      "--install-modules", GRUB_MODULES.join(" "),
-      "--fonts=", "--locales=", "--themes=",
-      "-o", tmpOut,
+      "-d",
+      GRUB_PC_DIR,
+      "--install-modules",
+      GRUB_MODULES.join(" "),
+      "--fonts=",
+      "--locales=",
+      "--themes=",
+      "-o",
+      tmpOut,
       root,
       // xorriso (mkisofs mode) options after the source: a stable volume name.
-      "-V", "PARAPET",
+      "-V",
+      "PARAPET",
     ]);
     await copyFile(tmpOut, output);
   } finally {
     await rm(work, { recursive: true, force: true });
   }
   return {
-    output, sizeBytes: statSync(output).size, hv, hvArgs, grubCfg,
+    output,
+    sizeBytes: statSync(output).size,
+    hv,
+    hvArgs,
+    grubCfg,
     preboot: preboot && { kernelBytes: preboot.kernel.length, initrdBytes: preboot.initrd.length, header: preboot.header },
     seconds: (Date.now() - t0) / 1000,
   };

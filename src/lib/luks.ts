@@ -77,8 +77,9 @@ function dumpTarget(header: string, image?: string): string[] {
 export async function volumeKey(header: string, image: string | undefined, passphrase: Uint8Array): Promise<Buffer> {
   let text: string;
   try {
-    text = await runText("cryptsetup", ["luksDump", "--batch-mode", "--dump-volume-key", "--key-file", "-", ...dumpTarget(header, image)],
-      { input: passphrase });
+    text = await runText("cryptsetup", ["luksDump", "--batch-mode", "--dump-volume-key", "--key-file", "-", ...dumpTarget(header, image)], {
+      input: passphrase,
+    });
   } catch (e) {
     throw new LuksRefusal(`cannot unlock ${header} with that passphrase (${(e as Error).message.split("\n").at(-1)})`);
   }
@@ -115,8 +116,10 @@ export async function luksInfo(header: string, image?: string): Promise<LuksInfo
 /** Refuses a header whose data segment is not what Parapet's policy record can describe. */
 export function checkSupported(header: string, info: LuksInfo): void {
   if (info.cipher !== LUKS_CIPHER || info.sectorBytes !== LUKS_SECTOR || info.offsetBytes !== 0 || info.keyBits !== LUKS_KEY_BITS)
-    throw new LuksRefusal(`${header}: ${info.cipher || "no cipher"}, ${info.keyBits}-bit key, ${info.sectorBytes}-byte sectors at offset ` +
-      `${info.offsetBytes}; Parapet needs ${LUKS_CIPHER}, ${LUKS_KEY_BITS} bits, ${LUKS_SECTOR}-byte sectors at offset 0`);
+    throw new LuksRefusal(
+      `${header}: ${info.cipher || "no cipher"}, ${info.keyBits}-bit key, ${info.sectorBytes}-byte sectors at offset ` +
+        `${info.offsetBytes}; Parapet needs ${LUKS_CIPHER}, ${LUKS_KEY_BITS} bits, ${LUKS_SECTOR}-byte sectors at offset 0`,
+    );
 }
 
 export interface FormatOptions {
@@ -141,12 +144,32 @@ export async function luksFormat(o: FormatOptions): Promise<ConvertResult & { cr
     if (!(await readJournal(o.image)))
       throw new LuksRefusal(`${o.header} exists: refusing to replace a header (its key may protect data); remove it first if it is unused`);
   } else {
-    await run("cryptsetup", [
-      "luksFormat", "--batch-mode", "--type", "luks2", "--header", o.header,
-      "--cipher", LUKS_CIPHER, "--key-size", String(LUKS_KEY_BITS), "--sector-size", String(LUKS_SECTOR),
-      "--luks2-metadata-size", LUKS_METADATA, "--luks2-keyslots-size", LUKS_KEYSLOTS,
-      ...pbkdfArgs(o.pbkdf), "--key-file", "-", o.image,
-    ], { input: o.passphrase });
+    await run(
+      "cryptsetup",
+      [
+        "luksFormat",
+        "--batch-mode",
+        "--type",
+        "luks2",
+        "--header",
+        o.header,
+        "--cipher",
+        LUKS_CIPHER,
+        "--key-size",
+        String(LUKS_KEY_BITS),
+        "--sector-size",
+        String(LUKS_SECTOR),
+        "--luks2-metadata-size",
+        LUKS_METADATA,
+        "--luks2-keyslots-size",
+        LUKS_KEYSLOTS,
+        ...pbkdfArgs(o.pbkdf),
+        "--key-file",
+        "-",
+        o.image,
+      ],
+      { input: o.passphrase },
+    );
     created = true;
   }
   checkSupported(o.header, await luksInfo(o.header, o.image));
@@ -171,17 +194,21 @@ export async function luksAddPassphrase(header: string, image: string, existing:
   try {
     await run("mkfifo", ["-m", "600", fifo]);
     const feed = new Promise<void>((resolve, reject) => {
-      const w = createWriteStream(fifo);   // opens once cryptsetup opens the other end
+      const w = createWriteStream(fifo); // opens once cryptsetup opens the other end
       w.on("error", reject);
       w.end(existing, () => resolve());
     });
-    const add = run("cryptsetup", ["luksAddKey", "--batch-mode", "--header", header, ...pbkdfArgs(pbkdf), "--key-file", fifo, image, "-"],
-      { input: added });
+    const add = run("cryptsetup", ["luksAddKey", "--batch-mode", "--header", header, ...pbkdfArgs(pbkdf), "--key-file", fifo, image, "-"], {
+      input: added,
+    });
     try {
       await Promise.all([add, feed]);
     } catch (e) {
       // cryptsetup failed before reading the FIFO: open its read end so the writer finishes.
-      await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK).then((fh) => fh.close(), () => {});
+      await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK).then(
+        (fh) => fh.close(),
+        () => {},
+      );
       await feed.catch(() => {});
       throw e;
     }

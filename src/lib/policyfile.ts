@@ -26,7 +26,10 @@ export const MAX_LBA = 2 ** 48;
 export const POLICY_FILE_VERSION = 1;
 
 export class PolicyFileError extends Error {
-  constructor(readonly file: string, readonly errors: string[]) {
+  constructor(
+    readonly file: string,
+    readonly errors: string[],
+  ) {
     super(`${file}: ${errors.length} error${errors.length === 1 ? "" : "s"}:\n  ${errors.join("\n  ")}`);
   }
 }
@@ -41,7 +44,8 @@ export interface CompiledPolicy {
 // ---- schema (shape and types; meaning is checked afterwards) ----
 
 const lba = (what: string) =>
-  z.number({ error: `must be a whole number (${what})` })
+  z
+    .number({ error: `must be a whole number (${what})` })
     .int({ error: `must be a whole number (${what})` })
     .min(0, { error: "must be >= 0" })
     .max(MAX_LBA, { error: `must be <= ${MAX_LBA} (2^48, the end of 48-bit LBA addressing)` });
@@ -51,8 +55,12 @@ const KeyRef = z.string({ error: "must be a key name (a string)" });
 
 const RangeSchema = z.strictObject({
   first: lba("the first sector of the range"),
-  count: z.number({ error: "must be a whole number of sectors" }).int({ error: "must be a whole number of sectors" })
-    .min(1, { error: "must be >= 1" }).max(MAX_LBA, { error: `must be <= ${MAX_LBA}` }).optional(),
+  count: z
+    .number({ error: "must be a whole number of sectors" })
+    .int({ error: "must be a whole number of sectors" })
+    .min(1, { error: "must be >= 1" })
+    .max(MAX_LBA, { error: `must be <= ${MAX_LBA}` })
+    .optional(),
   end: lba("the first sector after the range").optional(),
   last: lba("the last sector of the range").optional(),
   action: ActionSchema,
@@ -60,7 +68,7 @@ const RangeSchema = z.strictObject({
 });
 
 const MatchSchema = z.strictObject({
-  pci: z.string({ error: "must be a PCI address \"BB:DD.F\" (a string)" }).optional(),
+  pci: z.string({ error: 'must be a PCI address "BB:DD.F" (a string)' }).optional(),
   channel: z.union([z.literal(0), z.literal(1), z.enum(["primary", "secondary"])], { error: "must be 0, 1, primary or secondary" }).optional(),
   position: z.union([z.literal(0), z.literal(1), z.enum(["master", "slave"])], { error: "must be 0, 1, master or slave" }).optional(),
   serial: z.string({ error: "must be a string (quote it)" }).optional(),
@@ -77,8 +85,11 @@ const DriveSchema = z.strictObject({
 const FileSchema = z.strictObject({
   version: z.literal(POLICY_FILE_VERSION, { error: `must be ${POLICY_FILE_VERSION} (the policy file format this tool reads)` }),
   allow_no_iommu: z.boolean({ error: "must be true or false (may the keys be used on a machine without an IOMMU?)" }).optional(),
-  keys: z.record(z.string(), z.string({ error: "must be the path of a key file (a string)" }), { error: "must be a map of key name: key file" }).optional(),
-  drives: z.array(DriveSchema, { error: "must be a list of drives" })
+  keys: z
+    .record(z.string(), z.string({ error: "must be the path of a key file (a string)" }), { error: "must be a map of key name: key file" })
+    .optional(),
+  drives: z
+    .array(DriveSchema, { error: "must be a list of drives" })
     .min(1, { error: "must list at least one drive" })
     .max(POLICY_MAX_DRIVES, { error: `at most ${POLICY_MAX_DRIVES} drives` }),
 });
@@ -111,7 +122,7 @@ export async function compilePolicyFile(file: string, shownName = file): Promise
     text = await readFile(file, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new PolicyFileError(shownName, [`${shownName}: cannot read: ${code === "ENOENT" ? "no such file" : code ?? (e as Error).message}`]);
+    throw new PolicyFileError(shownName, [`${shownName}: cannot read: ${code === "ENOENT" ? "no such file" : (code ?? (e as Error).message)}`]);
   }
   return compilePolicyText(text, shownName, dirname(resolve(file)));
 }
@@ -126,11 +137,15 @@ export async function compilePolicyText(text: string, shownName: string, baseDir
     return `${shownName}:${p.line}:${p.col}`;
   };
   if (doc.errors.length) {
-    throw new PolicyFileError(shownName, doc.errors.map((e) => `${where(e.pos[0])}: YAML syntax: ${e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")}`));
+    throw new PolicyFileError(
+      shownName,
+      doc.errors.map((e) => `${where(e.pos[0])}: YAML syntax: ${e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")}`),
+    );
   }
   const data: unknown = doc.toJS({ maxAliasCount: 100 });
   const errors: string[] = [];
-  const at = (path: Path, msg: string, keyOf?: string) => errors.push(`${where(locate(doc, path, keyOf))}: ${formatPath(keyOf ? [...path, keyOf] : path)}: ${msg}`);
+  const at = (path: Path, msg: string, keyOf?: string) =>
+    errors.push(`${where(locate(doc, path, keyOf))}: ${formatPath(keyOf ? [...path, keyOf] : path)}: ${msg}`);
 
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
     throw new PolicyFileError(shownName, [`${shownName}: the file must be a map with version, keys and drives (see docs/policy.md)`]);
@@ -158,7 +173,10 @@ function byPosition(errors: string[]): string[] {
     const m = /^.*?:(\d+):(\d+): /.exec(e);
     return m ? Number(m[1]) * 1e6 + Number(m[2]) : 0;
   };
-  return errors.map((e, i) => ({ e, i, p: pos(e) })).sort((a, b) => a.p - b.p || a.i - b.i).map((x) => x.e);
+  return errors
+    .map((e, i) => ({ e, i, p: pos(e) }))
+    .sort((a, b) => a.p - b.p || a.i - b.i)
+    .map((x) => x.e);
 }
 
 /** Where to point for a path: the node itself, or the deepest existing parent. */
@@ -226,7 +244,7 @@ async function readKey(file: string, rel: string, name: string, at: At, shownNam
     buf = await readFile(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    at(["keys", name], `cannot read key file ${rel}: ${code === "ENOENT" ? "no such file" : code ?? (e as Error).message}`);
+    at(["keys", name], `cannot read key file ${rel}: ${code === "ENOENT" ? "no such file" : (code ?? (e as Error).message)}`);
     return undefined;
   }
   const why = keyProblem(buf);
@@ -260,7 +278,11 @@ function keyChecker(defined: string[], used: Set<string>, at: At): KeyCheck {
 
 type DriveShape = FileShape["drives"][number];
 type RangeShape = NonNullable<DriveShape["ranges"]>[number];
-interface RangeEntry { r: Omit<PolicyRange, "key">; key?: string; idx: number }
+interface RangeEntry {
+  r: Omit<PolicyRange, "key">;
+  key?: string;
+  idx: number;
+}
 
 /** The drive a match names: a PCI address, a port (channel and position together), a serial. */
 function driveMatch(m: DriveShape["match"], dp: Path, at: At): DriveMatch {
@@ -297,7 +319,12 @@ function rangeCount(r: RangeShape, rp: Path, at: At): number | undefined {
   const given = (["count", "end", "last"] as const).filter((k) => r[k] !== undefined);
   let count: number | undefined;
   if (given.length !== 1) {
-    at(rp, given.length ? `give only one of count, end and last (found ${given.join(" and ")})` : "needs its size: count, end (exclusive) or last (inclusive)");
+    at(
+      rp,
+      given.length
+        ? `give only one of count, end and last (found ${given.join(" and ")})`
+        : "needs its size: count, end (exclusive) or last (inclusive)",
+    );
   } else if (r.count !== undefined) count = r.count;
   else if (r.end !== undefined) {
     if (r.end <= r.first) at([...rp, "end"], `must be > first (${r.first}); end is the first sector after the range`);
@@ -325,16 +352,24 @@ function driveRanges(d: DriveShape, dp: Path, at: At, keyFor: KeyCheck): RangeEn
   });
   const sorted = [...ranges].sort((a, b) => (a.r.firstLba < b.r.firstLba ? -1 : a.r.firstLba > b.r.firstLba ? 1 : 0));
   for (let i = 1; i < sorted.length; i++) {
-    const a = sorted[i - 1], b = sorted[i];
+    const a = sorted[i - 1],
+      b = sorted[i];
     if (b.r.firstLba < a.r.firstLba + a.r.count) {
-      at([...dp, "ranges", b.idx], `sectors ${b.r.firstLba}..${b.r.firstLba + b.r.count - 1n} overlap ` +
-        `${formatPath([...dp, "ranges", a.idx])} (sectors ${a.r.firstLba}..${a.r.firstLba + a.r.count - 1n})`);
+      at(
+        [...dp, "ranges", b.idx],
+        `sectors ${b.r.firstLba}..${b.r.firstLba + b.r.count - 1n} overlap ` +
+          `${formatPath([...dp, "ranges", a.idx])} (sectors ${a.r.firstLba}..${a.r.firstLba + a.r.count - 1n})`,
+      );
     }
   }
   return ranges;
 }
 
-interface DriveEntry { d: Omit<PolicyDrive, "defaultKey" | "ranges">; defaultKey?: string; ranges: RangeEntry[] }
+interface DriveEntry {
+  d: Omit<PolicyDrive, "defaultKey" | "ranges">;
+  defaultKey?: string;
+  ranges: RangeEntry[];
+}
 
 /** Every drive checked: its match (no two alike), default action, ranges; at most POLICY_MAX_RANGES in all. */
 function compileDrives(f: FileShape, at: At, errors: string[], keyFor: KeyCheck): DriveEntry[] {

@@ -31,13 +31,40 @@ export type Action = (typeof ACTIONS)[number];
 export const ACTION_CODE: Record<Action, number> = { plain: 0, encrypt: 1, deny: 2 };
 
 /** struct policy_header field offsets. */
-export const HDR = { magic: 0, version: 8, headerSize: 10, totalSize: 12, nkeys: 16, ndrives: 18, nranges: 20, flags: 22, crc32: 24, reserved1: 28 } as const;
+export const HDR = {
+  magic: 0,
+  version: 8,
+  headerSize: 10,
+  totalSize: 12,
+  nkeys: 16,
+  ndrives: 18,
+  nranges: 20,
+  flags: 22,
+  crc32: 24,
+  reserved1: 28,
+} as const;
 /** struct policy_drive field offsets. */
-export const DRV = { match: 0, pciBus: 1, pciDevfn: 2, channel: 3, position: 4, defaultAction: 5, defaultKey: 6, serial: 8, firstRange: 28, nranges: 30, reserved: 32 } as const;
+export const DRV = {
+  match: 0,
+  pciBus: 1,
+  pciDevfn: 2,
+  channel: 3,
+  position: 4,
+  defaultAction: 5,
+  defaultKey: 6,
+  serial: 8,
+  firstRange: 28,
+  nranges: 30,
+  reserved: 32,
+} as const;
 /** struct policy_range field offsets. */
 export const RNG = { firstLba: 0, count: 8, action: 16, reserved0: 17, key: 18, reserved1: 20 } as const;
 
-export interface PciAddress { bus: number; dev: number; fn: number }
+export interface PciAddress {
+  bus: number;
+  dev: number;
+  fn: number;
+}
 
 export interface DriveMatch {
   pci?: PciAddress;
@@ -114,7 +141,9 @@ export function formatPci(p: PciAddress): string {
 export function parsePci(text: string): PciAddress {
   const m = /^(?:0{0,4}:)?([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$/i.exec(text.trim());
   if (!m) throw new Error(`'${text}' is not a PCI address BB:DD.F (hex bus 00-ff, device 00-1f, function 0-7)`);
-  const bus = parseInt(m[1], 16), dev = parseInt(m[2], 16), fn = Number(m[3]);
+  const bus = parseInt(m[1], 16),
+    dev = parseInt(m[2], 16),
+    fn = Number(m[3]);
   if (dev > 0x1f) throw new Error(`'${text}': PCI device ${dev.toString(16)} is above 1f`);
   return { bus, dev, fn };
 }
@@ -161,7 +190,8 @@ export function policyProblems(p: Policy): string[] {
   });
   const keyIndex = (path: string, action: Action, key: number) => {
     if (!Number.isInteger(key) || key < 0 || key > 0xffff) errs.push(`${path}: ${key} is not a key index`);
-    else if (action === "encrypt" && key >= p.keys.length) errs.push(`${path}: key ${key} does not exist (${p.keys.length} key${p.keys.length === 1 ? "" : "s"})`);
+    else if (action === "encrypt" && key >= p.keys.length)
+      errs.push(`${path}: key ${key} does not exist (${p.keys.length} key${p.keys.length === 1 ? "" : "s"})`);
     else if (action !== "encrypt" && key !== 0) errs.push(`${path}: must be 0 when the action is ${action}`);
   };
   const seen = new Map<string, number>();
@@ -169,7 +199,10 @@ export function policyProblems(p: Policy): string[] {
     const at = `drives[${di}]`;
     const m = d.match;
     if (!m.pci && !m.port && m.serial === undefined) errs.push(`${at}.match: no criterion (pci, channel/position or serial)`);
-    if (m.pci && (m.pci.bus > 0xff || m.pci.dev > 0x1f || m.pci.fn > 7 || [m.pci.bus, m.pci.dev, m.pci.fn].some((v) => !Number.isInteger(v) || v < 0))) {
+    if (
+      m.pci &&
+      (m.pci.bus > 0xff || m.pci.dev > 0x1f || m.pci.fn > 7 || [m.pci.bus, m.pci.dev, m.pci.fn].some((v) => !Number.isInteger(v) || v < 0))
+    ) {
       errs.push(`${at}.match.pci: not a PCI address`);
     }
     if (m.port && (![0, 1].includes(m.port.channel) || ![0, 1].includes(m.port.position))) {
@@ -193,9 +226,12 @@ export function policyProblems(p: Policy): string[] {
       keyIndex(`${rat}.key`, r.action, r.key);
     });
     for (let i = 1; i < sorted.length; i++) {
-      const a = sorted[i - 1], b = sorted[i];
+      const a = sorted[i - 1],
+        b = sorted[i];
       if (a.r.count >= 1n && b.r.firstLba < a.r.firstLba + a.r.count) {
-        errs.push(`${at}.ranges[${b.ri}]: sectors ${b.r.firstLba}.. overlap ${at}.ranges[${a.ri}] (sectors ${a.r.firstLba}..${a.r.firstLba + a.r.count - 1n})`);
+        errs.push(
+          `${at}.ranges[${b.ri}]: sectors ${b.r.firstLba}.. overlap ${at}.ranges[${a.ri}] (sectors ${a.r.firstLba}..${a.r.firstLba + a.r.count - 1n})`,
+        );
       }
     }
   });
@@ -261,14 +297,21 @@ function fail(msg: string): never {
   throw new PolicyRecordError(msg);
 }
 
-interface RecordHeader { nkeys: number; ndrives: number; nranges: number; flags: number }
+interface RecordHeader {
+  nkeys: number;
+  ndrives: number;
+  nranges: number;
+  flags: number;
+}
 
 /** The header: magic, version, sizes, CRC-32 over the whole record, counts, flags. */
 function decodeHeader(b: Buffer): RecordHeader {
   if (b.length < HEADER_SIZE) fail(`record is ${b.length} bytes, shorter than its ${HEADER_SIZE}-byte header`);
   const magic = b.subarray(0, 8);
   if (!magic.equals(Buffer.from(POLICY_MAGIC, "latin1"))) {
-    fail(`bad magic at offset 0: ${JSON.stringify(magic.toString("latin1"))} (${magic.toString("hex")}), expected "${POLICY_MAGIC}": not a Parapet policy record (a policy file is compiled into one with: parapet policy FILE -o RECORD)`);
+    fail(
+      `bad magic at offset 0: ${JSON.stringify(magic.toString("latin1"))} (${magic.toString("hex")}), expected "${POLICY_MAGIC}": not a Parapet policy record (a policy file is compiled into one with: parapet policy FILE -o RECORD)`,
+    );
   }
   const version = b.readUInt16LE(HDR.version);
   if (version !== POLICY_VERSION) fail(`header.version (offset ${HDR.version}) is ${version}; this tool reads version ${POLICY_VERSION}`);
@@ -277,24 +320,34 @@ function decodeHeader(b: Buffer): RecordHeader {
   const total = b.readUInt32LE(HDR.totalSize);
   if (total > POLICY_MAX_SIZE) fail(`header.total_size (offset ${HDR.totalSize}) is ${total}, above the limit ${POLICY_MAX_SIZE}`);
   if (total !== b.length) {
-    fail(`header.total_size (offset ${HDR.totalSize}) is ${total} but the record is ${b.length} bytes` +
-      (b.length < total ? " (truncated)" : " (trailing bytes)"));
+    fail(
+      `header.total_size (offset ${HDR.totalSize}) is ${total} but the record is ${b.length} bytes` +
+        (b.length < total ? " (truncated)" : " (trailing bytes)"),
+    );
   }
-  const stored = b.readUInt32LE(HDR.crc32), computed = recordCrc(b);
-  if (stored !== computed) fail(`header.crc32 (offset ${HDR.crc32}) is ${hex(stored, 8)} but the record's CRC-32 is ${hex(computed, 8)}: the record is corrupted`);
-  const nkeys = b.readUInt16LE(HDR.nkeys), ndrives = b.readUInt16LE(HDR.ndrives), nranges = b.readUInt16LE(HDR.nranges);
+  const stored = b.readUInt32LE(HDR.crc32),
+    computed = recordCrc(b);
+  if (stored !== computed)
+    fail(`header.crc32 (offset ${HDR.crc32}) is ${hex(stored, 8)} but the record's CRC-32 is ${hex(computed, 8)}: the record is corrupted`);
+  const nkeys = b.readUInt16LE(HDR.nkeys),
+    ndrives = b.readUInt16LE(HDR.ndrives),
+    nranges = b.readUInt16LE(HDR.nranges);
   if (nkeys > POLICY_MAX_KEYS) fail(`header.nkeys (offset ${HDR.nkeys}) is ${nkeys}, above the limit ${POLICY_MAX_KEYS}`);
   if (ndrives > POLICY_MAX_DRIVES) fail(`header.ndrives (offset ${HDR.ndrives}) is ${ndrives}, above the limit ${POLICY_MAX_DRIVES}`);
   if (nranges > POLICY_MAX_RANGES) fail(`header.nranges (offset ${HDR.nranges}) is ${nranges}, above the limit ${POLICY_MAX_RANGES}`);
   const want = recordSize(nkeys, ndrives, nranges);
   if (total !== want) {
-    fail(`header.total_size is ${total} but ${nkeys} keys, ${ndrives} drives and ${nranges} ranges take ` +
-      `32 + 64*${nkeys} + 48*${ndrives} + 24*${nranges} = ${want} bytes`);
+    fail(
+      `header.total_size is ${total} but ${nkeys} keys, ${ndrives} drives and ${nranges} ranges take ` +
+        `32 + 64*${nkeys} + 48*${ndrives} + 24*${nranges} = ${want} bytes`,
+    );
   }
   const flags = b.readUInt16LE(HDR.flags);
   if (flags & ~FLAGS_ALL) {
-    fail(`header.flags (offset ${HDR.flags}) is ${hex(flags, 4)}: unknown flag bits ${hex(flags & ~FLAGS_ALL, 4)} ` +
-      `(known: ${hex(FLAG_ALLOW_NO_IOMMU, 4)} ALLOW_NO_IOMMU)`);
+    fail(
+      `header.flags (offset ${HDR.flags}) is ${hex(flags, 4)}: unknown flag bits ${hex(flags & ~FLAGS_ALL, 4)} ` +
+        `(known: ${hex(FLAG_ALLOW_NO_IOMMU, 4)} ALLOW_NO_IOMMU)`,
+    );
   }
   const r1 = b.readUInt32LE(HDR.reserved1);
   if (r1 !== 0) fail(`header.reserved1 (offset ${HDR.reserved1}) is ${hex(r1)}, must be 0`);
@@ -319,10 +372,12 @@ function decodeMatch(b: Buffer, off: number, at: string): DriveMatch {
   if (flags & ~MATCH_ALL) fail(`${at}.match (offset ${off + DRV.match}) is ${hex(flags, 2)}: unknown flag bits ${hex(flags & ~MATCH_ALL, 2)}`);
   if (flags === 0) fail(`${at}.match (offset ${off + DRV.match}) is 0: no criterion set`);
   const match: DriveMatch = {};
-  const bus = b[off + DRV.pciBus], devfn = b[off + DRV.pciDevfn];
+  const bus = b[off + DRV.pciBus],
+    devfn = b[off + DRV.pciDevfn];
   if (flags & MATCH_PCI) match.pci = { bus, dev: devfn >> 3, fn: devfn & 7 };
   else if (bus || devfn) fail(`${at}.pci_bus/pci_devfn (offset ${off + DRV.pciBus}) must be 0 without POLICY_MATCH_PCI`);
-  const channel = b[off + DRV.channel], position = b[off + DRV.position];
+  const channel = b[off + DRV.channel],
+    position = b[off + DRV.position];
   if (flags & MATCH_PORT) {
     if (channel > 1) fail(`${at}.channel (offset ${off + DRV.channel}) is ${channel}, must be 0 or 1`);
     if (position > 1) fail(`${at}.position (offset ${off + DRV.position}) is ${position}, must be 0 or 1`);
@@ -340,7 +395,8 @@ function decodeMatch(b: Buffer, off: number, at: string): DriveMatch {
 
 /** Range entry `ri` (of drive `at`) at offset `ro`. */
 function decodeRange(b: Buffer, h: RecordHeader, ro: number, rat: string): PolicyRange {
-  const firstLba = b.readBigUInt64LE(ro + RNG.firstLba), cnt = b.readBigUInt64LE(ro + RNG.count);
+  const firstLba = b.readBigUInt64LE(ro + RNG.firstLba),
+    cnt = b.readBigUInt64LE(ro + RNG.count);
   if (cnt === 0n) fail(`${rat}.count (offset ${ro + RNG.count}) is 0, must be >= 1`);
   if (firstLba + cnt >= 1n << 64n) fail(`${rat}: first_lba ${firstLba} + count ${cnt} (offset ${ro}) exceeds 2^64 - 1`);
   const action = actionOf(b[ro + RNG.action], `${rat}.action`, ro + RNG.action);
@@ -359,7 +415,8 @@ function decodeDrive(b: Buffer, h: RecordHeader, di: number, off: number, ranges
   const defaultAction = actionOf(b[off + DRV.defaultAction], `${at}.default_action`, off + DRV.defaultAction);
   const defaultKey = b.readUInt16LE(off + DRV.defaultKey);
   checkKeyIndex(h.nkeys, defaultAction, defaultKey, `${at}.default_key`, off + DRV.defaultKey);
-  const first = b.readUInt16LE(off + DRV.firstRange), count = b.readUInt16LE(off + DRV.nranges);
+  const first = b.readUInt16LE(off + DRV.firstRange),
+    count = b.readUInt16LE(off + DRV.nranges);
   if (count > 0 && first + count > h.nranges) {
     fail(`${at}: ranges [${first}, ${first + count}) (offset ${off + DRV.firstRange}) go past the record's ${h.nranges} ranges`);
   }
@@ -375,10 +432,13 @@ function decodeDrive(b: Buffer, h: RecordHeader, di: number, off: number, ranges
   }
   const sorted = ranges.map((r, i) => ({ r, i: first + i })).sort((x, y) => (x.r.firstLba < y.r.firstLba ? -1 : x.r.firstLba > y.r.firstLba ? 1 : 0));
   for (let i = 1; i < sorted.length; i++) {
-    const a = sorted[i - 1], c = sorted[i];
+    const a = sorted[i - 1],
+      c = sorted[i];
     if (c.r.firstLba < a.r.firstLba + a.r.count) {
-      fail(`ranges[${c.i}] (sectors ${c.r.firstLba}..${c.r.firstLba + c.r.count - 1n}) overlaps ranges[${a.i}] ` +
-        `(sectors ${a.r.firstLba}..${a.r.firstLba + a.r.count - 1n}), both of ${at}`);
+      fail(
+        `ranges[${c.i}] (sectors ${c.r.firstLba}..${c.r.firstLba + c.r.count - 1n}) overlaps ranges[${a.i}] ` +
+          `(sectors ${a.r.firstLba}..${a.r.firstLba + a.r.count - 1n}), both of ${at}`,
+      );
     }
   }
   return { match, defaultAction, defaultKey, ranges };
@@ -435,8 +495,10 @@ export function describeDriveMatch(m: DriveMatch): string {
   if (m.pci) parts.push(`IDE controller at PCI ${formatPci(m.pci)}`);
   else if (m.port) parts.push("any IDE controller");
   if (m.port) {
-    parts.push(`${m.port.channel === 0 ? "primary" : "secondary"} channel, ${m.port.position === 0 ? "master" : "slave"} ` +
-      `(channel ${m.port.channel} position ${m.port.position})`);
+    parts.push(
+      `${m.port.channel === 0 ? "primary" : "secondary"} channel, ${m.port.position === 0 ? "master" : "slave"} ` +
+        `(channel ${m.port.channel} position ${m.port.position})`,
+    );
   }
   if (m.serial !== undefined) parts.push(`serial number '${m.serial}'`);
   return parts.join(", ");
@@ -446,9 +508,13 @@ export function describeDriveMatch(m: DriveMatch): string {
 export function formatPolicy(p: Policy, info?: { size: number; crc: number }): string {
   const lines: string[] = [];
   if (info) lines.push(`Parapet policy record v${POLICY_VERSION}, ${info.size} bytes, crc32 ${hex(info.crc, 8)} (valid)`);
-  lines.push(`without an IOMMU: ${p.allowNoIommu
-    ? "allowed (the record's keys are used even where DMA isolation is absent)"
-    : "refused when the record carries keys (DMA isolation required)"}`);
+  lines.push(
+    `without an IOMMU: ${
+      p.allowNoIommu
+        ? "allowed (the record's keys are used even where DMA isolation is absent)"
+        : "refused when the record carries keys (DMA isolation required)"
+    }`,
+  );
   lines.push(`keys: ${p.keys.length}`);
   p.keys.forEach((k, i) => lines.push(`  key ${i}: XTS-AES-256, fingerprint ${keyFingerprint(k)}`));
   lines.push(`drives: ${p.drives.length}`);
@@ -468,10 +534,19 @@ export function policyToJson(p: Policy): unknown {
     allow_no_iommu: p.allowNoIommu === true,
     keys: p.keys.map((k) => ({ fingerprint: keyFingerprint(k) })),
     drives: p.drives.map((d) => ({
-      match: { ...(d.match.pci ? { pci: formatPci(d.match.pci) } : {}), ...(d.match.port ?? {}), ...(d.match.serial !== undefined ? { serial: d.match.serial } : {}) },
+      match: {
+        ...(d.match.pci ? { pci: formatPci(d.match.pci) } : {}),
+        ...(d.match.port ?? {}),
+        ...(d.match.serial !== undefined ? { serial: d.match.serial } : {}),
+      },
       default: d.defaultAction,
       ...(d.defaultAction === "encrypt" ? { key: d.defaultKey } : {}),
-      ranges: d.ranges.map((r) => ({ first: r.firstLba.toString(), count: r.count.toString(), action: r.action, ...(r.action === "encrypt" ? { key: r.key } : {}) })),
+      ranges: d.ranges.map((r) => ({
+        first: r.firstLba.toString(),
+        count: r.count.toString(),
+        action: r.action,
+        ...(r.action === "encrypt" ? { key: r.key } : {}),
+      })),
     })),
   };
 }

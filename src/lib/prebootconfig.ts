@@ -46,42 +46,65 @@ export interface TokenConfig {
 }
 
 export class PrebootConfigError extends Error {
-  constructor(readonly file: string, readonly errors: string[]) {
+  constructor(
+    readonly file: string,
+    readonly errors: string[],
+  ) {
     super(errors.length === 1 ? `${file}: ${errors[0]}` : `${file}: ${errors.length} errors:\n  ${errors.join("\n  ")}`);
   }
 }
 
-const absolute = (what: string) =>
-  z.string({ error: `must be ${what} (a string)` }).startsWith("/", { error: `must be ${what} (an absolute path)` });
+const absolute = (what: string) => z.string({ error: `must be ${what} (a string)` }).startsWith("/", { error: `must be ${what} (an absolute path)` });
 
-const Schema = z.strictObject({
-  version: z.literal(PREBOOT_CONFIG_VERSION, { error: `must be ${PREBOOT_CONFIG_VERSION} (the preboot config format this tool reads)` }),
-  header: absolute("the path of the LUKS2 detached header").default(DEFAULT_HEADER),
-  drive: z.strictObject({
-    channel: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (primary) or 1 (secondary)" }).default(0),
-    position: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (master) or 1 (slave)" }).default(0),
-    serial: z.string({ error: "must be the drive's serial number (a string)" }).optional(),
-    pci: z.string({ error: "must be the controller's PCI address \"BB:DD.F\" (a string)" }).optional(),
-  }, { error: "must be a map with channel, position and optionally serial, pci" }).default({ channel: 0, position: 0 }),
-  retries: z.number({ error: "must be a whole number from 1 to 10" }).int({ error: "must be a whole number from 1 to 10" })
-    .min(1, { error: "must be at least 1" }).max(10, { error: "must be at most 10" }).default(3),
-  console: absolute("the console device").default(DEFAULT_CONSOLE),
-  recordAddress: z.union([z.number(), z.string().regex(/^0x[0-9a-f]+$/i)], {
-    error: "must be a physical address: a number, or a hexadecimal string \"0x1000000\"",
-  }).default(DEFAULT_RECORD_ADDRESS),
-  allowNoIommu: z.boolean({ error: "must be true or false (may the key be used on a machine without an IOMMU?)" }).default(false),
-  token: z.strictObject({
-    module: absolute("the PKCS#11 module"),
-    ca: absolute("the organisation CA certificate"),
-    label: z.string({ error: "must be the token label (a string)" })
-      .regex(/^[^\x00-\x1f]{1,32}$/, { error: "must be the token label: 1 to 32 printable characters" }).optional(),
-    env: z.record(
-      z.string(),
-      z.string({ error: "must be the variable's value (a string)" }),
-      { error: "must be a map of environment variables to values" },
-    ).default({}),
-  }, { error: "must be a map with module, ca and optionally label, env" }).optional(),
-}, { error: "must be a JSON object" });
+const Schema = z.strictObject(
+  {
+    version: z.literal(PREBOOT_CONFIG_VERSION, { error: `must be ${PREBOOT_CONFIG_VERSION} (the preboot config format this tool reads)` }),
+    header: absolute("the path of the LUKS2 detached header").default(DEFAULT_HEADER),
+    drive: z
+      .strictObject(
+        {
+          channel: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (primary) or 1 (secondary)" }).default(0),
+          position: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (master) or 1 (slave)" }).default(0),
+          serial: z.string({ error: "must be the drive's serial number (a string)" }).optional(),
+          pci: z.string({ error: 'must be the controller\'s PCI address "BB:DD.F" (a string)' }).optional(),
+        },
+        { error: "must be a map with channel, position and optionally serial, pci" },
+      )
+      .default({ channel: 0, position: 0 }),
+    retries: z
+      .number({ error: "must be a whole number from 1 to 10" })
+      .int({ error: "must be a whole number from 1 to 10" })
+      .min(1, { error: "must be at least 1" })
+      .max(10, { error: "must be at most 10" })
+      .default(3),
+    console: absolute("the console device").default(DEFAULT_CONSOLE),
+    recordAddress: z
+      .union([z.number(), z.string().regex(/^0x[0-9a-f]+$/i)], {
+        error: 'must be a physical address: a number, or a hexadecimal string "0x1000000"',
+      })
+      .default(DEFAULT_RECORD_ADDRESS),
+    allowNoIommu: z.boolean({ error: "must be true or false (may the key be used on a machine without an IOMMU?)" }).default(false),
+    token: z
+      .strictObject(
+        {
+          module: absolute("the PKCS#11 module"),
+          ca: absolute("the organisation CA certificate"),
+          label: z
+            .string({ error: "must be the token label (a string)" })
+            .regex(/^[^\x00-\x1f]{1,32}$/, { error: "must be the token label: 1 to 32 printable characters" })
+            .optional(),
+          env: z
+            .record(z.string(), z.string({ error: "must be the variable's value (a string)" }), {
+              error: "must be a map of environment variables to values",
+            })
+            .default({}),
+        },
+        { error: "must be a map with module, ca and optionally label, env" },
+      )
+      .optional(),
+  },
+  { error: "must be a JSON object" },
+);
 
 /** Validates parsed JSON; `file` names the config in errors. */
 export function validateConfig(value: unknown, file = "preboot.json"): PrebootConfig {
@@ -112,15 +135,24 @@ export function validateConfig(value: unknown, file = "preboot.json"): PrebootCo
     }
   }
   for (const name of Object.keys(c.token?.env ?? {})) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) errors.push(`${formatPath(["token", "env", name])}: not an environment variable name (letters, digits and _, not first a digit)`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      errors.push(`${formatPath(["token", "env", name])}: not an environment variable name (letters, digits and _, not first a digit)`);
   }
   const address = typeof c.recordAddress === "string" ? parseInt(c.recordAddress.slice(2), 16) : c.recordAddress;
   const why = addressProblem(address, POLICY_MAX_SIZE); // room for the largest record
   if (why) errors.push(`recordAddress: ${why}`);
   if (errors.length) throw new PrebootConfigError(file, errors);
-  const config: PrebootConfig = { version: 1, header: c.header, drive, retries: c.retries, console: c.console, recordAddress: address,
-    allowNoIommu: c.allowNoIommu };
-  if (c.token) config.token = { module: c.token.module, ca: c.token.ca, env: c.token.env, ...(c.token.label !== undefined && { label: c.token.label }) };
+  const config: PrebootConfig = {
+    version: 1,
+    header: c.header,
+    drive,
+    retries: c.retries,
+    console: c.console,
+    recordAddress: address,
+    allowNoIommu: c.allowNoIommu,
+  };
+  if (c.token)
+    config.token = { module: c.token.module, ca: c.token.ca, env: c.token.env, ...(c.token.label !== undefined && { label: c.token.label }) };
   return config;
 }
 

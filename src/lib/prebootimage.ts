@@ -50,7 +50,8 @@ function packageFile(pkg: string, path: string): ToolSpec {
 
 /** The PKCS#11 modules in the preboot guest (a config's token.module names one of them). */
 export const PREBOOT_PKCS11_MODULES: readonly string[] = PREBOOT_TOOLS.flatMap((t) =>
-  t.binaries.filter((b) => b.endsWith(".so")).map((b) => posix.join("/usr/bin", b)));
+  t.binaries.filter((b) => b.endsWith(".so")).map((b) => posix.join("/usr/bin", b)),
+);
 
 /**
  * Debian builds libnode with some of Node's own JavaScript dependencies taken from other
@@ -212,7 +213,8 @@ export function sitePreboot(o: SitePrebootOptions): { cpio: Buffer; config: Preb
   for (const f of o.files ?? []) {
     const path = posix.normalize(f.path);
     if (!path.startsWith("/")) throw new Error(`site file ${f.path}: must be an absolute path`);
-    if (path === CONFIG_PATH || path === posix.normalize(config.header)) throw new Error(`site file ${path}: the ${path === CONFIG_PATH ? "config" : "header"} is already there`);
+    if (path === CONFIG_PATH || path === posix.normalize(config.header))
+      throw new Error(`site file ${path}: the ${path === CONFIG_PATH ? "config" : "header"} is already there`);
     fs.file(path, typeof f.data === "string" ? f.data : Buffer.from(f.data), f.mode ?? 0o600);
     files.set(path, f);
   }

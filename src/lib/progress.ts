@@ -7,7 +7,8 @@ const mib = (sectors: bigint) => (Number(sectors) * SECTOR) / 2 ** 20;
 
 function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return "--:--";
-  const m = Math.floor(s / 60), sec = Math.floor(s % 60);
+  const m = Math.floor(s / 60),
+    sec = Math.floor(s % 60);
   return `${m}:${String(sec).padStart(2, "0")}`;
 }
 
@@ -17,21 +18,26 @@ export function progressReporter(label: string, quiet: boolean): { update: (p: P
   const tty = process.stderr.isTTY === true;
   const start = Date.now();
   let base: bigint | undefined;
-  let lastDraw = 0, lastPct = -1, drawn = false;
+  let lastDraw = 0,
+    lastPct = -1,
+    drawn = false;
   return {
     update(p) {
       base ??= p.done;
       const now = Date.now();
       const frac = p.total > 0n ? Number(p.done) / Number(p.total) : 1;
       const rate = mib(p.done - base) / Math.max((now - start) / 1000, 1e-3);
-      const eta = rate > 0 ? (mib(p.total - p.done)) / rate : Infinity;
+      const eta = rate > 0 ? mib(p.total - p.done) / rate : Infinity;
       if (tty) {
         if (now - lastDraw < 100 && p.done !== p.total) return;
         lastDraw = now;
-        const width = 30, full = Math.round(frac * width);
+        const width = 30,
+          full = Math.round(frac * width);
         const bar = "#".repeat(full) + "-".repeat(width - full);
-        process.stderr.write(`\r${label} [${bar}] ${(frac * 100).toFixed(1).padStart(5)}%  ` +
-          `${mib(p.done).toFixed(0)}/${mib(p.total).toFixed(0)} MiB  ${rate.toFixed(0)} MiB/s  ETA ${fmtTime(eta)}  `);
+        process.stderr.write(
+          `\r${label} [${bar}] ${(frac * 100).toFixed(1).padStart(5)}%  ` +
+            `${mib(p.done).toFixed(0)}/${mib(p.total).toFixed(0)} MiB  ${rate.toFixed(0)} MiB/s  ETA ${fmtTime(eta)}  `,
+        );
         drawn = true;
       } else {
         const pct = Math.floor(frac * 10) * 10;

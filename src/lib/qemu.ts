@@ -80,11 +80,16 @@ export type Fate =
 /** How a QEMU run ended, in one line. */
 export function describeFate(f: Fate): string {
   switch (f.kind) {
-    case "poweroff": return "the guest powered off";
-    case "reset": return "the guest triple-faulted (machine reset)";
-    case "panic": return `the hypervisor panicked: ${f.message}`;
-    case "killed": return `stopped: ${f.reason}`;
-    case "error": return `QEMU failed (exit ${f.code}): ${f.stderr}`;
+    case "poweroff":
+      return "the guest powered off";
+    case "reset":
+      return "the guest triple-faulted (machine reset)";
+    case "panic":
+      return `the hypervisor panicked: ${f.message}`;
+    case "killed":
+      return `stopped: ${f.reason}`;
+    case "error":
+      return `QEMU failed (exit ${f.code}): ${f.stderr}`;
   }
 }
 
@@ -103,9 +108,12 @@ export function isQ35(machine: string): boolean {
 export function piixIdeArgs(image: string, o: { snapshot?: boolean; id?: string } = {}): string[] {
   const id = o.id ?? "d0";
   return [
-    "-device", "piix3-ide,id=pide",
-    "-drive", `file=${resolve(image)},format=raw,if=none,id=${id}${o.snapshot ? ",snapshot=on" : ""}`,
-    "-device", `ide-hd,drive=${id},bus=pide.0`,
+    "-device",
+    "piix3-ide,id=pide",
+    "-drive",
+    `file=${resolve(image)},format=raw,if=none,id=${id}${o.snapshot ? ",snapshot=on" : ""}`,
+    "-device",
+    `ide-hd,drive=${id},bus=pide.0`,
   ];
 }
 
@@ -115,11 +123,23 @@ export function qemuArgs(o: BootOptions, hvLog: string, qmpSocket?: string): str
   const machine = o.machine ?? "pc";
   if (o.iommu && !isQ35(machine)) throw new Error(`an emulated IOMMU needs -machine q35 (not ${machine})`);
   const args = [
-    "-accel", "tcg", "-cpu", o.cpu ?? "EPYC,+svm,+npt",
-    "-machine", machine,
-    "-m", o.memory ?? "512M",
-    "-smp", String(o.cpus ?? 1),
-    "-display", "none", "-vga", "none", "-no-reboot", "-monitor", "none",
+    "-accel",
+    "tcg",
+    "-cpu",
+    o.cpu ?? "EPYC,+svm,+npt",
+    "-machine",
+    machine,
+    "-m",
+    o.memory ?? "512M",
+    "-smp",
+    String(o.cpus ?? 1),
+    "-display",
+    "none",
+    "-vga",
+    "none",
+    "-no-reboot",
+    "-monitor",
+    "none",
   ];
   if (o.qmp) {
     if (!qmpSocket) throw new Error("qmp: no socket path given");
@@ -138,7 +158,8 @@ export function qemuArgs(o: BootOptions, hvLog: string, qmpSocket?: string): str
   else for (let i = 0; i <= com; i++) serials.push(i === com ? `file:${hvLog}` : i === 0 ? "stdio" : "null");
   for (const s of serials) args.push("-serial", s);
   if (sink === "e9") args.push("-debugcon", `file:${hvLog}`);
-  if (o.modules?.length && (o.cdrom || o.parapet === false)) throw new Error("Multiboot modules need Parapet loaded with -kernel (not --iso, not --bare)");
+  if (o.modules?.length && (o.cdrom || o.parapet === false))
+    throw new Error("Multiboot modules need Parapet loaded with -kernel (not --iso, not --bare)");
   if (o.cdrom) {
     args.push("-cdrom", o.cdrom, "-boot", "d");
   } else if (o.parapet !== false) {
@@ -177,7 +198,10 @@ export interface QmpEvent {
 }
 
 /** The answer of query-status. */
-export interface RunState { running: boolean; status: string }
+export interface RunState {
+  running: boolean;
+  status: string;
+}
 
 /**
  * A minimal QMP client (QEMU Machine Protocol, JSON lines over a Unix socket): the greeting and
@@ -203,8 +227,13 @@ export class QmpClient {
         this.buf = this.buf.slice(nl + 1);
         if (!line) continue;
         const msg = JSON.parse(line) as {
-          QMP?: unknown; event?: string; data?: Record<string, unknown>; timestamp?: { seconds: number; microseconds: number };
-          id?: number; return?: unknown; error?: { class: string; desc: string };
+          QMP?: unknown;
+          event?: string;
+          data?: Record<string, unknown>;
+          timestamp?: { seconds: number; microseconds: number };
+          id?: number;
+          return?: unknown;
+          error?: { class: string; desc: string };
         };
         if (msg.QMP) greet();
         else if (msg.event) {
@@ -244,7 +273,10 @@ export class QmpClient {
           s.once("error", rej);
         });
         c = new QmpClient(sock);
-        await Promise.race([c.greeted, new Promise((_, rej) => setTimeout(() => rej(new Error("no QMP greeting")), Math.max(1000, deadline - Date.now())))]);
+        await Promise.race([
+          c.greeted,
+          new Promise((_, rej) => setTimeout(() => rej(new Error("no QMP greeting")), Math.max(1000, deadline - Date.now()))),
+        ]);
         await c.command("qmp_capabilities");
         return c;
       } catch (e) {
@@ -298,7 +330,10 @@ export function memoryBytes(size: string): number {
 }
 
 /** Occurrences of each pattern in a buffer or a file, and the first few offsets of each. */
-export interface PatternHits { count: number; offsets: number[] }
+export interface PatternHits {
+  count: number;
+  offsets: number[];
+}
 
 /**
  * Counts each byte pattern in `source` (a Buffer, or a file read in 64 MiB chunks that overlap by
@@ -326,7 +361,8 @@ export async function scanPatterns(source: string | Buffer, patterns: readonly U
   try {
     const chunk = 64 * 2 ** 20;
     const buf = Buffer.alloc(chunk + overlap);
-    let carry = 0, pos = 0;
+    let carry = 0,
+      pos = 0;
     for (;;) {
       const { bytesRead } = await f.read(buf, carry, chunk, pos);
       if (bytesRead === 0) break;
@@ -384,7 +420,10 @@ export class QemuSession {
     });
     this.proc.stderr!.setEncoding("utf8");
     this.proc.stderr!.on("data", (d: string) => {
-      this.stderr += d.split("\n").filter((l) => !NOISE.test(l)).join("\n");
+      this.stderr += d
+        .split("\n")
+        .filter((l) => !NOISE.test(l))
+        .join("\n");
     });
     // A panicked hypervisor halts forever: watch its log and stop QEMU when it says so.
     this.panicTimer = setInterval(() => {
@@ -399,7 +438,10 @@ export class QemuSession {
       this.proc.on("exit", (code) => {
         live.delete(this.proc);
         clearInterval(this.panicTimer);
-        void this.qmpClient?.then((c) => c.close(), () => {});
+        void this.qmpClient?.then(
+          (c) => c.close(),
+          () => {},
+        );
         rmSync(join(this.dir, "qmp.sock"), { force: true });
         for (const l of this.listeners.splice(0)) l();
         if (this.fateOverride) return res(this.fateOverride);
@@ -465,13 +507,14 @@ export class QemuSession {
     const from = this.console.length;
     this.send(`${cmd}; echo ${tag}$?\n`);
     const m = await this.waitFor(new RegExp(`([\\s\\S]*?)${tag}(\\d+)`), timeoutMs, from);
-    const lines = m[1].replace(/\r/g, "").replace(/\x1b\[[0-9;]*[a-zA-Z]/g, "").split("\n");
+    const lines = m[1]
+      .replace(/\r/g, "")
+      .replace(/\x1b\[[0-9;]*[a-zA-Z]/g, "")
+      .split("\n");
     // The previous prompt may have been cut where `from` fell: drop the rest of it too.
     const tail = [...Array(PROMPT.length - 2).keys()].map((i) => PROMPT.slice(i + 1)).find((t) => lines[0].startsWith(t));
     if (tail) lines[0] = lines[0].slice(tail.length);
-    const out = lines
-      .map((l) => l.replace(/^(guest# )+/, ""))
-      .filter((l) => !l.startsWith(cmd.slice(0, 20)) || cmd.length === 0);
+    const out = lines.map((l) => l.replace(/^(guest# )+/, "")).filter((l) => !l.startsWith(cmd.slice(0, 20)) || cmd.length === 0);
     return { out: out.join("\n").trim(), status: Number(m[2]) };
   }
 

@@ -102,8 +102,12 @@ export function checkCertificate(der: Uint8Array, caInput: CaInput, now: Date = 
   const who = `certificate '${oneLine(cert.subject)}'`;
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
     throw new LuksRefusal(`${who} is not signed by the organisation CA '${oneLine(ca.subject)}' (issuer '${oneLine(cert.issuer)}')`);
-  for (const [c, name] of [[cert, who], [ca, `CA certificate '${oneLine(ca.subject)}'`]] as const) {
-    const from = Date.parse(c.validFrom), to = Date.parse(c.validTo);
+  for (const [c, name] of [
+    [cert, who],
+    [ca, `CA certificate '${oneLine(ca.subject)}'`],
+  ] as const) {
+    const from = Date.parse(c.validFrom),
+      to = Date.parse(c.validTo);
     if (!(from <= now.getTime())) throw new LuksRefusal(`${name} is not valid before ${c.validFrom}`);
     if (!(now.getTime() <= to)) throw new LuksRefusal(`${name} expired on ${c.validTo}`);
   }
@@ -134,14 +138,20 @@ function checkLabel(label: string): string {
 
 /** A refused PIN: wrong, empty or malformed (`locked` when the token no longer takes any). */
 export class PinRefusal extends LuksRefusal {
-  constructor(message: string, readonly locked = false) {
+  constructor(
+    message: string,
+    readonly locked = false,
+  ) {
     super(message);
   }
 }
 
 /** A pkcs11-tool failure: its last error line, with the PKCS#11 return value if it printed one. */
 class P11Error extends Error {
-  constructor(message: string, readonly rv: string | undefined) {
+  constructor(
+    message: string,
+    readonly rv: string | undefined,
+  ) {
     super(message);
   }
 }
@@ -155,7 +165,10 @@ async function p11(module: string, args: string[], opts: { input?: Uint8Array; p
   } catch (e) {
     const msg = (e as Error).message;
     if (/^pkcs11-tool not found/.test(msg)) throw new Error("pkcs11-tool not found; install it with: apt-get install opensc");
-    const lines = msg.split("\n").slice(1).filter((l) => l && !/^(Aborting\.|Using |OAEP parameters)/.test(l));
+    const lines = msg
+      .split("\n")
+      .slice(1)
+      .filter((l) => l && !/^(Aborting\.|Using |OAEP parameters)/.test(l));
     const rv = /rv = (CKR_[A-Z_]+)/.exec(msg)?.[1];
     throw new P11Error(lines.join("; ") || msg.split("\n")[0], rv);
   }
@@ -195,12 +208,34 @@ async function readObject(module: string, tokenLabel: string, keyId: string, typ
  * (RSA-PKCS-OAEP on the token). The PIN reaches pkcs11-tool through its environment and the
  * ciphertext through its standard input: neither is in its argv or in a file.
  */
-export async function tokenDecrypt(module: string, tokenLabel: string, keyId: string, wrapped: Uint8Array, pin: Uint8Array, oaepHash: OaepHash): Promise<Buffer> {
+export async function tokenDecrypt(
+  module: string,
+  tokenLabel: string,
+  keyId: string,
+  wrapped: Uint8Array,
+  pin: Uint8Array,
+  oaepHash: OaepHash,
+): Promise<Buffer> {
   if (pin.length === 0) throw new PinRefusal("the token PIN is empty");
   const h = P11_HASH[oaepHash];
   try {
-    return await p11(module, ["--token-label", checkLabel(tokenLabel), "--decrypt", "-m", "RSA-PKCS-OAEP",
-      "--hash-algorithm", h.hash, "--mgf", h.mgf, "--id", checkKeyId(keyId)], { input: wrapped, pin });
+    return await p11(
+      module,
+      [
+        "--token-label",
+        checkLabel(tokenLabel),
+        "--decrypt",
+        "-m",
+        "RSA-PKCS-OAEP",
+        "--hash-algorithm",
+        h.hash,
+        "--mgf",
+        h.mgf,
+        "--id",
+        checkKeyId(keyId),
+      ],
+      { input: wrapped, pin },
+    );
   } catch (e) {
     if (!(e instanceof P11Error)) throw e;
     switch (e.rv) {
@@ -215,8 +250,10 @@ export async function tokenDecrypt(module: string, tokenLabel: string, keyId: st
     if (/No slot with token named/i.test(e.message)) throw new LuksRefusal(`no token labelled '${tokenLabel}' (PKCS#11 module ${module})`);
     if (/object not found|private key not found|key not found/i.test(e.message))
       throw new LuksRefusal(`token '${tokenLabel}' has no private key with id ${keyId}`);
-    throw new LuksRefusal(`token '${tokenLabel}' cannot decrypt the wrapped secret with key ${keyId} ` +
-      `(RSA-OAEP ${oaepHash}; a tampered header, or a key that is not the certificate's): ${e.message}`);
+    throw new LuksRefusal(
+      `token '${tokenLabel}' cannot decrypt the wrapped secret with key ${keyId} ` +
+        `(RSA-OAEP ${oaepHash}; a tampered header, or a key that is not the certificate's): ${e.message}`,
+    );
   }
 }
 
@@ -239,7 +276,11 @@ async function headerJson(header: string): Promise<HeaderJson> {
 
 function parseEntry(id: number, t: Record<string, unknown>): TokenEntry | undefined {
   const str = (k: string) => (typeof t[k] === "string" ? (t[k] as string) : undefined);
-  const cert = str("certificate"), keyId = str("key_id"), label = str("token_label"), hash = str("oaep_hash"), wrapped = str("wrapped");
+  const cert = str("certificate"),
+    keyId = str("key_id"),
+    label = str("token_label"),
+    hash = str("oaep_hash"),
+    wrapped = str("wrapped");
   if (t.type !== TOKEN_TYPE || !cert || !keyId || !label || !wrapped || (hash !== "sha1" && hash !== "sha256") || !Array.isArray(t.keyslots))
     return undefined;
   return {
@@ -297,18 +338,22 @@ export interface EnrolResult {
  * the certificate's key, as a parapet-pkcs11 LUKS2 token bound to that keyslot.
  */
 export async function enrolToken(o: EnrolOptions): Promise<EnrolResult> {
-  const keyId = checkKeyId(o.keyId), label = checkLabel(o.tokenLabel), oaepHash = o.oaepHash ?? "sha1";
+  const keyId = checkKeyId(o.keyId),
+    label = checkLabel(o.tokenLabel),
+    oaepHash = o.oaepHash ?? "sha1";
   if (!P11_HASH[oaepHash]) throw new LuksRefusal(`OAEP hash ${oaepHash}: expected sha1 or sha256`);
   const ca = parseCa(o.ca);
   const der = await readTokenCertificate(o.module, label, keyId);
   if (!der) throw new LuksRefusal(`token '${label}' has no certificate with id ${keyId}`);
   const cert = checkCertificate(der, ca, o.now);
-  const subject = oneLine(cert.subject), fingerprint = certificateFingerprint(der);
+  const subject = oneLine(cert.subject),
+    fingerprint = certificateFingerprint(der);
 
   const j = await headerJson(o.header);
   const tokens = Object.entries(j.tokens ?? {});
   const same = tokens.map(([id, t]) => parseEntry(Number(id), t)).find((t) => t && t.keyslots.length > 0 && t.certificate.equals(der));
-  if (same) throw new LuksRefusal(`certificate '${subject}' is already enrolled in ${o.header} (token ${same.id}, keyslot ${same.keyslots.join(", ")})`);
+  if (same)
+    throw new LuksRefusal(`certificate '${subject}' is already enrolled in ${o.header} (token ${same.id}, keyslot ${same.keyslots.join(", ")})`);
   const tokenId = [...Array(MAX_TOKENS).keys()].find((i) => !(String(i) in (j.tokens ?? {})));
   if (tokenId === undefined) throw new LuksRefusal(`${o.header} has no free LUKS2 token id`);
 
@@ -338,16 +383,20 @@ export async function enrolToken(o: EnrolOptions): Promise<EnrolResult> {
       wrapped: wrapped.toString("base64"),
     });
     try {
-      await run("cryptsetup", ["token", "import", "--json-file", "-", "--token-id", String(tokenId), "--key-slot", String(keyslot), o.header],
-        { input: Buffer.from(json) });
+      await run("cryptsetup", ["token", "import", "--json-file", "-", "--token-id", String(tokenId), "--key-slot", String(keyslot), o.header], {
+        input: Buffer.from(json),
+      });
     } catch (e) {
       // No token, no user: take the keyslot out again, so no unreachable keyslot stays behind.
-      await run("cryptsetup", ["luksKillSlot", "--batch-mode", "--header", o.header, "--key-file", "-", o.image, String(keyslot)],
-        { input: o.existing }).catch(() => {});
+      await run("cryptsetup", ["luksKillSlot", "--batch-mode", "--header", o.header, "--key-file", "-", o.image, String(keyslot)], {
+        input: o.existing,
+      }).catch(() => {});
       // The usual cause: Parapet's header keeps 12 KiB of JSON, room for about 6 token users
       // with 2048-bit certificates (4 with 4096-bit ones) besides the keyslots.
-      throw new LuksRefusal(`cannot store the token in ${o.header}, probably no room left in its metadata ` +
-        `(cryptsetup: ${(e as Error).message.split("\n").at(-1)}); keyslot ${keyslot} removed again`);
+      throw new LuksRefusal(
+        `cannot store the token in ${o.header}, probably no room left in its metadata ` +
+          `(cryptsetup: ${(e as Error).message.split("\n").at(-1)}); keyslot ${keyslot} removed again`,
+      );
     }
     return { keyslot, tokenId, subject, fingerprint, tested: o.pin !== undefined };
   } finally {
@@ -398,9 +447,11 @@ export async function findTokenUser(o: Omit<UnlockOptions, "pin">): Promise<Toke
       return { label, entry };
     }
   }
-  throw new LuksRefusal(seen.length === 0
-    ? `no certificate on ${labels.map((l) => `token '${l}'`).join(", ")} with an id enrolled in ${o.header}`
-    : `the certificate on ${seen.join(", ")} is not enrolled in ${o.header}`);
+  throw new LuksRefusal(
+    seen.length === 0
+      ? `no certificate on ${labels.map((l) => `token '${l}'`).join(", ")} with an id enrolled in ${o.header}`
+      : `the certificate on ${seen.join(", ")} is not enrolled in ${o.header}`,
+  );
 }
 
 /**
@@ -415,7 +466,9 @@ export async function unlockWithToken(o: UnlockOptions & { user?: TokenUser }): 
   const secret = await tokenDecrypt(o.module, label, entry.keyId, entry.wrapped, o.pin, entry.oaepHash);
   if (secret.length !== TOKEN_SECRET_BYTES) {
     secret.fill(0);
-    throw new LuksRefusal(`token '${label}' decrypted token ${entry.id} of ${o.header} to ${secret.length} bytes, not ${TOKEN_SECRET_BYTES}: tampered header`);
+    throw new LuksRefusal(
+      `token '${label}' decrypted token ${entry.id} of ${o.header} to ${secret.length} bytes, not ${TOKEN_SECRET_BYTES}: tampered header`,
+    );
   }
   return secret;
 }

@@ -111,10 +111,16 @@ export class XtsCipher {
     const tweak = Buffer.allocUnsafeSlow(data.length);
     const tw = words(tweak);
     for (let s = 0; s < n; s++) {
-      let a = t0[4 * s], b = t0[4 * s + 1], c = t0[4 * s + 2], d = t0[4 * s + 3];
+      let a = t0[4 * s],
+        b = t0[4 * s + 1],
+        c = t0[4 * s + 2],
+        d = t0[4 * s + 3];
       let o = s * 4 * BLOCKS_PER_SECTOR;
       for (let j = 0; j < BLOCKS_PER_SECTOR; j++) {
-        tw[o] = a; tw[o + 1] = b; tw[o + 2] = c; tw[o + 3] = d;
+        tw[o] = a;
+        tw[o + 1] = b;
+        tw[o + 2] = c;
+        tw[o + 3] = d;
         o += 4;
         const carry = d >>> 31;
         d = (d << 1) | (c >>> 31);
@@ -152,7 +158,8 @@ export async function readKeyFile(path: string): Promise<Buffer> {
     if (code === "ENOENT") throw new Error(`key file ${path}: no such file (make one with: parapet keygen -o ${path})`);
     throw e;
   }
-  if (size !== KEY_BYTES) throw new Error(`key file ${path} is ${size} bytes, expected exactly ${KEY_BYTES} (XTS-AES-256: 32-byte data key + 32-byte tweak key)`);
+  if (size !== KEY_BYTES)
+    throw new Error(`key file ${path} is ${size} bytes, expected exactly ${KEY_BYTES} (XTS-AES-256: 32-byte data key + 32-byte tweak key)`);
   const key = await readFile(path);
   checkKey(key, `key file ${path}`);
   return key;

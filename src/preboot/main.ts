@@ -73,8 +73,13 @@ async function findCard(con: PrebootConsole, token: TokenConfig, header: string)
  * the volume key. Returns the key, or what was wrong (`empty PIN`, `wrong passphrase`) when
  * `wrong` says so of the error; other errors go up. The secret is wiped in any case.
  */
-async function ask(con: PrebootConsole, prompt: string, noun: string, check: (secret: Buffer) => Promise<Buffer>,
-  wrong: (e: unknown) => boolean): Promise<Buffer | string> {
+async function ask(
+  con: PrebootConsole,
+  prompt: string,
+  noun: string,
+  check: (secret: Buffer) => Promise<Buffer>,
+  wrong: (e: unknown) => boolean,
+): Promise<Buffer | string> {
   const secret = await con.readSecret(prompt);
   try {
     return secret.length === 0 ? `empty ${noun}` : await check(secret);
@@ -103,10 +108,16 @@ async function unlock(con: PrebootConsole, config: PrebootConfig): Promise<Buffe
       const user = card;
       refusal = PIN_REFUSAL;
       try {
-        result = await ask(con, PIN_PROMPT, "PIN", async (pin) => {
-          con.log("checking the PIN with the smart card");
-          return volumeKeyWithToken({ header: config.header, image: undefined, module: token.module, pin, ca: await readCa(token.ca), user });
-        }, (e) => e instanceof PinRefusal && !e.locked);
+        result = await ask(
+          con,
+          PIN_PROMPT,
+          "PIN",
+          async (pin) => {
+            con.log("checking the PIN with the smart card");
+            return volumeKeyWithToken({ header: config.header, image: undefined, module: token.module, pin, ca: await readCa(token.ca), user });
+          },
+          (e) => e instanceof PinRefusal && !e.locked,
+        );
       } catch (e) {
         if (!(e instanceof LuksRefusal)) throw e;
         con.log(`${e.message.split("\n")[0]}; asking for a passphrase instead`);
@@ -115,10 +126,16 @@ async function unlock(con: PrebootConsole, config: PrebootConfig): Promise<Buffe
       }
     } else {
       refusal = REFUSAL;
-      result = await ask(con, PROMPT, "passphrase", (passphrase) => {
-        con.log("checking the passphrase");
-        return volumeKey(config.header, undefined, passphrase);
-      }, (e) => e instanceof LuksRefusal);
+      result = await ask(
+        con,
+        PROMPT,
+        "passphrase",
+        (passphrase) => {
+          con.log("checking the passphrase");
+          return volumeKey(config.header, undefined, passphrase);
+        },
+        (e) => e instanceof LuksRefusal,
+      );
     }
     if (typeof result !== "string") return result;
     const left = config.retries - attempt;

@@ -159,7 +159,11 @@ export async function packageDepends(pkg: UnpackedPackage): Promise<string[]> {
   // dpkg-deb prints "Field: value" lines when asked for several fields.
   for (const m of text.matchAll(/^(?:Pre-Depends|Depends):(.*(?:\n[ \t].*)*)/gm)) {
     for (const item of m[1].split(",")) {
-      const name = item.split("|")[0].trim().replace(/\s*[([].*$/, "").replace(/:\w+$/, "");
+      const name = item
+        .split("|")[0]
+        .trim()
+        .replace(/\s*[([].*$/, "")
+        .replace(/:\w+$/, "");
       if (name && !names.includes(name)) names.push(name);
     }
   }

@@ -35,7 +35,10 @@ export async function resolveInTree(root: string, rel: string): Promise<string |
 
 /** How likely package `pkg` ships soname `so`, by Debian's library package naming (higher first). */
 function sonameScore(so: string, pkg: string): number {
-  const stem = so.replace(/\.so(\..*)?$/, "").replace(/^lib/, "").toLowerCase();
+  const stem = so
+    .replace(/\.so(\..*)?$/, "")
+    .replace(/^lib/, "")
+    .toLowerCase();
   const esc = stem.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   if (new RegExp(`^(lib)?${esc}(lib)?-?[0-9.]*[a-z]?$`).test(pkg)) return 3;
   if (pkg.startsWith(`lib${stem}`) || pkg.startsWith(stem)) return 2;
@@ -48,7 +51,10 @@ export class LibraryIndex {
   readonly unpacked = new Map<string, UnpackedPackage>();
   private readonly bySoname = new Map<string, FoundLibrary>();
 
-  constructor(private readonly cacheDir: string, private readonly log: Log) {}
+  constructor(
+    private readonly cacheDir: string,
+    private readonly log: Log,
+  ) {}
 
   /** Adds an unpacked package and indexes its shared libraries (the first package to ship a soname keeps it). */
   async add(pkg: UnpackedPackage): Promise<void> {

@@ -17,7 +17,9 @@ export interface KernelModule {
 
 /** Module name as the kernel sees it: file name without .ko[.xz|.zst|.gz], '-' as '_'. */
 export function moduleName(path: string): string {
-  return basename(path).replace(/\.ko(\.(xz|zst|gz))?$/, "").replace(/-/g, "_");
+  return basename(path)
+    .replace(/\.ko(\.(xz|zst|gz))?$/, "")
+    .replace(/-/g, "_");
 }
 
 /**
@@ -30,12 +32,17 @@ export async function resolveModules(kernel: DebianKernel, names: readonly strin
     const colon = line.indexOf(":");
     if (colon < 0) continue;
     const path = line.slice(0, colon).trim();
-    deps.set(moduleName(path), { path, deps: line.slice(colon + 1).trim().split(/\s+/).filter(Boolean) });
+    deps.set(moduleName(path), {
+      path,
+      deps: line
+        .slice(colon + 1)
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean),
+    });
   }
   const builtinFile = join(kernel.modulesDir, "modules.builtin");
-  const builtinSet = new Set(
-    existsSync(builtinFile) ? (await readFile(builtinFile, "utf8")).split("\n").filter(Boolean).map(moduleName) : [],
-  );
+  const builtinSet = new Set(existsSync(builtinFile) ? (await readFile(builtinFile, "utf8")).split("\n").filter(Boolean).map(moduleName) : []);
 
   const order: KernelModule[] = [];
   const done = new Set<string>();
@@ -49,9 +56,7 @@ export async function resolveModules(kernel: DebianKernel, names: readonly strin
         if (!builtin.includes(name)) builtin.push(name);
         return;
       }
-      throw new Error(
-        `kernel module '${name}'${via ? ` (needed by ${via})` : ""} is not in ${kernel.pkg.name} ${kernel.pkg.version}`,
-      );
+      throw new Error(`kernel module '${name}'${via ? ` (needed by ${via})` : ""} is not in ${kernel.pkg.name} ${kernel.pkg.version}`);
     }
     if (active.has(name)) throw new Error(`kernel module dependency loop at ${name}`);
     active.add(name);

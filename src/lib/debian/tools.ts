@@ -75,7 +75,6 @@ export async function fetchSpecPackage(cacheDir: string, spec: ToolSpec, log: Lo
   throw new Error(`apt has no candidate for ${spec.versionOf}; run 'apt-get update' (as root) and retry`);
 }
 
-
 /** A library of the closure, and the package it came from. */
 type ClosureLibrary = ToolFile & { pkg: UnpackedPackage };
 
@@ -117,7 +116,12 @@ async function loadRecord(cacheDir: string, record: string, index: LibraryIndex,
 }
 
 /** The programs the specs name, found in their packages (fetched and indexed when new). */
-async function findPrograms(cacheDir: string, specs: readonly ToolSpec[], index: LibraryIndex, log: Log): Promise<{ programs: ToolFile[]; pending: Pending[] }> {
+async function findPrograms(
+  cacheDir: string,
+  specs: readonly ToolSpec[],
+  index: LibraryIndex,
+  log: Log,
+): Promise<{ programs: ToolFile[]; pending: Pending[] }> {
   const programs: ToolFile[] = [];
   const pending: Pending[] = [];
   for (const spec of specs) {
@@ -190,7 +194,14 @@ export async function resolveTools(cacheDir: string, specs: readonly ToolSpec[],
   const pkgs = [...new Set([...specs.map((s) => index.unpacked.get(s.package)!), ...[...libraries.values()].map((l) => l.pkg)])];
   if (!recorded) {
     await mkdir(join(cacheDir, "meta"), { recursive: true });
-    await writeFile(record, `${JSON.stringify(pkgs.map(({ name, version }) => ({ name, version })), null, 1)}\n`);
+    await writeFile(
+      record,
+      `${JSON.stringify(
+        pkgs.map(({ name, version }) => ({ name, version })),
+        null,
+        1,
+      )}\n`,
+    );
   }
   return {
     programs,

@@ -64,26 +64,34 @@ async function checkBeforeStart(image: string, dir: Direction, cipher: XtsCipher
   if (dir === "encrypt") {
     if (overlapping.length) {
       const e = overlapping[0];
-      throw new DiskRefusal(`${img} is marked encrypted (${rangeText(e.firstLba, e.sectors)}, key fingerprint ${e.key}, in ${marker}); ` +
-        "encrypting it again would need both keys to read it. Nothing was changed. If the marker is wrong, use --force.");
+      throw new DiskRefusal(
+        `${img} is marked encrypted (${rangeText(e.firstLba, e.sectors)}, key fingerprint ${e.key}, in ${marker}); ` +
+          "encrypting it again would need both keys to read it. Nothing was changed. If the marker is wrong, use --force.",
+      );
     }
     if (first === 0n) {
       const s0 = await readSector(image, 0n);
       if (hasBootSignature(s0)) return;
       if (hasBootSignature(cipher.sectors("decrypt", s0, 0n))) {
-        throw new DiskRefusal(`${img} looks encrypted with this key already: sector 0 decrypts to a boot sector ending in 55 AA ` +
-          `(there is no marker ${marker}, perhaps it was lost). Nothing was changed. Use --force to encrypt anyway.`);
+        throw new DiskRefusal(
+          `${img} looks encrypted with this key already: sector 0 decrypts to a boot sector ending in 55 AA ` +
+            `(there is no marker ${marker}, perhaps it was lost). Nothing was changed. Use --force to encrypt anyway.`,
+        );
       }
-      throw new DiskRefusal(`sector 0 of ${img} does not end in 55 AA, as a plaintext MBR disk's does: the image may be ` +
-        "encrypted already (with another key), blank, or not partitioned. Nothing was changed. Use --force to encrypt it anyway.");
+      throw new DiskRefusal(
+        `sector 0 of ${img} does not end in 55 AA, as a plaintext MBR disk's does: the image may be ` +
+          "encrypted already (with another key), blank, or not partitioned. Nothing was changed. Use --force to encrypt it anyway.",
+      );
     }
     return;
   }
   // decrypt: every sector of the range must be marked encrypted with this key.
   const other = overlapping.find((e) => e.key !== fp);
   if (other) {
-    throw new DiskRefusal(`${img} is marked encrypted with key fingerprint ${other.key} (${rangeText(other.firstLba, other.sectors)}), ` +
-      `but this key's fingerprint is ${fp}. Nothing was changed. Decrypting with the wrong key would destroy the data.`);
+    throw new DiskRefusal(
+      `${img} is marked encrypted with key fingerprint ${other.key} (${rangeText(other.firstLba, other.sectors)}), ` +
+        `but this key's fingerprint is ${fp}. Nothing was changed. Decrypting with the wrong key would destroy the data.`,
+    );
   }
   let covered = 0n;
   for (const e of overlapping) {
@@ -116,24 +124,45 @@ interface Run {
 }
 
 /** The journal of an unfinished run of the same command, or a new one after the checks say yes. */
-async function startJournal(o: ConvertOptions, cipher: XtsCipher, first: bigint, count: bigint, imageBytes: string): Promise<{ journal: JournalInfo; resuming: boolean }> {
+async function startJournal(
+  o: ConvertOptions,
+  cipher: XtsCipher,
+  first: bigint,
+  count: bigint,
+  imageBytes: string,
+): Promise<{ journal: JournalInfo; resuming: boolean }> {
   const fp = cipher.fingerprint;
   const journal = await readJournal(o.image);
   if (journal) {
     const p = journal.params;
-    const same = p.direction === o.direction && p.fingerprint === fp && p.firstLba === first.toString() &&
-      p.sectors === count.toString() && p.imageBytes === imageBytes;
+    const same =
+      p.direction === o.direction &&
+      p.fingerprint === fp &&
+      p.firstLba === first.toString() &&
+      p.sectors === count.toString() &&
+      p.imageBytes === imageBytes;
     if (!same) {
-      const why = p.imageBytes !== imageBytes ? ` (and the image's size changed: ${p.imageBytes} bytes then, ${imageBytes} now)` :
-        p.fingerprint !== fp ? ` This key's fingerprint is ${fp}.` : "";
+      const why =
+        p.imageBytes !== imageBytes
+          ? ` (and the image's size changed: ${p.imageBytes} bytes then, ${imageBytes} now)`
+          : p.fingerprint !== fp
+            ? ` This key's fingerprint is ${fp}.`
+            : "";
       throw new DiskRefusal(`${describeJournal(o.image, journal)}${why}`);
     }
     return { journal, resuming: true };
   }
   if (!o.force) await checkBeforeStart(o.image, o.direction, cipher, first, count);
   const params: JournalParams = {
-    tool: "parapet disk", version: 1, opId: randomBytes(16).toString("hex"), direction: o.direction, fingerprint: fp,
-    firstLba: first.toString(), sectors: count.toString(), imageBytes, chunkSectors: o.chunkSectors ?? DEFAULT_CHUNK_SECTORS,
+    tool: "parapet disk",
+    version: 1,
+    opId: randomBytes(16).toString("hex"),
+    direction: o.direction,
+    fingerprint: fp,
+    firstLba: first.toString(),
+    sectors: count.toString(),
+    imageBytes,
+    chunkSectors: o.chunkSectors ?? DEFAULT_CHUNK_SECTORS,
     started: new Date().toISOString(),
   };
   if (!Number.isInteger(params.chunkSectors) || params.chunkSectors < 1 || params.chunkSectors > 65536) {
@@ -175,7 +204,8 @@ async function convertChunks(r: Run): Promise<{ resumedFrom?: bigint; reached: b
   const img = await open(o.image, "r+");
   const jfh = await open(journalPath(o.image), "r+");
   try {
-    let next = first, seq = 0n;
+    let next = first,
+      seq = 0n;
     if (r.journal.slot) {
       // The chunk of the newest slot may be half written: put its pre-image back, redo it.
       const s = r.journal.slot;

@@ -53,7 +53,10 @@ export function headerBlock(params: JournalParams): Buffer {
   b.write(JOURNAL_MAGIC, 0, "latin1");
   b.writeUInt32LE(json.length, 8);
   json.copy(b, 12);
-  createHash("sha256").update(b.subarray(0, JOURNAL_HEADER - 32)).digest().copy(b, JOURNAL_HEADER - 32);
+  createHash("sha256")
+    .update(b.subarray(0, JOURNAL_HEADER - 32))
+    .digest()
+    .copy(b, JOURNAL_HEADER - 32);
   return b;
 }
 
@@ -68,13 +71,17 @@ export async function readJournal(image: string): Promise<JournalInfo | undefine
     throw e;
   }
   const damaged = (why: string) =>
-    new Error(`${shownName(path)} is damaged (${why}). The image may be partly converted; do not delete the journal ` +
-      "before you have checked the image (docs/disk-encryption.md, 'Recovery').");
+    new Error(
+      `${shownName(path)} is damaged (${why}). The image may be partly converted; do not delete the journal ` +
+        "before you have checked the image (docs/disk-encryption.md, 'Recovery').",
+    );
   try {
     const h = Buffer.alloc(JOURNAL_HEADER);
     const { bytesRead } = await fh.read(h, 0, JOURNAL_HEADER, 0);
     if (bytesRead < JOURNAL_HEADER || h.subarray(0, 8).toString("latin1") !== JOURNAL_MAGIC) throw damaged("bad header");
-    const digest = createHash("sha256").update(h.subarray(0, JOURNAL_HEADER - 32)).digest();
+    const digest = createHash("sha256")
+      .update(h.subarray(0, JOURNAL_HEADER - 32))
+      .digest();
     if (!digest.equals(h.subarray(JOURNAL_HEADER - 32))) throw damaged("header checksum mismatch");
     const params = JSON.parse(h.subarray(12, 12 + h.readUInt32LE(8)).toString("utf8")) as JournalParams;
     if (params.tool !== "parapet disk" || params.version !== 1) throw damaged("unknown journal version");
@@ -114,14 +121,17 @@ export async function writeSlot(fh: FileHandle, params: JournalParams, seq: bigi
 /** What an unfinished conversion has done and what finishes it, for refusals and parapet disk status. */
 export function describeJournal(image: string, j: JournalInfo): string {
   const p = j.params;
-  const first = BigInt(p.firstLba), count = BigInt(p.sectors), end = first + count;
+  const first = BigInt(p.firstLba),
+    count = BigInt(p.sectors),
+    end = first + count;
   const half = p.direction === "encrypt" ? "half-encrypted" : "half-decrypted";
   const [doneState, todoState] = p.direction === "encrypt" ? ["encrypted", "plaintext"] : ["plaintext", "encrypted"];
   const range = first === 0n && count * BigInt(SECTOR) === BigInt(p.imageBytes) ? "" : ` --first-lba ${first} --sectors ${count}`;
   let where: string;
   if (!j.slot) where = "before converting anything";
   else {
-    const at = j.slot.lba, chunkEnd = at + BigInt(j.slot.sectors);
+    const at = j.slot.lba,
+      chunkEnd = at + BigInt(j.slot.sectors);
     const pct = ((Number(at - first) / Number(count)) * 100).toFixed(1);
     const parts: string[] = [];
     if (at > first) parts.push(`${rangeText(first, at - first)} are ${doneState}`);
@@ -129,7 +139,9 @@ export function describeJournal(image: string, j: JournalInfo): string {
     if (chunkEnd < end) parts.push(`${rangeText(chunkEnd, end - chunkEnd)} are still ${todoState}`);
     where = `at sector ${at} (${pct}% done): ${parts.join(", ")}`;
   }
-  return `${shownName(image)} is ${half}: an interrupted 'parapet disk ${p.direction}' (key fingerprint ${p.fingerprint}, ` +
+  return (
+    `${shownName(image)} is ${half}: an interrupted 'parapet disk ${p.direction}' (key fingerprint ${p.fingerprint}, ` +
     `${rangeText(first, count)}) stopped ${where}. ` +
-    `Finish it first: parapet disk ${p.direction} --key <the key with fingerprint ${p.fingerprint}>${range} ${shownName(image)}`;
+    `Finish it first: parapet disk ${p.direction} --key <the key with fingerprint ${p.fingerprint}>${range} ${shownName(image)}`
+  );
 }

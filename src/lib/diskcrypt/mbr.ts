@@ -14,13 +14,20 @@ export interface MbrCheck {
 export function checkMbr(s0: Uint8Array, totalSectors: bigint, lba1?: Uint8Array): MbrCheck {
   const r: MbrCheck = { signature: hasBootSignature(s0), partitions: [], problems: [] };
   if (!r.signature) {
-    r.problems.push(`sector 0 ends in ${Buffer.from(s0.subarray(510, 512)).toString("hex").replace(/(..)(..)/, "$1 $2")}, not 55 aa`);
+    r.problems.push(
+      `sector 0 ends in ${Buffer.from(s0.subarray(510, 512))
+        .toString("hex")
+        .replace(/(..)(..)/, "$1 $2")}, not 55 aa`,
+    );
     return r;
   }
   const dv = Buffer.from(s0.buffer, s0.byteOffset, s0.length);
   for (let i = 0; i < 4; i++) {
     const o = 446 + 16 * i;
-    const status = dv[o], type = dv[o + 4], start = dv.readUInt32LE(o + 8), size = dv.readUInt32LE(o + 12);
+    const status = dv[o],
+      type = dv[o + 4],
+      start = dv.readUInt32LE(o + 8),
+      size = dv.readUInt32LE(o + 12);
     if (type === 0) continue;
     const n = i + 1;
     if (status !== 0x00 && status !== 0x80) r.problems.push(`partition ${n}: status byte ${status.toString(16)}, expected 00 or 80`);

@@ -38,8 +38,10 @@ export async function readState(image: string): Promise<Extent[] | undefined> {
       return { firstLba: BigInt(e.firstLba), sectors: BigInt(e.sectors), key: e.key };
     });
   } catch (e) {
-    throw new Error(`${shownName(statePath(image))} is damaged (${(e as Error).message}); ` +
-      "check the image with 'parapet disk verify', then remove the marker or use --force");
+    throw new Error(
+      `${shownName(statePath(image))} is damaged (${(e as Error).message}); ` +
+        "check the image with 'parapet disk verify', then remove the marker or use --force",
+    );
   }
 }
 

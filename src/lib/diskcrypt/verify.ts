@@ -44,7 +44,8 @@ export async function verifyImage(o: VerifyOptions): Promise<VerifyResult> {
   const extents = await readState(o.image);
   if (extents) {
     const other = extents.find((e) => e.key !== cipher.fingerprint && e.firstLba < end && e.firstLba + e.sectors > first);
-    if (other) r.markerNote = `the marker says ${rangeText(other.firstLba, other.sectors)} are encrypted with key fingerprint ${other.key}, not ${cipher.fingerprint}`;
+    if (other)
+      r.markerNote = `the marker says ${rangeText(other.firstLba, other.sectors)} are encrypted with key fingerprint ${other.key}, not ${cipher.fingerprint}`;
   } else r.markerNote = "the image has no state marker (not marked encrypted)";
   if (first === 0n) {
     const s0 = cipher.sectors("decrypt", await readSector(o.image, 0n), 0n);
@@ -62,9 +63,10 @@ export async function verifyImage(o: VerifyOptions): Promise<VerifyResult> {
     const ref = await open(o.plain, "r");
     let mismatches = 0n;
     try {
-      for (let lba = first; lba < end; ) {
+      for (let lba = first; lba < end;) {
         const n = Number(end - lba < BigInt(chunk) ? end - lba : BigInt(chunk));
-        const a = Buffer.alloc(n * SECTOR), b = Buffer.alloc(n * SECTOR);
+        const a = Buffer.alloc(n * SECTOR),
+          b = Buffer.alloc(n * SECTOR);
         await readExactly(img, a, lba * BigInt(SECTOR), o.image);
         await readExactly(ref, b, lba * BigInt(SECTOR), o.plain);
         const d = cipher.sectors("decrypt", a, lba);
@@ -89,4 +91,3 @@ export async function verifyImage(o: VerifyOptions): Promise<VerifyResult> {
   }
   return r;
 }
-
