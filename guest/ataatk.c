@@ -33,14 +33,14 @@
 
 /* ---- ATA task file: offsets from the command block base ---- */
 #define ATA_DATA 0
-#define ATA_ERROR 1 /* read */
+#define ATA_ERROR 1    /* read */
 #define ATA_FEATURES 1 /* write */
 #define ATA_COUNT 2
 #define ATA_LBA_LO 3
 #define ATA_LBA_MID 4
 #define ATA_LBA_HI 5
 #define ATA_DEVICE 6
-#define ATA_STATUS 7 /* read: also clears a pending INTRQ */
+#define ATA_STATUS 7  /* read: also clears a pending INTRQ */
 #define ATA_COMMAND 7 /* write */
 /* control block: alternate status (read) / device control (write) */
 #define ST_BSY 0x80
@@ -140,14 +140,70 @@ struct sha256 {
 };
 
 static const uint32_t sha_k[64] = {
-	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-	0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-	0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-	0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-	0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+	0x428a2f98,
+	0x71374491,
+	0xb5c0fbcf,
+	0xe9b5dba5,
+	0x3956c25b,
+	0x59f111f1,
+	0x923f82a4,
+	0xab1c5ed5,
+	0xd807aa98,
+	0x12835b01,
+	0x243185be,
+	0x550c7dc3,
+	0x72be5d74,
+	0x80deb1fe,
+	0x9bdc06a7,
+	0xc19bf174,
+	0xe49b69c1,
+	0xefbe4786,
+	0x0fc19dc6,
+	0x240ca1cc,
+	0x2de92c6f,
+	0x4a7484aa,
+	0x5cb0a9dc,
+	0x76f988da,
+	0x983e5152,
+	0xa831c66d,
+	0xb00327c8,
+	0xbf597fc7,
+	0xc6e00bf3,
+	0xd5a79147,
+	0x06ca6351,
+	0x14292967,
+	0x27b70a85,
+	0x2e1b2138,
+	0x4d2c6dfc,
+	0x53380d13,
+	0x650a7354,
+	0x766a0abb,
+	0x81c2c92e,
+	0x92722c85,
+	0xa2bfe8a1,
+	0xa81a664b,
+	0xc24b8b70,
+	0xc76c51a3,
+	0xd192e819,
+	0xd6990624,
+	0xf40e3585,
+	0x106aa070,
+	0x19a4c116,
+	0x1e376c08,
+	0x2748774c,
+	0x34b0bcb5,
+	0x391c0cb3,
+	0x4ed8aa4a,
+	0x5b9cca4f,
+	0x682e6ff3,
+	0x748f82ee,
+	0x78a5636f,
+	0x84c87814,
+	0x8cc70208,
+	0x90befffa,
+	0xa4506ceb,
+	0xbef9a3f7,
+	0xc67178f2,
 };
 
 #define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
@@ -156,7 +212,8 @@ static void sha_block(struct sha256 *s, const uint8_t *p)
 {
 	uint32_t w[64], a, b, c, d, e, f, g, h;
 	for (int i = 0; i < 16; i++)
-		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
+		       p[4 * i + 3];
 	for (int i = 16; i < 64; i++) {
 		uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
 		uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -174,8 +231,8 @@ static void sha_block(struct sha256 *s, const uint8_t *p)
 
 static void sha_init(struct sha256 *s)
 {
-	static const uint32_t iv[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-					0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
+	static const uint32_t iv[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c,
+		0x1f83d9ab, 0x5be0cd19 };
 	memcpy(s->h, iv, sizeof iv);
 	s->len = 0;
 	s->used = 0;
@@ -252,7 +309,7 @@ struct controller {
 	uint32_t bar[6];
 	char driver[64];
 	uint16_t cmd_base[2], ctl_base[2]; /* ctl_base: alternate status / device control port */
-	uint16_t bm_base; /* 0: no bus master */
+	uint16_t bm_base;                  /* 0: no bus master */
 };
 
 static struct controller ctl;
@@ -432,8 +489,9 @@ static void prepare_controller(bool unbind)
 	if (unbind)
 		unbind_driver();
 	else if (ctl.driver[0])
-		warnx_("%s is bound to %s, which may use the controller too (pass --unbind, or boot with modprobe.blacklist=ata_piix)",
-		       ctl.bdf, ctl.driver);
+		warnx_(
+		    "%s is bound to %s, which may use the controller too (pass --unbind, or boot with modprobe.blacklist=ata_piix)",
+		    ctl.bdf, ctl.driver);
 	enable_controller();
 	need_io();
 }
@@ -540,7 +598,8 @@ struct outcome {
 
 static struct chan channel(int ch, int pos)
 {
-	struct chan c = { ch, pos, ctl.cmd_base[ch], ctl.ctl_base[ch], ctl.bm_base ? (uint16_t)(ctl.bm_base + 8 * ch) : 0 };
+	struct chan c = { ch, pos, ctl.cmd_base[ch], ctl.ctl_base[ch],
+		ctl.bm_base ? (uint16_t)(ctl.bm_base + 8 * ch) : 0 };
 	return c;
 }
 
@@ -669,7 +728,7 @@ static void out_words(uint16_t port, const void *buf, unsigned long n)
  * sectors transferred.
  */
 static unsigned pio_transfer(const struct chan *c, uint8_t command, uint16_t features, uint32_t count, uint64_t lba,
-			     bool lba48, uint8_t *buf, unsigned sectors, bool to_host, struct outcome *o)
+    bool lba48, uint8_t *buf, unsigned sectors, bool to_host, struct outcome *o)
 {
 	unsigned done = 0;
 	if (!select_device(c, o))
@@ -719,7 +778,7 @@ static const char *regs(const struct outcome *o)
 {
 	static char out[160];
 	snprintf(out, sizeof out, "status=0x%02x error=0x%02x bm=0x%02x%s%s", o->status, o->error, o->bm,
-		 o->timeout ? " timeout_at=" : "", o->timeout ? o->stage : "");
+	    o->timeout ? " timeout_at=" : "", o->timeout ? o->stage : "");
 	return out;
 }
 
@@ -733,7 +792,7 @@ typedef void (*dma_hook)(void *arg);
  * device no longer busy, and the engine no longer active or interrupting.
  */
 static void dma_command(const struct chan *c, uint16_t bm, uint8_t command, uint32_t count, uint64_t lba, bool lba48,
-			uint32_t prdt_pa, bool to_memory, struct outcome *o, dma_hook hook, void *arg)
+    uint32_t prdt_pa, bool to_memory, struct outcome *o, dma_hook hook, void *arg)
 {
 	uint8_t dir = to_memory ? BM_CMD_TO_MEMORY : 0;
 	outb(dir, bm + BM_CMD);
@@ -776,7 +835,8 @@ static uint8_t rw_command(bool write, bool dma, bool lba48)
 {
 	if (dma)
 		return write ? (lba48 ? CMD_WRITE_DMA_EXT : CMD_WRITE_DMA) : (lba48 ? CMD_READ_DMA_EXT : CMD_READ_DMA);
-	return write ? (lba48 ? CMD_WRITE_SECTORS_EXT : CMD_WRITE_SECTORS) : (lba48 ? CMD_READ_SECTORS_EXT : CMD_READ_SECTORS);
+	return write ? (lba48 ? CMD_WRITE_SECTORS_EXT : CMD_WRITE_SECTORS)
+		     : (lba48 ? CMD_READ_SECTORS_EXT : CMD_READ_SECTORS);
 }
 
 static void check_range(uint64_t lba, unsigned count, bool lba48, bool dma)
@@ -816,8 +876,8 @@ static void io_ctx_init(struct io_ctx *x, unsigned max_sectors)
 	x->ready = true;
 }
 
-static void do_rw(struct io_ctx *x, const struct chan *c, bool write, bool dma, bool lba48, uint64_t lba, unsigned count,
-		  uint8_t *buf, struct outcome *o)
+static void do_rw(struct io_ctx *x, const struct chan *c, bool write, bool dma, bool lba48, uint64_t lba,
+    unsigned count, uint8_t *buf, struct outcome *o)
 {
 	memset(o, 0, sizeof *o);
 	size_t bytes = (size_t)count * SECTOR;
@@ -828,8 +888,8 @@ static void do_rw(struct io_ctx *x, const struct chan *c, bool write, bool dma, 
 		else
 			memset(x->data.va, 0, bytes);
 		prd_fill((volatile struct prd *)x->prdt.va, &x->data, bytes);
-		dma_command(c, c->bm, rw_command(write, true, lba48), tf_count(count), lba, lba48, (uint32_t)x->prdt.pa[0],
-			    !write, o, NULL, NULL);
+		dma_command(c, c->bm, rw_command(write, true, lba48), tf_count(count), lba, lba48,
+		    (uint32_t)x->prdt.pa[0], !write, o, NULL, NULL);
 		if (!write)
 			memcpy(buf, x->data.va, bytes);
 	} else {
@@ -953,8 +1013,8 @@ static void cmd_info(void)
 	uint16_t pcicmd = (uint16_t)cfg_read(4, 2);
 	result("result=ok op=info bdf=%s vendor=0x%04x device=0x%04x progif=0x%02x command=0x%04x bar4=0x%08x "
 	       "ch0=0x%x/0x%x ch1=0x%x/0x%x bm=0x%x driver=%s",
-	       ctl.bdf, ctl.vendor, ctl.device, ctl.progif, pcicmd, ctl.bar[4], ctl.cmd_base[0], ctl.ctl_base[0],
-	       ctl.cmd_base[1], ctl.ctl_base[1], ctl.bm_base, ctl.driver[0] ? ctl.driver : "none");
+	    ctl.bdf, ctl.vendor, ctl.device, ctl.progif, pcicmd, ctl.bar[4], ctl.cmd_base[0], ctl.ctl_base[0],
+	    ctl.cmd_base[1], ctl.ctl_base[1], ctl.bm_base, ctl.driver[0] ? ctl.driver : "none");
 }
 
 static void ata_string(const uint16_t *id, int from, int words, char *out)
@@ -997,12 +1057,14 @@ static void cmd_identify(int ch, int pos)
 	ata_string(id, 10, 10, serial);
 	ata_string(id, 23, 4, fw);
 	uint32_t sectors28 = (uint32_t)id[60] | (uint32_t)id[61] << 16;
-	uint64_t sectors48 = (uint64_t)id[100] | (uint64_t)id[101] << 16 | (uint64_t)id[102] << 32 | (uint64_t)id[103] << 48;
+	uint64_t sectors48 = (uint64_t)id[100] | (uint64_t)id[101] << 16 | (uint64_t)id[102] << 32 |
+			     (uint64_t)id[103] << 48;
 	bool lba48 = id[83] & (1 << 10);
-	result("result=%s op=identify ch=%d pos=%d model=%s serial=%s firmware=%s sectors=%" PRIu32 " lba48=%d sectors48=%" PRIu64
+	result("result=%s op=identify ch=%d pos=%d model=%s serial=%s firmware=%s sectors=%" PRIu32
+	       " lba48=%d sectors48=%" PRIu64
 	       " dma=%d mwdma=0x%02x udma=0x%02x mwdma_on=0x%02x udma_on=0x%02x pio=0x%02x %s",
-	       verdict(&o), ch, pos, model, serial, fw, sectors28, lba48, lba48 ? sectors48 : 0, !!(id[49] & (1 << 8)),
-	       id[63] & 0x7, id[88] & 0x7f, (id[63] >> 8) & 0x7, (id[88] >> 8) & 0x7f, id[64] & 0xff, regs(&o));
+	    verdict(&o), ch, pos, model, serial, fw, sectors28, lba48, lba48 ? sectors48 : 0, !!(id[49] & (1 << 8)),
+	    id[63] & 0x7, id[88] & 0x7f, (id[63] >> 8) & 0x7, (id[88] >> 8) & 0x7f, id[64] & 0xff, regs(&o));
 }
 
 static void need_mode(const struct opts *op)
@@ -1032,9 +1094,9 @@ static void cmd_rw(int ch, int pos, uint64_t lba, unsigned count, bool write, co
 		if (op->out)
 			write_file(op->out, buf, bytes);
 	}
-	result("result=%s op=%s mode=%s ch=%d pos=%d lba=%" PRIu64 " count=%u lba48=%d sha256=%s first=%s %s", verdict(&o),
-	       write ? "write" : "read", op->dma ? "dma" : "pio", ch, pos, lba, count, op->lba48, sha, first_hex(buf, 16),
-	       regs(&o));
+	result("result=%s op=%s mode=%s ch=%d pos=%d lba=%" PRIu64 " count=%u lba48=%d sha256=%s first=%s %s",
+	    verdict(&o), write ? "write" : "read", op->dma ? "dma" : "pio", ch, pos, lba, count, op->lba48, sha,
+	    first_hex(buf, 16), regs(&o));
 }
 
 static void cmd_flush(int ch, int pos, const struct opts *op)
@@ -1070,11 +1132,20 @@ static void cmd_reset(int ch)
 static bool is_data_out(uint8_t op, uint16_t features)
 {
 	switch (op) {
-	case 0x30: case 0x31: case 0x34: case 0x39: case 0x3b: case 0x3f: case 0xc5:
+	case 0x30:
+	case 0x31:
+	case 0x34:
+	case 0x39:
+	case 0x3b:
+	case 0x3f:
+	case 0xc5:
 	case 0xe8: /* WRITE BUFFER */
 	case 0x92: /* DOWNLOAD MICROCODE */
 	case 0x5e: /* TRUSTED SEND */
-	case 0xf1: case 0xf2: case 0xf4: case 0xf6: /* SECURITY SET PASSWORD, UNLOCK, ERASE UNIT, DISABLE PASSWORD */
+	case 0xf1:
+	case 0xf2:
+	case 0xf4:
+	case 0xf6: /* SECURITY SET PASSWORD, UNLOCK, ERASE UNIT, DISABLE PASSWORD */
 		return true;
 	case 0xb0: /* SMART WRITE LOG */
 		return (features & 0xff) == 0xd6;
@@ -1083,7 +1154,8 @@ static bool is_data_out(uint8_t op, uint16_t features)
 	}
 }
 
-static void cmd_cmd(int ch, int pos, uint8_t opcode, uint16_t features, uint32_t count, uint64_t lba, const struct opts *op)
+static void cmd_cmd(int ch, int pos, uint8_t opcode, uint16_t features, uint32_t count, uint64_t lba,
+    const struct opts *op)
 {
 	struct chan c = channel(ch, pos);
 	struct outcome o = { 0 };
@@ -1118,8 +1190,9 @@ static void cmd_cmd(int ch, int pos, uint8_t opcode, uint16_t features, uint32_t
 		}
 		finish(&c, &o);
 	}
-	result("result=%s op=cmd ch=%d pos=%d opcode=0x%02x features=0x%04x count=%u lba=0x%" PRIx64 " drq=%d dir=%s blocks=%u %s",
-	       verdict(&o), ch, pos, opcode, features, count, lba, drq, out ? "out" : "in", blocks, regs(&o));
+	result("result=%s op=cmd ch=%d pos=%d opcode=0x%02x features=0x%04x count=%u lba=0x%" PRIx64
+	       " drq=%d dir=%s blocks=%u %s",
+	    verdict(&o), ch, pos, opcode, features, count, lba, drq, out ? "out" : "in", blocks, regs(&o));
 }
 
 /* Sectors of buf that are entirely `byte`. */
@@ -1184,7 +1257,7 @@ static bool devmem_read(uint64_t addr, size_t n, uint8_t *out)
 }
 
 #define FILL_DISK 0xc3 /* what the sectors held before an attack */
-#define FILL_MEM 0xee /* what our own buffers held before a DMA read */
+#define FILL_MEM 0xee  /* what our own buffers held before a DMA read */
 #define PATTERN_A 0xa5
 #define PATTERN_B 0x5b
 
@@ -1221,7 +1294,7 @@ static void cmd_prd_at(const char *where, int ch, int pos, uint64_t lba, unsigne
 			memset(own.va, FILL_MEM, bytes);
 		mem_ok = self ? (memcpy(mem, own.va, bytes), true) : devmem_read(addr, bytes, mem);
 		dma_command(&c, c.bm, rw_command(false, true, op->lba48), tf_count(count), lba, op->lba48,
-			    (uint32_t)prdt.pa[0], true, &o, NULL, NULL);
+		    (uint32_t)prdt.pa[0], true, &o, NULL, NULL);
 		bool after_ok = self ? (memcpy(after, own.va, bytes), true) : devmem_read(addr, bytes, after);
 		if (!mem_ok || !after_ok)
 			memstate = "unreadable";
@@ -1234,9 +1307,10 @@ static void cmd_prd_at(const char *where, int ch, int pos, uint64_t lba, unsigne
 		if (after_ok)
 			sha256_hex(after, bytes, after_sha);
 		sha256_hex(disk, bytes, disk_sha);
-		result("result=%s op=prd-at dir=read addr=0x%" PRIx64 " ch=%d pos=%d lba=%" PRIu64 " count=%u mem=%s disk_sha256=%s "
+		result("result=%s op=prd-at dir=read addr=0x%" PRIx64 " ch=%d pos=%d lba=%" PRIu64
+		       " count=%u mem=%s disk_sha256=%s "
 		       "mem_before_sha256=%s mem_after_sha256=%s %s",
-		       verdict(&o), addr, ch, pos, lba, count, memstate, disk_sha, mem_sha, after_sha, regs(&o));
+		    verdict(&o), addr, ch, pos, lba, count, memstate, disk_sha, mem_sha, after_sha, regs(&o));
 	} else {
 		/* Memory at addr -> device: what lands in the sectors? */
 		if (self)
@@ -1245,7 +1319,7 @@ static void cmd_prd_at(const char *where, int ch, int pos, uint64_t lba, unsigne
 		if (!pio_fill(&c, lba, count, op->lba48, FILL_DISK))
 			die("prefilling LBA %" PRIu64 " by PIO failed", lba);
 		dma_command(&c, c.bm, rw_command(true, true, op->lba48), tf_count(count), lba, op->lba48,
-			    (uint32_t)prdt.pa[0], false, &o, NULL, NULL);
+		    (uint32_t)prdt.pa[0], false, &o, NULL, NULL);
 		if (!pio_read(&c, lba, count, op->lba48, disk))
 			die("reading LBA %" PRIu64 " back by PIO failed", lba);
 		if (count_filled(disk, count, FILL_DISK, NULL) == count)
@@ -1259,10 +1333,11 @@ static void cmd_prd_at(const char *where, int ch, int pos, uint64_t lba, unsigne
 		sha256_hex(disk, bytes, disk_sha);
 		if (mem_ok)
 			sha256_hex(mem, bytes, mem_sha);
-		result("result=%s op=prd-at dir=write addr=0x%" PRIx64 " ch=%d pos=%d lba=%" PRIu64 " count=%u landed=%s "
+		result("result=%s op=prd-at dir=write addr=0x%" PRIx64 " ch=%d pos=%d lba=%" PRIu64
+		       " count=%u landed=%s "
 		       "disk_sha256=%s mem_sha256=%s mem=%s %s",
-		       verdict(&o), addr, ch, pos, lba, count, landed, disk_sha, mem_sha, mem_ok ? "readable" : "unreadable",
-		       regs(&o));
+		    verdict(&o), addr, ch, pos, lba, count, landed, disk_sha, mem_sha,
+		    mem_ok ? "readable" : "unreadable", regs(&o));
 	}
 }
 
@@ -1371,16 +1446,16 @@ static void cmd_prd_race(int ch, int pos, uint64_t lba, unsigned count, const st
 		memset(alt.va, PATTERN_B, bytes);
 		if (!pio_fill(&c, lba, count, op->lba48, FILL_DISK))
 			die("prefilling LBA %" PRIu64 " by PIO failed", lba);
-		dma_command(&c, c.bm, rw_command(true, true, op->lba48), tf_count(count), lba, op->lba48, (uint32_t)prdt.pa[0],
-			    false, &o, race_hook, &r);
+		dma_command(&c, c.bm, rw_command(true, true, op->lba48), tf_count(count), lba, op->lba48,
+		    (uint32_t)prdt.pa[0], false, &o, race_hook, &r);
 	} else {
 		/* Read: the disk holds A; the PRDs are turned from orig to alt during the transfer. */
 		memset(orig.va, 0, bytes);
 		memset(alt.va, 0, bytes);
 		if (!pio_fill(&c, lba, count, op->lba48, PATTERN_A))
 			die("prefilling LBA %" PRIu64 " by PIO failed", lba);
-		dma_command(&c, c.bm, rw_command(false, true, op->lba48), tf_count(count), lba, op->lba48, (uint32_t)prdt.pa[0],
-			    true, &o, race_hook, &r);
+		dma_command(&c, c.bm, rw_command(false, true, op->lba48), tf_count(count), lba, op->lba48,
+		    (uint32_t)prdt.pa[0], true, &o, race_hook, &r);
 	}
 	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
 	if (threaded)
@@ -1390,19 +1465,26 @@ static void cmd_prd_race(int ch, int pos, uint64_t lba, unsigned count, const st
 			die("reading LBA %" PRIu64 " back by PIO failed", lba);
 		unsigned a = count_filled(back, count, PATTERN_A, NULL), b = count_filled(back, count, PATTERN_B, NULL);
 		unsigned old = count_filled(back, count, FILL_DISK, NULL), other = count - a - b - old;
-		const char *landed = a == count ? "A" : b == count ? "B" : old == count ? "old" : other == count ? "other" : "mixed";
-		result("result=%s op=prd-race dir=write ch=%d pos=%d lba=%" PRIu64 " count=%u landed=%s sectors_a=%u sectors_b=%u "
+		const char *landed = a == count       ? "A"
+				     : b == count     ? "B"
+				     : old == count   ? "old"
+				     : other == count ? "other"
+						      : "mixed";
+		result("result=%s op=prd-race dir=write ch=%d pos=%d lba=%" PRIu64
+		       " count=%u landed=%s sectors_a=%u sectors_b=%u "
 		       "sectors_old=%u sectors_other=%u racer_loops=%lu cpus=%d %s",
-		       verdict(&o), ch, pos, lba, count, landed, a, b, old, other, r.loops, cpus, regs(&o));
+		    verdict(&o), ch, pos, lba, count, landed, a, b, old, other, r.loops, cpus, regs(&o));
 	} else {
 		unsigned in_orig = count_filled(orig.va, count, PATTERN_A, NULL);
 		unsigned in_alt = count_filled(alt.va, count, PATTERN_A, NULL);
-		const char *landed = in_orig == count && in_alt == 0 ? "orig"
+		const char *landed = in_orig == count && in_alt == 0   ? "orig"
 				     : in_alt == count && in_orig == 0 ? "alt"
-				     : in_orig + in_alt == 0 ? "none" : "mixed";
-		result("result=%s op=prd-race dir=read ch=%d pos=%d lba=%" PRIu64 " count=%u landed=%s sectors_orig=%u sectors_alt=%u "
+				     : in_orig + in_alt == 0           ? "none"
+								       : "mixed";
+		result("result=%s op=prd-race dir=read ch=%d pos=%d lba=%" PRIu64
+		       " count=%u landed=%s sectors_orig=%u sectors_alt=%u "
 		       "racer_loops=%lu cpus=%d %s",
-		       verdict(&o), ch, pos, lba, count, landed, in_orig, in_alt, r.loops, cpus, regs(&o));
+		    verdict(&o), ch, pos, lba, count, landed, in_orig, in_alt, r.loops, cpus, regs(&o));
 	}
 }
 
@@ -1425,7 +1507,8 @@ static void stamp(uint8_t *buf, unsigned count, int id, long iter, uint64_t lba)
 {
 	for (unsigned s = 0; s < count; s++)
 		for (unsigned i = 0; i < SECTOR; i += 16) {
-			uint64_t w[2] = { 0x5041524150455400ull | (uint64_t)id, (uint64_t)iter << 32 | (uint32_t)(lba + s) };
+			uint64_t w[2] = { 0x5041524150455400ull | (uint64_t)id,
+				(uint64_t)iter << 32 | (uint32_t)(lba + s) };
 			memcpy(buf + (size_t)s * SECTOR + i, w, 16);
 		}
 }
@@ -1510,10 +1593,14 @@ static void cmd_race2(int ch, int pos, uint64_t lba, unsigned count, const struc
 		pthread_join(t[i].th, NULL);
 	unsigned long mism = t[0].mismatches + t[1].mismatches, err = t[0].errors + t[1].errors;
 	unsigned long tmo = t[0].timeouts + t[1].timeouts;
-	result("result=%s op=race2 ch=%d pos=%d lba=%" PRIu64 " count=%u iters=%ld mode=%s locked=%d cpus=%d mismatches=%lu "
+	result("result=%s op=race2 ch=%d pos=%d lba=%" PRIu64
+	       " count=%u iters=%ld mode=%s locked=%d cpus=%d mismatches=%lu "
 	       "errors=%lu timeouts=%lu ops=%lu",
-	       mism || err || tmo ? "mismatch" : "ok", ch, pos, lba, count, iters,
-	       op->pio ? "pio" : op->dma ? "dma" : "mixed", race2_locked, ncpus(), mism, err, tmo, t[0].ops + t[1].ops);
+	    mism || err || tmo ? "mismatch" : "ok", ch, pos, lba, count, iters,
+	    op->pio   ? "pio"
+	    : op->dma ? "dma"
+		      : "mixed",
+	    race2_locked, ncpus(), mism, err, tmo, t[0].ops + t[1].ops);
 }
 
 /* ---- BAR relocation ---- */
@@ -1532,7 +1619,8 @@ static void bar4_write(bool cf8, uint32_t v)
 }
 
 /* Moves BAR4 by one method, reads a sector by DMA through the new ports, restores. Appends key=value words. */
-static void bar_move_via(bool cf8, int ch, int pos, uint32_t newbase, uint64_t lba, const struct opts *op, char *out, size_t n)
+static void bar_move_via(bool cf8, int ch, int pos, uint32_t newbase, uint64_t lba, const struct opts *op, char *out,
+    size_t n)
 {
 	const char *m = cf8 ? "cf8" : "sysfs";
 	struct chan c = channel(ch, pos);
@@ -1557,10 +1645,10 @@ static void bar_move_via(bool cf8, int ch, int pos, uint32_t newbase, uint64_t l
 	}
 	size_t used = strlen(out);
 	snprintf(out + used, n - used,
-		 " %s_readback=0x%08x %s_sysfs_view=0x%08x %s_dma=%s %s_match=%s %s_oldport_status=0x%02x %s_status=0x%02x "
-		 "%s_error=0x%02x %s_bm=0x%02x %s_restored=%d",
-		 m, rb, m, rb_sysfs, m, verdict(&o), m, match ? "yes" : "no", m, old_status, m, o.status, m, o.error, m, o.bm, m,
-		 restored);
+	    " %s_readback=0x%08x %s_sysfs_view=0x%08x %s_dma=%s %s_match=%s %s_oldport_status=0x%02x %s_status=0x%02x "
+	    "%s_error=0x%02x %s_bm=0x%02x %s_restored=%d",
+	    m, rb, m, rb_sysfs, m, verdict(&o), m, match ? "yes" : "no", m, old_status, m, o.status, m, o.error, m,
+	    o.bm, m, restored);
 }
 
 static void cmd_bar_move(int ch, int pos, uint32_t newbase, const struct opts *op)
@@ -1599,8 +1687,9 @@ static void cmd_bar_move(int ch, int pos, uint32_t newbase, const struct opts *o
 			struct outcome o = { 0 };
 			uint8_t buf[SECTOR];
 			pio_transfer(&nc, CMD_IDENTIFY, 0, 0, 0, false, buf, 1, true, &o);
-			native = (now & (1 << (2 * ch))) ? (strcmp(verdict(&o), "ok") == 0 ? "identify-ok" : "identify-failed")
-							 : "refused";
+			native = (now & (1 << (2 * ch)))
+				     ? (strcmp(verdict(&o), "ok") == 0 ? "identify-ok" : "identify-failed")
+				     : "refused";
 			if (!op->keep) {
 				cfg_write(9, 1, progif);
 				cfg_write(0x10 + 8 * ch, 4, b0);
@@ -1627,7 +1716,7 @@ static void usage(void)
 	      "  cmd CH POS OPCODE [FEATURES] [COUNT] [LBA] [--lba48] [--out-data|--in-data] [--pattern HEX]\n"
 	      "  race2 CH POS LBA COUNT [--iters N] [--pio|--dma] [--nolock] [--lba48]\n"
 	      "CH 0/1 = primary/secondary, POS 0/1 = master/slave. See docs/guest.md.\n",
-	      stderr);
+	    stderr);
 	exit(2);
 }
 
@@ -1640,45 +1729,76 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_ARG()                                                          \
-	do {                                                                \
-		if (!next) {                                                \
+#define NEED_ARG()                                                        \
+	do {                                                              \
+		if (!next) {                                              \
 			fprintf(stderr, "ataatk: %s needs a value\n", a); \
-			usage();                                            \
-		}                                                           \
-		i++;                                                        \
+			usage();                                          \
+		}                                                         \
+		i++;                                                      \
 	} while (0)
-		if (!strcmp(a, "--dev")) { NEED_ARG(); opt_dev = next; }
-		else if (!strcmp(a, "--unbind")) unbind = true;
-		else if (!strcmp(a, "--timeout")) { NEED_ARG(); timeout_ms = (long)num(next, "timeout"); }
-		else if (!strcmp(a, "--irq")) opt_irq = true;
-		else if (!strcmp(a, "--pio")) op.pio = true;
-		else if (!strcmp(a, "--dma")) op.dma = true;
-		else if (!strcmp(a, "--lba48")) op.lba48 = true;
-		else if (!strcmp(a, "--write")) op.write = true;
-		else if (!strcmp(a, "--read")) op.read = true;
-		else if (!strcmp(a, "--keep")) op.keep = true;
-		else if (!strcmp(a, "--nolock")) op.nolock = true;
-		else if (!strcmp(a, "--out-data")) op.out_dir = true;
-		else if (!strcmp(a, "--in-data")) op.in_dir = true;
-		else if (!strcmp(a, "--out")) { NEED_ARG(); op.out = next; }
-		else if (!strcmp(a, "--in")) { NEED_ARG(); op.in = next; }
-		else if (!strcmp(a, "--pattern")) { NEED_ARG(); op.pattern = next; }
-		else if (!strcmp(a, "--via")) { NEED_ARG(); op.via = next; }
-		else if (!strcmp(a, "--iters")) { NEED_ARG(); op.iters = (long)num(next, "iterations"); }
-		else if (!strcmp(a, "--lba")) { NEED_ARG(); op.lba = num(next, "LBA"); op.lba_set = true; }
-		else if (!strcmp(a, "--native")) {
+		if (!strcmp(a, "--dev")) {
+			NEED_ARG();
+			opt_dev = next;
+		} else if (!strcmp(a, "--unbind"))
+			unbind = true;
+		else if (!strcmp(a, "--timeout")) {
+			NEED_ARG();
+			timeout_ms = (long)num(next, "timeout");
+		} else if (!strcmp(a, "--irq"))
+			opt_irq = true;
+		else if (!strcmp(a, "--pio"))
+			op.pio = true;
+		else if (!strcmp(a, "--dma"))
+			op.dma = true;
+		else if (!strcmp(a, "--lba48"))
+			op.lba48 = true;
+		else if (!strcmp(a, "--write"))
+			op.write = true;
+		else if (!strcmp(a, "--read"))
+			op.read = true;
+		else if (!strcmp(a, "--keep"))
+			op.keep = true;
+		else if (!strcmp(a, "--nolock"))
+			op.nolock = true;
+		else if (!strcmp(a, "--out-data"))
+			op.out_dir = true;
+		else if (!strcmp(a, "--in-data"))
+			op.in_dir = true;
+		else if (!strcmp(a, "--out")) {
+			NEED_ARG();
+			op.out = next;
+		} else if (!strcmp(a, "--in")) {
+			NEED_ARG();
+			op.in = next;
+		} else if (!strcmp(a, "--pattern")) {
+			NEED_ARG();
+			op.pattern = next;
+		} else if (!strcmp(a, "--via")) {
+			NEED_ARG();
+			op.via = next;
+		} else if (!strcmp(a, "--iters")) {
+			NEED_ARG();
+			op.iters = (long)num(next, "iterations");
+		} else if (!strcmp(a, "--lba")) {
+			NEED_ARG();
+			op.lba = num(next, "LBA");
+			op.lba_set = true;
+		} else if (!strcmp(a, "--native")) {
 			NEED_ARG();
 			op.native_cmd = next;
 			if (i + 1 >= argc)
 				usage();
 			op.native_ctl = argv[++i];
-		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+			usage();
 		else if (a[0] == '-' && a[1] == '-') {
 			fprintf(stderr, "ataatk: unknown option %s\n", a);
 			usage();
-		} else if (npos < 8) pos[npos++] = a;
-		else usage();
+		} else if (npos < 8)
+			pos[npos++] = a;
+		else
+			usage();
 #undef NEED_ARG
 	}
 	if (npos < 1)
@@ -1700,8 +1820,8 @@ int main(int argc, char **argv)
 		}
 		snprintf(p, sizeof p, "/sys/bus/pci/drivers/%s/bind", drv);
 		int r = write_text(p, ctl.bdf);
-		result("result=%s op=bind bdf=%s driver=%s%s%s", r == 0 ? "ok" : "error", ctl.bdf, drv, r ? " errno=" : "",
-		       r ? strerror(errno) : "");
+		result("result=%s op=bind bdf=%s driver=%s%s%s", r == 0 ? "ok" : "error", ctl.bdf, drv,
+		    r ? " errno=" : "", r ? strerror(errno) : "");
 		return 0;
 	}
 	if (!strcmp(cmd, "unbind")) {

@@ -56,7 +56,7 @@ static void usage(void)
 	      "  ptest inb|inw|inl PORT\n"
 	      "  ptest sstep cpuid|inb PORT   (single-step one CPUID or IN in a traced child)\n"
 	      "numbers are decimal or 0x-prefixed hexadecimal\n",
-	      stderr);
+	    stderr);
 	exit(2);
 }
 
@@ -94,8 +94,7 @@ static int cmd_cpuid(int argc, char **argv)
 	eax = (uint32_t)parse_num(argv[0]);
 	ecx = argc == 2 ? (uint32_t)parse_num(argv[1]) : 0;
 	__asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "+c"(ecx), "=d"(edx));
-	printf("eax=0x%08" PRIx32 " ebx=0x%08" PRIx32 " ecx=0x%08" PRIx32
-	       " edx=0x%08" PRIx32 "\n", eax, ebx, ecx, edx);
+	printf("eax=0x%08" PRIx32 " ebx=0x%08" PRIx32 " ecx=0x%08" PRIx32 " edx=0x%08" PRIx32 "\n", eax, ebx, ecx, edx);
 	return 0;
 }
 
@@ -140,8 +139,14 @@ static int msr_access(int argc, char **argv, int write)
 	return 0;
 }
 
-static int cmd_rdmsr(int argc, char **argv) { return msr_access(argc, argv, 0); }
-static int cmd_wrmsr(int argc, char **argv) { return msr_access(argc, argv, 1); }
+static int cmd_rdmsr(int argc, char **argv)
+{
+	return msr_access(argc, argv, 0);
+}
+static int cmd_wrmsr(int argc, char **argv)
+{
+	return msr_access(argc, argv, 1);
+}
 
 /* Faults while touching a mapping or running a probe instruction land here. */
 static sigjmp_buf fault_jmp;
@@ -169,10 +174,14 @@ static void catch_faults(void)
 static const char *signal_name(int sig)
 {
 	switch (sig) {
-	case SIGILL: return "SIGILL";
-	case SIGSEGV: return "SIGSEGV";
-	case SIGBUS: return "SIGBUS";
-	default: return "SIG?";
+	case SIGILL:
+		return "SIGILL";
+	case SIGSEGV:
+		return "SIGSEGV";
+	case SIGBUS:
+		return "SIGBUS";
+	default:
+		return "SIG?";
 	}
 }
 
@@ -192,8 +201,7 @@ static volatile uint8_t *map_devmem(uint64_t base, uint64_t len, int writable)
 		printf("error=%s\n", errno_name(errno));
 		return NULL;
 	}
-	p = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ,
-		 MAP_SHARED, fd, (off_t)base);
+	p = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, (off_t)base);
 	if (p == MAP_FAILED) {
 		printf("error=%s\n", errno_name(errno));
 		close(fd);
@@ -233,8 +241,7 @@ static int cmd_devmem_read(int argc, char **argv)
 		nonzero += b != 0;
 		fnv = (fnv ^ b) * 0x100000001b3ULL;
 	}
-	printf("bytes=%" PRIu64 " nonzero=%" PRIu64 " fnv=0x%016" PRIx64 " first=",
-	       len, nonzero, fnv);
+	printf("bytes=%" PRIu64 " nonzero=%" PRIu64 " fnv=0x%016" PRIx64 " first=", len, nonzero, fnv);
 	for (i = 0; i < sizeof(first) && i < len; i++)
 		printf("%02x", first[i]);
 	printf("\n");
@@ -379,7 +386,7 @@ static int cmd_kcore_scan(int argc, char **argv)
 				continue;
 			}
 			size_t n = carry + (size_t)got;
-			for (i = 0; i < argc; i++)   /* a match ending in the carried bytes was counted before */
+			for (i = 0; i < argc; i++) /* a match ending in the carried bytes was counted before */
 				hits[i] += count_masked(buf, n, pat[i], plen[i], carry);
 			scanned += (uint64_t)got;
 			carry = maxlen - 1 < n ? maxlen - 1 : n;
@@ -472,8 +479,8 @@ static int cmd_memmap(int argc, char **argv)
 	closedir(d);
 	qsort(ents, n, sizeof(*ents), mm_cmp);
 	for (i = 0; i < n; i++)
-		printf("start=0x%016" PRIx64 " end=0x%016" PRIx64 " type=%s\n",
-		       ents[i].start, ents[i].end, ents[i].type);
+		printf("start=0x%016" PRIx64 " end=0x%016" PRIx64 " type=%s\n", ents[i].start, ents[i].end,
+		    ents[i].type);
 	free(ents);
 	return 0;
 }
@@ -483,9 +490,9 @@ static int cmd_memmap(int argc, char **argv)
  * the start of the selected item, zeros past its end), DMA address 0x514 (its 64-bit read
  * gives the signature "QEMU CFG").
  */
-#define FWCFG_SEL	0x510
-#define FWCFG_DATA	0x511
-#define FWCFG_DMA	0x514
+#define FWCFG_SEL 0x510
+#define FWCFG_DATA 0x511
+#define FWCFG_DMA 0x514
 
 static int fwcfg_open(void)
 {
@@ -533,7 +540,7 @@ static int cmd_fwcfg(int argc, char **argv)
 		hi = __builtin_bswap32(inl(FWCFG_DMA));
 		lo = __builtin_bswap32(inl(FWCFG_DMA + 4));
 		printf("sig=%.4s id=0x%08x dma=%d dma_sig=0x%08x%08x\n", (char *)sig,
-		       id[0] | id[1] << 8 | id[2] << 16 | (uint32_t)id[3] << 24, (id[0] >> 1) & 1, hi, lo);
+		    id[0] | id[1] << 8 | id[2] << 16 | (uint32_t)id[3] << 24, (id[0] >> 1) & 1, hi, lo);
 		return 0;
 	}
 	if (!strcmp(argv[0], "dir") && argc == 1) {
@@ -552,7 +559,7 @@ static int cmd_fwcfg(int argc, char **argv)
 			e[63] = 0;
 			/* FWCfgFile: be32 size, be16 select, u16 reserved, name[56] */
 			printf("key=0x%04x size=%u name=%s\n", e[4] << 8 | e[5],
-			       (uint32_t)e[0] << 24 | e[1] << 16 | e[2] << 8 | e[3], (char *)e + 8);
+			    (uint32_t)e[0] << 24 | e[1] << 16 | e[2] << 8 | e[3], (char *)e + 8);
 		}
 		printf("files=%u\n", count);
 		return 0;
@@ -619,8 +626,8 @@ static int port_access(int argc, char **argv, int width, int write)
 	port = parse_num(argv[0]);
 	if (write)
 		value = parse_num(argv[1]);
-	if (port > 0xffff || port + (unsigned)width > 0x10000 || (width < 4 && value >> (8 * width))
-	    || value > 0xffffffffULL) {
+	if (port > 0xffff || port + (unsigned)width > 0x10000 || (width < 4 && value >> (8 * width)) ||
+	    value > 0xffffffffULL) {
 		fprintf(stderr, "ptest: port or value out of range\n");
 		exit(2);
 	}
@@ -644,12 +651,30 @@ static int port_access(int argc, char **argv, int width, int write)
 	return 0;
 }
 
-static int cmd_outb(int argc, char **argv) { return port_access(argc, argv, 1, 1); }
-static int cmd_outw(int argc, char **argv) { return port_access(argc, argv, 2, 1); }
-static int cmd_outl(int argc, char **argv) { return port_access(argc, argv, 4, 1); }
-static int cmd_inb(int argc, char **argv) { return port_access(argc, argv, 1, 0); }
-static int cmd_inw(int argc, char **argv) { return port_access(argc, argv, 2, 0); }
-static int cmd_inl(int argc, char **argv) { return port_access(argc, argv, 4, 0); }
+static int cmd_outb(int argc, char **argv)
+{
+	return port_access(argc, argv, 1, 1);
+}
+static int cmd_outw(int argc, char **argv)
+{
+	return port_access(argc, argv, 2, 1);
+}
+static int cmd_outl(int argc, char **argv)
+{
+	return port_access(argc, argv, 4, 1);
+}
+static int cmd_inb(int argc, char **argv)
+{
+	return port_access(argc, argv, 1, 0);
+}
+static int cmd_inw(int argc, char **argv)
+{
+	return port_access(argc, argv, 2, 0);
+}
+static int cmd_inl(int argc, char **argv)
+{
+	return port_access(argc, argv, 4, 0);
+}
 
 /*
  * sstep cpuid | sstep inb PORT: single-steps one instruction a hypervisor may complete itself
@@ -706,7 +731,7 @@ static int cmd_sstep(int argc, char **argv)
 	}
 	ptrace(PTRACE_GETREGS, pid, NULL, &r);
 	r.rip = (uintptr_t)start;
-	r.orig_rax = (unsigned long long)-1;    /* no system call to restart */
+	r.orig_rax = (unsigned long long)-1; /* no system call to restart */
 	r.rax = 0;
 	r.rcx = 0;
 	r.rdx = port;

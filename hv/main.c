@@ -32,13 +32,14 @@ static struct hv_config cfg;
 
 static const void *phys(u64 pa)
 {
-	return (const void *)pa;     /* the boot page tables identity-map the low 4 GiB */
+	return (const void *)pa; /* the boot page tables identity-map the low 4 GiB */
 }
 
 static void log_map(const char *what, const struct memmap *m)
 {
 	for (u32 i = 0; i < m->n; i++)
-		LOG("e820: %s %016lx-%016lx type %u\n", what, m->e[i].base, m->e[i].base + m->e[i].len - 1, m->e[i].type);
+		LOG("e820: %s %016lx-%016lx type %u\n", what, m->e[i].base, m->e[i].base + m->e[i].len - 1,
+		    m->e[i].type);
 }
 
 void hv_main(u32 magic, u32 mbi)
@@ -64,7 +65,7 @@ void hv_main(u32 magic, u32 mbi)
 	if (cfg.iommu_to_guest)
 		LOG("iommu: left to the guest (iommu=guest): DMA isolation OFF\n");
 	else
-		iommu_init();   /* before any guest code, the preboot guest's included */
+		iommu_init(); /* before any guest code, the preboot guest's included */
 
 	unsigned preboot_kernel;
 	bool two_step = preboot_find(&bi, &preboot_kernel);
@@ -78,7 +79,7 @@ void hv_main(u32 magic, u32 mbi)
 	u64 npt = npt_build();
 	iommu_hide();
 	gw_init();
-	if (!two_step) {        /* else at the handoff, with the preboot guest's policy */
+	if (!two_step) { /* else at the handoff, with the preboot guest's policy */
 		pci_init(false);
 		ecam_init();
 	}

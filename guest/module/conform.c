@@ -32,12 +32,24 @@
 #include "parapet.h"
 #include "conform.h"
 
-#define CF_OUT_SIZE	(1u << 20)
+#define CF_OUT_SIZE (1u << 20)
 
-static void cf_mmio_ram(struct seq_buf *out) { cf_mmio(out, "ram"); }
-static void cf_mmio_apic(struct seq_buf *out) { cf_mmio(out, "apic"); }
-static void cf_mmio_ioapic(struct seq_buf *out) { cf_mmio(out, "ioapic"); }
-static void cf_mmio_ecam(struct seq_buf *out) { cf_mmio(out, "ecam"); }
+static void cf_mmio_ram(struct seq_buf *out)
+{
+	cf_mmio(out, "ram");
+}
+static void cf_mmio_apic(struct seq_buf *out)
+{
+	cf_mmio(out, "apic");
+}
+static void cf_mmio_ioapic(struct seq_buf *out)
+{
+	cf_mmio(out, "ioapic");
+}
+static void cf_mmio_ecam(struct seq_buf *out)
+{
+	cf_mmio(out, "ecam");
+}
 
 static const struct {
 	const char *name;
@@ -54,7 +66,7 @@ static const struct {
 };
 
 static DEFINE_MUTEX(cf_lock);
-static unsigned long cf_selected = ~0ul;	/* bit i: cf_families[i] */
+static unsigned long cf_selected = ~0ul; /* bit i: cf_families[i] */
 
 struct cf_output {
 	size_t len;

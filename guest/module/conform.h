@@ -13,39 +13,39 @@
  * the registers it ended with, RFLAGS before and after, and the vector of the exception it
  * raised (-1: none). Offsets in bytes; C checks them against the struct.
  */
-#define CF_RAX		0
-#define CF_RBX		1
-#define CF_RCX		2
-#define CF_RDX		3
-#define CF_RSI		4
-#define CF_RDI		5
-#define CF_R8		6
-#define CF_NREGS	7
-#define CF_IN(r)	((r) * 8)
-#define CF_OUT(r)	((CF_NREGS + (r)) * 8)
-#define CF_FLAGS_IN	(2 * CF_NREGS * 8)
-#define CF_FLAGS_OUT	(CF_FLAGS_IN + 8)
-#define CF_TRAP		(CF_FLAGS_IN + 16)
+#define CF_RAX 0
+#define CF_RBX 1
+#define CF_RCX 2
+#define CF_RDX 3
+#define CF_RSI 4
+#define CF_RDI 5
+#define CF_R8 6
+#define CF_NREGS 7
+#define CF_IN(r) ((r)*8)
+#define CF_OUT(r) ((CF_NREGS + (r)) * 8)
+#define CF_FLAGS_IN (2 * CF_NREGS * 8)
+#define CF_FLAGS_OUT (CF_FLAGS_IN + 8)
+#define CF_TRAP (CF_FLAGS_IN + 16)
 
 /*
  * Attributes of a form (struct cf_form.attrs): what it touches and how to set it up.
  */
-#define CF_LOAD		0x0001	/* only reads the target (also run on read-only targets) */
-#define CF_LOGIC	0x0002	/* AF is undefined afterwards (AND, OR, XOR, TEST) */
-#define CF_BITOP	0x0004	/* only CF is defined afterwards, ZF unchanged (BT*) */
-#define CF_WIDE		0x0008	/* accesses 8 bytes: at the target's slot rounded down to 8 */
-#define CF_STR_SRC	0x0010	/* string form reading the target: RSI = target, RDI = RAM */
-#define CF_STR_DST	0x0020	/* string form writing the target: RDI = target, RSI = RAM */
-#define CF_FS		0x0040	/* FS.base = the target's page, the pointer register = offset */
-#define CF_GS		0x0080	/* the pointer register = target - GS.base (the kernel's) */
-#define CF_A32		0x0100	/* 67 prefix: the pointer's upper 32 bits are set and ignored */
-#define CF_WIN		0x0200	/* harmless on an I/O APIC redirection entry (keeps it masked) */
-#define CF_DF		0x0400	/* runs with RFLAGS.DF set; pointers start one dword higher */
-#define CF_BIAS8	0x0800	/* the pointer register is 8 below the target (disp8 8) */
-#define CF_BIAS256	0x1000	/* the pointer register is 0x100 below it (disp32 0x100) */
-#define CF_MOFFS	0x2000	/* the address is the instruction's 64-bit moffs (patched) */
-#define CF_COUNT_SHIFT	16	/* bits 23:16: RCX at the start (a count or bit offset); 0: 2 */
-#define CF_COUNT(n)	((n)<<CF_COUNT_SHIFT)	/* no spaces: used in GAS macro arguments */
+#define CF_LOAD 0x0001                      /* only reads the target (also run on read-only targets) */
+#define CF_LOGIC 0x0002                     /* AF is undefined afterwards (AND, OR, XOR, TEST) */
+#define CF_BITOP 0x0004                     /* only CF is defined afterwards, ZF unchanged (BT*) */
+#define CF_WIDE 0x0008                      /* accesses 8 bytes: at the target's slot rounded down to 8 */
+#define CF_STR_SRC 0x0010                   /* string form reading the target: RSI = target, RDI = RAM */
+#define CF_STR_DST 0x0020                   /* string form writing the target: RDI = target, RSI = RAM */
+#define CF_FS 0x0040                        /* FS.base = the target's page, the pointer register = offset */
+#define CF_GS 0x0080                        /* the pointer register = target - GS.base (the kernel's) */
+#define CF_A32 0x0100                       /* 67 prefix: the pointer's upper 32 bits are set and ignored */
+#define CF_WIN 0x0200                       /* harmless on an I/O APIC redirection entry (keeps it masked) */
+#define CF_DF 0x0400                        /* runs with RFLAGS.DF set; pointers start one dword higher */
+#define CF_BIAS8 0x0800                     /* the pointer register is 8 below the target (disp8 8) */
+#define CF_BIAS256 0x1000                   /* the pointer register is 0x100 below it (disp32 0x100) */
+#define CF_MOFFS 0x2000                     /* the address is the instruction's 64-bit moffs (patched) */
+#define CF_COUNT_SHIFT 16                   /* bits 23:16: RCX at the start (a count or bit offset); 0: 2 */
+#define CF_COUNT(n) ((n) << CF_COUNT_SHIFT) /* no spaces: used in GAS macro arguments */
 
 #ifndef __ASSEMBLY__
 #include <linux/types.h>
@@ -62,7 +62,7 @@ struct cf_state {
 struct cf_form {
 	const char *name;
 	void (*run)(struct cf_state *s);
-	u8 *moffs;		/* CF_MOFFS: the instruction's 8-byte address field */
+	u8 *moffs; /* CF_MOFFS: the instruction's 8-byte address field */
 	u32 attrs;
 	u32 reserved;
 };
@@ -72,7 +72,7 @@ extern const struct cf_form cf_forms_start[], cf_forms_end[];
 /* conform_asm.S: single-step probes (TF set by POPF right before the instruction named). */
 extern const u8 cf_step_text_start[], cf_step_text_end[];
 extern const u8 cf_step_nop_insn[], cf_step_cpuid_insn[], cf_step_in92_insn[], cf_step_incf8_insn[],
-	cf_step_in80_insn[], cf_step_rdmsr_efer_insn[], cf_step_rdmsr_star_insn[], cf_step_apic_insn[];
+    cf_step_in80_insn[], cf_step_rdmsr_efer_insn[], cf_step_rdmsr_star_insn[], cf_step_apic_insn[];
 void cf_step_nop(void);
 void cf_step_cpuid(void);
 void cf_step_in92(void);

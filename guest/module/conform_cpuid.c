@@ -39,12 +39,12 @@
 
 #include "conform.h"
 
-#define CPUID_1_ECX_VMX		BIT(5)
-#define CPUID_1_ECX_OSXSAVE	BIT(27)
-#define CPUID_7_ECX_PKU		BIT(3)
-#define CPUID_7_ECX_OSPKE	BIT(4)
-#define CPUID_80000001_ECX_SVM	BIT(2)
-#define XCR0_X87_SSE		0x3ull
+#define CPUID_1_ECX_VMX BIT(5)
+#define CPUID_1_ECX_OSXSAVE BIT(27)
+#define CPUID_7_ECX_PKU BIT(3)
+#define CPUID_7_ECX_OSPKE BIT(4)
+#define CPUID_80000001_ECX_SVM BIT(2)
+#define XCR0_X87_SSE 0x3ull
 
 struct cf_regs4 {
 	u32 a, b, c, d;
@@ -99,9 +99,9 @@ static void cf_dump_leaf(struct seq_buf *out, unsigned int cpu, u32 leaf)
 	for (sub = 1; sub <= last; sub++) {
 		r = cf_cpuid_masked(leaf, sub);
 		if (!memcmp(&r, &r0, sizeof(r)))
-			continue;	/* ECX ignored: no sub-leaves */
+			continue; /* ECX ignored: no sub-leaves */
 		if (!r.a && !r.b && !r.d && (!r.c || r.c == sub))
-			continue;	/* an invalid sub-leaf (0xb echoes its number in ECX) */
+			continue; /* an invalid sub-leaf (0xb echoes its number in ECX) */
 		seq_buf_printf(out, "cpuid.cpu%u.%08x.%u=%08x %08x %08x %08x\n", cpu, leaf, sub, r.a, r.b, r.c, r.d);
 	}
 }
@@ -111,7 +111,7 @@ static void cf_dump_leaf(struct seq_buf *out, unsigned int cpu, u32 leaf)
  * one CPUID (interrupts off; CR4 restored before they come back on).
  */
 static void cf_cr4_follow(struct seq_buf *out, unsigned int cpu, const char *name, u32 leaf, u32 bit,
-			  unsigned long cr4_bit)
+    unsigned long cr4_bit)
 {
 	unsigned long flags, cr4;
 	u32 set, cleared;
@@ -146,7 +146,7 @@ static int cf_cpuid_on_cpu(void *arg)
 		cf_dump_leaf(out, cpu, leaf);
 
 	seq_buf_printf(out, "cpuid.cpu%u.apic_id=leaf1:%u leafb:%u reg:%u\n", cpu, cf_cpuid_raw(1, 0).b >> 24,
-		       cf_cpuid_raw(0, 0).a >= 0xb ? cf_cpuid_raw(0xb, 0).d : ~0u, read_apic_id());
+	    cf_cpuid_raw(0, 0).a >= 0xb ? cf_cpuid_raw(0xb, 0).d : ~0u, read_apic_id());
 
 	cf_cr4_follow(out, cpu, "osxsave", 1, CPUID_1_ECX_OSXSAVE, X86_CR4_OSXSAVE);
 	if (cf_cpuid_raw(0, 0).a >= 7 && (cf_cpuid_raw(7, 0).c & CPUID_7_ECX_PKU))
@@ -159,8 +159,8 @@ static int cf_cpuid_on_cpu(void *arg)
 		return 0;
 	}
 	xcr0 = xgetbv(0);
-	seq_buf_printf(out, "cpuid.cpu%u.xsave=xcr0:%llx size:%u size_all:%u\n", cpu, xcr0,
-		       cf_cpuid_raw(0xd, 0).b, cf_cpuid_raw(0xd, 1).b);
+	seq_buf_printf(out, "cpuid.cpu%u.xsave=xcr0:%llx size:%u size_all:%u\n", cpu, xcr0, cf_cpuid_raw(0xd, 0).b,
+	    cf_cpuid_raw(0xd, 1).b);
 	kernel_fpu_begin();
 	local_irq_save(flags);
 	xsetbv(0, XCR0_X87_SSE);
@@ -181,7 +181,8 @@ void cf_cpuid(struct seq_buf *out)
 
 	seq_buf_printf(out, "cpuid.masked=1.0:ecx[5] 80000001.0:ecx[2] 8000000a.*\n");
 	cpus_read_lock();
-	for_each_online_cpu(cpu) {
+	for_each_online_cpu(cpu)
+	{
 		job.cpu = cpu;
 		err = smp_call_on_cpu(cpu, cf_cpuid_on_cpu, &job, false);
 		if (err)

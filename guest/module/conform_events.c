@@ -51,13 +51,13 @@
 
 #include "conform.h"
 
-#define CF_NMI_WINDOW_US	20000	/* how long the handler waits for the NMI it sent */
-#define CF_NMI_WAIT_MS		1000	/* how long the probe waits for both NMIs */
-#define CF_APIC_MOVED		0xfee10000ul
+#define CF_NMI_WINDOW_US 20000 /* how long the handler waits for the NMI it sent */
+#define CF_NMI_WAIT_MS 1000    /* how long the probe waits for both NMIs */
+#define CF_APIC_MOVED 0xfee10000ul
 
 /* ---- nmi ---------------------------------------------------------------------------- */
 
-int cf_nmi_nested;			/* counted by cf_nmi_stub (conform_asm.S) */
+int cf_nmi_nested; /* counted by cf_nmi_stub (conform_asm.S) */
 static int cf_nmi_armed_cpu = -1;
 static int cf_nmi_calls, cf_nmi_depth, cf_nmi_max_depth;
 static gate_desc cf_idt[IDT_ENTRIES] __aligned(PAGE_SIZE);
@@ -79,7 +79,7 @@ static int cf_nmi_handler(unsigned int type, struct pt_regs *regs)
 			udelay(1);
 		native_load_idt(&cf_idt_linux);
 		if (READ_ONCE(cf_nmi_nested) && cf_nmi_max_depth < 2)
-			cf_nmi_max_depth = 2;	/* the stub ran inside this call */
+			cf_nmi_max_depth = 2; /* the stub ran inside this call */
 	}
 	cf_nmi_depth--;
 	return NMI_HANDLED;
@@ -104,7 +104,7 @@ static int cf_nmi_on_cpu0(void *arg)
 	apic->send_IPI(smp_processor_id(), NMI_VECTOR);
 	for (ms = 0; ms < CF_NMI_WAIT_MS && READ_ONCE(cf_nmi_calls) + READ_ONCE(cf_nmi_nested) < 2; ms++)
 		mdelay(1);
-	mdelay(20);			/* a third NMI, if any, would come by now */
+	mdelay(20); /* a third NMI, if any, would come by now */
 	WRITE_ONCE(cf_nmi_armed_cpu, -1);
 	preempt_enable();
 
@@ -134,15 +134,15 @@ static int cf_step_notify(struct notifier_block *nb, unsigned long val, void *da
 	struct die_args *args = data;
 	unsigned long ip = args->regs->ip, *dr6 = (unsigned long *)args->err;
 
-	if (val != DIE_DEBUG || !READ_ONCE(cf_step_armed) ||
-	    ip < (unsigned long)cf_step_text_start || ip >= (unsigned long)cf_step_text_end)
+	if (val != DIE_DEBUG || !READ_ONCE(cf_step_armed) || ip < (unsigned long)cf_step_text_start ||
+	    ip >= (unsigned long)cf_step_text_end)
 		return NOTIFY_DONE;
 	if (cf_step_hits++ == 0) {
 		cf_step_ip = ip;
 		cf_step_dr6 = *dr6;
 	}
 	args->regs->flags &= ~X86_EFLAGS_TF;
-	*dr6 &= ~DR_STEP;		/* consumed */
+	*dr6 &= ~DR_STEP; /* consumed */
 	return NOTIFY_STOP;
 }
 
@@ -157,13 +157,34 @@ struct cf_step_probe {
 	void (*run)(void __iomem *apic, u32 tpr);
 };
 
-static void cf_step_run_nop(void __iomem *a, u32 t) { cf_step_nop(); }
-static void cf_step_run_cpuid(void __iomem *a, u32 t) { cf_step_cpuid(); }
-static void cf_step_run_in92(void __iomem *a, u32 t) { cf_step_in92(); }
-static void cf_step_run_incf8(void __iomem *a, u32 t) { cf_step_incf8(); }
-static void cf_step_run_in80(void __iomem *a, u32 t) { cf_step_in80(); }
-static void cf_step_run_rdmsr_efer(void __iomem *a, u32 t) { cf_step_rdmsr_efer(); }
-static void cf_step_run_rdmsr_star(void __iomem *a, u32 t) { cf_step_rdmsr_star(); }
+static void cf_step_run_nop(void __iomem *a, u32 t)
+{
+	cf_step_nop();
+}
+static void cf_step_run_cpuid(void __iomem *a, u32 t)
+{
+	cf_step_cpuid();
+}
+static void cf_step_run_in92(void __iomem *a, u32 t)
+{
+	cf_step_in92();
+}
+static void cf_step_run_incf8(void __iomem *a, u32 t)
+{
+	cf_step_incf8();
+}
+static void cf_step_run_in80(void __iomem *a, u32 t)
+{
+	cf_step_in80();
+}
+static void cf_step_run_rdmsr_efer(void __iomem *a, u32 t)
+{
+	cf_step_rdmsr_efer();
+}
+static void cf_step_run_rdmsr_star(void __iomem *a, u32 t)
+{
+	cf_step_rdmsr_star();
+}
 
 static const struct cf_step_probe cf_step_probes[] = {
 	{ "nop", cf_step_nop_insn, cf_step_run_nop },
@@ -197,7 +218,7 @@ static int cf_step_on_cpu0(void *arg)
 		}
 		local_irq_save(flags);
 		if (page)
-			tpr = readl(page + 0x80);	/* the store writes the TPR's own value */
+			tpr = readl(page + 0x80); /* the store writes the TPR's own value */
 		cf_step_hits = 0;
 		WRITE_ONCE(cf_step_armed, true);
 		p->run(page, tpr);
@@ -207,7 +228,7 @@ static int cf_step_on_cpu0(void *arg)
 			seq_buf_printf(out, "step.%s=no-debug-exception\n", p->name);
 		else
 			seq_buf_printf(out, "step.%s=%+ld dr6=%lx hits=%d\n", p->name,
-				       (long)(cf_step_ip - (unsigned long)p->insn), cf_step_dr6, cf_step_hits);
+			    (long)(cf_step_ip - (unsigned long)p->insn), cf_step_dr6, cf_step_hits);
 	}
 	if (page)
 		iounmap(page);
@@ -268,7 +289,8 @@ void cf_apicbase(struct seq_buf *out)
 		return;
 	}
 	cpus_read_lock();
-	for_each_online_cpu(cpu) {
+	for_each_online_cpu(cpu)
+	{
 		if (smp_call_function_single(cpu, cf_apicbase_on_cpu, &j, 1)) {
 			seq_buf_printf(out, "apicbase.cpu%u=error: cannot run there\n", cpu);
 			continue;
@@ -277,7 +299,7 @@ void cf_apicbase(struct seq_buf *out)
 			seq_buf_printf(out, "apicbase.cpu%u=wrmsr:fault restored:%llx\n", cpu, j.restored);
 		else
 			seq_buf_printf(out, "apicbase.cpu%u=wrmsr:ok moved:%llx id:%08x version:%08x restored:%llx\n",
-				       cpu, j.moved_msr, j.id, j.version, j.restored);
+			    cpu, j.moved_msr, j.id, j.version, j.restored);
 	}
 	cpus_read_unlock();
 	iounmap(j.moved);

@@ -59,17 +59,17 @@
 
 #include "conform.h"
 
-#define CF_V0		0x00010040u	/* the slot's value before each form */
-#define CF_A32_HIGH	0xa5a5a5a500000000ull	/* a 67-prefixed pointer's ignored half */
-#define CF_FLAGS_START	(X86_EFLAGS_FIXED | X86_EFLAGS_CF | X86_EFLAGS_ZF | X86_EFLAGS_OF)
-#define CF_FLAGS_ARITH	(X86_EFLAGS_CF | X86_EFLAGS_PF | X86_EFLAGS_AF | X86_EFLAGS_ZF | \
-			 X86_EFLAGS_SF | X86_EFLAGS_OF | X86_EFLAGS_DF)
+#define CF_V0 0x00010040u                 /* the slot's value before each form */
+#define CF_A32_HIGH 0xa5a5a5a500000000ull /* a 67-prefixed pointer's ignored half */
+#define CF_FLAGS_START (X86_EFLAGS_FIXED | X86_EFLAGS_CF | X86_EFLAGS_ZF | X86_EFLAGS_OF)
+#define CF_FLAGS_ARITH \
+	(X86_EFLAGS_CF | X86_EFLAGS_PF | X86_EFLAGS_AF | X86_EFLAGS_ZF | X86_EFLAGS_SF | X86_EFLAGS_OF | X86_EFLAGS_DF)
 
-#define IOAPIC_IOREGSEL	0x00
-#define IOAPIC_IOWIN	0x10
-#define IOAPIC_VER	0x01
-#define IOAPIC_RTE_LO(n)	(0x10 + 2 * (n))
-#define IOAPIC_RTE_MASKED	(1u << 16)
+#define IOAPIC_IOREGSEL 0x00
+#define IOAPIC_IOWIN 0x10
+#define IOAPIC_VER 0x01
+#define IOAPIC_RTE_LO(n) (0x10 + 2 * (n))
+#define IOAPIC_RTE_MASKED (1u << 16)
 
 static const u32 cf_ram_src[4] = { 0x00010063, 0x00010074, 0x00010085, 0x00010096 };
 
@@ -80,29 +80,29 @@ static const u64 cf_regs_start[CF_NREGS] = {
 	[CF_RDX] = 0x0001a5a500018093ull,
 	[CF_RSI] = 0x000100c30001003cull,
 	[CF_RDI] = 0,
-	[CF_R8]  = 0x000100d200010054ull,
+	[CF_R8] = 0x000100d200010054ull,
 };
 
 static const char *const cf_reg_names[CF_NREGS] = { "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8" };
 
 struct cf_target {
 	const char *name;
-	u8 __iomem *page;	/* the page, mapped */
-	unsigned int slot;	/* offset of the dword the forms access */
-	bool ram;		/* plain memory (written with memset, not MMIO accessors) */
-	bool loads_only;	/* only CF_LOAD forms */
-	bool win_only;		/* only CF_LOAD and CF_WIN forms */
-	bool select;		/* write sel to IOREGSEL before each form */
+	u8 __iomem *page;  /* the page, mapped */
+	unsigned int slot; /* offset of the dword the forms access */
+	bool ram;          /* plain memory (written with memset, not MMIO accessors) */
+	bool loads_only;   /* only CF_LOAD forms */
+	bool win_only;     /* only CF_LOAD and CF_WIN forms */
+	bool select;       /* write sel to IOREGSEL before each form */
 	u32 sel;
-	bool restore_each;	/* put orig back into the slot after each form */
+	bool restore_each; /* put orig back into the slot after each form */
 	u32 orig;
-	unsigned int dump[2], ndump;	/* offsets read back after each form */
+	unsigned int dump[2], ndump; /* offsets read back after each form */
 };
 
 struct cf_job {
 	struct seq_buf *out;
 	struct cf_target *t;
-	u32 *ram;		/* the string forms' RAM operand, 16 bytes (+ 4 for CF_DF) */
+	u32 *ram; /* the string forms' RAM operand, 16 bytes (+ 4 for CF_DF) */
 };
 
 static bool cf_form_runs(const struct cf_form *f, const struct cf_target *t)
@@ -132,7 +132,7 @@ static u64 cf_pointer(const struct cf_form *f, const struct cf_target *t, unsign
 	u64 p = a;
 
 	if (f->attrs & CF_FS)
-		p = a - (unsigned long)t->page;		/* FS.base is the page */
+		p = a - (unsigned long)t->page; /* FS.base is the page */
 	else if (f->attrs & CF_GS)
 		p = a - gs;
 	if (f->attrs & CF_BIAS8)
@@ -218,8 +218,8 @@ static bool cf_absolute(const struct cf_form *f, unsigned int r)
 	return false;
 }
 
-static void cf_report(struct seq_buf *out, const struct cf_target *t, const struct cf_form *f,
-		      const struct cf_state *s, const u32 *mem, const u32 *ram)
+static void cf_report(struct seq_buf *out, const struct cf_target *t, const struct cf_form *f, const struct cf_state *s,
+    const u32 *mem, const u32 *ram)
 {
 	bool str = f->attrs & (CF_STR_SRC | CF_STR_DST);
 	u64 mask = CF_FLAGS_ARITH;
@@ -261,7 +261,7 @@ static void cf_run_target(struct cf_job *job, struct cf_target *t)
 	u64 fs, gs, p;
 	unsigned int i;
 
-	sync_core();		/* the moffs fields were just rewritten */
+	sync_core(); /* the moffs fields were just rewritten */
 	if (t->restore_each) {
 		t->orig = readl(t->page + t->slot);
 		seq_buf_printf(job->out, "mmio.%s.orig=%08x\n", t->name, t->orig);
@@ -463,7 +463,7 @@ void cf_mmio(struct seq_buf *out, const char *kind)
 			goto out;
 		}
 		seq_buf_printf(out, "mmio.apic.page=%llx slot=tpr\n", phys);
-		t.restore_each = true;		/* CPU 0's TPR, read on CPU 0 */
+		t.restore_each = true; /* CPU 0's TPR, read on CPU 0 */
 		cf_run(&job, &t, cf_run_on_cpu0, false);
 		iounmap(t.page);
 	} else if (!strcmp(kind, "ioapic")) {
@@ -481,8 +481,13 @@ void cf_mmio(struct seq_buf *out, const char *kind)
 		seq_buf_printf(out, "mmio.ioapic.page=%llx slot=ioregsel\n", phys);
 		t.slot = IOAPIC_IOREGSEL;
 		t.dump[0] = IOAPIC_IOREGSEL;
-		w = (struct cf_target){ .name = "ioapic_win", .page = t.page, .slot = IOAPIC_IOWIN, .win_only = true,
-					.select = true, .dump = { IOAPIC_IOREGSEL, IOAPIC_IOWIN }, .ndump = 2 };
+		w = (struct cf_target){ .name = "ioapic_win",
+			.page = t.page,
+			.slot = IOAPIC_IOWIN,
+			.win_only = true,
+			.select = true,
+			.dump = { IOAPIC_IOREGSEL, IOAPIC_IOWIN },
+			.ndump = 2 };
 		cf_run(&job, &t, cf_ioapic_sel, true);
 		cf_run(&job, &w, cf_ioapic_win, true);
 		iounmap(t.page);
@@ -492,14 +497,14 @@ void cf_mmio(struct seq_buf *out, const char *kind)
 			seq_buf_printf(out, "mmio.ecam=not-run: no MCFG table (no PCIe ECAM on this machine)\n");
 			goto out;
 		}
-		t.page = ioremap(phys, PAGE_SIZE);	/* 00:00.0 */
+		t.page = ioremap(phys, PAGE_SIZE); /* 00:00.0 */
 		if (!t.page) {
 			seq_buf_printf(out, "mmio.ecam=error: ioremap failed\n");
 			goto out;
 		}
 		id = readl(t.page);
 		seq_buf_printf(out, "mmio.ecam.page=%llx bdf=00:00.0 vendor=%04x device=%04x slot=cache-line-size\n",
-			       phys, id & 0xffff, id >> 16);
+		    phys, id & 0xffff, id >> 16);
 		t.name = "ecam";
 		t.slot = PCI_CACHE_LINE_SIZE;
 		t.dump[0] = PCI_CACHE_LINE_SIZE;

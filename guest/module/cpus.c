@@ -36,8 +36,8 @@
 
 #include "parapet.h"
 
-#define CPUID_80000001_ECX_SVM	BIT(2)
-#define CPUID_1_ECX_VMX		BIT(5)
+#define CPUID_80000001_ECX_SVM BIT(2)
+#define CPUID_1_ECX_VMX BIT(5)
 
 /*
  * Local APIC access that does not go through the kernel's apic driver, so a probe or an
@@ -110,7 +110,7 @@ bool parapet_cpu_recorded(unsigned int cpu, u32 *apic_id, u32 *ldr)
 
 /* What the probe found on one CPU. */
 struct cpu_probe {
-	u64 *counts;			/* one page for EXIT_COUNTS */
+	u64 *counts; /* one page for EXIT_COUNTS */
 	u32 apic_id;
 	bool hv, vcpu_known;
 	unsigned long vcpu;
@@ -167,7 +167,8 @@ static int parapet_cpus_show(struct seq_file *m, void *v)
 	if (!p.counts)
 		return -ENOMEM;
 	cpus_read_lock();
-	for_each_online_cpu(cpu) {
+	for_each_online_cpu(cpu)
+	{
 		err = smp_call_function_single(cpu, probe_cpu, &p, 1);
 		if (err) {
 			seq_printf(m, "cpu=%u error=%d\n", cpu, err);
@@ -180,9 +181,8 @@ static int parapet_cpus_show(struct seq_file *m, void *v)
 			seq_puts(m, " vcpu=unknown");
 		else
 			seq_printf(m, " vcpu=%lu", p.vcpu);
-		seq_printf(m, " svm=%d vmx=%d svme=%s",
-			   !!(p.ecx_80000001 & CPUID_80000001_ECX_SVM), !!(p.ecx_1 & CPUID_1_ECX_VMX),
-			   p.svme_accepted ? "accepted" : "refused");
+		seq_printf(m, " svm=%d vmx=%d svme=%s", !!(p.ecx_80000001 & CPUID_80000001_ECX_SVM),
+		    !!(p.ecx_1 & CPUID_1_ECX_VMX), p.svme_accepted ? "accepted" : "refused");
 		if (p.have_exits)
 			seq_printf(m, " cpuid_exits=%llu\n", (unsigned long long)p.cpuid_exits);
 		else
@@ -225,8 +225,7 @@ int parapet_cpus_init(struct proc_dir_entry *dir)
 	}
 
 	cpus_read_lock();
-	for_each_online_cpu(cpu)
-		smp_call_function_single(cpu, record_cpu, &cpu_records[cpu], 1);
+	for_each_online_cpu(cpu) smp_call_function_single(cpu, record_cpu, &cpu_records[cpu], 1);
 	cpus_read_unlock();
 
 	if (!proc_create("cpus", 0400, dir, &parapet_cpus_ops)) {

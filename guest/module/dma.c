@@ -117,45 +117,45 @@ static int dma_result_show(struct seq_file *m, void *v)
 
 /* ---- AHCI ------------------------------------------------------------------------------ */
 
-#define AHCI_GHC		0x04
-#define AHCI_IS			0x08
-#define AHCI_PI			0x0c
-#define AHCI_GHC_AE		(1u << 31)
-#define AHCI_PORT(p, reg)	(0x100 + (p) * 0x80 + (reg))
-#define PX_CLB			0x00
-#define PX_CLBU			0x04
-#define PX_FB			0x08
-#define PX_FBU			0x0c
-#define PX_IS			0x10
-#define PX_IE			0x14
-#define PX_CMD			0x18
-#define PX_TFD			0x20
-#define PX_SSTS			0x28
-#define PX_SERR			0x30
-#define PX_CI			0x38
-#define PX_CMD_ST		(1u << 0)
-#define PX_CMD_SUD		(1u << 1)
-#define PX_CMD_POD		(1u << 2)
-#define PX_CMD_FRE		(1u << 4)
-#define PX_CMD_FR		(1u << 14)
-#define PX_CMD_CR		(1u << 15)
-#define PX_IS_ERRORS		0x7d800010u	/* TFES HBFS HBDS IFS INFS OFS UFS */
-#define TFD_ERR			0x01
-#define TFD_DRQ			0x08
-#define TFD_BSY			0x80
+#define AHCI_GHC 0x04
+#define AHCI_IS 0x08
+#define AHCI_PI 0x0c
+#define AHCI_GHC_AE (1u << 31)
+#define AHCI_PORT(p, reg) (0x100 + (p)*0x80 + (reg))
+#define PX_CLB 0x00
+#define PX_CLBU 0x04
+#define PX_FB 0x08
+#define PX_FBU 0x0c
+#define PX_IS 0x10
+#define PX_IE 0x14
+#define PX_CMD 0x18
+#define PX_TFD 0x20
+#define PX_SSTS 0x28
+#define PX_SERR 0x30
+#define PX_CI 0x38
+#define PX_CMD_ST (1u << 0)
+#define PX_CMD_SUD (1u << 1)
+#define PX_CMD_POD (1u << 2)
+#define PX_CMD_FRE (1u << 4)
+#define PX_CMD_FR (1u << 14)
+#define PX_CMD_CR (1u << 15)
+#define PX_IS_ERRORS 0x7d800010u /* TFES HBFS HBDS IFS INFS OFS UFS */
+#define TFD_ERR 0x01
+#define TFD_DRQ 0x08
+#define TFD_BSY 0x80
 
-#define ATA_READ_DMA_EXT	0x25
-#define ATA_WRITE_DMA_EXT	0x35
+#define ATA_READ_DMA_EXT 0x25
+#define ATA_WRITE_DMA_EXT 0x35
 
-#define AHCI_PRD_MAX		(4u << 20)		/* bytes per PRD entry */
-#define AHCI_LEN_MAX		(32u << 20)		/* 65536 sectors, one command */
-#define AHCI_PRDS		(AHCI_LEN_MAX / AHCI_PRD_MAX)
+#define AHCI_PRD_MAX (4u << 20)  /* bytes per PRD entry */
+#define AHCI_LEN_MAX (32u << 20) /* 65536 sectors, one command */
+#define AHCI_PRDS (AHCI_LEN_MAX / AHCI_PRD_MAX)
 /* One page: command list at 0 (1 KiB aligned), received FISes at 1 KiB, command table at 2 KiB. */
-#define AHCI_FIS_OFF		0x400
-#define AHCI_CT_OFF		0x800
+#define AHCI_FIS_OFF 0x400
+#define AHCI_CT_OFF 0x800
 
 struct ahci_cmd_header {
-	__le32 flags;		/* CFL 4:0, W 6, C 10, PRDTL 31:16 */
+	__le32 flags; /* CFL 4:0, W 6, C 10, PRDTL 31:16 */
 	__le32 prdbc;
 	__le32 ctba;
 	__le32 ctbau;
@@ -166,7 +166,7 @@ struct ahci_prd {
 	__le32 dba;
 	__le32 dbau;
 	__le32 rsvd;
-	__le32 dbc;		/* byte count - 1, bit 0 set */
+	__le32 dbc; /* byte count - 1, bit 0 set */
 };
 
 struct ahci_cmd_table {
@@ -290,8 +290,7 @@ static void ahci_run(struct pci_dev *pdev, unsigned int portno, bool write, u64 
 	writel(readl(port + PX_CMD) | PX_CMD_ST, port + PX_CMD);
 	wmb();
 	writel(1, port + PX_CI);
-	if (readl_poll_timeout(port + PX_CI, v, !(v & 1) || (readl(port + PX_IS) & PX_IS_ERRORS),
-			       200, 60000000)) {
+	if (readl_poll_timeout(port + PX_CI, v, !(v & 1) || (readl(port + PX_IS) & PX_IS_ERRORS), 200, 60000000)) {
 		status = "timeout";
 		stage = " stage=command";
 	}
@@ -318,10 +317,9 @@ out_result:
 		free_page(page);
 out_unmap:
 	snprintf(ahci_result, sizeof(ahci_result),
-		 "ahci: status=%s tfd=0x%02x is=0x%08x serr=0x%08x%s op=%s port=%u phys=0x%llx len=%u lba=%llu bytes=%u%s\n",
-		 status, tfd & 0xffff, is, serr, stage, write ? "write" : "read", portno,
-		 (unsigned long long)phys, len, (unsigned long long)lba, prdbc,
-		 freeable ? "" : " leaked=1");
+	    "ahci: status=%s tfd=0x%02x is=0x%08x serr=0x%08x%s op=%s port=%u phys=0x%llx len=%u lba=%llu bytes=%u%s\n",
+	    status, tfd & 0xffff, is, serr, stage, write ? "write" : "read", portno, (unsigned long long)phys, len,
+	    (unsigned long long)lba, prdbc, freeable ? "" : " leaked=1");
 	iounmap(abar);
 }
 
@@ -336,8 +334,8 @@ static ssize_t parapet_ahci_write(struct file *f, const char __user *ubuf, size_
 	err = dma_copy_cmd(buf, sizeof(buf), ubuf, len);
 	if (err)
 		return err;
-	if (dma_words(buf, w, 6) != 6 || dma_num(w[1], &portno) || dma_num(w[3], &phys) ||
-	    dma_num(w[4], &n) || dma_num(w[5], &lba))
+	if (dma_words(buf, w, 6) != 6 || dma_num(w[1], &portno) || dma_num(w[3], &phys) || dma_num(w[4], &n) ||
+	    dma_num(w[5], &lba))
 		return -EINVAL;
 	if (!strcmp(w[2], "write"))
 		write = true;
@@ -361,29 +359,29 @@ static ssize_t parapet_ahci_write(struct file *f, const char __user *ubuf, size_
 
 /* ---- e1000 ----------------------------------------------------------------------------- */
 
-#define E1000_CTRL		0x0000
-#define E1000_STATUS		0x0008
-#define E1000_ICR		0x00c0
-#define E1000_IMC		0x00d8
-#define E1000_TCTL		0x0400
-#define E1000_TIPG		0x0410
-#define E1000_TDBAL		0x3800
-#define E1000_TDBAH		0x3804
-#define E1000_TDLEN		0x3808
-#define E1000_TDH		0x3810
-#define E1000_TDT		0x3818
-#define E1000_CTRL_ASDE		(1u << 5)
-#define E1000_CTRL_SLU		(1u << 6)
-#define E1000_CTRL_RST		(1u << 26)
-#define E1000_TCTL_EN		(1u << 1)
-#define E1000_TCTL_PSP		(1u << 3)
-#define E1000_TXD_EOP		0x01
-#define E1000_TXD_IFCS		0x02
-#define E1000_TXD_RS		0x08
-#define E1000_TXD_DD		0x01
-#define E1000_LEN_MAX		16000
-#define E1000_COUNT_MAX		100000
-#define E1000_RING		(PAGE_SIZE / sizeof(struct e1000_txd))
+#define E1000_CTRL 0x0000
+#define E1000_STATUS 0x0008
+#define E1000_ICR 0x00c0
+#define E1000_IMC 0x00d8
+#define E1000_TCTL 0x0400
+#define E1000_TIPG 0x0410
+#define E1000_TDBAL 0x3800
+#define E1000_TDBAH 0x3804
+#define E1000_TDLEN 0x3808
+#define E1000_TDH 0x3810
+#define E1000_TDT 0x3818
+#define E1000_CTRL_ASDE (1u << 5)
+#define E1000_CTRL_SLU (1u << 6)
+#define E1000_CTRL_RST (1u << 26)
+#define E1000_TCTL_EN (1u << 1)
+#define E1000_TCTL_PSP (1u << 3)
+#define E1000_TXD_EOP 0x01
+#define E1000_TXD_IFCS 0x02
+#define E1000_TXD_RS 0x08
+#define E1000_TXD_DD 0x01
+#define E1000_LEN_MAX 16000
+#define E1000_COUNT_MAX 100000
+#define E1000_RING (PAGE_SIZE / sizeof(struct e1000_txd))
 
 struct e1000_txd {
 	__le64 addr;
@@ -465,9 +463,8 @@ static void e1000_run(struct pci_dev *pdev, u64 phys, u32 len, u32 count)
 out:
 	link = readl(bar + E1000_STATUS);
 	snprintf(e1000_result, sizeof(e1000_result),
-		 "e1000: sent=%u status=%s phys=0x%llx len=%u count=%u tdh=%u tdt=%u link=%u\n",
-		 sent, status, (unsigned long long)phys, len, count, readl(bar + E1000_TDH),
-		 readl(bar + E1000_TDT), (link >> 1) & 1);
+	    "e1000: sent=%u status=%s phys=0x%llx len=%u count=%u tdh=%u tdt=%u link=%u\n", sent, status,
+	    (unsigned long long)phys, len, count, readl(bar + E1000_TDH), readl(bar + E1000_TDT), (link >> 1) & 1);
 	/* Stop transmitting; the ring may go only once the head has caught up. */
 	writel(0, bar + E1000_TCTL);
 	if (readl(bar + E1000_TDH) != readl(bar + E1000_TDT)) {
@@ -491,8 +488,7 @@ static ssize_t parapet_e1000_write(struct file *f, const char __user *ubuf, size
 	err = dma_copy_cmd(buf, sizeof(buf), ubuf, len);
 	if (err)
 		return err;
-	if (dma_words(buf, w, 4) != 4 || dma_num(w[1], &phys) || dma_num(w[2], &n) ||
-	    dma_num(w[3], &count))
+	if (dma_words(buf, w, 4) != 4 || dma_num(w[1], &phys) || dma_num(w[2], &n) || dma_num(w[3], &count))
 		return -EINVAL;
 	if (n == 0 || n > E1000_LEN_MAX || count == 0 || count > E1000_COUNT_MAX)
 		return -EINVAL;
@@ -510,12 +506,12 @@ static ssize_t parapet_e1000_write(struct file *f, const char __user *ubuf, size
 
 /* ---- fw_cfg DMA ------------------------------------------------------------------------ */
 
-#define FW_CFG_PORT_DMA_HI	0x514
-#define FW_CFG_PORT_DMA_LO	0x518
-#define FW_CFG_DMA_ERROR	0x01
-#define FW_CFG_DMA_READ		0x02
-#define FW_CFG_DMA_SELECT	0x08
-#define FW_CFG_DMA_WRITE	0x10
+#define FW_CFG_PORT_DMA_HI 0x514
+#define FW_CFG_PORT_DMA_LO 0x518
+#define FW_CFG_DMA_ERROR 0x01
+#define FW_CFG_DMA_READ 0x02
+#define FW_CFG_DMA_SELECT 0x08
+#define FW_CFG_DMA_WRITE 0x10
 
 struct fwcfg_dma {
 	__be32 control;
@@ -537,8 +533,8 @@ static ssize_t parapet_fwcfg_write(struct file *f, const char __user *ubuf, size
 	err = dma_copy_cmd(buf, sizeof(buf), ubuf, len);
 	if (err)
 		return err;
-	if (dma_words(buf, w, 5) != 5 || strcmp(w[0], "dma") || dma_num(w[2], &key) ||
-	    dma_num(w[3], &phys) || dma_num(w[4], &n))
+	if (dma_words(buf, w, 5) != 5 || strcmp(w[0], "dma") || dma_num(w[2], &key) || dma_num(w[3], &phys) ||
+	    dma_num(w[4], &n))
 		return -EINVAL;
 	if (!strcmp(w[1], "write"))
 		write = true;
@@ -551,8 +547,7 @@ static ssize_t parapet_fwcfg_write(struct file *f, const char __user *ubuf, size
 	d = kzalloc(sizeof(*d), GFP_KERNEL | GFP_DMA32);
 	if (!d)
 		return -ENOMEM;
-	d->control = cpu_to_be32((u32)key << 16 | FW_CFG_DMA_SELECT |
-				 (write ? FW_CFG_DMA_WRITE : FW_CFG_DMA_READ));
+	d->control = cpu_to_be32((u32)key << 16 | FW_CFG_DMA_SELECT | (write ? FW_CFG_DMA_WRITE : FW_CFG_DMA_READ));
 	d->length = cpu_to_be32(n);
 	d->address = cpu_to_be64(phys);
 	dphys = virt_to_phys(d);
@@ -569,9 +564,11 @@ static ssize_t parapet_fwcfg_write(struct file *f, const char __user *ubuf, size
 		usleep_range(1000, 2000);
 	}
 	snprintf(fwcfg_result, sizeof(fwcfg_result),
-		 "fwcfg: control=0x%08x status=%s op=%s key=0x%04lx phys=0x%lx len=%lu\n", ctl,
-		 ctl & ~FW_CFG_DMA_ERROR ? "timeout" : ctl ? "error" : "ok",
-		 write ? "write" : "read", key, phys, n);
+	    "fwcfg: control=0x%08x status=%s op=%s key=0x%04lx phys=0x%lx len=%lu\n", ctl,
+	    ctl & ~FW_CFG_DMA_ERROR ? "timeout"
+	    : ctl                   ? "error"
+				    : "ok",
+	    write ? "write" : "read", key, phys, n);
 	mutex_unlock(&dma_lock);
 	/* A descriptor QEMU never finished could still be written: keep it then. */
 	if (!(ctl & ~FW_CFG_DMA_ERROR))
@@ -581,17 +578,17 @@ static ssize_t parapet_fwcfg_write(struct file *f, const char __user *ubuf, size
 
 /* ---- files ----------------------------------------------------------------------------- */
 
-#define DMA_PROC_OPS(name, result)						\
+#define DMA_PROC_OPS(name, result)                                               \
 	static int parapet_##name##_open(struct inode *inode, struct file *file) \
-	{									\
-		return single_open(file, dma_result_show, result);		\
-	}									\
-	static const struct proc_ops parapet_##name##_ops = {			\
-		.proc_open = parapet_##name##_open,				\
-		.proc_read = seq_read,						\
-		.proc_write = parapet_##name##_write,				\
-		.proc_lseek = seq_lseek,					\
-		.proc_release = single_release,					\
+	{                                                                        \
+		return single_open(file, dma_result_show, result);               \
+	}                                                                        \
+	static const struct proc_ops parapet_##name##_ops = {                    \
+		.proc_open = parapet_##name##_open,                              \
+		.proc_read = seq_read,                                           \
+		.proc_write = parapet_##name##_write,                            \
+		.proc_lseek = seq_lseek,                                         \
+		.proc_release = single_release,                                  \
 	}
 
 DMA_PROC_OPS(ahci, ahci_result);
@@ -609,7 +606,7 @@ static unsigned long dmabuf;
 static int parapet_dmabuf_show(struct seq_file *m, void *v)
 {
 	seq_printf(m, "phys=0x%llx len=%lu\n", (unsigned long long)virt_to_phys((void *)dmabuf),
-		   PAGE_SIZE << DMABUF_ORDER);
+	    PAGE_SIZE << DMABUF_ORDER);
 	return 0;
 }
 

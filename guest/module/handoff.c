@@ -21,16 +21,20 @@
 
 #include "parapet.h"
 
-#define PARAPET_FN_HANDOFF	3
-#define HANDOFF_MAX		(1UL << 20)
+#define PARAPET_FN_HANDOFF 3
+#define HANDOFF_MAX (1UL << 20)
 
 static ssize_t handoff_error(unsigned long rax)
 {
 	switch ((long)rax) {
-	case -2: return -EINVAL;
-	case -3: return -EFAULT;
-	case -4: return -EPERM;
-	default: return -ENOSYS;
+	case -2:
+		return -EINVAL;
+	case -3:
+		return -EFAULT;
+	case -4:
+		return -EPERM;
+	default:
+		return -ENOSYS;
 	}
 }
 

@@ -51,7 +51,7 @@
 #include "parapet.h"
 
 /* Stop reading the log after this much, in case it grows as fast as we read. */
-#define PARAPET_LOG_MAX		(1UL << 20)
+#define PARAPET_LOG_MAX (1UL << 20)
 
 unsigned long parapet_abi;
 static struct proc_dir_entry *parapet_dir;
@@ -61,9 +61,8 @@ void parapet_vmmcall(struct parapet_regs *r)
 {
 	unsigned long rax = r->rax, rbx = r->rbx, rcx = r->rcx, rdx = r->rdx, rsi = r->rsi, rdi = r->rdi;
 
-	asm volatile("1:	.byte 0x0f, 0x01, 0xd9\n"	/* vmmcall */
-		     "2:\n"
-		     _ASM_EXTABLE(1b, 2b)
+	asm volatile("1:	.byte 0x0f, 0x01, 0xd9\n" /* vmmcall */
+		     "2:\n" _ASM_EXTABLE(1b, 2b)
 		     : "+a"(rax), "+b"(rbx), "+c"(rcx), "+d"(rdx), "+S"(rsi), "+D"(rdi)
 		     :
 		     : "memory");
@@ -150,12 +149,12 @@ static int parapet_exits_open(struct inode *inode, struct file *file)
 	return single_open(file, parapet_exits_show, NULL);
 }
 
-#define PARAPET_PROC_OPS(name)					\
-	static const struct proc_ops name##_ops = {		\
-		.proc_open = name##_open,			\
-		.proc_read = seq_read,				\
-		.proc_lseek = seq_lseek,			\
-		.proc_release = single_release,			\
+#define PARAPET_PROC_OPS(name)                      \
+	static const struct proc_ops name##_ops = { \
+		.proc_open = name##_open,           \
+		.proc_read = seq_read,              \
+		.proc_lseek = seq_lseek,            \
+		.proc_release = single_release,     \
 	}
 
 PARAPET_PROC_OPS(parapet_version);
@@ -177,8 +176,9 @@ static int parapet_status_show(struct seq_file *m, void *v)
 	if ((long)r.rax != 0)
 		seq_printf(m, "error=%ld\n", (long)r.rax);
 	else
-		seq_printf(m, "dma_isolation=%lu keys=%lu dma_blocked=%lu iommu_units=%lu s3_resumes=%lu sleeps_refused=%lu\n",
-			   r.rbx & 1, (r.rbx >> 1) & 1, r.rcx, r.rdx, r.rsi, r.rdi);
+		seq_printf(m,
+		    "dma_isolation=%lu keys=%lu dma_blocked=%lu iommu_units=%lu s3_resumes=%lu sleeps_refused=%lu\n",
+		    r.rbx & 1, (r.rbx >> 1) & 1, r.rcx, r.rdx, r.rsi, r.rdi);
 	return 0;
 }
 
@@ -197,20 +197,20 @@ PARAPET_PROC_OPS(parapet_status);
 static char ring0_result[80];
 static DEFINE_MUTEX(ring0_lock);
 
-#define RING0_TRY(opcode)							\
-	({									\
-		unsigned long ax = 0xdead0000ul; int trapped;			\
-		asm volatile("1:	.byte 0x0f, 0x01, " opcode "\n"		\
-			     "	xor %%edx, %%edx\n"				\
-			     "	jmp 3f\n"					\
-			     "2:	mov $1, %%edx\n"			\
-			     "3:\n"						\
-			     _ASM_EXTABLE_TYPE(1b, 2b, EX_TYPE_FAULT)		\
-			     : "+a"(ax), "=&d"(trapped) : "c"(0ul) : "memory");	\
-		trapped ? snprintf(ring0_result, sizeof(ring0_result),		\
-				   "insn=%s trap=%lu\n", name, ax)		\
-			: snprintf(ring0_result, sizeof(ring0_result),		\
-				   "insn=%s trap=none rax=0x%lx\n", name, ax);	\
+#define RING0_TRY(opcode)                                                                                          \
+	({                                                                                                         \
+		unsigned long ax = 0xdead0000ul;                                                                   \
+		int trapped;                                                                                       \
+		asm volatile("1:	.byte 0x0f, 0x01, " opcode "\n"                                            \
+			     "	xor %%edx, %%edx\n"                                                                 \
+			     "	jmp 3f\n"                                                                           \
+			     "2:	mov $1, %%edx\n"                                                                  \
+			     "3:\n" _ASM_EXTABLE_TYPE(1b, 2b, EX_TYPE_FAULT)                                       \
+			     : "+a"(ax), "=&d"(trapped)                                                            \
+			     : "c"(0ul)                                                                            \
+			     : "memory");                                                                          \
+		trapped ? snprintf(ring0_result, sizeof(ring0_result), "insn=%s trap=%lu\n", name, ax)             \
+			: snprintf(ring0_result, sizeof(ring0_result), "insn=%s trap=none rax=0x%lx\n", name, ax); \
 	})
 
 static ssize_t parapet_ring0_write(struct file *f, const char __user *ubuf, size_t len, loff_t *off)
@@ -294,7 +294,7 @@ static ssize_t parapet_mmio_write(struct file *f, const char __user *ubuf, size_
 	writel((u32)val, p + (addr & ~PAGE_MASK));
 	mutex_lock(&ring0_lock);
 	snprintf(mmio_result, sizeof(mmio_result), "addr=0x%lx wrote=0x%lx readback=0x%x\n", addr, val,
-		 readl(p + (addr & ~PAGE_MASK)));
+	    readl(p + (addr & ~PAGE_MASK)));
 	mutex_unlock(&ring0_lock);
 	iounmap(p);
 	return len;
@@ -331,7 +331,7 @@ static ssize_t parapet_triple_write(struct file *f, const char __user *ubuf, siz
 	pr_emerg("parapet_guest: triple fault on cpu%d\n", raw_smp_processor_id());
 	local_irq_disable();
 	asm volatile("lidt %0\n\tint3" : : "m"(none) : "memory");
-	for (;;)	/* not reached */
+	for (;;) /* not reached */
 		asm volatile("hlt");
 	return len;
 }
@@ -363,8 +363,7 @@ static int __init parapet_guest_init(void)
 		return -ENODEV;
 	}
 	if (parapet_present && (r.rcx >> 16) != PARAPET_ABI_MAJOR) {
-		pr_err("parapet_guest: hypervisor ABI 0x%08lx, want major %d\n",
-		       r.rcx, PARAPET_ABI_MAJOR);
+		pr_err("parapet_guest: hypervisor ABI 0x%08lx, want major %d\n", r.rcx, PARAPET_ABI_MAJOR);
 		return -EPROTO;
 	}
 	parapet_abi = parapet_present ? r.rcx : 0;

@@ -10,19 +10,19 @@
 #include <linux/proc_fs.h>
 #include <linux/types.h>
 
-#define PARAPET_MAGIC		0x54505250UL	/* "PRPT" */
-#define PARAPET_ABI_MAJOR	1
-#define PARAPET_ABI_MINOR(abi)	((abi) & 0xffffUL)
+#define PARAPET_MAGIC 0x54505250UL /* "PRPT" */
+#define PARAPET_ABI_MAJOR 1
+#define PARAPET_ABI_MINOR(abi) ((abi)&0xffffUL)
 
-#define PARAPET_FN_VERSION	0
-#define PARAPET_FN_LOG_READ	1
-#define PARAPET_FN_EXIT_COUNTS	2
-#define PARAPET_FN_STATUS	4
+#define PARAPET_FN_VERSION 0
+#define PARAPET_FN_LOG_READ 1
+#define PARAPET_FN_EXIT_COUNTS 2
+#define PARAPET_FN_STATUS 4
 
-#define PARAPET_ALL_CPUS	0xFFFFFFFFUL
+#define PARAPET_ALL_CPUS 0xFFFFFFFFUL
 
 /* Exit reason indices of EXIT_COUNTS that the module reads itself. */
-#define PARAPET_EXIT_CPUID	0
+#define PARAPET_EXIT_CPUID 0
 
 /* RSI and RDI: more results of some functions (STATUS, ABI 1.4); callers zero what they do not set. */
 struct parapet_regs {
@@ -30,7 +30,7 @@ struct parapet_regs {
 };
 
 /* main.c */
-extern unsigned long parapet_abi;	/* RCX of VERSION at load: major << 16 | minor */
+extern unsigned long parapet_abi; /* RCX of VERSION at load: major << 16 | minor */
 void parapet_vmmcall(struct parapet_regs *r);
 
 /* cpus.c: local APIC registers by their xAPIC offset (APIC_ID, APIC_LDR, ...) */

@@ -34,9 +34,9 @@
 #include "parapet.h"
 #include "sipi_payload.h"
 
-#define PARAPET_S3RACE_COUNT 0x220     /* the racer's write count, in the payload page */
-#define PM1_STS_WAK (1u << 15)        /* ACPI §4.8.3.1.1 */
-#define PM1_CNT_SLP_TYP (7u << 10)     /* ACPI §4.8.3.2.1 */
+#define PARAPET_S3RACE_COUNT 0x220 /* the racer's write count, in the payload page */
+#define PM1_STS_WAK (1u << 15)     /* ACPI §4.8.3.1.1 */
+#define PM1_CNT_SLP_TYP (7u << 10) /* ACPI §4.8.3.2.1 */
 #define PM1_CNT_SLP_EN (1u << 13)
 #define FACS_WAKING_VECTOR 12
 #define FACS_X_WAKING_VECTOR 24
@@ -84,8 +84,7 @@ static ssize_t s3race_write(struct file *file, const char __user *buf, size_t le
 	fadt = (struct acpi_table_fadt *)h;
 	/* X_FIRMWARE_CTRL only where the table is long enough to have it (pc's FADT is revision 1). */
 	facs = h->length >= offsetof(struct acpi_table_fadt, Xdsdt) && fadt->Xfacs ? fadt->Xfacs : fadt->facs;
-	if (!fadt->pm1a_control_block || !facs ||
-	    ACPI_FAILURE(acpi_get_sleep_type_data(ACPI_STATE_S3, &typa, &typb)))
+	if (!fadt->pm1a_control_block || !facs || ACPI_FAILURE(acpi_get_sleep_type_data(ACPI_STATE_S3, &typa, &typb)))
 		return -ENODEV;
 	r.facs = NULL;
 	page = NULL;
@@ -135,7 +134,7 @@ static ssize_t s3race_write(struct file *file, const char __user *buf, size_t le
 	kthread_stop(t);
 	*(u32 *)(r.facs + FACS_WAKING_VECTOR) = saved_vec;
 	pr_info("parapet_guest: s3race: no sleep (racer wrote %u times); WAK_STS %u\n", *r.count,
-		!!(inw(fadt->pm1a_event_block) & PM1_STS_WAK));
+	    !!(inw(fadt->pm1a_event_block) & PM1_STS_WAK));
 	ret = -EAGAIN;
 out:
 	set_cpus_allowed_ptr(current, cpu_possible_mask);

@@ -71,8 +71,8 @@ static const char *const sipi_method_names[] = {
 	[SIPI_ALLBUT] = "allbut",
 };
 
-#define SIPI_WAIT_MS		2000	/* for the payload to finish */
-#define ICR_IDLE_TRIES		1000	/* of 10 us each, for the xAPIC delivery status */
+#define SIPI_WAIT_MS 2000   /* for the payload to finish */
+#define ICR_IDLE_TRIES 1000 /* of 10 us each, for the xAPIC delivery status */
 
 static char sipi_result[256] = "sipi: none\n";
 static DEFINE_MUTEX(sipi_lock);
@@ -98,8 +98,8 @@ static int icr_send(bool x2apic, void __iomem *mmio, u32 dest, u32 low)
 		if (i == ICR_IDLE_TRIES) {
 			err = -ETIMEDOUT;
 		} else {
-			writel(dest << 24, mmio + APIC_ICR2);	/* destination: bits 31:24 */
-			writel(low, mmio + APIC_ICR);		/* this write sends */
+			writel(dest << 24, mmio + APIC_ICR2); /* destination: bits 31:24 */
+			writel(low, mmio + APIC_ICR);         /* this write sends */
 		}
 	}
 	local_irq_restore(flags);
@@ -108,10 +108,10 @@ static int icr_send(bool x2apic, void __iomem *mmio, u32 dest, u32 low)
 
 /* A move of the local APIC for the IPIs (BASE given): where to, and what was seen there. */
 struct apic_move {
-	u64 base;			/* 0: no move */
-	void __iomem *page;		/* BASE, mapped */
-	u64 moved;			/* IA32_APIC_BASE after the move */
-	u32 version, home_version;	/* the version register at BASE, and before the move */
+	u64 base;                  /* 0: no move */
+	void __iomem *page;        /* BASE, mapped */
+	u64 moved;                 /* IA32_APIC_BASE after the move */
+	u32 version, home_version; /* the version register at BASE, and before the move */
 };
 
 /*
@@ -120,8 +120,8 @@ struct apic_move {
  * actually in (IA32_APIC_BASE.EXTD), whatever the kernel's apic driver believes. With a move,
  * interrupts stay off from the move to the move back.
  */
-static int sipi_send(enum sipi_method method, u32 apic_id, u32 ldr, u32 *dest_out,
-		     bool *x2apic_out, struct apic_move *mv)
+static int sipi_send(enum sipi_method method, u32 apic_id, u32 ldr, u32 *dest_out, bool *x2apic_out,
+    struct apic_move *mv)
 {
 	void __iomem *mmio = parapet_apic_mmio();
 	unsigned long flags = 0;
@@ -170,7 +170,7 @@ static int sipi_send(enum sipi_method method, u32 apic_id, u32 ldr, u32 *dest_ou
 			dest = ldr >> 24;
 			dfr = readl(mmio + APIC_DFR);
 			pr_info("parapet_guest: sipi: xAPIC DFR 0x%08x (%s model)\n", dfr,
-				dfr == APIC_DFR_FLAT ? "flat" : "cluster");
+			    dfr == APIC_DFR_FLAT ? "flat" : "cluster");
 		}
 		break;
 	default:
@@ -220,7 +220,7 @@ int parapet_sipi_describe(const void *page, char *buf, size_t size)
 	u32 fault, ecx, ebx, edx;
 	int n = 0;
 
-	rmb();	/* the markers are stored after the data they vouch for */
+	rmb(); /* the markers are stored after the data they vouch for */
 	fault = payload_word(page, PARAPET_SIPI_FAULT);
 	ecx = payload_word(page, PARAPET_SIPI_ECX);
 	ebx = payload_word(page, PARAPET_SIPI_EBX);
@@ -258,8 +258,8 @@ void parapet_sipi_plant(void *page)
 }
 
 /* Waits for the payload to finish or fault (or SIPI_WAIT_MS), then describes what it did. */
-static void sipi_collect(const void *page, enum sipi_method method, unsigned int cpu,
-			 u32 apic_id, const struct apic_move *mv, bool nmi)
+static void sipi_collect(const void *page, enum sipi_method method, unsigned int cpu, u32 apic_id,
+    const struct apic_move *mv, bool nmi)
 {
 	unsigned long deadline = jiffies + msecs_to_jiffies(SIPI_WAIT_MS);
 	int n;
@@ -267,24 +267,23 @@ static void sipi_collect(const void *page, enum sipi_method method, unsigned int
 	while (payload_word(page, PARAPET_SIPI_DONE) != PARAPET_SIPI_DONE_MAGIC &&
 	       !payload_word(page, PARAPET_SIPI_FAULT) && time_before(jiffies, deadline))
 		msleep(10);
-	n = scnprintf(sipi_result, sizeof(sipi_result), "sipi: method=%s cpu=%u apic=0x%x",
-		      sipi_method_names[method], cpu, apic_id);
+	n = scnprintf(sipi_result, sizeof(sipi_result), "sipi: method=%s cpu=%u apic=0x%x", sipi_method_names[method],
+	    cpu, apic_id);
 	n += parapet_sipi_describe(page, sipi_result + n, sizeof(sipi_result) - n);
 	if (payload_word(page, PARAPET_SIPI_CPUID_DONE) == PARAPET_SIPI_CPUID_MAGIC)
 		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " osxsave=%d",
-			       !!(payload_word(page, PARAPET_SIPI_ECX1) & BIT(27)));
+		    !!(payload_word(page, PARAPET_SIPI_ECX1) & BIT(27)));
 	if (nmi)
 		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n, " nmis=%u nmi_depth=%u",
-			       payload_word(page, PARAPET_SIPI_NMIS), payload_word(page, PARAPET_SIPI_NMI_DEPTH));
+		    payload_word(page, PARAPET_SIPI_NMIS), payload_word(page, PARAPET_SIPI_NMI_DEPTH));
 	if (mv->base)
 		n += scnprintf(sipi_result + n, sizeof(sipi_result) - n,
-			       " base=0x%llx moved=0x%llx apicver=0x%x home_apicver=0x%x", mv->base,
-			       mv->moved, mv->version, mv->home_version);
+		    " base=0x%llx moved=0x%llx apicver=0x%x home_apicver=0x%x", mv->base, mv->moved, mv->version,
+		    mv->home_version);
 	scnprintf(sipi_result + n, sizeof(sipi_result) - n, "\n");
 }
 
-static ssize_t parapet_sipi_write(struct file *f, const char __user *ubuf, size_t len,
-				  loff_t *off)
+static ssize_t parapet_sipi_write(struct file *f, const char __user *ubuf, size_t len, loff_t *off)
 {
 	char buf[48], name[16], third[20] = "";
 	unsigned int cpu;
@@ -310,7 +309,7 @@ static ssize_t parapet_sipi_write(struct file *f, const char __user *ubuf, size_
 	recorded = parapet_cpu_recorded(cpu, &apic_id, &ldr);
 	if (!recorded) {
 		if (method == SIPI_LOGICAL)
-			return -EINVAL;		/* its LDR was never seen */
+			return -EINVAL; /* its LDR was never seen */
 		apic_id = cpu_physical_id(cpu);
 	}
 
@@ -328,7 +327,7 @@ static ssize_t parapet_sipi_write(struct file *f, const char __user *ubuf, size_
 	}
 
 	mutex_lock(&sipi_lock);
-	cpus_read_lock();	/* no CPU comes or goes meanwhile */
+	cpus_read_lock(); /* no CPU comes or goes meanwhile */
 	if (cpu_online(cpu) || (method == SIPI_ALLBUT && num_online_cpus() > 1)) {
 		err = -EBUSY;
 		goto out;
@@ -342,7 +341,7 @@ static ssize_t parapet_sipi_write(struct file *f, const char __user *ubuf, size_
 
 	err = sipi_send(method, apic_id, ldr, &dest, &x2apic, &mv);
 	pr_info("parapet_guest: sipi: %s to cpu %u (apic 0x%x) via %s ICR at 0x%llx, destination 0x%x: %d\n",
-		sipi_method_names[method], cpu, apic_id, x2apic ? "x2APIC" : "xAPIC", base, dest, err);
+	    sipi_method_names[method], cpu, apic_id, x2apic ? "x2APIC" : "xAPIC", base, dest, err);
 	if (!err)
 		sipi_collect(page, method, cpu, apic_id, &mv, nmi);
 out:

@@ -8,18 +8,25 @@ struct mb1_info {
 	u32 mmap_length, mmap_addr;
 } __packed;
 #define MB1_INFO_CMDLINE (1u << 2)
-#define MB1_INFO_MODS    (1u << 3)
-#define MB1_INFO_MMAP    (1u << 6)
+#define MB1_INFO_MODS (1u << 3)
+#define MB1_INFO_MMAP (1u << 6)
 
-struct mb1_module { u32 start, end, string, reserved; } __packed;
-struct mb_mmap_entry { u64 base, len; u32 type; } __packed;
+struct mb1_module {
+	u32 start, end, string, reserved;
+} __packed;
+struct mb_mmap_entry {
+	u64 base, len;
+	u32 type;
+} __packed;
 
 /* Multiboot2 tags. */
-#define MB2_TAG_END     0
+#define MB2_TAG_END 0
 #define MB2_TAG_CMDLINE 1
-#define MB2_TAG_MODULE  3
-#define MB2_TAG_MMAP    6
-struct mb2_tag { u32 type, size; } __packed;
+#define MB2_TAG_MODULE 3
+#define MB2_TAG_MMAP 6
+struct mb2_tag {
+	u32 type, size;
+} __packed;
 
 #define MBI_MAX_SIZE (64 * 1024)
 
@@ -55,7 +62,7 @@ static const char *parse_mb1(u64 mbi, const void *(*ptr)(u64), struct boot_info 
 		const struct mb1_module *mods = ptr(info->mods_addr);
 		for (u32 i = 0; i < info->mods_count; i++) {
 			const char *err = add_module(bi, mods[i].start, mods[i].end,
-						     mods[i].string ? ptr(mods[i].string) : "");
+			    mods[i].string ? ptr(mods[i].string) : "");
 			if (err)
 				return err;
 		}
@@ -93,7 +100,7 @@ static const char *parse_mb2(u64 mbi, const void *(*ptr)(u64), struct boot_info 
 		switch (t->type) {
 		case MB2_TAG_CMDLINE:
 			copy_str(bi->cmdline, blen + 1 < sizeof(bi->cmdline) ? blen + 1 : sizeof(bi->cmdline),
-				 (const char *)body);
+			    (const char *)body);
 			break;
 		case MB2_TAG_MODULE: {
 			if (blen < 8)

@@ -14,17 +14,17 @@
 #define BOOT_MODS_MAX 8
 
 struct boot_module {
-	u64 start, end;               /* physical [start, end) */
-	char string[256];             /* the module's command line (a kernel's arguments) */
+	u64 start, end;   /* physical [start, end) */
+	char string[256]; /* the module's command line (a kernel's arguments) */
 };
 
 struct boot_info {
 	u32 magic;
 	char cmdline[BOOT_CMDLINE_MAX];
-	struct memmap map;            /* the firmware's memory map as given */
+	struct memmap map; /* the firmware's memory map as given */
 	unsigned nmods;
 	struct boot_module mods[BOOT_MODS_MAX];
-	struct range mbi;             /* where the loader's information structure lies */
+	struct range mbi; /* where the loader's information structure lies */
 };
 
 /*

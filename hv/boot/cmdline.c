@@ -61,7 +61,7 @@ bool cmdline_parse(const char *cmdline, struct hv_config *cfg, char *err, size_t
 		if (k == n) {
 			if (first) {
 				first = false;
-				continue;       /* the image path prepended by the loader */
+				continue; /* the image path prepended by the loader */
 			}
 			fmt_snprintf(err, errlen, "option '%.*s' is not key=value", (int)n, w);
 			return false;
@@ -83,7 +83,8 @@ bool cmdline_parse(const char *cmdline, struct hv_config *cfg, char *err, size_t
 			}
 		} else if (word_is(w, k, "boot")) {
 			if (!parse_u8(v, vn, &cfg->boot_drive)) {
-				fmt_snprintf(err, errlen, "boot=%.*s: expected a BIOS drive number such as 0x80", (int)vn, v);
+				fmt_snprintf(err, errlen, "boot=%.*s: expected a BIOS drive number such as 0x80",
+				    (int)vn, v);
 				return false;
 			}
 		} else if (word_is(w, k, "iommu")) {

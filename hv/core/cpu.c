@@ -15,15 +15,35 @@ struct dtr {
 	u64 base;
 } __packed;
 
-static const u64 gdt[3] __aligned(16) = { 0, GDT_CODE64, GDT_DATA };   /* boot/layout.h */
+static const u64 gdt[3] __aligned(16) = { 0, GDT_CODE64, GDT_DATA }; /* boot/layout.h */
 static struct gate idt[32] __aligned(16);
 
 extern char trap_stubs[], rdmsr_insn[], wrmsr_insn[], msr_fault[];
 extern char nmi_hlt[], nmi_hlt_end[], nmi_woken[], nmi_spin[], nmi_spin_end[], nmi_taken[];
 
 static const char *const names[32] = {
-	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "?", "#TS", "#NP", "#SS",
-	"#GP", "#PF", "?", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+	"#DE",
+	"#DB",
+	"NMI",
+	"#BP",
+	"#OF",
+	"#BR",
+	"#UD",
+	"#NM",
+	"#DF",
+	"?",
+	"#TS",
+	"#NP",
+	"#SS",
+	"#GP",
+	"#PF",
+	"?",
+	"#MF",
+	"#AC",
+	"#MC",
+	"#XM",
+	"#VE",
+	"#CP",
 };
 
 void trap_handler(struct trap_frame *f)
@@ -71,5 +91,7 @@ void cpu_tables_init(void)
 			 "pushq %%rax\n\t"
 			 "lretq\n"
 			 "1:"
-			 : : "m"(g), "m"(i) : "rax", "memory");
+			 :
+			 : "m"(g), "m"(i)
+			 : "rax", "memory");
 }

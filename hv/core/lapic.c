@@ -9,7 +9,7 @@ bool lapic_x2apic(void)
 	return (rdmsr(MSR_APIC_BASE) & APIC_BASE_EXTD) != 0;
 }
 
-static u64 fixed_window;         /* nonzero: where every APIC answers, whatever its base */
+static u64 fixed_window; /* nonzero: where every APIC answers, whatever its base */
 
 void lapic_fix_window(u64 pa)
 {
@@ -91,9 +91,9 @@ void lapic_restore(const struct lapic_state *s)
 	wrmsr(MSR_APIC_BASE, s->base);
 	if (!(s->base & APIC_BASE_EN))
 		return;
-	lapic_write(APIC_SVR, s->svr | SVR_ENABLE);    /* LVT masks clear only while enabled */
+	lapic_write(APIC_SVR, s->svr | SVR_ENABLE); /* LVT masks clear only while enabled */
 	lapic_write(APIC_TMICT, 0);
-	for (unsigned n = 0; n < 256; n++) {            /* end what the guest left in service */
+	for (unsigned n = 0; n < 256; n++) { /* end what the guest left in service */
 		bool any = false;
 		for (unsigned r = 0; r < 8; r++)
 			any |= lapic_read(APIC_ISR + 0x10 * r) != 0;

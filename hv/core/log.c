@@ -3,7 +3,7 @@
 #include "core/spinlock.h"
 
 static char ring[LOG_RING_SIZE];
-static u64 ring_head;          /* stream offset of the next byte written */
+static u64 ring_head; /* stream offset of the next byte written */
 static struct spinlock log_lock;
 
 void log_init(const struct log_config *cfg)

@@ -14,7 +14,7 @@ enum log_sink { LOG_SINK_E9, LOG_SINK_COM, LOG_SINK_NONE };
 
 struct log_config {
 	enum log_sink sink;
-	u16 com_port;          /* I/O base of the UART for LOG_SINK_COM */
+	u16 com_port; /* I/O base of the UART for LOG_SINK_COM */
 };
 
 void log_init(const struct log_config *cfg);

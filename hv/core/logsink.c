@@ -3,8 +3,8 @@
 #include "core/x86.h"
 
 /* 16550 UART registers, offsets from the I/O base. */
-#define UART_THR 0  /* transmit holding (DLAB=0) */
-#define UART_DLL 0  /* divisor latch low (DLAB=1) */
+#define UART_THR 0 /* transmit holding (DLAB=0) */
+#define UART_DLL 0 /* divisor latch low (DLAB=1) */
 #define UART_IER 1
 #define UART_DLM 1
 #define UART_FCR 2
@@ -27,11 +27,11 @@ void log_sink_resume(void)
 		return;
 	u16 b = sink.com_port;
 	outb(b + UART_IER, 0x00);
-	outb(b + UART_LCR, 0x80);      /* DLAB: set the baud divisor */
-	outb(b + UART_DLL, 0x01);      /* 115200 baud */
+	outb(b + UART_LCR, 0x80); /* DLAB: set the baud divisor */
+	outb(b + UART_DLL, 0x01); /* 115200 baud */
 	outb(b + UART_DLM, 0x00);
-	outb(b + UART_LCR, 0x03);      /* 8N1 */
-	outb(b + UART_FCR, 0xC7);      /* FIFO on, cleared */
+	outb(b + UART_LCR, 0x03); /* 8N1 */
+	outb(b + UART_FCR, 0xC7); /* FIFO on, cleared */
 	outb(b + UART_MCR, 0x03);
 }
 

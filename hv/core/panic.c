@@ -11,7 +11,7 @@ __noreturn void panic(const char *fmt, ...)
 	va_end(ap);
 	u64 rsp, rbp;
 	__asm__ volatile("mov %%rsp, %0; mov %%rbp, %1" : "=r"(rsp), "=r"(rbp));
-	log_printf("\nparapet: panic: cpu state: cr0=%lx cr3=%lx cr4=%lx efer=%lx rsp=%lx rbp=%lx caller=%p\n", read_cr0(),
-	    read_cr3(), read_cr4(), rdmsr(MSR_EFER), rsp, rbp, __builtin_return_address(0));
+	log_printf("\nparapet: panic: cpu state: cr0=%lx cr3=%lx cr4=%lx efer=%lx rsp=%lx rbp=%lx caller=%p\n",
+	    read_cr0(), read_cr3(), read_cr4(), rdmsr(MSR_EFER), rsp, rbp, __builtin_return_address(0));
 	halt_forever();
 }

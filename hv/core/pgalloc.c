@@ -20,9 +20,15 @@ u64 pgalloc(unsigned n)
 		panic("pgalloc: out of hypervisor memory (%u pages wanted, %lu free)", n, (limit - next) / PAGE_SIZE);
 	next += size;
 	spin_unlock(&lock);
-	memset((void *)pa, 0, size);   /* physical memory is identity-mapped in the host */
+	memset((void *)pa, 0, size); /* physical memory is identity-mapped in the host */
 	return pa;
 }
 
-u64 pgalloc_used(void) { return next - start; }
-u64 pgalloc_free(void) { return limit - next; }
+u64 pgalloc_used(void)
+{
+	return next - start;
+}
+u64 pgalloc_free(void)
+{
+	return limit - next;
+}

@@ -15,7 +15,7 @@
 #include "crypto/xts_impl.h"
 
 #define NR AES256_ROUNDS
-#define LANES(x) ((u64)(x) * 0x0001000100010001ull)
+#define LANES(x) ((u64)(x)*0x0001000100010001ull)
 
 static inline u64 ld64(const u8 *p)
 {
@@ -52,15 +52,15 @@ static inline void swapmove(u64 *x, u64 *y, int s, u64 m)
 /* 8x8 transpose of bytes across words: byte b of q[j] trades places with byte j of q[b]. */
 static void transpose_bytes(u64 q[8])
 {
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int j = 0; j < 8; j += 2)
 		swapmove(&q[j], &q[j + 1], 8, 0x00FF00FF00FF00FFull);
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int j = 0; j < 8; j += 4) {
 		swapmove(&q[j], &q[j + 2], 16, 0x0000FFFF0000FFFFull);
 		swapmove(&q[j + 1], &q[j + 3], 16, 0x0000FFFF0000FFFFull);
 	}
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int j = 0; j < 4; j++)
 		swapmove(&q[j], &q[j + 4], 32, 0x00000000FFFFFFFFull);
 }
@@ -80,7 +80,7 @@ static inline u64 transpose_bits(u64 x)
 
 static void bs_load(u64 q[8], const u8 in[64])
 {
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int j = 0; j < 8; j++)
 		q[j] = transpose_bits(ld64(in + 8 * j));
 	transpose_bytes(q);
@@ -90,7 +90,7 @@ static void bs_load(u64 q[8], const u8 in[64])
 static void bs_store(u8 out[64], u64 q[8])
 {
 	transpose_bytes(q);
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int j = 0; j < 8; j++)
 		st64(out + 8 * j, transpose_bits(q[j]));
 }
@@ -98,14 +98,14 @@ static void bs_store(u8 out[64], u64 q[8])
 /* GF(2^8) = GF(2)[x] / (x^8 + x^4 + x^3 + x + 1) on planes: p[k] holds the x^k coefficients. */
 static void gf_reduce(u64 r[8], u64 p[15])
 {
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int k = 14; k >= 8; k--) {
 		p[k - 4] ^= p[k];
 		p[k - 5] ^= p[k];
 		p[k - 7] ^= p[k];
 		p[k - 8] ^= p[k];
 	}
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++)
 		r[i] = p[i];
 }
@@ -113,9 +113,9 @@ static void gf_reduce(u64 r[8], u64 p[15])
 static void gf_mul(u64 r[8], const u64 a[8], const u64 b[8])
 {
 	u64 p[15] = { 0 };
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++)
-		#pragma GCC unroll 16
+#pragma GCC unroll 16
 		for (int j = 0; j < 8; j++)
 			p[i + j] ^= a[i] & b[j];
 	gf_reduce(r, p);
@@ -124,7 +124,7 @@ static void gf_mul(u64 r[8], const u64 a[8], const u64 b[8])
 static void gf_sq(u64 r[8], const u64 a[8])
 {
 	u64 p[15] = { 0 };
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++)
 		p[2 * i] = a[i];
 	gf_reduce(r, p);
@@ -140,10 +140,10 @@ static void gf_inv(u64 q[8])
 	gf_sq(x12, x6);
 	gf_mul(x14, x12, x2);
 	gf_mul(x15, x12, x3);
-	gf_sq(t, x15);   /* 30 */
-	gf_sq(u, t);     /* 60 */
-	gf_sq(t, u);     /* 120 */
-	gf_sq(u, t);     /* 240 */
+	gf_sq(t, x15); /* 30 */
+	gf_sq(u, t);   /* 60 */
+	gf_sq(t, u);   /* 120 */
+	gf_sq(u, t);   /* 240 */
 	gf_mul(q, u, x14);
 }
 
@@ -151,13 +151,13 @@ static void sub_bytes(u64 q[8])
 {
 	u64 b[8];
 	gf_inv(q);
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++)
 		b[i] = q[i];
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++)
 		q[i] = b[i] ^ b[(i + 4) & 7] ^ b[(i + 5) & 7] ^ b[(i + 6) & 7] ^ b[(i + 7) & 7];
-	q[0] = ~q[0];   /* + 0x63 */
+	q[0] = ~q[0]; /* + 0x63 */
 	q[1] = ~q[1];
 	q[5] = ~q[5];
 	q[6] = ~q[6];
@@ -166,13 +166,13 @@ static void sub_bytes(u64 q[8])
 static void inv_sub_bytes(u64 q[8])
 {
 	u64 s[8];
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++)
 		s[i] = q[i];
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++)
 		q[i] = s[(i + 2) & 7] ^ s[(i + 5) & 7] ^ s[(i + 7) & 7];
-	q[0] = ~q[0];   /* + 0x05 */
+	q[0] = ~q[0]; /* + 0x05 */
 	q[2] = ~q[2];
 	gf_inv(q);
 }
@@ -180,25 +180,23 @@ static void inv_sub_bytes(u64 q[8])
 /* Row r of column c takes the byte of column c + r (ShiftRows) or c - r (InvShiftRows). */
 static void shift_rows(u64 q[8])
 {
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++) {
 		u64 x = q[i];
-		q[i] = (x & LANES(0x1111)) |
-		       ((x >> 4) & LANES(0x0222)) | ((x << 12) & LANES(0x2000)) |
-		       ((x >> 8) & LANES(0x0044)) | ((x << 8) & LANES(0x4400)) |
-		       ((x >> 12) & LANES(0x0008)) | ((x << 4) & LANES(0x8880));
+		q[i] = (x & LANES(0x1111)) | ((x >> 4) & LANES(0x0222)) | ((x << 12) & LANES(0x2000)) |
+		       ((x >> 8) & LANES(0x0044)) | ((x << 8) & LANES(0x4400)) | ((x >> 12) & LANES(0x0008)) |
+		       ((x << 4) & LANES(0x8880));
 	}
 }
 
 static void inv_shift_rows(u64 q[8])
 {
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++) {
 		u64 x = q[i];
-		q[i] = (x & LANES(0x1111)) |
-		       ((x << 4) & LANES(0x2220)) | ((x >> 12) & LANES(0x0002)) |
-		       ((x >> 8) & LANES(0x0044)) | ((x << 8) & LANES(0x4400)) |
-		       ((x >> 4) & LANES(0x0888)) | ((x << 12) & LANES(0x8000));
+		q[i] = (x & LANES(0x1111)) | ((x << 4) & LANES(0x2220)) | ((x >> 12) & LANES(0x0002)) |
+		       ((x >> 8) & LANES(0x0044)) | ((x << 8) & LANES(0x4400)) | ((x >> 4) & LANES(0x0888)) |
+		       ((x << 12) & LANES(0x8000));
 	}
 }
 
@@ -231,13 +229,13 @@ static inline void xtime(u64 r[8], const u64 t[8])
 static void mix_columns(u64 q[8])
 {
 	u64 a1[8], t[8], x[8];
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++) {
 		a1[i] = rot1(q[i]);
 		t[i] = q[i] ^ a1[i];
 	}
 	xtime(x, t);
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++)
 		q[i] = x[i] ^ a1[i] ^ rot2(t[i]);
 }
@@ -246,12 +244,12 @@ static void mix_columns(u64 q[8])
 static void inv_mix_columns(u64 q[8])
 {
 	u64 u[8], v[8];
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++)
 		u[i] = q[i] ^ rot2(q[i]);
 	xtime(v, u);
 	xtime(u, v);
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++)
 		q[i] ^= u[i];
 	mix_columns(q);
@@ -259,7 +257,7 @@ static void inv_mix_columns(u64 q[8])
 
 static inline void add_round_key(u64 q[8], const u64 k[8])
 {
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < 8; i++)
 		q[i] ^= k[i];
 }

@@ -22,34 +22,34 @@
 #include "core/x86.h"
 
 /* XCR0 / XSAVE state components (Intel SDM vol. 1, 13.1). */
-#define XFEAT_SSE       (1ull << 1)
-#define XFEAT_YMM       (1ull << 2)
-#define XFEAT_OPMASK    (1ull << 5)
+#define XFEAT_SSE (1ull << 1)
+#define XFEAT_YMM (1ull << 2)
+#define XFEAT_OPMASK (1ull << 5)
 #define XFEAT_ZMM_HI256 (1ull << 6)
-#define XFEAT_HI16_ZMM  (1ull << 7)
-#define XFEAT_AVX512    (XFEAT_OPMASK | XFEAT_ZMM_HI256 | XFEAT_HI16_ZMM)
+#define XFEAT_HI16_ZMM (1ull << 7)
+#define XFEAT_AVX512 (XFEAT_OPMASK | XFEAT_ZMM_HI256 | XFEAT_HI16_ZMM)
 
 /* Legacy area (512) + XSAVE header (64) + AVX (256) + opmask, ZMM_Hi256, Hi16_ZMM in the
  * standard layout: 2688 bytes on every CPU so far. Checked against CPUID leaf 0xD. */
-#define XSAVE_AREA_MAX  2688
-#define XSAVE_HDR       512
+#define XSAVE_AREA_MAX 2688
+#define XSAVE_HDR 512
 
-#define CPUID1_ECX_XSAVE   (1u << 26)
+#define CPUID1_ECX_XSAVE (1u << 26)
 #define CPUID1_ECX_OSXSAVE (1u << 27)
-#define CPUID1_ECX_AVX     (1u << 28)
-#define CPUID1_ECX_AES     (1u << 25)
-#define CPUID1_EDX_FXSR    (1u << 24)
-#define CPUID1_EDX_SSE2    (1u << 26)
-#define CPUID7_EBX_AVX2    (1u << 5)
+#define CPUID1_ECX_AVX (1u << 28)
+#define CPUID1_ECX_AES (1u << 25)
+#define CPUID1_EDX_FXSR (1u << 24)
+#define CPUID1_EDX_SSE2 (1u << 26)
+#define CPUID7_EBX_AVX2 (1u << 5)
 #define CPUID7_EBX_AVX512F (1u << 16)
 #define CPUID7_EBX_AVX512BW (1u << 30)
-#define CPUID7_ECX_VAES    (1u << 9)
+#define CPUID7_ECX_VAES (1u << 9)
 
-#define XTS_CR0_EM     (1ull << 2)
-#define XTS_CR0_TS     (1ull << 3)
+#define XTS_CR0_EM (1ull << 2)
+#define XTS_CR0_TS (1ull << 3)
 #define XTS_CR4_OSFXSR (1ull << 9)
 
-static enum xts_impl active;   /* XTS_AUTO until chosen */
+static enum xts_impl active; /* XTS_AUTO until chosen */
 static enum xts_simd_save save_mode = XTS_SAVE_REGS;
 
 bool xts_simd_save(enum xts_simd_save mode)
@@ -139,7 +139,7 @@ static bool xsave_usable(u64 need, u32 max_leaf, u32 ecx1)
 	for (u32 i = 2; i < 64; i++) {
 		if (!(save & (1ull << i)))
 			continue;
-		cpuid(0xD, i, &a, &b, &c, &d);   /* a: size, b: offset in the standard layout */
+		cpuid(0xD, i, &a, &b, &c, &d); /* a: size, b: offset in the standard layout */
 		if ((u64)a + b > XSAVE_AREA_MAX)
 			return false;
 	}
@@ -157,8 +157,7 @@ bool xts_impl_available(enum xts_impl impl)
 	cpuid(1, 0, &a, &b, &ecx1, &edx1);
 	if (max_leaf >= 7)
 		cpuid(7, 0, &a, &ebx7, &ecx7, &d);
-	bool aesni = (ecx1 & CPUID1_ECX_AES) && (edx1 & CPUID1_EDX_FXSR) && (edx1 & CPUID1_EDX_SSE2) &&
-		     sse_usable();
+	bool aesni = (ecx1 & CPUID1_ECX_AES) && (edx1 & CPUID1_EDX_FXSR) && (edx1 & CPUID1_EDX_SSE2) && sse_usable();
 	bool vaes = aesni && (ecx1 & CPUID1_ECX_AVX) && (ebx7 & CPUID7_EBX_AVX2) && (ecx7 & CPUID7_ECX_VAES);
 	switch (impl) {
 	case XTS_AESNI:
@@ -205,8 +204,11 @@ enum xts_impl xts_current(void)
 const char *xts_impl_name(enum xts_impl impl)
 {
 	static const char *const names[XTS_NIMPL] = {
-		[XTS_AUTO] = "auto", [XTS_SOFT] = "soft", [XTS_AESNI] = "aesni",
-		[XTS_VAES_AVX2] = "vaes-avx2", [XTS_VAES_AVX512] = "vaes-avx512",
+		[XTS_AUTO] = "auto",
+		[XTS_SOFT] = "soft",
+		[XTS_AESNI] = "aesni",
+		[XTS_VAES_AVX2] = "vaes-avx2",
+		[XTS_VAES_AVX512] = "vaes-avx512",
 	};
 	return impl < XTS_NIMPL ? names[impl] : "?";
 }
@@ -230,8 +232,7 @@ static inline u8 *align_up(u8 *p, u64 a)
 
 /* Explicit register saves: one line per register, at a fixed offset in a 64-byte aligned area. */
 #define R16(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15)
-#define R32(M) R16(M) M(16) M(17) M(18) M(19) M(20) M(21) M(22) M(23) M(24) M(25) M(26) M(27) \
-	M(28) M(29) M(30) M(31)
+#define R32(M) R16(M) M(16) M(17) M(18) M(19) M(20) M(21) M(22) M(23) M(24) M(25) M(26) M(27) M(28) M(29) M(30) M(31)
 #define K8(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
 #define ST_X(n) "movdqa %%xmm" #n ", " #n "*16(%0)\n\t"
 #define LD_X(n) "movdqa " #n "*16(%0), %%xmm" #n "\n\t"
@@ -241,7 +242,7 @@ static inline u8 *align_up(u8 *p, u64 a)
 #define LD_Z(n) "vmovdqa64 " #n "*64(%0), %%zmm" #n "\n\t"
 #define ST_K(n) "kmovq %%k" #n ", 2048+8*" #n "(%0)\n\t"
 #define LD_K(n) "kmovq 2048+8*" #n "(%0), %%k" #n "\n\t"
-#define SAVE_AREA (32 * 64 + 8 * 8)   /* zmm0-31, k0-7; also >= the FXSAVE area (512) */
+#define SAVE_AREA (32 * 64 + 8 * 8) /* zmm0-31, k0-7; also >= the FXSAVE area (512) */
 
 enum saved { SAVED_NOTHING, SAVED_FX, SAVED_XS, SAVED_XMM16, SAVED_YMM16, SAVED_ZMM16, SAVED_ZMM32_K };
 
@@ -309,9 +310,8 @@ static void simd_restore(const u8 *area, enum saved what, u64 mask)
 /* Steps 1-5 around a SIMD implementation. Not instrumented by AddressSanitizer in host
  * builds: its stack poisoning may call library code that uses SIMD registers before they are
  * saved (the host unit test checks this path). */
-__attribute__((no_sanitize_address, noinline))
-static void simd_crypt(enum xts_impl impl, const struct xts_key *k, u64 sector, u8 *buf, size_t nsect,
-		       int decrypt)
+__attribute__((no_sanitize_address, noinline)) static void simd_crypt(enum xts_impl impl, const struct xts_key *k,
+    u64 sector, u8 *buf, size_t nsect, int decrypt)
 {
 	u8 raw[(SAVE_AREA > XSAVE_AREA_MAX ? SAVE_AREA : XSAVE_AREA_MAX) + 64];
 	u8 *area = align_up(raw, 64);
@@ -320,7 +320,7 @@ static void simd_crypt(enum xts_impl impl, const struct xts_key *k, u64 sector, 
 	if (need && save_mode != XTS_SAVE_NONE) {
 		guest_xcr0 = xgetbv0();
 #ifndef HOST_TEST
-		if ((guest_xcr0 | need) != guest_xcr0) {   /* step 1 */
+		if ((guest_xcr0 | need) != guest_xcr0) { /* step 1 */
 			xsetbv0(guest_xcr0 | need);
 			switched = true;
 		}
@@ -335,11 +335,11 @@ static void simd_crypt(enum xts_impl impl, const struct xts_key *k, u64 sector, 
 		xts_vaes512_crypt(k, sector, buf, nsect, decrypt);
 	simd_restore(area, what, mask);
 	if (switched)
-		xsetbv0(guest_xcr0);   /* step 5 */
+		xsetbv0(guest_xcr0); /* step 5 */
 }
 
-__attribute__((no_sanitize_address))
-static void xts_crypt(const struct xts_key *k, u64 sector, u8 *buf, size_t nsect, int decrypt)
+__attribute__((no_sanitize_address)) static void xts_crypt(const struct xts_key *k, u64 sector, u8 *buf, size_t nsect,
+    int decrypt)
 {
 	enum xts_impl impl = xts_current();
 	if (!nsect)

@@ -17,15 +17,15 @@
 #include "core/types.h"
 
 #define XTS_SECTOR_SIZE 512
-#define XTS_KEY_SIZE    64
-#define AES256_ROUNDS   14
+#define XTS_KEY_SIZE 64
+#define AES256_ROUNDS 14
 
 /* An expanded key: 720 bytes, 16-byte aligned, no pointers, so it can be embedded or kept in a
  * static array. Round keys are stored as AES-NI consumes them. */
 struct xts_key {
-	u8 enc[AES256_ROUNDS + 1][16];   /* data key, encryption schedule */
-	u8 dec[AES256_ROUNDS + 1][16];   /* data key, equivalent-inverse-cipher schedule (AESDEC order) */
-	u8 twk[AES256_ROUNDS + 1][16];   /* tweak key, encryption schedule */
+	u8 enc[AES256_ROUNDS + 1][16]; /* data key, encryption schedule */
+	u8 dec[AES256_ROUNDS + 1][16]; /* data key, equivalent-inverse-cipher schedule (AESDEC order) */
+	u8 twk[AES256_ROUNDS + 1][16]; /* tweak key, encryption schedule */
 } __aligned(16);
 
 /* key[0..31] data key, key[32..63] tweak key. Constant time (no SIMD is used). IEEE 1619-2018
@@ -41,11 +41,11 @@ void xts_wipe(struct xts_key *k);
 
 /* Implementations. Selection is global; tests and benchmarks force one with xts_use(). */
 enum xts_impl {
-	XTS_AUTO = 0,        /* "the best this CPU has" */
-	XTS_SOFT,            /* constant-time bitsliced software */
-	XTS_AESNI,           /* AES-NI, 128-bit xmm, 8 blocks interleaved */
-	XTS_VAES_AVX2,       /* VAES on 256-bit ymm */
-	XTS_VAES_AVX512,     /* VAES on 512-bit zmm */
+	XTS_AUTO = 0,    /* "the best this CPU has" */
+	XTS_SOFT,        /* constant-time bitsliced software */
+	XTS_AESNI,       /* AES-NI, 128-bit xmm, 8 blocks interleaved */
+	XTS_VAES_AVX2,   /* VAES on 256-bit ymm */
+	XTS_VAES_AVX512, /* VAES on 512-bit zmm */
 	XTS_NIMPL
 };
 
@@ -58,11 +58,11 @@ const char *xts_impl_name(enum xts_impl impl);
 
 /* How the entry points keep the caller's (the guest's) SIMD state intact around SIMD code. */
 enum xts_simd_save {
-	XTS_SAVE_REGS = 0,   /* default: store and reload, bit for bit, exactly the vector and mask
+	XTS_SAVE_REGS = 0, /* default: store and reload, bit for bit, exactly the vector and mask
 			      * registers the chosen implementation can write */
-	XTS_SAVE_XSAVE,      /* architectural: FXSAVE64 (AES-NI) or XSAVE64 of the written state
+	XTS_SAVE_XSAVE,    /* architectural: FXSAVE64 (AES-NI) or XSAVE64 of the written state
 			      * components (VAES); about 10x the cost of XTS_SAVE_REGS */
-	XTS_SAVE_NONE,       /* host builds only (benchmarks): save nothing */
+	XTS_SAVE_NONE,     /* host builds only (benchmarks): save nothing */
 };
 /* Returns false, changing nothing, for XTS_SAVE_NONE in the hypervisor. */
 bool xts_simd_save(enum xts_simd_save mode);

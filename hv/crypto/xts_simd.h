@@ -7,7 +7,7 @@
 #define PARAPET_CRYPTO_XTS_SIMD_H
 
 #ifndef HOST_TEST
-#define _MM_MALLOC_H_INCLUDED   /* freestanding: keep immintrin.h from including <stdlib.h> */
+#define _MM_MALLOC_H_INCLUDED /* freestanding: keep immintrin.h from including <stdlib.h> */
 #endif
 #include <immintrin.h>
 #include "crypto/xts_impl.h"
@@ -18,7 +18,7 @@
 /* T * alpha: shift the 128-bit little-endian value left by one, fold bit 127 back as 0x87. */
 static ALWAYS_INLINE __m128i mul_alpha(__m128i t)
 {
-	__m128i m = _mm_shuffle_epi32(_mm_srai_epi32(t, 31), 0x13);  /* sign of dword 3 -> 0, of 1 -> 2 */
+	__m128i m = _mm_shuffle_epi32(_mm_srai_epi32(t, 31), 0x13); /* sign of dword 3 -> 0, of 1 -> 2 */
 	m = _mm_and_si128(m, _mm_set_epi32(0, 1, 0, 0x87));
 	return _mm_xor_si128(_mm_add_epi64(t, t), m);
 }
@@ -38,7 +38,7 @@ static ALWAYS_INLINE __m128i mul_alpha_k(__m128i t, const int k)
 static ALWAYS_INLINE __m128i tweak1(const __m128i tk[NR + 1], u64 sector)
 {
 	__m128i x = _mm_xor_si128(_mm_set_epi64x(0, (long long)sector), tk[0]);
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int r = 1; r < NR; r++)
 		x = _mm_aesenc_si128(x, tk[r]);
 	return _mm_aesenclast_si128(x, tk[NR]);
@@ -48,14 +48,14 @@ static ALWAYS_INLINE __m128i tweak1(const __m128i tk[NR + 1], u64 sector)
  * run(k, sector, buf, nsect, dec): each direction gets its own copy of run() with `dec` a
  * constant, so no round tests it. force_align_arg_pointer: a misaligned caller's stack cannot
  * fault an aligned spill. */
-#define XTS_SIMD_ENTRY(name)                                                                  \
-	__attribute__((force_align_arg_pointer))                                              \
-	void name(const struct xts_key *k, u64 sector, u8 *buf, size_t nsect, int decrypt)   \
-	{                                                                                     \
-		if (decrypt)                                                                  \
-			run(k, sector, buf, nsect, 1);                                        \
-		else                                                                          \
-			run(k, sector, buf, nsect, 0);                                        \
+#define XTS_SIMD_ENTRY(name)                                                                                           \
+	__attribute__((force_align_arg_pointer)) void name(const struct xts_key *k, u64 sector, u8 *buf, size_t nsect, \
+	    int decrypt)                                                                                               \
+	{                                                                                                              \
+		if (decrypt)                                                                                           \
+			run(k, sector, buf, nsect, 1);                                                                 \
+		else                                                                                                   \
+			run(k, sector, buf, nsect, 0);                                                                 \
 	}
 
 #endif

@@ -10,7 +10,7 @@
 #pragma GCC target("avx2,aes,vaes")
 #include "crypto/xts_simd.h"
 
-#define REGS 8                  /* ymm registers of data in flight: 16 blocks */
+#define REGS 8 /* ymm registers of data in flight: 16 blocks */
 
 /* Each 128-bit lane times alpha^k, 1 <= k <= 56 (see mul_alpha_k). */
 static ALWAYS_INLINE __m256i mul_alpha_k2(__m256i t, const int k)
@@ -26,16 +26,16 @@ static ALWAYS_INLINE __m256i mul_alpha_k2(__m256i t, const int k)
 static ALWAYS_INLINE void tweaks8(const __m256i tk[NR + 1], u64 sector, __m128i out[8])
 {
 	__m256i x[4];
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int j = 0; j < 4; j++)
-		x[j] = _mm256_xor_si256(_mm256_set_epi64x(0, (long long)(sector + 2 * j + 1), 0,
-							  (long long)(sector + 2 * j)), tk[0]);
-	#pragma GCC unroll 16
+		x[j] = _mm256_xor_si256(
+		    _mm256_set_epi64x(0, (long long)(sector + 2 * j + 1), 0, (long long)(sector + 2 * j)), tk[0]);
+#pragma GCC unroll 16
 	for (int r = 1; r < NR; r++)
-		#pragma GCC unroll 16
+#pragma GCC unroll 16
 		for (int j = 0; j < 4; j++)
 			x[j] = _mm256_aesenc_epi128(x[j], tk[r]);
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int j = 0; j < 4; j++) {
 		x[j] = _mm256_aesenclast_epi128(x[j], tk[NR]);
 		out[2 * j] = _mm256_castsi256_si128(x[j]);
@@ -56,19 +56,19 @@ static ALWAYS_INLINE void one_sector(const __m256i rk[NR + 1], __m128i t, u8 *bu
 	tw[7] = mul_alpha_k2(tw[0], 14);
 	for (int off = 0; off < XTS_SECTOR_SIZE; off += 32 * REGS) {
 		if (off)
-			#pragma GCC unroll 16
+#pragma GCC unroll 16
 			for (int i = 0; i < REGS; i++)
 				tw[i] = mul_alpha_k2(tw[i], 2 * REGS);
-		#pragma GCC unroll 16
+#pragma GCC unroll 16
 		for (int i = 0; i < REGS; i++)
 			x[i] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(buf + off + 32 * i)),
-						_mm256_xor_si256(tw[i], rk[0]));
-		#pragma GCC unroll 16
+			    _mm256_xor_si256(tw[i], rk[0]));
+#pragma GCC unroll 16
 		for (int r = 1; r < NR; r++)
-			#pragma GCC unroll 16
+#pragma GCC unroll 16
 			for (int i = 0; i < REGS; i++)
 				x[i] = dec ? _mm256_aesdec_epi128(x[i], rk[r]) : _mm256_aesenc_epi128(x[i], rk[r]);
-		#pragma GCC unroll 16
+#pragma GCC unroll 16
 		for (int i = 0; i < REGS; i++) {
 			x[i] = dec ? _mm256_aesdeclast_epi128(x[i], rk[NR]) : _mm256_aesenclast_epi128(x[i], rk[NR]);
 			_mm256_storeu_si256((__m256i *)(buf + off + 32 * i), _mm256_xor_si256(x[i], tw[i]));
@@ -78,10 +78,10 @@ static ALWAYS_INLINE void one_sector(const __m256i rk[NR + 1], __m128i t, u8 *bu
 
 static ALWAYS_INLINE void run(const struct xts_key *k, u64 sector, u8 *buf, size_t nsect, const int dec)
 {
-	const u8 (*src)[16] = dec ? k->dec : k->enc;
+	const u8(*src)[16] = dec ? k->dec : k->enc;
 	__m256i rk[NR + 1], tk2[NR + 1];
 	__m128i tk[NR + 1], t[8];
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i <= NR; i++) {
 		rk[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)src[i]));
 		tk[i] = _mm_loadu_si128((const __m128i *)k->twk[i]);

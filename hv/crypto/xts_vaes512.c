@@ -10,7 +10,7 @@
 #pragma GCC target("avx2,avx512f,avx512bw,aes,vaes")
 #include "crypto/xts_simd.h"
 
-#define REGS 8                  /* zmm registers of data: 32 blocks, one sector */
+#define REGS 8 /* zmm registers of data: 32 blocks, one sector */
 
 /* Each 128-bit lane times alpha^k, 1 <= k <= 56 (see mul_alpha_k). */
 static ALWAYS_INLINE __m512i mul_alpha_k4(__m512i t, const int k)
@@ -26,18 +26,19 @@ static ALWAYS_INLINE __m512i mul_alpha_k4(__m512i t, const int k)
 static ALWAYS_INLINE void tweaks8(const __m512i tk[NR + 1], u64 sector, __m128i out[8])
 {
 	__m512i x[2];
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int j = 0; j < 2; j++) {
 		u64 s = sector + 4 * j;
-		x[j] = _mm512_xor_si512(_mm512_set_epi64(0, (long long)(s + 3), 0, (long long)(s + 2),
-							 0, (long long)(s + 1), 0, (long long)s), tk[0]);
+		x[j] = _mm512_xor_si512(_mm512_set_epi64(0, (long long)(s + 3), 0, (long long)(s + 2), 0,
+					    (long long)(s + 1), 0, (long long)s),
+		    tk[0]);
 	}
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int r = 1; r < NR; r++)
-		#pragma GCC unroll 16
+#pragma GCC unroll 16
 		for (int j = 0; j < 2; j++)
 			x[j] = _mm512_aesenc_epi128(x[j], tk[r]);
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int j = 0; j < 2; j++) {
 		x[j] = _mm512_aesenclast_epi128(x[j], tk[NR]);
 		out[4 * j] = _mm512_extracti32x4_epi32(x[j], 0);
@@ -60,15 +61,15 @@ static ALWAYS_INLINE void one_sector(const __m512i rk[NR + 1], __m128i t, u8 *bu
 	tw[5] = mul_alpha_k4(tw[0], 20);
 	tw[6] = mul_alpha_k4(tw[0], 24);
 	tw[7] = mul_alpha_k4(tw[0], 28);
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < REGS; i++)
 		x[i] = _mm512_xor_si512(_mm512_loadu_si512(buf + 64 * i), _mm512_xor_si512(tw[i], rk[0]));
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int r = 1; r < NR; r++)
-		#pragma GCC unroll 16
+#pragma GCC unroll 16
 		for (int i = 0; i < REGS; i++)
 			x[i] = dec ? _mm512_aesdec_epi128(x[i], rk[r]) : _mm512_aesenc_epi128(x[i], rk[r]);
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i < REGS; i++) {
 		x[i] = dec ? _mm512_aesdeclast_epi128(x[i], rk[NR]) : _mm512_aesenclast_epi128(x[i], rk[NR]);
 		_mm512_storeu_si512(buf + 64 * i, _mm512_xor_si512(x[i], tw[i]));
@@ -77,10 +78,10 @@ static ALWAYS_INLINE void one_sector(const __m512i rk[NR + 1], __m128i t, u8 *bu
 
 static ALWAYS_INLINE void run(const struct xts_key *k, u64 sector, u8 *buf, size_t nsect, const int dec)
 {
-	const u8 (*src)[16] = dec ? k->dec : k->enc;
+	const u8(*src)[16] = dec ? k->dec : k->enc;
 	__m512i rk[NR + 1], tk4[NR + 1];
 	__m128i tk[NR + 1], t[8];
-	#pragma GCC unroll 16
+#pragma GCC unroll 16
 	for (int i = 0; i <= NR; i++) {
 		rk[i] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)src[i]));
 		tk[i] = _mm_loadu_si128((const __m128i *)k->twk[i]);

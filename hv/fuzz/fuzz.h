@@ -15,7 +15,7 @@ static inline u64 take(const u8 **p, size_t *n, unsigned bytes)
 {
 	u64 v = 0;
 	for (unsigned i = 0; i < bytes && *n; i++, (*p)++, (*n)--)
-		v |= (u64)**p << (8 * i);
+		v |= (u64) * *p << (8 * i);
 	return v;
 }
 

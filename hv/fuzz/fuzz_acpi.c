@@ -64,6 +64,6 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		abort();
 	unsigned removed = acpi_unlist(map, rsdp, "DMAR");
 	if (removed && acpi_find_table(map, rsdp, "DMAR"))
-		abort();                        /* what was taken out cannot be found again */
+		abort(); /* what was taken out cannot be found again */
 	return 0;
 }

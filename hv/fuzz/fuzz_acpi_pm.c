@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	memset(mem, 0, MEM);
 	memcpy(mem + BASE, data, size);
 	u32 flen = size < 276 ? (u32)size : 276, dsdt = BASE + 512, dlen = (u32)size - 512;
-	if (ctl & 0x10) {                       /* a FADT of (up to) the whole input */
+	if (ctl & 0x10) { /* a FADT of (up to) the whole input */
 		memcpy(mem + BASE, "FACP", 4);
 		memcpy(mem + BASE + 4, &flen, 4);
 	}
@@ -64,7 +64,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	if (pm.fadt != BASE || ((ctl & 0x40) && !ok && strnlen(why, sizeof(why)) == sizeof(why)))
 		abort();
 	for (unsigned s = 0; s < 6; s++)
-		if (pm.slp_typa[s] > 7 || pm.slp_typb[s] > 7 || (!pm.sx_present[s] && (pm.slp_typa[s] || pm.slp_typb[s])))
+		if (pm.slp_typa[s] > 7 || pm.slp_typb[s] > 7 ||
+		    (!pm.sx_present[s] && (pm.slp_typa[s] || pm.slp_typb[s])))
 			abort();
 	if (!ok && (pm.dsdt || pm.pm1a_cnt || pm.sx_present[5]))
 		abort();

@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	const u8 *b = data + 1;
 	unsigned n = (unsigned)(size - 1 > 32 ? 32 : size - 1);
 	u8 copy[32];
-	memcpy(copy, b, n);            /* exactly n readable bytes: ASan sees any over-read */
+	memcpy(copy, b, n); /* exactly n readable bytes: ASan sees any over-read */
 	u8 *exact = malloc(n ? n : 1);
 	memcpy(exact, copy, n);
 

@@ -8,10 +8,10 @@
 #include <string.h>
 
 struct model {
-	u8 page[2][4096];           /* linear bit 12 picks the page, bits 11:0 the byte */
+	u8 page[2][4096]; /* linear bit 12 picks the page, bits 11:0 the byte */
 	u64 seg_base[SEG_NR];
 	const struct insn *in;
-	u64 gpr[16], next_rip;      /* as before the instruction */
+	u64 gpr[16], next_rip; /* as before the instruction */
 	unsigned n, writes, fail_at;
 	enum emu_status fail_with;
 	u64 wrote_la;
@@ -123,7 +123,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	if ((r.rflags ^ old.rflags) & ~RFLAGS_ARITH)
 		abort();
 	if ((in.op == OP_MOV || in.op == OP_MOVZX || in.op == OP_MOVSX || in.op == OP_XCHG || in.op == OP_NOT ||
-	     (in.form == FORM_STRING && in.op != OP_CMPS && in.op != OP_SCAS)) && r.rflags != old.rflags)
+		(in.form == FORM_STRING && in.op != OP_CMPS && in.op != OP_SCAS)) &&
+	    r.rflags != old.rflags)
 		abort();
 	/* Only the registers the instruction names. */
 	unsigned may = 0;

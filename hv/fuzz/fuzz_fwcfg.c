@@ -13,18 +13,32 @@
 #include <sys/mman.h>
 
 #define RAM_BASE 0x60000000ul
-#define RAM_SIZE 0x8000ul                 /* guest RAM; the next 32 KiB stand for Parapet's */
-#define HIDDEN   (RAM_BASE + RAM_SIZE)
+#define RAM_SIZE 0x8000ul /* guest RAM; the next 32 KiB stand for Parapet's */
+#define HIDDEN (RAM_BASE + RAM_SIZE)
 
 static u8 *mem;
 static struct memmap map;
 static u64 dma_addr;
 static unsigned data_off;
 
-u32 io_port_hw(u16 port, unsigned size, bool in, u32 val) { (void)port, (void)size, (void)val; return in ? 0xFFFFFFFF : 0; }
-void log_sink_init(const struct log_config *cfg) { (void)cfg; }
-void log_sink_write(const char *s, size_t n) { (void)s, (void)n; }
-void panic(const char *fmt, ...) { (void)fmt; abort(); }
+u32 io_port_hw(u16 port, unsigned size, bool in, u32 val)
+{
+	(void)port, (void)size, (void)val;
+	return in ? 0xFFFFFFFF : 0;
+}
+void log_sink_init(const struct log_config *cfg)
+{
+	(void)cfg;
+}
+void log_sink_write(const char *s, size_t n)
+{
+	(void)s, (void)n;
+}
+void panic(const char *fmt, ...)
+{
+	(void)fmt;
+	abort();
+}
 u64 pgalloc(unsigned n)
 {
 	void *p = calloc(n, 4096);
@@ -38,14 +52,20 @@ static void dev_select(u16 key)
 	data_off = key == 0 ? 0 : 4;
 }
 
-static u32 be32(u32 v) { return __builtin_bswap32(v); }
-static u64 be64(u64 v) { return __builtin_bswap64(v); }
+static u32 be32(u32 v)
+{
+	return __builtin_bswap32(v);
+}
+static u64 be64(u64 v)
+{
+	return __builtin_bswap64(v);
+}
 
 static void dev_dma(u64 a)
 {
 	u8 *p = (u8 *)(uintptr_t)a;
 	if (gmem_map(a, 16) || (a < HIDDEN + RAM_SIZE && a + 16 > RAM_BASE))
-		abort();                          /* the guest's own descriptor, or one in its reach */
+		abort(); /* the guest's own descriptor, or one in its reach */
 	struct fwcfg_dma *d = (struct fwcfg_dma *)p;
 	u32 c = be32(d->control), len = be32(d->length);
 	u64 addr = be64(d->address);
@@ -63,7 +83,7 @@ static void dev_dma(u64 a)
 static u32 fake_hw(u16 port, unsigned size, bool in, u32 val)
 {
 	if (in)
-		return port == 0x511 && size == 1 && data_off < 4 ? (u8)"QEMU"[data_off++] : 0;
+		return port == 0x511 && size == 1 && data_off < 4 ? (u8) "QEMU"[data_off++] : 0;
 	if (port == 0x510 && size == 2)
 		dev_select((u16)val);
 	else if (port == 0x514 && size == 4)
@@ -98,7 +118,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 {
 	if (!mem) {
 		mem = mmap((void *)RAM_BASE, 2 * RAM_SIZE, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 		if (mem == MAP_FAILED)
 			abort();
 		memmap_add(&map, RAM_BASE, RAM_SIZE, E820_RAM);
@@ -113,7 +133,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		case 0:
 			pio(0x510, 2, false, (u32)take(&data, &size, 2));
 			break;
-		case 1: {                                   /* a descriptor somewhere, then the trigger */
+		case 1: { /* a descriptor somewhere, then the trigger */
 			u64 at = RAM_BASE + take(&data, &size, 2) % RAM_SIZE;
 			u32 control = (u32)take(&data, &size, 4), length = (u32)take(&data, &size, 4);
 			struct fwcfg_dma d = { be32(control), be32(length), be64(take_addr(&data, &size)) };
@@ -124,7 +144,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 			pio(0x518, 4, false, be32((u32)at));
 			break;
 		}
-		case 2: {                                   /* anything on or around the ports */
+		case 2: { /* anything on or around the ports */
 			static const unsigned sizes[] = { 1, 2, 4, 4 };
 			u32 x = (u32)take(&data, &size, 2);
 			pio((u16)(0x50C + (x & 0x1F)), sizes[(x >> 5) & 3], (x >> 7) & 1, (u32)take(&data, &size, 4));

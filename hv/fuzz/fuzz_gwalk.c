@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		.cpl = (u8)((ctl >> 11) & 3),
 		.maxphyaddr = (u8)(32 + ((ctl >> 13) % 21)),
 	};
-	r.cr3 = take(&p, &n, 8) & (FAKE_MEM_SIZE * 2 - 1);  /* sometimes beyond RAM */
+	r.cr3 = take(&p, &n, 8) & (FAKE_MEM_SIZE * 2 - 1); /* sometimes beyond RAM */
 	u64 la = take(&p, &n, 8);
 	unsigned access = (unsigned)take(&p, &n, 1) & 3;
 	fake_mem_load(p, n);

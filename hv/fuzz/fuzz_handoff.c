@@ -5,7 +5,7 @@
 #include "guest/linux.h"
 
 #define HV_BASE 0x1EE00000ull
-#define HV_END  0x1FE00000ull
+#define HV_END 0x1FE00000ull
 
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 {

@@ -11,9 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-void log_sink_init(const struct log_config *cfg) { (void)cfg; }
-void log_sink_write(const char *s, size_t n) { (void)s, (void)n; }
-bool npt_trap(u64 gpa, enum npt_access a) { (void)gpa, (void)a; return true; }
+void log_sink_init(const struct log_config *cfg)
+{
+	(void)cfg;
+}
+void log_sink_write(const char *s, size_t n)
+{
+	(void)s, (void)n;
+}
+bool npt_trap(u64 gpa, enum npt_access a)
+{
+	(void)gpa, (void)a;
+	return true;
+}
 
 /* Trapped: 0x8000 every access, 0x9000 writes only (both in the fake RAM), 0x20000 every access
  * (not RAM). */
@@ -27,7 +37,7 @@ static bool device(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write
 	if ((size != 1 && size != 2 && size != 4 && size != 8) || gpa < page || gpa + size > page + 4096)
 		abort();
 	if (writes || ++calls > 2)
-		abort();                        /* the write is the last access, one per instruction */
+		abort(); /* the write is the last access, one per instruction */
 	if (write)
 		writes++;
 	else
@@ -40,7 +50,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	static bool added;
 	if (!added) {
 		for (unsigned i = 0; i < 3; i++)
-			mmio_trap_add(trap_pages[i], 4096, i == 1 ? NPT_RO : NPT_NONE, device, (void *)(uintptr_t)trap_pages[i]);
+			mmio_trap_add(trap_pages[i], 4096, i == 1 ? NPT_RO : NPT_NONE, device,
+			    (void *)(uintptr_t)trap_pages[i]);
 		added = true;
 	}
 	const u8 *p = data;
@@ -54,7 +65,9 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	/* Each register: any value, near the faulting address, or small. */
 	for (int i = 0; i < 16; i++) {
 		u64 how = take(&p, &n, 1);
-		v.gpr[i] = how & 1 ? take(&p, &n, 8) : how & 2 ? v.exit.npf.gpa + (u64)(int8_t)take(&p, &n, 1) : how >> 2;
+		v.gpr[i] = how & 1   ? take(&p, &n, 8)
+			   : how & 2 ? v.exit.npf.gpa + (u64)(int8_t)take(&p, &n, 1)
+				     : how >> 2;
 	}
 	/* The instruction bytes where CS:RIP is without paging; the rest is guest memory. */
 	v.rip = take(&p, &n, 2);
@@ -77,7 +90,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	} else if ((v.rflags ^ old.rflags) & ~RFLAGS_ARITH) {
 		abort();
 	} else if (v.rip == old.rip && memcmp(v.gpr, old.gpr, sizeof(v.gpr)) == 0) {
-		abort();                        /* completed (or one REP element) but nothing moved */
+		abort(); /* completed (or one REP element) but nothing moved */
 	}
 	return 0;
 }

@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	storage_init(&pol);
 	for (unsigned i = 0; i < pol.ndrives; i++) {
 		struct storage_id id = { pol.drives[i].pci_bus, pol.drives[i].pci_devfn, pol.drives[i].channel,
-					 pol.drives[i].position, { 0 } };
+			pol.drives[i].position, { 0 } };
 		memcpy(id.serial, pol.drives[i].serial, 20);
 		const struct storage_drive *d = storage_bind(&id);
 		if (!d)

@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	static u8 *ram;
 	if (!ram) {
 		ram = mmap((void *)RAM_BASE, RAM_SIZE, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 		if (ram == MAP_FAILED)
 			abort();
 		/* Guest RAM is the first 128 KiB; the last 64 KiB stand for memory the guest may not

@@ -10,9 +10,19 @@
 
 static unsigned handled, calls;
 
-u32 io_port_hw(u16 port, unsigned size, bool in, u32 val) { (void)port, (void)size, (void)val; return in ? 0xFFFFFFFF : 0; }
-void log_sink_init(const struct log_config *cfg) { (void)cfg; }
-void log_sink_write(const char *s, size_t n) { (void)s, (void)n; }
+u32 io_port_hw(u16 port, unsigned size, bool in, u32 val)
+{
+	(void)port, (void)size, (void)val;
+	return in ? 0xFFFFFFFF : 0;
+}
+void log_sink_init(const struct log_config *cfg)
+{
+	(void)cfg;
+}
+void log_sink_write(const char *s, size_t n)
+{
+	(void)s, (void)n;
+}
 
 static unsigned limit;
 
@@ -24,7 +34,7 @@ static unsigned str(void *ctx, u16 port, unsigned size, bool in, u8 *buf, unsign
 		abort();
 	unsigned k = limit && count > limit ? limit : count;
 	for (unsigned i = 0; i < k * size; i++)
-		buf[i] = in ? (u8)i : buf[i] ^ 1;         /* reads all of buf for OUTS */
+		buf[i] = in ? (u8)i : buf[i] ^ 1; /* reads all of buf for OUTS */
 	handled += k;
 	return k;
 }
@@ -56,7 +66,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	static const u16 ports[4] = { 0x1F0, 0x1EE, 0x170, 0x80 };
 	static const u8 sizes[3] = { 1, 2, 4 }, asizes[3] = { 2, 4, 8 };
 	v.exit.reason = EXIT_IO;
-	v.exit.io = (struct io_exit){ ports[io & 3], sizes[(io >> 2) % 3], asizes[(io >> 4) % 3], io & 64, true, io & 128 };
+	v.exit.io = (struct io_exit){ ports[io & 3], sizes[(io >> 2) % 3], asizes[(io >> 4) % 3], io & 64, true,
+		io & 128 };
 	v.exit.next_rip = v.rip + ((io >> 8) & 15);
 	limit = (unsigned)(io >> 12) & 0x3FF;
 	fake_mem_load(p, n);

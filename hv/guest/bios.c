@@ -4,16 +4,19 @@
 #include "core/string.h"
 
 /* BIOS data area and interrupt vector table (IBM PC/AT BIOS technical reference). */
-#define IVT_INT15     (0x15 * 4)
-#define BDA_BASE_KB   0x413           /* u16: KiB of conventional memory (INT 12h) */
+#define IVT_INT15 (0x15 * 4)
+#define BDA_BASE_KB 0x413 /* u16: KiB of conventional memory (INT 12h) */
 
 extern char rm_blob_start[], rm_blob_end[], rm_boot[], rm_int15[];
-extern char rm_old_int15[], rm_boot_drive[], rm_e820_count[], rm_e801_kb[], rm_e801_blocks[],
-	rm_ext_kb[], rm_e820_table[];
+extern char rm_old_int15[], rm_boot_drive[], rm_e820_count[], rm_e801_kb[], rm_e801_blocks[], rm_ext_kb[],
+    rm_e820_table[];
 
-struct e820_entry { u64 base, len; u32 type; } __packed;
+struct e820_entry {
+	u64 base, len;
+	u32 type;
+} __packed;
 
-#define FIELD(dst, sym) ((dst) + ((sym) - rm_blob_start))
+#define FIELD(dst, sym) ((dst) + ((sym)-rm_blob_start))
 
 void bios_prepare(struct memmap *map, u8 boot_drive, struct guest_start *start)
 {
@@ -38,7 +41,7 @@ void bios_prepare(struct memmap *map, u8 boot_drive, struct guest_start *start)
 		t[i] = (struct e820_entry){ map->e[i].base, map->e[i].len, map->e[i].type };
 	*(u32 *)FIELD(dst, rm_e820_count) = map->n;
 	memmap_legacy_sizes(map, (u16 *)FIELD(dst, rm_e801_kb), (u16 *)FIELD(dst, rm_e801_blocks),
-			    (u16 *)FIELD(dst, rm_ext_kb));
+	    (u16 *)FIELD(dst, rm_ext_kb));
 	*FIELD(dst, rm_boot_drive) = boot_drive;
 	*(u32 *)FIELD(dst, rm_old_int15) = *int15;
 

@@ -52,8 +52,8 @@ const char *linux_parse(const u8 *img, u64 len, struct linux_image *out)
 	return NULL;
 }
 
-const char *linux_zero_page(u8 *zp, const u8 *img, const struct linux_image *li, const struct memmap *m,
-			    u64 load, u64 cmdline_pa, u64 initrd_pa, u64 initrd_len)
+const char *linux_zero_page(u8 *zp, const u8 *img, const struct linux_image *li, const struct memmap *m, u64 load,
+    u64 cmdline_pa, u64 initrd_pa, u64 initrd_len)
 {
 	if (m->n > LX_E820_MAX)
 		return "memory map has more entries than the zero page holds";

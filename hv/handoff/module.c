@@ -50,8 +50,8 @@ void handoff_take_policy(const struct boot_info *bi)
 		if (err)
 			panic("handoff: policy record (module %u) refused: %s", i, err);
 		found = true;
-		LOG("handoff: policy record: %u keys, %u drives, %u ranges; module wiped\n", policy.nkeys, policy.ndrives,
-		    policy.nranges);
+		LOG("handoff: policy record: %u keys, %u drives, %u ranges; module wiped\n", policy.nkeys,
+		    policy.ndrives, policy.nranges);
 	}
 	if (!found) {
 		LOG("handoff: no policy record; every drive passes untouched\n");

@@ -11,7 +11,7 @@
 
 struct policy {
 	unsigned nkeys, ndrives, nranges;
-	unsigned flags;         /* POLICY_FLAG_* from the header */
+	unsigned flags; /* POLICY_FLAG_* from the header */
 	u8 keys[POLICY_MAX_KEYS][64];
 	struct policy_drive drives[POLICY_MAX_DRIVES];
 	struct policy_range ranges[POLICY_MAX_RANGES];

@@ -17,7 +17,7 @@
 
 #include "core/types.h"
 
-#define POLICY_MAGIC "PARAPOL1"         /* 8 bytes, no terminator */
+#define POLICY_MAGIC "PARAPOL1" /* 8 bytes, no terminator */
 #define POLICY_VERSION 1
 #define POLICY_MAX_SIZE (64 * 1024)
 #define POLICY_MAX_KEYS 16
@@ -36,45 +36,45 @@
 struct policy_header {
 	char magic[8];
 	u16 version;
-	u16 header_size;        /* 32 */
+	u16 header_size; /* 32 */
 	u32 total_size;
 	u16 nkeys, ndrives, nranges;
-	u16 flags;              /* POLICY_FLAG_*; every other bit 0 */
+	u16 flags; /* POLICY_FLAG_*; every other bit 0 */
 	u32 crc32;
-	u32 reserved1;          /* 0 */
+	u32 reserved1; /* 0 */
 } __attribute__((packed));
 
 /* What happens to a sector. */
 enum policy_action {
-	POLICY_PLAIN = 0,       /* passes unchanged */
-	POLICY_ENCRYPT = 1,     /* XTS-AES-256 with key `key`, tweak = absolute LBA */
-	POLICY_DENY = 2,        /* the command touching it is refused with an ATA error */
+	POLICY_PLAIN = 0,   /* passes unchanged */
+	POLICY_ENCRYPT = 1, /* XTS-AES-256 with key `key`, tweak = absolute LBA */
+	POLICY_DENY = 2,    /* the command touching it is refused with an ATA error */
 };
 
 /* Which drive an entry names; every criterion whose flag is set must match. */
-#define POLICY_MATCH_PCI 0x01       /* controller at pci_bus:pci_devfn (segment 0) */
-#define POLICY_MATCH_PORT 0x02      /* channel and position */
-#define POLICY_MATCH_SERIAL 0x04    /* IDENTIFY serial number */
+#define POLICY_MATCH_PCI 0x01    /* controller at pci_bus:pci_devfn (segment 0) */
+#define POLICY_MATCH_PORT 0x02   /* channel and position */
+#define POLICY_MATCH_SERIAL 0x04 /* IDENTIFY serial number */
 
 struct policy_drive {
-	u8 match;               /* POLICY_MATCH_* */
+	u8 match; /* POLICY_MATCH_* */
 	u8 pci_bus, pci_devfn;
-	u8 channel;             /* 0 primary, 1 secondary */
-	u8 position;            /* 0 master, 1 slave */
-	u8 default_action;      /* enum policy_action for sectors no range covers */
-	u16 default_key;        /* key index when default_action is ENCRYPT */
-	char serial[20];        /* IDENTIFY words 10-19, bytes in reading order, space padded */
+	u8 channel;               /* 0 primary, 1 secondary */
+	u8 position;              /* 0 master, 1 slave */
+	u8 default_action;        /* enum policy_action for sectors no range covers */
+	u16 default_key;          /* key index when default_action is ENCRYPT */
+	char serial[20];          /* IDENTIFY words 10-19, bytes in reading order, space padded */
 	u16 first_range, nranges; /* this drive's ranges: [first_range, first_range + nranges) */
-	u8 reserved[16];        /* 0 */
+	u8 reserved[16];          /* 0 */
 } __attribute__((packed));
 
 struct policy_range {
 	u64 first_lba;
-	u64 count;              /* sectors, >= 1; ranges of one drive do not overlap */
-	u8 action;              /* enum policy_action */
-	u8 reserved0;           /* 0 */
-	u16 key;                /* key index when action is ENCRYPT */
-	u32 reserved1;          /* 0 */
+	u64 count;     /* sectors, >= 1; ranges of one drive do not overlap */
+	u8 action;     /* enum policy_action */
+	u8 reserved0;  /* 0 */
+	u16 key;       /* key index when action is ENCRYPT */
+	u32 reserved1; /* 0 */
 } __attribute__((packed));
 
 _Static_assert(sizeof(struct policy_header) == 32, "policy header is 32 bytes");

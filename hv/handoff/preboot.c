@@ -19,12 +19,12 @@
 
 enum phase { PHASE_NONE, PHASE_PREBOOT, PHASE_TARGET };
 
-static enum phase phase;                /* changed only by the BSP, in preboot_handoff() */
+static enum phase phase; /* changed only by the BSP, in preboot_handoff() */
 static struct guest_start target_start;
-static u8 *low_saved;                   /* conventional memory as it was before the preboot guest */
+static u8 *low_saved; /* conventional memory as it was before the preboot guest */
 static struct lapic_state lapic_fw;
 static struct legacy_state legacy_fw;
-static u8 record[POLICY_MAX_SIZE];      /* the record, copied out of the guest once */
+static u8 record[POLICY_MAX_SIZE]; /* the record, copied out of the guest once */
 static u32 log_budget = 16;
 
 bool preboot_find(const struct boot_info *bi, unsigned *kernel)
@@ -38,7 +38,7 @@ bool preboot_find(const struct boot_info *bi, unsigned *kernel)
 }
 
 void preboot_prepare(const struct boot_info *bi, unsigned kernel, const struct guest_start *bios,
-		     struct guest_start *start)
+    struct guest_start *start)
 {
 	const struct boot_module *k = &bi->mods[kernel];
 	if (kernel + 1 >= bi->nmods)
@@ -60,7 +60,8 @@ void preboot_prepare(const struct boot_info *bi, unsigned kernel, const struct g
 		excl[nexcl++] = (struct range){ bi->mods[i].start, bi->mods[i].end };
 	u64 load;
 	if (!memmap_find_top(&hvmem.guest_map, ALIGN_UP(li.init_size, li.align), li.align, GiB(4), excl, nexcl, &load))
-		panic("preboot: no room for the kernel (%lu KiB at %lu KiB alignment)", li.init_size >> 10, li.align >> 10);
+		panic("preboot: no room for the kernel (%lu KiB at %lu KiB alignment)", li.init_size >> 10,
+		    li.align >> 10);
 
 	target_start = *bios;
 	low_saved = phys_ptr(pgalloc(PREBOOT_LOW_BYTES / PAGE_SIZE));
@@ -74,10 +75,10 @@ void preboot_prepare(const struct boot_info *bi, unsigned kernel, const struct g
 	cmdline[cmdlen] = 0;
 	u64 *gdt = phys_ptr(PREBOOT_GDT);
 	gdt[0] = gdt[1] = 0;
-	gdt[LX_BOOT_CS / 8] = 0x00CF9A000000FFFFull;   /* flat 4 GiB code, 32-bit */
-	gdt[LX_BOOT_DS / 8] = 0x00CF92000000FFFFull;   /* flat 4 GiB data */
+	gdt[LX_BOOT_CS / 8] = 0x00CF9A000000FFFFull; /* flat 4 GiB code, 32-bit */
+	gdt[LX_BOOT_DS / 8] = 0x00CF92000000FFFFull; /* flat 4 GiB data */
 	err = linux_zero_page(phys_ptr(PREBOOT_ZERO_PAGE), img, &li, &hvmem.guest_map, load, PREBOOT_CMDLINE, rd->start,
-			      rd->end - rd->start);
+	    rd->end - rd->start);
 	if (err)
 		panic("preboot: %s", err);
 	*start = (struct guest_start){ .linux32 = true, .eip = (u32)load, .esi = PREBOOT_ZERO_PAGE, .gdt = PREBOOT_GDT };
@@ -122,16 +123,18 @@ unsigned long long preboot_handoff(struct vcpu *v)
 	u64 gpa = v->gpr[RBX], len = v->gpr[RCX];
 	if (phase != PHASE_PREBOOT || !v->bsp) {
 		if (log_budget_take(&log_budget))
-			LOG("handoff: cpu%u: refused: %s\n", v->id, phase == PHASE_TARGET ? "the handoff already happened" :
-				phase == PHASE_NONE ? "there is no preboot guest" : "not the boot CPU");
+			LOG("handoff: cpu%u: refused: %s\n", v->id,
+			    phase == PHASE_TARGET ? "the handoff already happened"
+			    : phase == PHASE_NONE ? "there is no preboot guest"
+						  : "not the boot CPU");
 		return VMMCALL_EPERM;
 	}
 	bool bad_len;
 	const char *err = policy_place_problem(&hvmem.guest_map, hvmem.base, hvmem.end, gpa, len, &bad_len);
 	if (!err) {
-		memcpy(record, phys_ptr(gpa), len);        /* one read: nothing the guest changes later counts */
+		memcpy(record, phys_ptr(gpa), len); /* one read: nothing the guest changes later counts */
 		err = handoff_install(record, len);
-		bad_len = true;                            /* a bad record is a bad argument */
+		bad_len = true; /* a bad record is a bad argument */
 	}
 	if (err) {
 		if (log_budget_take(&log_budget))
@@ -151,7 +154,8 @@ unsigned long long preboot_handoff(struct vcpu *v)
 	pci_init(true);
 	ecam_init();
 	LOG("handoff: %lu MiB of the preboot guest's RAM wiped, low memory, PIC, PIT, APICs, IDE reset; "
-	    "other CPUs wait for STARTUP; booting the target through INT 13h\n", wiped >> 20);
+	    "other CPUs wait for STARTUP; booting the target through INT 13h\n",
+	    wiped >> 20);
 	v->restart = &target_start;
 	return VMMCALL_OK;
 }

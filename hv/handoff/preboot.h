@@ -18,10 +18,10 @@
 
 /* Where Parapet puts the preboot kernel's zero page, command line and boot GDT (conventional
  * memory, saved before and restored after the preboot guest). */
-#define PREBOOT_ZERO_PAGE   0x10000
-#define PREBOOT_CMDLINE     0x11000
-#define PREBOOT_GDT         0x11800
-#define PREBOOT_LOW_BYTES   0xA0000      /* conventional memory saved and restored: 640 KiB */
+#define PREBOOT_ZERO_PAGE 0x10000
+#define PREBOOT_CMDLINE 0x11000
+#define PREBOOT_GDT 0x11800
+#define PREBOOT_LOW_BYTES 0xA0000 /* conventional memory saved and restored: 640 KiB */
 
 /* Is there a preboot kernel among the modules? (Its index in *kernel.) */
 bool preboot_find(const struct boot_info *bi, unsigned *kernel);
@@ -30,6 +30,6 @@ bool preboot_find(const struct boot_info *bi, unsigned *kernel);
  * and the firmware's device state, load the kernel and point *start at its entry. `bios` is
  * where the target OS starts after the handoff. */
 void preboot_prepare(const struct boot_info *bi, unsigned kernel, const struct guest_start *bios,
-		     struct guest_start *start);
+    struct guest_start *start);
 
 #endif

@@ -6,8 +6,18 @@
 #define SDT_HEADER_LEN 36
 #define TABLES_MAX 256
 
-static u32 rd32(const u8 *p) { u32 v; memcpy(&v, p, 4); return v; }
-static u64 rd64(const u8 *p) { u64 v; memcpy(&v, p, 8); return v; }
+static u32 rd32(const u8 *p)
+{
+	u32 v;
+	memcpy(&v, p, 4);
+	return v;
+}
+static u64 rd64(const u8 *p)
+{
+	u64 v;
+	memcpy(&v, p, 8);
+	return v;
+}
 
 static bool sum_ok(const u8 *p, u32 len)
 {
@@ -152,7 +162,7 @@ static unsigned unlist_in(acpi_map_fn map, u64 pa, const char root_sig[4], unsig
 	u8 sum = 0;
 	for (u32 i = 0; i < nlen; i++)
 		sum = (u8)(sum + t[i]);
-	t[9] = (u8)-sum;                    /* the checksum byte */
+	t[9] = (u8)-sum; /* the checksum byte */
 	return n - kept;
 }
 
@@ -184,11 +194,11 @@ bool acpi_mcfg_segment0(acpi_map_fn map, u64 mcfg, struct mcfg_window *out)
 	return false;
 }
 
-#define MADT_LOCAL_APIC    0
-#define MADT_LOCAL_X2APIC  9
-#define MADT_ENABLED       (1u << 0)
+#define MADT_LOCAL_APIC 0
+#define MADT_LOCAL_X2APIC 9
+#define MADT_ENABLED (1u << 0)
 
-#define MADT_IO_APIC       1
+#define MADT_IO_APIC 1
 
 /* The MADT's interrupt controller structures, each checked to lie within the table; a
  * malformed one ends the walk with what was sound before it. NULL at the end. */

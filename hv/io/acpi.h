@@ -12,7 +12,7 @@
 typedef const void *(*acpi_map_fn)(u64 pa, u64 len);
 
 struct mcfg_window {
-	u64 base;                /* ECAM address of bus 0 of the segment */
+	u64 base; /* ECAM address of bus 0 of the segment */
 	u16 segment;
 	u8 bus_start, bus_end;
 };

@@ -13,10 +13,20 @@ bool q35_pciexbar_decode(u64 bar, u64 *base, u8 *bus_end)
 	if (!(bar & 1))
 		return false;
 	switch ((bar >> 1) & 3) {
-	case 0: *bus_end = 255; *base = bar & 0xFF0000000ull; break;   /* 256 MiB */
-	case 1: *bus_end = 127; *base = bar & 0xFF8000000ull; break;   /* 128 MiB */
-	case 2: *bus_end = 63;  *base = bar & 0xFFC000000ull; break;   /* 64 MiB */
-	default: return false;
+	case 0:
+		*bus_end = 255;
+		*base = bar & 0xFF0000000ull;
+		break; /* 256 MiB */
+	case 1:
+		*bus_end = 127;
+		*base = bar & 0xFF8000000ull;
+		break; /* 128 MiB */
+	case 2:
+		*bus_end = 63;
+		*base = bar & 0xFFC000000ull;
+		break; /* 64 MiB */
+	default:
+		return false;
 	}
 	return true;
 }
@@ -48,7 +58,7 @@ bool ecam_access(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, 
 	u8 bus = (u8)(off >> 20), devfn = (u8)(off >> 12);
 	u16 reg = (u16)(off & 0xFFF);
 	if (reg & (size - 1))
-		return false;                   /* unaligned: undefined in ECAM; refused */
+		return false; /* unaligned: undefined in ECAM; refused */
 	unsigned parts = size == 8 ? 2 : 1, psize = size == 8 ? 4 : size;
 	u64 r = 0;
 	for (unsigned i = 0; i < parts; i++) {
@@ -77,8 +87,8 @@ void ecam_init(void)
 		u8 end;
 		if (q35_pciexbar_decode(bar, &base, &end)) {
 			if (have && (w.base != base || w.bus_end > end))
-				LOG("ecam: MCFG says %lx buses %u-%u, PCIEXBAR says %lx buses 0-%u; using PCIEXBAR\n", w.base,
-				    w.bus_start, w.bus_end, base, end);
+				LOG("ecam: MCFG says %lx buses %u-%u, PCIEXBAR says %lx buses 0-%u; using PCIEXBAR\n",
+				    w.base, w.bus_start, w.bus_end, base, end);
 			w = (struct mcfg_window){ base, 0, 0, end };
 			have = true;
 		}

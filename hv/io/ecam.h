@@ -18,7 +18,7 @@ void ecam_init(void);
 /* q35 (Intel 82G33/ICH9 "MCH"): the host bridge and its PCIEXBAR register. */
 #define Q35_VENDOR 0x8086
 #define Q35_DEVICE 0x29C0
-#define Q35_PCIEXBAR 0x60      /* 64 bits: bit 0 enable, bits 2:1 length, address from bit 26 */
+#define Q35_PCIEXBAR 0x60 /* 64 bits: bit 0 enable, bits 2:1 length, address from bit 26 */
 
 /* The trap handler of an ECAM page; ctx is the struct mcfg_window (io/acpi.h) of the window. */
 bool ecam_access(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val);

@@ -12,14 +12,14 @@ void legacy_save(struct legacy_state *s)
 
 void legacy_restore(const struct legacy_state *s)
 {
-	outb(PIC1_DATA, 0xFF);                  /* everything masked while reprogrammed */
+	outb(PIC1_DATA, 0xFF); /* everything masked while reprogrammed */
 	outb(PIC2_DATA, 0xFF);
 	outb(PIC1_CMD, PIC_ICW1);
 	outb(PIC2_CMD, PIC_ICW1);
-	outb(PIC1_DATA, PIC1_BIOS_VECTOR);      /* ICW2 */
+	outb(PIC1_DATA, PIC1_BIOS_VECTOR); /* ICW2 */
 	outb(PIC2_DATA, PIC2_BIOS_VECTOR);
-	outb(PIC1_DATA, 1u << 2);               /* ICW3: the slave is on IRQ 2 */
-	outb(PIC2_DATA, 2);                     /*       and knows its cascade id */
+	outb(PIC1_DATA, 1u << 2); /* ICW3: the slave is on IRQ 2 */
+	outb(PIC2_DATA, 2);       /*       and knows its cascade id */
 	outb(PIC1_DATA, PIC_ICW4);
 	outb(PIC2_DATA, PIC_ICW4);
 	outb(ELCR1, s->elcr1);

@@ -9,20 +9,20 @@
 
 #include "core/types.h"
 
-#define PIC1_CMD   0x20
-#define PIC1_DATA  0x21
-#define PIC2_CMD   0xA0
-#define PIC2_DATA  0xA1
-#define PIC_ICW1   0x11          /* edge triggered, cascade, ICW4 follows */
-#define PIC_ICW4   0x01          /* 8086 mode, normal EOI */
-#define PIC1_BIOS_VECTOR 0x08    /* IRQ 0-7 -> INT 08h-0Fh */
-#define PIC2_BIOS_VECTOR 0x70    /* IRQ 8-15 -> INT 70h-77h */
-#define ELCR1      0x4D0
-#define ELCR2      0x4D1
+#define PIC1_CMD 0x20
+#define PIC1_DATA 0x21
+#define PIC2_CMD 0xA0
+#define PIC2_DATA 0xA1
+#define PIC_ICW1 0x11         /* edge triggered, cascade, ICW4 follows */
+#define PIC_ICW4 0x01         /* 8086 mode, normal EOI */
+#define PIC1_BIOS_VECTOR 0x08 /* IRQ 0-7 -> INT 08h-0Fh */
+#define PIC2_BIOS_VECTOR 0x70 /* IRQ 8-15 -> INT 70h-77h */
+#define ELCR1 0x4D0
+#define ELCR2 0x4D1
 
-#define PIT_CH0    0x40
-#define PIT_MODE   0x43
-#define PIT_CH0_SQUARE 0x36      /* channel 0, low then high byte, mode 3, binary */
+#define PIT_CH0 0x40
+#define PIT_MODE 0x43
+#define PIT_CH0_SQUARE 0x36 /* channel 0, low then high byte, mode 3, binary */
 
 struct legacy_state {
 	u8 imr1, imr2, elcr1, elcr2;

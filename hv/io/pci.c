@@ -11,19 +11,23 @@
 #include "core/spinlock.h"
 
 #define CONFIG_ADDRESS 0xCF8
-#define CONFIG_DATA    0xCFC
-#define CF8_ENABLE     0x80000000u
-#define CF8_MASK       0x80FFFFFCu     /* enable, bus, device, function, register */
+#define CONFIG_DATA 0xCFC
+#define CF8_ENABLE 0x80000000u
+#define CF8_MASK 0x80FFFFFCu /* enable, bus, device, function, register */
 
 static struct pci_dev devs[PCI_DEVS_MAX];
-static int16_t parent[PCI_DEVS_MAX];        /* index of the bridge above, or -1 on bus 0 */
-static bool guard_bus_numbers[PCI_DEVS_MAX];   /* a bridge on the way to a bound device */
+static int16_t parent[PCI_DEVS_MAX];         /* index of the bridge above, or -1 on bus 0 */
+static bool guard_bus_numbers[PCI_DEVS_MAX]; /* a bridge on the way to a bound device */
 static unsigned ndevs;
 
-static struct spinlock cfg_lock;        /* one address/data pair at a time */
-static struct spinlock mediate_lock;    /* one mediated guest write at a time */
+static struct spinlock cfg_lock;     /* one address/data pair at a time */
+static struct spinlock mediate_lock; /* one mediated guest write at a time */
 static u32 cf8_shadow;
-static struct { u64 base; u8 start, end; bool on; } ecam;
+static struct {
+	u64 base;
+	u8 start, end;
+	bool on;
+} ecam;
 struct pci_stats pci_stats;
 
 extern const struct pci_driver *const __start_pci_drivers[], *const __stop_pci_drivers[];
@@ -31,7 +35,7 @@ extern const struct pci_driver *const __start_pci_drivers[], *const __stop_pci_d
 /* ---- Raw access. ---- */
 
 #ifdef HOST_TEST
-u32 pci_ecam_hw(u64 pa, unsigned size, bool in, u32 val);      /* the test's */
+u32 pci_ecam_hw(u64 pa, unsigned size, bool in, u32 val); /* the test's */
 #else
 static u32 pci_ecam_hw(u64 pa, unsigned size, bool in, u32 val)
 {
@@ -70,10 +74,22 @@ static u32 raw(u8 bus, u8 devfn, u16 offset, unsigned size, bool in, u32 val)
 	return in ? r & ones : 0;
 }
 
-u32 pci_cfg_read(u8 bus, u8 devfn, u16 offset, unsigned size) { return raw(bus, devfn, offset, size, true, 0); }
-void pci_cfg_write(u8 bus, u8 devfn, u16 offset, unsigned size, u32 val) { raw(bus, devfn, offset, size, false, val); }
-u32 pci_read(const struct pci_dev *d, u16 offset, unsigned size) { return pci_cfg_read(d->bus, d->devfn, offset, size); }
-void pci_write(const struct pci_dev *d, u16 offset, unsigned size, u32 val) { pci_cfg_write(d->bus, d->devfn, offset, size, val); }
+u32 pci_cfg_read(u8 bus, u8 devfn, u16 offset, unsigned size)
+{
+	return raw(bus, devfn, offset, size, true, 0);
+}
+void pci_cfg_write(u8 bus, u8 devfn, u16 offset, unsigned size, u32 val)
+{
+	raw(bus, devfn, offset, size, false, val);
+}
+u32 pci_read(const struct pci_dev *d, u16 offset, unsigned size)
+{
+	return pci_cfg_read(d->bus, d->devfn, offset, size);
+}
+void pci_write(const struct pci_dev *d, u16 offset, unsigned size, u32 val)
+{
+	pci_cfg_write(d->bus, d->devfn, offset, size, val);
+}
 
 void pci_set_ecam(u64 base, u8 bus_start, u8 bus_end)
 {
@@ -161,7 +177,8 @@ static bool matches(const struct pci_driver *drv, const struct pci_dev *d)
 {
 	return (drv->vendor == PCI_ANY_ID || drv->vendor == d->vendor) &&
 	       (drv->device == PCI_ANY_ID || drv->device == d->device) &&
-	       (drv->class == 0xFF || drv->class == d->class) && (drv->subclass == 0xFF || drv->subclass == d->subclass);
+	       (drv->class == 0xFF || drv->class == d->class) &&
+	       (drv->subclass == 0xFF || drv->subclass == d->subclass);
 }
 
 static void add_device(u8 bus, u8 devfn, u32 id, int up)
@@ -171,8 +188,13 @@ static void add_device(u8 bus, u8 devfn, u32 id, int up)
 	struct pci_dev *d = &devs[ndevs];
 	u32 cls = pci_cfg_read(bus, devfn, PCI_CLASS_REV, 4);
 	*d = (struct pci_dev){
-		.bus = bus, .devfn = devfn, .vendor = (u16)id, .device = (u16)(id >> 16),
-		.class = (u8)(cls >> 24), .subclass = (u8)(cls >> 16), .progif = (u8)(cls >> 8),
+		.bus = bus,
+		.devfn = devfn,
+		.vendor = (u16)id,
+		.device = (u16)(id >> 16),
+		.class = (u8)(cls >> 24),
+		.subclass = (u8)(cls >> 16),
+		.progif = (u8)(cls >> 8),
 		.header_type = (u8)(pci_cfg_read(bus, devfn, PCI_HEADER_TYPE, 1) & 0x7F),
 	};
 	d->nbars = d->header_type == 0 ? 6 : d->header_type == 1 ? 2 : 0;
@@ -234,7 +256,7 @@ static void bind_drivers(bool reset)
 			size_bars(d);
 			reread(d);
 			if ((*p)->bind)
-				(*p)->bind(d);          /* may decline by clearing d->drv */
+				(*p)->bind(d); /* may decline by clearing d->drv */
 			break;
 		}
 		mediating |= d->drv && !d->drv->support;
@@ -242,8 +264,8 @@ static void bind_drivers(bool reset)
 	for (unsigned i = 0; i < ndevs; i++) {
 		struct pci_dev *d = &devs[i];
 		if (d->drv && !mediating) {
-			LOG("pci: %02x:%02x.%u %04x:%04x: %s not needed, nothing else is mediated\n", d->bus, d->devfn >> 3,
-			    d->devfn & 7, d->vendor, d->device, d->drv->name);
+			LOG("pci: %02x:%02x.%u %04x:%04x: %s not needed, nothing else is mediated\n", d->bus,
+			    d->devfn >> 3, d->devfn & 7, d->vendor, d->device, d->drv->name);
 			d->drv = NULL;
 		}
 		if (!d->drv)
@@ -273,8 +295,8 @@ static void dropped(const char *why, u8 bus, u8 devfn, u16 offset, unsigned size
 {
 	__atomic_fetch_add(&pci_stats.dropped_writes, 1, __ATOMIC_RELAXED);
 	if (log_budget_take(&drop_log_budget))
-		LOG("pci: guest write %02x:%02x.%u +%x/%u = %x dropped (%s)\n", bus, devfn >> 3, devfn & 7, offset, size,
-		    val, why);
+		LOG("pci: guest write %02x:%02x.%u +%x/%u = %x dropped (%s)\n", bus, devfn >> 3, devfn & 7, offset,
+		    size, val, why);
 }
 
 void pci_guest_write(u8 bus, u8 devfn, u16 offset, unsigned size, u32 val)
@@ -308,8 +330,11 @@ void pci_guest_write(u8 bus, u8 devfn, u16 offset, unsigned size, u32 val)
 	spin_unlock(&mediate_lock);
 }
 
-static bool cfg_mediated;       /* a driver is bound: configuration cycles are Parapet's */
-static u32 hw_ports(u16 port, unsigned size, bool in, u32 val) { return io_port_hw(port, size, in, val); }
+static bool cfg_mediated; /* a driver is bound: configuration cycles are Parapet's */
+static u32 hw_ports(u16 port, unsigned size, bool in, u32 val)
+{
+	return io_port_hw(port, size, in, val);
+}
 static u32 (*other_ports)(u16 port, unsigned size, bool in, u32 val) = hw_ports;
 
 void pci_set_other_ports(u32 (*fn)(u16 port, unsigned size, bool in, u32 val))

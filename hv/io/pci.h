@@ -11,19 +11,19 @@
 
 #define PCI_ANY_ID 0xFFFF
 #define PCI_DEVS_MAX 128
-#define PCI_BUSES_MAX 64          /* buses enumerated, following bridges from bus 0 */
+#define PCI_BUSES_MAX 64 /* buses enumerated, following bridges from bus 0 */
 
 /* Configuration registers Parapet uses. */
-#define PCI_VENDOR_ID    0x00
-#define PCI_DEVICE_ID    0x02
-#define PCI_COMMAND      0x04
-#define PCI_CLASS_REV    0x08
-#define PCI_HEADER_TYPE  0x0E
-#define PCI_BAR0         0x10
-#define PCI_PRIMARY_BUS  0x18    /* type 1: primary, secondary, subordinate bus numbers */
+#define PCI_VENDOR_ID 0x00
+#define PCI_DEVICE_ID 0x02
+#define PCI_COMMAND 0x04
+#define PCI_CLASS_REV 0x08
+#define PCI_HEADER_TYPE 0x0E
+#define PCI_BAR0 0x10
+#define PCI_PRIMARY_BUS 0x18 /* type 1: primary, secondary, subordinate bus numbers */
 #define PCI_SECONDARY_BUS 0x19
 
-#define PCI_COMMAND_IO     (1u << 0)
+#define PCI_COMMAND_IO (1u << 0)
 #define PCI_COMMAND_MEMORY (1u << 1)
 #define PCI_COMMAND_MASTER (1u << 2)
 
@@ -33,23 +33,23 @@ struct pci_dev {
 	u8 bus, devfn;
 	u16 vendor, device;
 	u8 class, subclass, progif;
-	u8 header_type;      /* bits 6:0 of the header type register */
-	u8 nbars;            /* 6 for type 0, 2 for a bridge */
-	u32 bar[6];          /* as last written (tracked): re-read after every landed write */
-	u16 command;         /* as last written (tracked) */
-	u64 bar_size[6];     /* sized at init; a 64-bit BAR's size is on its low half */
+	u8 header_type;  /* bits 6:0 of the header type register */
+	u8 nbars;        /* 6 for type 0, 2 for a bridge */
+	u32 bar[6];      /* as last written (tracked): re-read after every landed write */
+	u16 command;     /* as last written (tracked) */
+	u64 bar_size[6]; /* sized at init; a 64-bit BAR's size is on its low half */
 	const struct pci_driver *drv;
-	void *priv;          /* the driver's */
+	void *priv; /* the driver's */
 };
 
 struct pci_driver {
 	const char *name;
-	u16 vendor, device;          /* PCI_ANY_ID = 0xFFFF for any */
-	u8 class, subclass;          /* 0xFF for any */
+	u16 vendor, device; /* PCI_ANY_ID = 0xFFFF for any */
+	u8 class, subclass; /* 0xFF for any */
 	/* Optional: put the device back in the state firmware expects, before bind, when
 	 * pci_init() is asked to (the handoff from the preboot guest). */
 	void (*reset)(struct pci_dev *d);
-	void (*bind)(struct pci_dev *d);    /* at init, for each matching device; may decline by
+	void (*bind)(struct pci_dev *d); /* at init, for each matching device; may decline by
 					     * setting d->drv = NULL (nothing of it is then mediated) */
 	/* A guest write to a bound device's config space, before it reaches the device: the driver
 	 * may change *val or return false to drop it. offset/size as the guest wrote. */
@@ -69,9 +69,9 @@ struct pci_driver {
  * the same __start_/__stop_ symbols for host tests). Drivers are tried in link order; the
  * first match binds.
  */
-#define PCI_DRIVER(drv)                                                                    \
-	static const struct pci_driver *const __pci_driver_##drv                           \
-		__attribute__((used, section("pci_drivers"), aligned(8))) = &(drv)
+#define PCI_DRIVER(drv)                                          \
+	static const struct pci_driver *const __pci_driver_##drv \
+	    __attribute__((used, section("pci_drivers"), aligned(8))) = &(drv)
 
 /* Parapet's own configuration access (offset < 4096 with ECAM, else < 256; sizes 1, 2, 4;
  * naturally aligned). Reads of what cannot be reached return all ones. */
@@ -109,7 +109,10 @@ struct pci_dev *pci_find(u8 bus, u8 devfn);
 void pci_set_ecam(u64 base, u8 bus_start, u8 bus_end);
 
 /* An I/O BAR's port base, a memory BAR's address (64-bit BARs use bar[i+1] too). */
-static inline bool pci_bar_is_io(u32 bar) { return bar & 1; }
+static inline bool pci_bar_is_io(u32 bar)
+{
+	return bar & 1;
+}
 u64 pci_bar_addr(const struct pci_dev *d, unsigned i);
 
 /* Guest configuration accesses seen (for the log and tests). */

@@ -13,25 +13,31 @@
 #include "core/string.h"
 #include "core/x86.h"
 
-#define RING_LOG2   8                         /* 256 entries of 16 bytes: one page each */
-#define RING_BYTES  (16u << RING_LOG2)
-#define RING_MASK   (RING_BYTES - 16)
-#define WAIT_LOOPS  10000000u
+#define RING_LOG2 8 /* 256 entries of 16 bytes: one page each */
+#define RING_BYTES (16u << RING_LOG2)
+#define RING_MASK (RING_BYTES - 16)
+#define WAIT_LOOPS 10000000u
 
 static const struct pt_format amdvi_fmt = AMDVI_PT_FORMAT;
 
 static struct ivrs_info ivrs;
 static struct unit {
 	u64 cmd_pa, evt_pa;
-	u32 tail, head;                           /* next command slot; the head last read */
+	u32 tail, head; /* next command slot; the head last read */
 	u64 efr;
 } units[IOMMU_UNITS_MAX];
 static u64 devtab_pa, sem_pa, seq;
-static u8 dirty[DTE_ENTRIES / 8];             /* entries changed since the last flush */
-static u8 domains[DTE_ENTRIES / 8];           /* domain IDs ever attached */
+static u8 dirty[DTE_ENTRIES / 8];   /* entries changed since the last flush */
+static u8 domains[DTE_ENTRIES / 8]; /* domain IDs ever attached */
 
-static volatile u64 *reg(unsigned u, u32 off) { return phys_ptr(ivrs.units[u].base + off); }
-static u64 *dte(u16 devid) { return (u64 *)phys_ptr(devtab_pa) + 4 * devid; }
+static volatile u64 *reg(unsigned u, u32 off)
+{
+	return phys_ptr(ivrs.units[u].base + off);
+}
+static u64 *dte(u16 devid)
+{
+	return (u64 *)phys_ptr(devtab_pa) + 4 * devid;
+}
 
 /* Make the queued commands visible to unit u: the tail register (§3.4). */
 static void submit(unsigned u)
@@ -168,7 +174,7 @@ static bool enable(void)
 	for (unsigned u = 0; u < ivrs.nunits; u++) {
 		/* Off first: firmware may have left it on, and the bases may change only while off. */
 		*reg(u, AMDVI_CONTROL) = 0;
-		*reg(u, AMDVI_EXCL_BASE) = 0;             /* no exclusion range: every DMA is translated */
+		*reg(u, AMDVI_EXCL_BASE) = 0; /* no exclusion range: every DMA is translated */
 		*reg(u, AMDVI_EXCL_LIMIT) = 0;
 		*reg(u, AMDVI_DEV_TABLE) = devtab_pa | (DTE_ENTRIES * DTE_BYTES / PAGE_SIZE - 1);
 		*reg(u, AMDVI_CMD_BUF) = units[u].cmd_pa | AMDVI_RING_LEN(RING_LOG2);
@@ -216,8 +222,13 @@ static void poll(void)
 }
 
 const struct iommu_ops amdvi_ops = {
-	.name = "AMD-Vi", .sig = "IVRS",
-	.probe = probe, .attach = attach, .enable = enable, .flush = flush, .poll = poll,
+	.name = "AMD-Vi",
+	.sig = "IVRS",
+	.probe = probe,
+	.attach = attach,
+	.enable = enable,
+	.flush = flush,
+	.poll = poll,
 };
 
 /*
@@ -227,7 +238,7 @@ const struct iommu_ops amdvi_ops = {
  * function's memory or bus-master enable; other writes (BAR sizing, MSI) pass.
  */
 #define CAP_ID_IOMMU 0x0F
-#define CAP_LEN      0x18
+#define CAP_LEN 0x18
 
 static void amdvi_fn_bind(struct pci_dev *d)
 {

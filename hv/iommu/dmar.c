@@ -2,8 +2,18 @@
 #include "iommu/dmar.h"
 #include "core/string.h"
 
-static u16 rd16(const u8 *p) { u16 v; memcpy(&v, p, 2); return v; }
-static u64 rd64(const u8 *p) { u64 v; memcpy(&v, p, 8); return v; }
+static u16 rd16(const u8 *p)
+{
+	u16 v;
+	memcpy(&v, p, 2);
+	return v;
+}
+static u64 rd64(const u8 *p)
+{
+	u64 v;
+	memcpy(&v, p, 8);
+	return v;
+}
 
 static const char *parse(const u8 *t, u32 len, struct dmar_info *out)
 {
@@ -27,8 +37,10 @@ static const char *parse(const u8 *t, u32 len, struct dmar_info *out)
 			u64 base = rd64(s + 8);
 			if (!base || (base & 0xFFF) || (s[5] & 0xF0))
 				return "DRHD register base or size invalid";
-			out->units[out->nunits++] = (typeof(out->units[0])){
-				.base = base, .len = 4096ull << (s[5] & 0xF), .segment = rd16(s + 6), .flags = s[4] };
+			out->units[out->nunits++] = (typeof(out->units[0])){ .base = base,
+				.len = 4096ull << (s[5] & 0xF),
+				.segment = rd16(s + 6),
+				.flags = s[4] };
 		} else if (type == DMAR_TYPE_RMRR) {
 			if (slen < 24)
 				return "RMRR shorter than 24 bytes";

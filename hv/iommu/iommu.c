@@ -10,7 +10,7 @@
 #include "core/x86.h"
 #include "core/string.h"
 
-#define IOAPIC_DEFAULT 0xFEC00000ull  /* MMIO starts here at the latest */
+#define IOAPIC_DEFAULT 0xFEC00000ull /* MMIO starts here at the latest */
 #define MEDIATED_MAX 8               /* devices with a domain of their own */
 #define POLL_CYCLES (1ull << 24)     /* ~5-10 ms of TSC between fault collections */
 
@@ -18,7 +18,7 @@ struct iommu_stats iommu_stats;
 
 static const struct iommu_ops *ops;
 static bool active;
-static struct spinlock lock;         /* attach/flush after start, and poll */
+static struct spinlock lock; /* attach/flush after start, and poll */
 
 /* ---- The guest domain (hardware-free). ---- */
 
@@ -34,11 +34,11 @@ static u64 min_u64(u64 a, u64 b)
 
 /* [base, end) widened to pages, less the hole; pages two ranges share are mapped once. */
 static int map_range(const struct pt_alloc *a, const struct iommu_hw *h, u64 root, u64 base, u64 end, u64 hole_base,
-		     u64 hole_end)
+    u64 hole_end)
 {
 	base = ALIGN_DOWN(base, PAGE_SIZE);
 	end = ALIGN_UP(end, PAGE_SIZE);
-	if (base < hole_end && end > hole_base) {      /* never Parapet's region, whatever the map says */
+	if (base < hole_end && end > hole_base) { /* never Parapet's region, whatever the map says */
 		if (base < hole_base && map_range(a, h, root, base, hole_base, hole_base, hole_end))
 			return -1;
 		base = hole_end;
@@ -48,12 +48,12 @@ static int map_range(const struct pt_alloc *a, const struct iommu_hw *h, u64 roo
 	return pt_map_fmt(h->fmt, a, root, base, base, end - base, h->leaf_rw, h->max_shift);
 }
 
-int iommu_map_guest(const struct pt_alloc *a, const struct iommu_hw *h, u64 root, const struct memmap *m,
-		    u64 hole_base, u64 hole_end, u64 mmio_floor)
+int iommu_map_guest(const struct pt_alloc *a, const struct iommu_hw *h, u64 root, const struct memmap *m, u64 hole_base,
+    u64 hole_end, u64 mmio_floor)
 {
 	for (u32 i = 0; i < m->n; i++) {
 		u64 base = m->e[i].base, end = base + m->e[i].len;
-		if (!dma_type(m->e[i].type))               /* reserved: DRAM only below MMIO */
+		if (!dma_type(m->e[i].type)) /* reserved: DRAM only below MMIO */
 			end = min_u64(end, mmio_floor);
 		if (base < end && map_range(a, h, root, base, end, hole_base, hole_end))
 			return -1;
@@ -71,7 +71,10 @@ int iommu_map_guest(const struct pt_alloc *a, const struct iommu_hw *h, u64 root
 static struct iommu_hw hw;
 static u64 mmio_floor;
 static struct dma_domain guest;
-static struct { u16 rid; struct dma_domain d; } mediated[MEDIATED_MAX];
+static struct {
+	u16 rid;
+	struct dma_domain d;
+} mediated[MEDIATED_MAX];
 static unsigned nmediated;
 
 static bool new_domain(struct dma_domain *d, u16 id)
@@ -158,7 +161,8 @@ void iommu_init(void)
 	active = true;
 	iommu_stats.units = hw.nregs;
 	LOG("iommu: %s: %u unit(s), DMA translation on for %u functions and the buses behind bridges; "
-	    "memory below %lx mapped, Parapet's unmapped; DMA isolation ON\n", ops->name, hw.nregs, n, mmio_floor);
+	    "memory below %lx mapped, Parapet's unmapped; DMA isolation ON\n",
+	    ops->name, hw.nregs, n, mmio_floor);
 }
 
 void iommu_dma_allow(u8 bus, u8 devfn, u64 pa, u64 len)
@@ -224,7 +228,9 @@ bool iommu_active(void)
  * hide another's), then a count at every power of two. Called under `lock`. */
 void iommu_fault(u16 rid, u64 addr, bool write, unsigned reason)
 {
-	static struct { u32 key, n; } seen[16];
+	static struct {
+		u32 key, n;
+	} seen[16];
 	u64 total = ++iommu_stats.faults;
 	u32 key = (u32)rid << 1 | write, i = 0;
 	while (i < ARRAY_SIZE(seen) && seen[i].n && seen[i].key != key)

@@ -32,34 +32,38 @@
 
 /* A translation domain: one table, one hardware domain ID. */
 struct dma_domain {
-	u16 id;                  /* >= 1 */
-	u64 root;                /* physical address of the top-level table */
+	u16 id;   /* >= 1 */
+	u64 root; /* physical address of the top-level table */
 };
 
 /* What a vendor driver found in its ACPI table (filled by probe). */
 struct iommu_hw {
-	const struct pt_format *fmt;     /* the table format every unit accepts */
-	u64 leaf_rw;                     /* leaf bits for read + write (VT-d R|W, AMD-Vi IR|IW) */
-	unsigned max_shift;              /* largest page every unit accepts: PAGE_4K/2M/1G */
+	const struct pt_format *fmt; /* the table format every unit accepts */
+	u64 leaf_rw;                 /* leaf bits for read + write (VT-d R|W, AMD-Vi IR|IW) */
+	unsigned max_shift;          /* largest page every unit accepts: PAGE_4K/2M/1G */
 	unsigned nregs;
-	struct { u64 base, len; } regs[IOMMU_UNITS_MAX];    /* register windows, hidden from the guest */
+	struct {
+		u64 base, len;
+	} regs[IOMMU_UNITS_MAX]; /* register windows, hidden from the guest */
 	unsigned nfixed;
-	struct { u64 base, end; } fixed[IOMMU_FIXED_MAX];  /* [base, end) firmware requires mapped 1:1 */
+	struct {
+		u64 base, end;
+	} fixed[IOMMU_FIXED_MAX]; /* [base, end) firmware requires mapped 1:1 */
 };
 
 /* A vendor's driver. Every function runs on the boot CPU before the guest, except poll (any
  * CPU, serialised by iommu.c) and attach/flush after start (serialised by iommu.c). */
 struct iommu_ops {
 	const char *name;
-	const char sig[4];                                    /* its ACPI table: "DMAR", "IVRS" */
+	const char sig[4]; /* its ACPI table: "DMAR", "IVRS" */
 	/* Parse the table, check every unit is usable, fill *hw. False (and a log line saying
 	 * why) when a unit cannot be used: DMA isolation is then off. */
 	bool (*probe)(acpi_map_fn map, u64 table, struct iommu_hw *hw);
 	/* DMA from requester ID rid (bus << 8 | devfn, PCI segment 0) translates through d. */
 	bool (*attach)(u16 rid, const struct dma_domain *d);
-	bool (*enable)(void);            /* translation on in every unit; false on a timeout */
-	void (*flush)(void);             /* after attach or a table change while enabled */
-	void (*poll)(void);              /* report recorded faults through iommu_fault() */
+	bool (*enable)(void); /* translation on in every unit; false on a timeout */
+	void (*flush)(void);  /* after attach or a table change while enabled */
+	void (*poll)(void);   /* report recorded faults through iommu_fault() */
 };
 
 extern const struct iommu_ops vtd_ops, amdvi_ops;
@@ -81,7 +85,7 @@ void iommu_poll(bool now);
 void iommu_fault(u16 rid, u64 addr, bool write, unsigned reason);
 
 struct iommu_stats {
-	u64 faults;              /* DMA requests blocked */
+	u64 faults; /* DMA requests blocked */
 	unsigned units;
 };
 extern struct iommu_stats iommu_stats;
@@ -91,6 +95,6 @@ extern struct iommu_stats iommu_stats;
  * widened to pages, plus the fixed ranges of hw; never [hole_base, hole_end) (Parapet) nor
  * anything from mmio_floor up that the map does not call RAM. Hardware-free (host-tested). */
 int iommu_map_guest(const struct pt_alloc *a, const struct iommu_hw *hw, u64 root, const struct memmap *m,
-		    u64 hole_base, u64 hole_end, u64 mmio_floor);
+    u64 hole_base, u64 hole_end, u64 mmio_floor);
 
 #endif

@@ -42,7 +42,7 @@ static const char *ivmd(const u8 *s, u16 slen, struct ivrs_info *out)
 		return "IVMD block shorter than 32 bytes";
 	memcpy(&m, s, sizeof(m));
 	if (!(m.flags & (IVMD_UNITY | IVMD_EXCLUSION)))
-		return NULL;                     /* asks for nothing */
+		return NULL; /* asks for nothing */
 	if (!m.len || m.start + m.len < m.start || m.start + m.len > ~0xFFFull)
 		return "IVMD range invalid";
 	if (out->nfixed == IOMMU_FIXED_MAX)

@@ -10,44 +10,44 @@
 #include "core/x86.h"
 
 /* Registers (§10.4). */
-#define VTD_CAP     0x08
-#define VTD_ECAP    0x10
-#define VTD_GCMD    0x18
-#define VTD_GSTS    0x1C
-#define VTD_RTADDR  0x20
-#define VTD_CCMD    0x28
-#define VTD_FSTS    0x34
-#define VTD_FECTL   0x38
+#define VTD_CAP 0x08
+#define VTD_ECAP 0x10
+#define VTD_GCMD 0x18
+#define VTD_GSTS 0x1C
+#define VTD_RTADDR 0x20
+#define VTD_CCMD 0x28
+#define VTD_FSTS 0x34
+#define VTD_FECTL 0x38
 
-#define CAP_RWBF         (1ull << 4)
-#define CAP_SAGAW(c)     (((c) >> 8) & 0x1F)      /* bit 1: 39-bit 3-level, bit 2: 48-bit 4-level */
-#define CAP_FRO(c)       ((((c) >> 24) & 0x3FF) * 16)
-#define CAP_SLLPS(c)     (((c) >> 34) & 0xF)      /* bit 0: 2 MiB, bit 1: 1 GiB */
-#define CAP_NFR(c)       ((((c) >> 40) & 0xFF) + 1)
-#define ECAP_C           (1ull << 0)              /* page walks snoop the caches */
-#define ECAP_IRO(e)      ((((e) >> 8) & 0x3FF) * 16)
+#define CAP_RWBF (1ull << 4)
+#define CAP_SAGAW(c) (((c) >> 8) & 0x1F) /* bit 1: 39-bit 3-level, bit 2: 48-bit 4-level */
+#define CAP_FRO(c) ((((c) >> 24) & 0x3FF) * 16)
+#define CAP_SLLPS(c) (((c) >> 34) & 0xF) /* bit 0: 2 MiB, bit 1: 1 GiB */
+#define CAP_NFR(c) ((((c) >> 40) & 0xFF) + 1)
+#define ECAP_C (1ull << 0) /* page walks snoop the caches */
+#define ECAP_IRO(e) ((((e) >> 8) & 0x3FF) * 16)
 
 /* GCMD and GSTS share bit positions; GSTS bits 30, 29, 27, 24 report one-shot commands. */
-#define GSTS_TES   (1u << 31)
-#define GSTS_RTPS  (1u << 30)
-#define GSTS_WBFS  (1u << 27)
-#define GSTS_QIES  (1u << 26)
+#define GSTS_TES (1u << 31)
+#define GSTS_RTPS (1u << 30)
+#define GSTS_WBFS (1u << 27)
+#define GSTS_QIES (1u << 26)
 #define GCMD_ONESHOT_MASK 0x96FFFFFFu
 
-#define CCMD_ICC          (1ull << 63)
-#define CCMD_GLOBAL       (1ull << 61)
-#define IOTLB_IVT         (1ull << 63)
-#define IOTLB_GLOBAL      (1ull << 60)
-#define IOTLB_DR          (1ull << 49)
-#define IOTLB_DW          (1ull << 48)
-#define FSTS_PFO          (1u << 0)
-#define FSTS_PPF          (1u << 1)
-#define FECTL_IM          (1u << 31)
+#define CCMD_ICC (1ull << 63)
+#define CCMD_GLOBAL (1ull << 61)
+#define IOTLB_IVT (1ull << 63)
+#define IOTLB_GLOBAL (1ull << 60)
+#define IOTLB_DR (1ull << 49)
+#define IOTLB_DW (1ull << 48)
+#define FSTS_PFO (1u << 0)
+#define FSTS_PPF (1u << 1)
+#define FECTL_IM (1u << 31)
 
 /* Root and context entries (§9.1, §9.3): 128 bits each. */
-#define ENTRY_P           1ull
-#define CTX_AW(levels)    ((u64)(levels) - 2)     /* 1: 39-bit 3-level, 2: 48-bit 4-level */
-#define CTX_DID(id)       ((u64)(id) << 8)
+#define ENTRY_P 1ull
+#define CTX_AW(levels) ((u64)(levels)-2) /* 1: 39-bit 3-level, 2: 48-bit 4-level */
+#define CTX_DID(id) ((u64)(id) << 8)
 
 /* Second-level entries: bit 0 Read, bit 1 Write, bit 7 a large page (§9.8). */
 #define SL_R (1ull << 0)
@@ -59,12 +59,18 @@ static const struct pt_format sl_3level = { .top_shift = 30, .table = SL_R | SL_
 #define WAIT_LOOPS 10000000u
 
 static struct dmar_info dmar;
-static u64 *root;                   /* 256 root entries, one per bus */
+static u64 *root; /* 256 root entries, one per bus */
 static unsigned levels;
 static bool coherent = true;
 
-static volatile u32 *r32(unsigned u, u32 off) { return phys_ptr(dmar.units[u].base + off); }
-static volatile u64 *r64(unsigned u, u32 off) { return phys_ptr(dmar.units[u].base + off); }
+static volatile u32 *r32(unsigned u, u32 off)
+{
+	return phys_ptr(dmar.units[u].base + off);
+}
+static volatile u64 *r64(unsigned u, u32 off)
+{
+	return phys_ptr(dmar.units[u].base + off);
+}
 
 static bool wait32(unsigned u, u32 off, u32 mask, u32 want)
 {
@@ -126,8 +132,8 @@ static bool probe(acpi_map_fn map, u64 table, struct iommu_hw *hw)
 	u32 sagaw = 0x1F, sllps = 0xF;
 	for (unsigned u = 0; u < dmar.nunits; u++) {
 		if (dmar.units[u].segment) {
-			LOG("vtd: unit at %lx serves PCI segment %u; Parapet handles segment 0 only\n", dmar.units[u].base,
-			    dmar.units[u].segment);
+			LOG("vtd: unit at %lx serves PCI segment %u; Parapet handles segment 0 only\n",
+			    dmar.units[u].base, dmar.units[u].segment);
 			return false;
 		}
 		u64 cap = *r64(u, VTD_CAP), ecap = *r64(u, VTD_ECAP);
@@ -138,8 +144,8 @@ static bool probe(acpi_map_fn map, u64 table, struct iommu_hw *hw)
 		sagaw &= CAP_SAGAW(cap);
 		sllps &= CAP_SLLPS(cap);
 		coherent &= (ecap & ECAP_C) != 0;
-		LOG("vtd: unit %u at %lx: version %x cap %lx ecap %lx%s\n", u, dmar.units[u].base, *r32(u, 0), cap, ecap,
-		    dmar.units[u].flags & DRHD_INCLUDE_PCI_ALL ? " (all other devices)" : "");
+		LOG("vtd: unit %u at %lx: version %x cap %lx ecap %lx%s\n", u, dmar.units[u].base, *r32(u, 0), cap,
+		    ecap, dmar.units[u].flags & DRHD_INCLUDE_PCI_ALL ? " (all other devices)" : "");
 		hw->regs[hw->nregs].base = dmar.units[u].base;
 		hw->regs[hw->nregs++].len = dmar.units[u].len;
 	}
@@ -170,7 +176,7 @@ static bool attach(u16 rid, const struct dma_domain *d)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	ce[1] = CTX_AW(levels) | CTX_DID(d->id);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	ce[0] = d->root | ENTRY_P;          /* TT = 00: untranslated requests through the tables */
+	ce[0] = d->root | ENTRY_P; /* TT = 00: untranslated requests through the tables */
 	return true;
 }
 
@@ -185,11 +191,11 @@ static bool enable(void)
 {
 	flush_tables();
 	for (unsigned u = 0; u < dmar.nunits; u++) {
-		*r32(u, VTD_FECTL) = FECTL_IM;          /* no fault interrupts: Parapet polls */
+		*r32(u, VTD_FECTL) = FECTL_IM; /* no fault interrupts: Parapet polls */
 		/* Queued invalidation (if firmware left it on) excludes the register-based kind. */
 		if ((*r32(u, VTD_GSTS) & GSTS_QIES) && !gcmd(u, GSTS_QIES, false, GSTS_QIES))
 			return false;
-		*r64(u, VTD_RTADDR) = (u64)(uintptr_t)root;   /* TTM 00: legacy mode */
+		*r64(u, VTD_RTADDR) = (u64)(uintptr_t)root; /* TTM 00: legacy mode */
 		if (!gcmd(u, GSTS_RTPS, true, GSTS_RTPS) || !invalidate(u) || !gcmd(u, GSTS_TES, true, GSTS_TES))
 			return false;
 	}
@@ -211,14 +217,20 @@ static void poll(void)
 			u64 hi = *r64(u, off + 8);
 			if (!(hi & (1ull << 63)))
 				break;
-			iommu_fault((u16)hi, *r64(u, off) & ~0xFFFull, !(hi & (1ull << 62)), (unsigned)(hi >> 32) & 0xFF);
-			*r32(u, off + 12) = 1u << 31;      /* F is write-1-to-clear */
+			iommu_fault((u16)hi, *r64(u, off) & ~0xFFFull, !(hi & (1ull << 62)),
+			    (unsigned)(hi >> 32) & 0xFF);
+			*r32(u, off + 12) = 1u << 31; /* F is write-1-to-clear */
 		}
 		*r32(u, VTD_FSTS) = FSTS_PFO;
 	}
 }
 
 const struct iommu_ops vtd_ops = {
-	.name = "VT-d", .sig = "DMAR",
-	.probe = probe, .attach = attach, .enable = enable, .flush = flush, .poll = poll,
+	.name = "VT-d",
+	.sig = "DMAR",
+	.probe = probe,
+	.attach = attach,
+	.enable = enable,
+	.flush = flush,
+	.poll = poll,
 };

@@ -14,7 +14,7 @@ extern char __image_start[], __image_end[], __load_start[], __bss_end_phys[];
  * image) arrives intact. */
 void relocate(void *dst, const void *src, u64 len, u64 cr3);
 __asm__(".text\n"
-	"relocate:\n\t"            /* rdi = dst, rsi = src, rdx = len, rcx = cr3 */
+	"relocate:\n\t" /* rdi = dst, rsi = src, rdx = len, rcx = cr3 */
 	"mov %rcx, %rax\n\t"
 	"mov %rdx, %rcx\n\t"
 	"rep movsb\n\t"
@@ -50,7 +50,7 @@ static void choose_page_size_and_top(void)
 	if (d & CPUID_80000001_EDX_1GB) {
 		hvmem.max_page_shift = PAGE_1G;
 		if (bits > 46)
-			bits = 46;       /* 64 TiB of guest-physical space: 128 pages of tables */
+			bits = 46; /* 64 TiB of guest-physical space: 128 pages of tables */
 		hvmem.phys_top = 1ull << bits;
 	} else {
 		/* Without 1 GiB pages, map what the memory map names, and all of the low 4 GiB. */

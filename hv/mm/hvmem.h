@@ -9,11 +9,11 @@
 #include "boot/bootinfo.h"
 
 struct hv_memory {
-	u64 base, end;                /* the hidden region [base, end) */
+	u64 base, end; /* the hidden region [base, end) */
 	u64 image_size;
-	u64 phys_top;                 /* identity maps cover [0, phys_top) */
-	unsigned max_page_shift;      /* PAGE_1G when the CPU has 1 GiB pages */
-	struct memmap guest_map;      /* the memory map the guest is shown */
+	u64 phys_top;            /* identity maps cover [0, phys_top) */
+	unsigned max_page_shift; /* PAGE_1G when the CPU has 1 GiB pages */
+	struct memmap guest_map; /* the memory map the guest is shown */
 };
 
 extern struct hv_memory hvmem;

@@ -59,8 +59,8 @@ static const struct range *overlap(u64 b, u64 e, const struct range *x, unsigned
 	return NULL;
 }
 
-bool memmap_find_top(const struct memmap *m, u64 size, u64 align, u64 limit,
-		     const struct range *excl, unsigned nexcl, u64 *out)
+bool memmap_find_top(const struct memmap *m, u64 size, u64 align, u64 limit, const struct range *excl, unsigned nexcl,
+    u64 *out)
 {
 	bool found = false;
 	u64 best = 0;

@@ -30,7 +30,7 @@ struct memmap {
 };
 
 struct range {
-	u64 base, end;  /* [base, end) */
+	u64 base, end; /* [base, end) */
 };
 
 /* Append one entry; false when the map is full. Zero-length entries are dropped. */
@@ -46,8 +46,8 @@ bool memmap_carve(struct memmap *m, u64 base, u64 len, u32 type);
  * Highest `size`-byte block aligned to `align`, inside one RAM entry, ending at or below
  * `limit`, overlapping none of the `nexcl` ranges in `excl`. False when there is none.
  */
-bool memmap_find_top(const struct memmap *m, u64 size, u64 align, u64 limit,
-		     const struct range *excl, unsigned nexcl, u64 *out);
+bool memmap_find_top(const struct memmap *m, u64 size, u64 align, u64 limit, const struct range *excl, unsigned nexcl,
+    u64 *out);
 
 /* True when every byte of [base, base+len) is RAM in the map (len > 0, no wrap). */
 bool memmap_is_ram(const struct memmap *m, u64 base, u64 len);

@@ -13,9 +13,9 @@ u64 npt_build(void);
 
 /* What the guest may do with a page. */
 enum npt_access {
-	NPT_RW,                 /* mapped */
-	NPT_RO,                 /* writes fault: a write trap */
-	NPT_NONE,               /* every access faults: a trap page */
+	NPT_RW,   /* mapped */
+	NPT_RO,   /* writes fault: a write trap */
+	NPT_NONE, /* every access faults: a trap page */
 };
 
 /*

@@ -23,7 +23,7 @@ static u64 *table(const struct pt_alloc *a, u64 pa)
 }
 
 static int map_one(const struct pt_format *f, const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 flags,
-		   unsigned shift)
+    unsigned shift)
 {
 	u64 *t = table(a, root);
 	for (unsigned level_shift = f->top_shift; level_shift > shift; level_shift -= 9) {
@@ -32,8 +32,7 @@ static int map_one(const struct pt_format *f, const struct pt_alloc *a, u64 root
 			u64 next = a->alloc(a->ctx);
 			if (!next)
 				return -1;
-			*e = next | f->table | PTE_P |
-			     (f->next_level ? (u64)(level_of(level_shift) - 1) << 9 : 0);
+			*e = next | f->table | PTE_P | (f->next_level ? (u64)(level_of(level_shift) - 1) << 9 : 0);
 		} else if (is_leaf(f, *e, level_shift)) {
 			/* A larger page is in the way: fine when it already maps va to pa. */
 			u64 mask = (1ull << level_shift) - 1;
@@ -47,7 +46,7 @@ static int map_one(const struct pt_format *f, const struct pt_alloc *a, u64 root
 }
 
 int pt_map_fmt(const struct pt_format *f, const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 size, u64 flags,
-	       unsigned max_shift)
+    unsigned max_shift)
 {
 	if ((va | pa | size) & (PAGE_SIZE - 1) || max_shift > f->top_shift)
 		return -1;
@@ -73,7 +72,7 @@ int pt_map_fmt(const struct pt_format *f, const struct pt_alloc *a, u64 root, u6
 }
 
 bool pt_lookup_fmt(const struct pt_format *f, const struct pt_alloc *a, u64 root, u64 va, u64 *pa, u64 *flags,
-		   unsigned *shift)
+    unsigned *shift)
 {
 	u64 *t = table(a, root);
 	for (unsigned s = f->top_shift;; s -= 9) {
@@ -92,7 +91,7 @@ bool pt_lookup_fmt(const struct pt_format *f, const struct pt_alloc *a, u64 root
 }
 
 #define PTE_PAT_LARGE (1ull << 12)
-#define PTE_PAT_4K    (1ull << 7)
+#define PTE_PAT_4K (1ull << 7)
 
 /* Replace the large page in *e (mapping 1 << shift bytes) by a table of 512 pages. */
 static int split(const struct pt_alloc *a, u64 *e, unsigned shift)

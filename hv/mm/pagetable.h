@@ -12,11 +12,11 @@
 
 #include "core/types.h"
 
-#define PTE_P   (1ull << 0)   /* present */
-#define PTE_W   (1ull << 1)   /* writable */
-#define PTE_U   (1ull << 2)   /* user; NPT walks are user accesses, so NPT entries set it */
-#define PTE_PS  (1ull << 7)   /* page size: 1 GiB in a PDPTE, 2 MiB in a PDE */
-#define PTE_NX  (1ull << 63)
+#define PTE_P (1ull << 0)  /* present */
+#define PTE_W (1ull << 1)  /* writable */
+#define PTE_U (1ull << 2)  /* user; NPT walks are user accesses, so NPT entries set it */
+#define PTE_PS (1ull << 7) /* page size: 1 GiB in a PDPTE, 2 MiB in a PDE */
+#define PTE_NX (1ull << 63)
 #define PTE_ADDR 0x000FFFFFFFFFF000ull
 
 #define PAGE_4K 12
@@ -24,10 +24,10 @@
 #define PAGE_1G 30
 
 struct pt_format {
-	unsigned top_shift;   /* what one top-level entry maps: 39 (4 levels), 30 (3 levels) */
-	u64 table;            /* bits of an entry that points to a next-level table */
-	u64 large;            /* bit that marks a leaf above 4 KiB (PS), where `next_level` is false */
-	bool next_level;      /* AMD-Vi: bits 11:9 hold the level of the table an entry points to,
+	unsigned top_shift; /* what one top-level entry maps: 39 (4 levels), 30 (3 levels) */
+	u64 table;          /* bits of an entry that points to a next-level table */
+	u64 large;          /* bit that marks a leaf above 4 KiB (PS), where `next_level` is false */
+	bool next_level;    /* AMD-Vi: bits 11:9 hold the level of the table an entry points to,
 			       * 0 in a leaf of any size */
 };
 
@@ -35,8 +35,8 @@ struct pt_format {
 extern const struct pt_format pt_x86;
 
 struct pt_alloc {
-	u64 (*alloc)(void *ctx);           /* a zeroed page; returns its physical address or 0 */
-	void *(*ptr)(void *ctx, u64 pa);   /* where the host can access physical address pa */
+	u64 (*alloc)(void *ctx);         /* a zeroed page; returns its physical address or 0 */
+	void *(*ptr)(void *ctx, u64 pa); /* where the host can access physical address pa */
 	void *ctx;
 };
 
@@ -47,12 +47,12 @@ struct pt_alloc {
  * existing larger page in the way that maps elsewhere (one that maps va to pa already is kept).
  */
 int pt_map_fmt(const struct pt_format *f, const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 size, u64 flags,
-	       unsigned max_shift);
+    unsigned max_shift);
 
 /* Translate va; returns false when not mapped. *flags gets the leaf entry's bits other than the
  * address (the low 12 bits, and bits 63:52). */
 bool pt_lookup_fmt(const struct pt_format *f, const struct pt_alloc *a, u64 root, u64 va, u64 *pa, u64 *flags,
-		   unsigned *shift);
+    unsigned *shift);
 
 static inline int pt_map(const struct pt_alloc *a, u64 root, u64 va, u64 pa, u64 size, u64 flags, unsigned max_shift)
 {

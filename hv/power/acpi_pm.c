@@ -6,36 +6,36 @@
 #define SDT_HEADER_LEN 36
 
 /* FADT field offsets (ACPI 6.5 §5.2.9 table 5.9). */
-#define FADT_FIRMWARE_CTRL    36
-#define FADT_DSDT             40
-#define FADT_PM1A_EVT_BLK     56
-#define FADT_PM1B_EVT_BLK     60
-#define FADT_PM1A_CNT_BLK     64
-#define FADT_PM1B_CNT_BLK     68
-#define FADT_FLAGS            112
-#define FADT_RESET_REG        116
-#define FADT_RESET_VALUE      128
-#define FADT_X_FIRMWARE_CTRL  132
-#define FADT_X_DSDT           140
-#define FADT_X_PM1A_EVT_BLK   148
-#define FADT_X_PM1B_EVT_BLK   160
-#define FADT_X_PM1A_CNT_BLK   172
-#define FADT_X_PM1B_CNT_BLK   184
-#define FADT_SLEEP_CONTROL    244
-#define FADT_SLEEP_STATUS     256
-#define GAS_LEN               12
+#define FADT_FIRMWARE_CTRL 36
+#define FADT_DSDT 40
+#define FADT_PM1A_EVT_BLK 56
+#define FADT_PM1B_EVT_BLK 60
+#define FADT_PM1A_CNT_BLK 64
+#define FADT_PM1B_CNT_BLK 68
+#define FADT_FLAGS 112
+#define FADT_RESET_REG 116
+#define FADT_RESET_VALUE 128
+#define FADT_X_FIRMWARE_CTRL 132
+#define FADT_X_DSDT 140
+#define FADT_X_PM1A_EVT_BLK 148
+#define FADT_X_PM1B_EVT_BLK 160
+#define FADT_X_PM1A_CNT_BLK 172
+#define FADT_X_PM1B_CNT_BLK 184
+#define FADT_SLEEP_CONTROL 244
+#define FADT_SLEEP_STATUS 256
+#define GAS_LEN 12
 
 /* AML opcodes (§20.2). */
-#define AML_ZERO       0x00
-#define AML_ONE        0x01
-#define AML_NAME       0x08
-#define AML_BYTE       0x0A
-#define AML_WORD       0x0B
-#define AML_DWORD      0x0C
-#define AML_QWORD      0x0E
-#define AML_PACKAGE    0x12
-#define AML_ROOT       0x5C
-#define AML_ONES       0xFF
+#define AML_ZERO 0x00
+#define AML_ONE 0x01
+#define AML_NAME 0x08
+#define AML_BYTE 0x0A
+#define AML_WORD 0x0B
+#define AML_DWORD 0x0C
+#define AML_QWORD 0x0E
+#define AML_PACKAGE 0x12
+#define AML_ROOT 0x5C
+#define AML_ONES 0xFF
 
 /* A little-endian field of `size` bytes at off, or 0 when the table is too short for it. */
 static u64 field(const u8 *t, u32 len, u32 off, unsigned size)
@@ -106,7 +106,7 @@ bool acpi_pm_read(acpi_map_fn map, u64 fadt, struct acpi_pm *pm, char *why, unsi
 	if (d && !memcmp(d, "DSDT", 4))
 		for (unsigned s = 0; s < 6; s++)
 			pm->sx_present[s] = aml_sleep_type(d + SDT_HEADER_LEN, dlen - SDT_HEADER_LEN, s,
-							   &pm->slp_typa[s], &pm->slp_typb[s]);
+			    &pm->slp_typa[s], &pm->slp_typb[s]);
 	return true;
 }
 
@@ -161,7 +161,7 @@ bool aml_sleep_type(const u8 *aml, u32 len, unsigned n, u8 *typa, u8 *typb)
 	for (u32 i = 0; i + 1 < len; i++) {
 		if (aml[i] != AML_NAME)
 			continue;
-		u32 p = i + 1 + (aml[i + 1] == AML_ROOT);    /* p <= len */
+		u32 p = i + 1 + (aml[i + 1] == AML_ROOT); /* p <= len */
 		if (len - p < 5 || memcmp(aml + p, name, 4) || aml[p + 4] != AML_PACKAGE)
 			continue;
 		if (sleep_package(aml + p + 5, len - p - 5, typa, typb))

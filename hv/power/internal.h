@@ -6,8 +6,8 @@
 #include "power/power.h"
 
 extern struct acpi_pm pm;
-extern bool pm_ok;              /* the FADT was read at init */
-extern u64 pm_rsdp;             /* where the RSDP was at init */
+extern bool pm_ok;  /* the FADT was read at init */
+extern u64 pm_rsdp; /* where the RSDP was at init */
 
 /* Stop every other CPU, wipe the keys, perform `access` (the guest's own write), and never
  * return to the guest: if the machine is still running after a while, reset it. */

@@ -17,10 +17,17 @@ static u32 log_budget = 8;
 /* The values locked, as firmware left them: put back after S3, which resets them (QEMU's ICH9
  * does, and its SeaBIOS does not restore them; on real boards firmware does it too). */
 #define PM_DEVS_MAX 2
-static struct { struct pci_dev *d; u32 base; u8 enable; } locked[PM_DEVS_MAX];
+static struct {
+	struct pci_dev *d;
+	u32 base;
+	u8 enable;
+} locked[PM_DEVS_MAX];
 static unsigned nlocked;
 
-static u16 enable_reg(const struct pci_dev *d) { return d->device == 0x7113 ? 0x80 : 0x44; }
+static u16 enable_reg(const struct pci_dev *d)
+{
+	return d->device == 0x7113 ? 0x80 : 0x44;
+}
 
 static void pm_bind(struct pci_dev *d)
 {

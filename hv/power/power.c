@@ -11,18 +11,18 @@
 #include "core/platform.h"
 #include "core/x86.h"
 
-#define PORT_SYSCTL_A   0x92    /* bit 0: fast reset (bit 1: A20) */
-#define PORT_KBC_DATA   0x60
-#define PORT_KBC_CMD    0x64
-#define KBC_WRITE_OUTPORT 0xD1  /* the next data byte is the output port: bit 0 low resets */
-#define RCR_RST_CPU     0x04    /* 0xCF9: a 0 -> 1 transition of bit 2 resets */
+#define PORT_SYSCTL_A 0x92 /* bit 0: fast reset (bit 1: A20) */
+#define PORT_KBC_DATA 0x60
+#define PORT_KBC_CMD 0x64
+#define KBC_WRITE_OUTPORT 0xD1 /* the next data byte is the output port: bit 0 low resets */
+#define RCR_RST_CPU 0x04       /* 0xCF9: a 0 -> 1 transition of bit 2 resets */
 
 struct acpi_pm pm;
 bool pm_ok;
 u64 pm_rsdp;
 struct power_stats power_stats;
 
-static bool kbc_outport;        /* the last KBC command was KBC_WRITE_OUTPORT */
+static bool kbc_outport; /* the last KBC command was KBC_WRITE_OUTPORT */
 
 void power_wipe(struct vcpu *v, const char *why)
 {
@@ -103,7 +103,7 @@ static bool reset_reg_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bo
 {
 	(void)ctx;
 	if (!write)
-		return false;   /* reads are not trapped */
+		return false; /* reads are not trapped */
 	u64 at = pm.reset_reg.addr;
 	bool resets = gpa <= at && at < gpa + size && (u8)(*val >> 8 * (at - gpa)) == pm.reset_value;
 	if (resets) {
@@ -112,10 +112,18 @@ static bool reset_reg_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bo
 	}
 	volatile void *p = phys_ptr(gpa);
 	switch (size) {
-	case 1: *(volatile u8 *)p = (u8)*val; break;
-	case 2: *(volatile u16 *)p = (u16)*val; break;
-	case 4: *(volatile u32 *)p = (u32)*val; break;
-	default: *(volatile u64 *)p = *val; break;
+	case 1:
+		*(volatile u8 *)p = (u8)*val;
+		break;
+	case 2:
+		*(volatile u16 *)p = (u16)*val;
+		break;
+	case 4:
+		*(volatile u32 *)p = (u32)*val;
+		break;
+	default:
+		*(volatile u64 *)p = *val;
+		break;
 	}
 	if (resets) {
 		io_delay_us(200000);
@@ -164,8 +172,8 @@ void power_init(void)
 	if (pm.pm1a_evt)
 		hook(pm.pm1a_evt, 2, power_pm1_status_io, NULL, "PM1a_STS");
 	u64 r = pm.reset_reg.addr;
-	if (pm.has_reset_reg && pm.reset_reg.space == GAS_SPACE_IO && r <= 0xFFFF &&
-	    !(r >= 0xCF8 && r <= 0xCFB) && r != PORT_SYSCTL_A && r != PORT_KBC_DATA && r != PORT_KBC_CMD)
+	if (pm.has_reset_reg && pm.reset_reg.space == GAS_SPACE_IO && r <= 0xFFFF && !(r >= 0xCF8 && r <= 0xCFB) &&
+	    r != PORT_SYSCTL_A && r != PORT_KBC_DATA && r != PORT_KBC_CMD)
 		hook((u16)r, 1, reset_ports, NULL, "RESET_REG");
 	if (pm.has_reset_reg && pm.reset_reg.space == GAS_SPACE_MEMORY &&
 	    !mmio_trap_add(r & ~0xFFFull, PAGE_SIZE, NPT_RO, reset_reg_mmio, NULL))
@@ -174,7 +182,9 @@ void power_init(void)
 		LOG("power: PM1 control in memory space or a hardware-reduced platform: ACPI sleep NOT mediated\n");
 	LOG("power: PM1a_CNT %x PM1b_CNT %x PM1a_STS %x, FACS %lx, RESET_REG %s %lx=%x; SLP_TYP S1 %d S3 %d S4 %d S5 %d\n",
 	    pm.pm1a_cnt, pm.pm1b_cnt, pm.pm1a_evt, pm.facs,
-	    !pm.has_reset_reg ? "none" : pm.reset_reg.space == GAS_SPACE_IO ? "io" : "mem", r, pm.reset_value,
-	    pm.sx_present[1] ? pm.slp_typa[1] : -1, pm.sx_present[3] ? pm.slp_typa[3] : -1,
+	    !pm.has_reset_reg                    ? "none"
+	    : pm.reset_reg.space == GAS_SPACE_IO ? "io"
+						 : "mem",
+	    r, pm.reset_value, pm.sx_present[1] ? pm.slp_typa[1] : -1, pm.sx_present[3] ? pm.slp_typa[3] : -1,
 	    pm.sx_present[4] ? pm.slp_typa[4] : -1, pm.sx_present[5] ? pm.slp_typa[5] : -1);
 }

@@ -29,8 +29,8 @@
 #include "vmm/vcpu.h"
 
 struct power_stats {
-	u64 resumes;            /* S3 resumes completed */
-	u64 refused;            /* sleep requests refused */
+	u64 resumes; /* S3 resumes completed */
+	u64 refused; /* sleep requests refused */
 };
 extern struct power_stats power_stats;
 

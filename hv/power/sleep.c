@@ -17,17 +17,17 @@
 #include "core/string.h"
 #include "core/x86.h"
 
-#define ISA_DMA1_MASK_ALL 0x0F          /* 8237 "write all mask bits" registers */
+#define ISA_DMA1_MASK_ALL 0x0F /* 8237 "write all mask bits" registers */
 #define ISA_DMA2_MASK_ALL 0xDE
 
-static u16 cmd_saved[PCI_DEVS_MAX];    /* PCI command registers while a sleep is under way */
-static bool wak_pending;                /* a refused sleep: PM1 status shows WAK_STS */
+static u16 cmd_saved[PCI_DEVS_MAX]; /* PCI command registers while a sleep is under way */
+static bool wak_pending;            /* a refused sleep: PM1 status shows WAK_STS */
 static u32 log_budget = 32;
 static u64 resume_stack;
 
 /* What the guest asked to wake at, kept while Parapet's own vector is in the FACS. */
 static struct {
-	u64 facs[2];                    /* the FACS structures the firmware may read */
+	u64 facs[2]; /* the FACS structures the firmware may read */
 	u32 vector[2];
 	u64 x_vector[2];
 	struct guest_start start;
@@ -43,13 +43,13 @@ static struct {
  * Parapet's INIT takes it. The bytes go back once every processor is Parapet's again.
  */
 #define LOW_PAGES (0x100000 / PAGE_SIZE)
-static const u8 halt_stub[4] = { 0xFA, 0xF4, 0xEB, 0xFD };     /* cli; 1: hlt; jmp 1b */
+static const u8 halt_stub[4] = { 0xFA, 0xF4, 0xEB, 0xFD }; /* cli; 1: hlt; jmp 1b */
 static u32 low_saved[LOW_PAGES];
 static bool low_stubbed[LOW_PAGES];
 
 static void low_pages_halt(bool on)
 {
-	for (u64 p = 1; p < LOW_PAGES; p++) {           /* page 0: the real-mode IVT, the firmware's */
+	for (u64 p = 1; p < LOW_PAGES; p++) { /* page 0: the real-mode IVT, the firmware's */
 		u64 pa = p * PAGE_SIZE;
 		if (on) {
 			low_stubbed[p] = pa != CPUS_TRAMP_PAGE && memmap_is_ram(&hvmem.guest_map, pa, PAGE_SIZE);
@@ -64,10 +64,26 @@ static void low_pages_halt(bool on)
 	}
 }
 
-static u32 rd32(u64 pa) { u32 v; memcpy(&v, phys_ptr(pa), 4); return v; }
-static u64 rd64(u64 pa) { u64 v; memcpy(&v, phys_ptr(pa), 8); return v; }
-static void wr32(u64 pa, u32 v) { memcpy(phys_ptr(pa), &v, 4); }
-static void wr64(u64 pa, u64 v) { memcpy(phys_ptr(pa), &v, 8); }
+static u32 rd32(u64 pa)
+{
+	u32 v;
+	memcpy(&v, phys_ptr(pa), 4);
+	return v;
+}
+static u64 rd64(u64 pa)
+{
+	u64 v;
+	memcpy(&v, phys_ptr(pa), 8);
+	return v;
+}
+static void wr32(u64 pa, u32 v)
+{
+	memcpy(phys_ptr(pa), &v, 4);
+}
+static void wr64(u64 pa, u64 v)
+{
+	memcpy(phys_ptr(pa), &v, 8);
+}
 
 u32 power_pm1_status_io(void *ctx, u16 port, unsigned size, bool in, u32 val)
 {
@@ -80,7 +96,7 @@ u32 power_pm1_status_io(void *ctx, u16 port, unsigned size, bool in, u32 val)
 		return r;
 	}
 	if ((val << shift) & PM1_STS_WAK)
-		__atomic_store_n(&wak_pending, false, __ATOMIC_RELEASE);   /* write 1 to clear */
+		__atomic_store_n(&wak_pending, false, __ATOMIC_RELEASE); /* write 1 to clear */
 	return io_port_hw(port, size, false, val);
 }
 
@@ -110,11 +126,12 @@ static const char *tables_changed(void)
 {
 	if (acpi_find_rsdp(hvmem_outside) != pm_rsdp)
 		return "the RSDP moved";
-	for (int x = 0; x < 2; x++) {   /* SeaBIOS follows the RSDT, UEFI firmware the XSDT; neither checks sums */
+	for (int x = 0; x < 2; x++) { /* SeaBIOS follows the RSDT, UEFI firmware the XSDT; neither checks sums */
 		bool valid;
 		u64 f = acpi_first_entry(hvmem_outside, pm_rsdp, x, "FACP", &valid);
 		if (!valid || (f != pm.fadt && (f || !x)))
-			return x ? "the XSDT no longer leads to the FADT of boot time" : "the RSDT no longer leads to the FADT of boot time";
+			return x ? "the XSDT no longer leads to the FADT of boot time"
+				 : "the RSDT no longer leads to the FADT of boot time";
 	}
 	u32 len;
 	const u8 *f = acpi_table(hvmem_outside, pm.fadt, &len);
@@ -146,7 +163,7 @@ static void s3(struct vcpu *v, unsigned state, u16 port, unsigned size, u32 val)
 		return refuse(v, state, why);
 	wake.facs[0] = pm.facs32;
 	wake.facs[1] = pm.facs64 != pm.facs32 ? pm.facs64 : 0;
-	u64 f = pm.facs;                        /* the one the OS uses: X_FIRMWARE_CTRL first */
+	u64 f = pm.facs; /* the one the OS uses: X_FIRMWARE_CTRL first */
 	u32 vec = rd32(f + FACS_WAKING_VECTOR);
 	bool has_x = *(u8 *)phys_ptr(f + FACS_VERSION) >= 1 && rd32(f + 4) >= 40;
 	u64 xvec = has_x ? rd64(f + FACS_X_WAKING_VECTOR) : 0;
@@ -177,8 +194,10 @@ static void s3(struct vcpu *v, unsigned state, u16 port, unsigned size, u32 val)
 		if (!a)
 			continue;
 		wake.vector[i] = rd32(a + FACS_WAKING_VECTOR);
-		wake.x_vector[i] = rd32(a + 4) >= 40 && *(u8 *)phys_ptr(a + FACS_VERSION) >= 1 ? rd64(a + FACS_X_WAKING_VECTOR) : 0;
-		wr32(a + FACS_WAKING_VECTOR, CPUS_TRAMP_PAGE);   /* real mode at 0800:0000 */
+		wake.x_vector[i] = rd32(a + 4) >= 40 && *(u8 *)phys_ptr(a + FACS_VERSION) >= 1
+				       ? rd64(a + FACS_X_WAKING_VECTOR)
+				       : 0;
+		wr32(a + FACS_WAKING_VECTOR, CPUS_TRAMP_PAGE); /* real mode at 0800:0000 */
 		if (wake.x_vector[i])
 			wr64(a + FACS_X_WAKING_VECTOR, 0);
 	}
@@ -186,9 +205,10 @@ static void s3(struct vcpu *v, unsigned state, u16 port, unsigned size, u32 val)
 	    xvec ? "32-bit" : "real mode", xvec ? (u32)xvec : vec, CPUS_TRAMP_PAGE);
 	__asm__ volatile("wbinvd" ::: "memory");
 	io_port_hw(port, size, false, val);
-	if (pm.pm1b_cnt && port < pm.pm1b_cnt) {        /* both blocks: write SLP_EN to each */
+	if (pm.pm1b_cnt && port < pm.pm1b_cnt) { /* both blocks: write SLP_EN to each */
 		u32 b = io_port_hw(pm.pm1b_cnt, 2, true, 0) & ~(PM1_CNT_SLP_TYP_MASK | PM1_CNT_SLP_EN);
-		io_port_hw(pm.pm1b_cnt, 2, false, b | (u32)pm.slp_typb[state] << PM1_CNT_SLP_TYP_SHIFT | PM1_CNT_SLP_EN);
+		io_port_hw(pm.pm1b_cnt, 2, false,
+		    b | (u32)pm.slp_typb[state] << PM1_CNT_SLP_TYP_SHIFT | PM1_CNT_SLP_EN);
 	}
 	io_delay_us(1000000);
 	/* Still here: the platform did not sleep. Put everything back. */
@@ -212,7 +232,7 @@ void power_sleep(struct vcpu *v, u16 port, unsigned size, u32 val)
 	case 5:
 		power_terminal(v, n == 4 ? "ACPI S4 (hibernation)" : "ACPI S5 (power off)", port, size, val);
 	case 1:
-		io_port_hw(port, size, false, val);     /* the processor context survives S1 */
+		io_port_hw(port, size, false, val); /* the processor context survives S1 */
 		return;
 	case 2:
 	case 3:
@@ -245,7 +265,7 @@ static __noreturn void resume(u64 unused)
 	cpus_tramp_remove();
 	/* First the other processors, so none runs anything but Parapet for longer than needed. */
 	unsigned failed, aps = cpus_restart_aps(v, &failed);
-	if (failed)     /* a processor Parapet does not hold could be started by anyone: fail closed */
+	if (failed) /* a processor Parapet does not hold could be started by anyone: fail closed */
 		power_terminal(v, "a processor did not come back after S3", 0, 0, 0);
 	low_pages_halt(false);
 	for (unsigned i = 0; i < 2; i++)
@@ -261,7 +281,8 @@ static __noreturn void resume(u64 unused)
 	power_pmbase_resume();
 	power_stats.resumes++;
 	LOG("power: S3 resume %lu on cpu%u: long mode, SVM, IOMMU%s and %u other processor(s) back; "
-	    "entering the guest's waking vector\n", power_stats.resumes, v->id, iommu_active() ? "" : " (none)", aps);
+	    "entering the guest's waking vector\n",
+	    power_stats.resumes, v->id, iommu_active() ? "" : " (none)", aps);
 	svm_run_bsp(v, &wake.start);
 }
 

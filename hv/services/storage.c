@@ -17,7 +17,7 @@ void storage_init(struct policy *p)
 	for (unsigned i = 0; i < p->nkeys; i++) {
 		xts_setkey(&keys[i], p->keys[i]);
 		memset(p->keys[i], 0, sizeof(p->keys[i]));
-		__asm__ volatile("" : : "r"(p->keys[i]) : "memory");   /* the wipe is not optimised away */
+		__asm__ volatile("" : : "r"(p->keys[i]) : "memory"); /* the wipe is not optimised away */
 	}
 	for (unsigned i = 0; i < p->ndrives; i++)
 		drives[i].pd = &p->drives[i];
@@ -63,7 +63,7 @@ u8 storage_action(const struct storage_drive *d, u64 lba, u64 max, u16 *key, u64
 {
 	const struct policy_drive *pd = d->pd;
 	const struct policy_range *r = &pol->ranges[pd->first_range];
-	u64 next = ~0ull;    /* start of the nearest range after lba */
+	u64 next = ~0ull; /* start of the nearest range after lba */
 	for (unsigned i = 0; i < pd->nranges; i++) {
 		if (lba >= r[i].first_lba && lba - r[i].first_lba < r[i].count) {
 			u64 left = r[i].count - (lba - r[i].first_lba);
@@ -106,7 +106,7 @@ void storage_transform(const struct storage_drive *d, u64 lba, u8 *buf, u64 nsec
 			else
 				xts_decrypt(&keys[key], lba, buf, run);
 		} else if (action == POLICY_DENY) {
-			memset(buf, 0, run * SECTOR_SIZE);   /* unreachable after storage_allowed; fail closed */
+			memset(buf, 0, run * SECTOR_SIZE); /* unreachable after storage_allowed; fail closed */
 		}
 		buf += run * SECTOR_SIZE;
 		lba += run;

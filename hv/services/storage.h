@@ -12,9 +12,9 @@
 
 /* How a driver names a drive when it asks for its policy. */
 struct storage_id {
-	u8 bus, devfn;          /* the controller's PCI address (segment 0) */
-	u8 channel, position;   /* 0/1: primary/secondary, master/slave */
-	char serial[20];        /* IDENTIFY words 10-19 in reading order */
+	u8 bus, devfn;        /* the controller's PCI address (segment 0) */
+	u8 channel, position; /* 0/1: primary/secondary, master/slave */
+	char serial[20];      /* IDENTIFY words 10-19 in reading order */
 };
 
 struct storage_drive;

@@ -5,8 +5,8 @@
 
 #include "core/types.h"
 
-#define FG_SIZE     (16u << 20)
-#define FG_HOLE     0x800000ull
+#define FG_SIZE (16u << 20)
+#define FG_HOLE 0x800000ull
 #define FG_HOLE_END 0x900000ull
 
 extern u8 *fg_ram;
@@ -15,10 +15,29 @@ extern u8 *fg_ram;
 void fg_begin(void);
 void fg_end(void);
 
-static inline void *fg(u64 gpa) { return fg_ram + gpa; }
-static inline void fg_w64(u64 gpa, u64 v) { __builtin_memcpy(fg_ram + gpa, &v, 8); }
-static inline void fg_w32(u64 gpa, u32 v) { __builtin_memcpy(fg_ram + gpa, &v, 4); }
-static inline u64 fg_r64(u64 gpa) { u64 v; __builtin_memcpy(&v, fg_ram + gpa, 8); return v; }
-static inline u32 fg_r32(u64 gpa) { u32 v; __builtin_memcpy(&v, fg_ram + gpa, 4); return v; }
+static inline void *fg(u64 gpa)
+{
+	return fg_ram + gpa;
+}
+static inline void fg_w64(u64 gpa, u64 v)
+{
+	__builtin_memcpy(fg_ram + gpa, &v, 8);
+}
+static inline void fg_w32(u64 gpa, u32 v)
+{
+	__builtin_memcpy(fg_ram + gpa, &v, 4);
+}
+static inline u64 fg_r64(u64 gpa)
+{
+	u64 v;
+	__builtin_memcpy(&v, fg_ram + gpa, 8);
+	return v;
+}
+static inline u32 fg_r32(u64 gpa)
+{
+	u32 v;
+	__builtin_memcpy(&v, fg_ram + gpa, 4);
+	return v;
+}
 
 #endif

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static u8 mem[0x10000];           /* "physical" 0 .. 64 KiB */
+static u8 mem[0x10000]; /* "physical" 0 .. 64 KiB */
 
 static const void *map(u64 pa, u64 len)
 {
@@ -44,10 +44,48 @@ static u8 *table(u64 pa, const char *sig, u32 len)
  * Scope(\) { Name(_S3, Package(4){One, One, Zero, Zero}); Name(_S4, Package(4){2, 2, Zero, Zero});
  *            Name(_S5, Package(4){Zero, Zero, Zero, Zero}) } */
 static const u8 qemu_sx[] = {
-	0x10, 0x29, 0x5C, 0x00,
-	0x08, '_', 'S', '3', '_', 0x12, 0x06, 0x04, 0x01, 0x01, 0x00, 0x00,
-	0x08, '_', 'S', '4', '_', 0x12, 0x08, 0x04, 0x0A, 0x02, 0x0A, 0x02, 0x00, 0x00,
-	0x08, '_', 'S', '5', '_', 0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00,
+	0x10,
+	0x29,
+	0x5C,
+	0x00,
+	0x08,
+	'_',
+	'S',
+	'3',
+	'_',
+	0x12,
+	0x06,
+	0x04,
+	0x01,
+	0x01,
+	0x00,
+	0x00,
+	0x08,
+	'_',
+	'S',
+	'4',
+	'_',
+	0x12,
+	0x08,
+	0x04,
+	0x0A,
+	0x02,
+	0x0A,
+	0x02,
+	0x00,
+	0x00,
+	0x08,
+	'_',
+	'S',
+	'5',
+	'_',
+	0x12,
+	0x06,
+	0x04,
+	0x00,
+	0x00,
+	0x00,
+	0x00,
 };
 
 static void dsdt(u64 pa, const u8 *aml, u32 n)
@@ -60,16 +98,16 @@ static void fadt_full(void)
 {
 	memset(mem, 0, sizeof(mem));
 	u8 *f = mem + 0x1000;
-	put(f, 36, 0x3000, 4);                  /* FIRMWARE_CTRL */
-	put(f, 132, 0x3100, 8);                 /* X_FIRMWARE_CTRL wins */
-	put(f, 40, 0x4000, 4);                  /* DSDT; X_DSDT 0 */
+	put(f, 36, 0x3000, 4);  /* FIRMWARE_CTRL */
+	put(f, 132, 0x3100, 8); /* X_FIRMWARE_CTRL wins */
+	put(f, 40, 0x4000, 4);  /* DSDT; X_DSDT 0 */
 	put(f, 56, 0x600, 4);
 	put(f, 60, 0x640, 4);
 	put(f, 64, 0x604, 4);
 	put(f, 68, 0x644, 4);
-	put_gas(f, 148, GAS_SPACE_IO, 32, 0xB000);      /* X_PM1a_EVT_BLK */
-	put_gas(f, 160, GAS_SPACE_IO, 32, 0x12345);     /* X_PM1b_EVT_BLK: no port */
-	put_gas(f, 172, GAS_SPACE_IO, 16, 0xB004);      /* X_PM1a_CNT_BLK */
+	put_gas(f, 148, GAS_SPACE_IO, 32, 0xB000);  /* X_PM1a_EVT_BLK */
+	put_gas(f, 160, GAS_SPACE_IO, 32, 0x12345); /* X_PM1b_EVT_BLK: no port */
+	put_gas(f, 172, GAS_SPACE_IO, 16, 0xB004);  /* X_PM1a_CNT_BLK */
 	/* X_PM1b_CNT_BLK absent: the 32-bit field stands. */
 	put(f, 112, FADT_RESET_REG_SUP | (1u << 4), 4);
 	put_gas(f, 116, GAS_SPACE_IO, 8, 0xCF9);
@@ -134,7 +172,7 @@ static void fadt_acpi1(void)
 	put(f, 40, 0x4000, 4);
 	put(f, 56, 0x400, 4);
 	put(f, 64, 0x404, 4);
-	put(f, 112, FADT_RESET_REG_SUP, 4);     /* claimed, but the table has no RESET_REG */
+	put(f, 112, FADT_RESET_REG_SUP, 4); /* claimed, but the table has no RESET_REG */
 	/* Bytes past the table's length are not read as fields. */
 	put_gas(f, 116, GAS_SPACE_IO, 8, 0xCF9);
 	f[128] = 6;
@@ -189,7 +227,7 @@ static void pm1_in_memory(void)
 	char why[80];
 	CHECK(acpi_pm_read(map, 0x1000, &pm, why, sizeof(why)));
 	CHECK(pm.pm1_in_memory);
-	CHECK_EQ(pm.pm1a_cnt, 0x404);           /* a memory GAS does not win over the port */
+	CHECK_EQ(pm.pm1a_cnt, 0x404); /* a memory GAS does not win over the port */
 	/* The same for PM1b alone. */
 	memset(f + 172, 0, 12);
 	put_gas(f, 184, GAS_SPACE_MEMORY, 16, 0xFED80008);
@@ -211,23 +249,23 @@ static void fadt_refused(void)
 	table(0x1000, "FACP", 244);
 	struct acpi_pm pm;
 	char why[80] = "";
-	f[64] ^= 1;                             /* bad checksum */
+	f[64] ^= 1; /* bad checksum */
 	CHECK(!acpi_pm_read(map, 0x1000, &pm, why, sizeof(why)));
 	CHECK(strstr(why, "checksum") != NULL);
 	CHECK_EQ(pm.pm1a_cnt, 0);
 	f[64] ^= 1;
 	CHECK(acpi_pm_read(map, 0x1000, &pm, why, sizeof(why)));
-	table(0x1000, "APIC", 244);             /* a valid table, but not a FADT */
+	table(0x1000, "APIC", 244); /* a valid table, but not a FADT */
 	why[0] = 0;
 	CHECK(!acpi_pm_read(map, 0x1000, &pm, why, sizeof(why)));
 	CHECK(strstr(why, "APIC") != NULL);
 	CHECK(!acpi_pm_read(map, 0, &pm, why, sizeof(why)));
-	CHECK(!acpi_pm_read(map, 0xFFFF0, &pm, why, sizeof(why)));     /* unmapped */
-	CHECK(!acpi_pm_read(map, 0x1000, &pm, NULL, 0));               /* no room for a reason */
+	CHECK(!acpi_pm_read(map, 0xFFFF0, &pm, why, sizeof(why))); /* unmapped */
+	CHECK(!acpi_pm_read(map, 0x1000, &pm, NULL, 0));           /* no room for a reason */
 	char tiny[4];
 	CHECK(!acpi_pm_read(map, 0x1000, &pm, tiny, sizeof(tiny)));
 	CHECK_EQ(strlen(tiny), 3);
-	put(f, 4, 20, 4);                       /* a length shorter than a header */
+	put(f, 4, 20, 4); /* a length shorter than a header */
 	CHECK(!acpi_pm_read(map, 0x1000, &pm, why, sizeof(why)));
 }
 
@@ -243,7 +281,11 @@ static bool sx(const u8 *aml, u32 n, unsigned s, u8 *a, u8 *b)
 	return r;
 }
 
-#define SX(s, ...) ({ static const u8 _b[] = { __VA_ARGS__ }; sx(_b, sizeof(_b), s, &a, &b); })
+#define SX(s, ...)                                      \
+	({                                              \
+		static const u8 _b[] = { __VA_ARGS__ }; \
+		sx(_b, sizeof(_b), s, &a, &b);          \
+	})
 
 static void aml_names(void)
 {
@@ -266,8 +308,8 @@ static void aml_names(void)
 	/* A 2-byte PkgLength: 0x49 0x00 = 9, and 0x41 0x01 = 0x11. */
 	CHECK(SX(3, 0x08, '_', 'S', '3', '_', 0x12, 0x49, 0x00, 0x04, 0x0A, 0x02, 0x0A, 0x03, 0x00, 0x00));
 	CHECK(a == 2 && b == 3);
-	CHECK(SX(3, 0x08, '_', 'S', '3', '_', 0x12, 0x41, 0x01, 0x04, 0x0A, 0x03, 0x0A, 0x04,
-		 0x0E, 0, 0, 0, 0, 0, 0, 0, 0, 0x00));
+	CHECK(SX(3, 0x08, '_', 'S', '3', '_', 0x12, 0x41, 0x01, 0x04, 0x0A, 0x03, 0x0A, 0x04, 0x0E, 0, 0, 0, 0, 0, 0, 0,
+	    0, 0x00));
 	CHECK(a == 3 && b == 4);
 	/* Bits 5-4 of a multi-byte PkgLength's lead byte are not part of the length. */
 	CHECK(SX(3, 0x08, '_', 'S', '3', '_', 0x12, 0x77, 0x00, 0x04, 0x0A, 0x01, 0x0A, 0x02));
@@ -309,12 +351,12 @@ static void aml_not_matching(void)
 	/* A PkgLength shorter than itself and its count. */
 	CHECK(!SX(3, 0x08, '_', 'S', '3', '_', 0x12, 0x41, 0x00, 0x01, 0x01));
 	/* The first candidate is malformed: the search goes on to the next. */
-	CHECK(SX(3, 0x08, '_', 'S', '3', '_', 0x12, 0x04, 0x02, 0x5B, 0x01,
-		 0x08, '_', 'S', '3', '_', 0x12, 0x05, 0x02, 0x0A, 0x04, 0x00));
+	CHECK(SX(3, 0x08, '_', 'S', '3', '_', 0x12, 0x04, 0x02, 0x5B, 0x01, 0x08, '_', 'S', '3', '_', 0x12, 0x05, 0x02,
+	    0x0A, 0x04, 0x00));
 	CHECK(a == 4 && b == 0);
 	/* Two good ones: the first wins. */
-	CHECK(SX(3, 0x08, '_', 'S', '3', '_', 0x12, 0x04, 0x02, 0x01, 0x01,
-		 0x08, '_', 'S', '3', '_', 0x12, 0x05, 0x02, 0x0A, 0x04, 0x00));
+	CHECK(SX(3, 0x08, '_', 'S', '3', '_', 0x12, 0x04, 0x02, 0x01, 0x01, 0x08, '_', 'S', '3', '_', 0x12, 0x05, 0x02,
+	    0x0A, 0x04, 0x00));
 	CHECK(a == 1 && b == 1);
 }
 
@@ -325,8 +367,10 @@ static void aml_truncated(void)
 	static const u8 one[] = { 0x08, 0x5C, '_', 'S', '3', '_', 0x12, 0x06, 0x04, 0x01, 0x0A, 0x03, 0x00 };
 	static const u8 two[] = { 0x08, '_', 'S', '3', '_', 0x12, 0x4B, 0x00, 0x04, 0x0C, 1, 0, 0, 0, 0x0B, 2, 0 };
 	static const u8 four[] = { 0x08, '_', 'S', '3', '_', 0x12, 0xC7, 0x00, 0x00, 0x00, 0x02, 0x01, 0x01 };
-	const struct { const u8 *p; u32 n; } cases[] = { { one, sizeof(one) }, { two, sizeof(two) },
-							{ four, sizeof(four) } };
+	const struct {
+		const u8 *p;
+		u32 n;
+	} cases[] = { { one, sizeof(one) }, { two, sizeof(two) }, { four, sizeof(four) } };
 	for (unsigned c = 0; c < 3; c++) {
 		u8 a, b;
 		CHECK(sx(cases[c].p, cases[c].n, 3, &a, &b));

@@ -23,11 +23,11 @@ static unsigned ivhd_at(unsigned off, u8 type, u16 devid, u16 seg, u64 base)
 {
 	unsigned hlen = type == IVHD_TYPE_10 ? IVHD_LEN_10 : 40, end = blk(off, type, (u16)(hlen + 8));
 	memcpy(tbl + off + 4, &devid, 2);
-	tbl[off + 6] = 0x40;                                    /* capability offset */
+	tbl[off + 6] = 0x40; /* capability offset */
 	memcpy(tbl + off + 8, &base, 8);
 	memcpy(tbl + off + 16, &seg, 2);
-	tbl[off + hlen] = 3;                                    /* start of range: 00:00.0 */
-	tbl[off + hlen + 4] = 4;                                /* end of range: ff:1f.7 */
+	tbl[off + hlen] = 3;     /* start of range: 00:00.0 */
+	tbl[off + hlen + 4] = 4; /* end of range: ff:1f.7 */
 	memset(tbl + off + hlen + 5, 0xFF, 2);
 	return end;
 }
@@ -45,7 +45,7 @@ static unsigned ivrs_header(void)
 {
 	memset(tbl, 0, sizeof(tbl));
 	memcpy(tbl, "IVRS", 4);
-	tbl[36] = 0x40;                                         /* IVinfo: 48-bit virtual addresses */
+	tbl[36] = 0x40; /* IVinfo: 48-bit virtual addresses */
 	return IVRS_HEADER_LEN;
 }
 
@@ -56,10 +56,10 @@ static void ivrs_well_formed(void)
 	unsigned off = ivrs_header();
 	off = ivhd_at(off, IVHD_TYPE_10, 0x0008, 0, 0xFED80000);
 	off = ivhd_at(off, IVHD_TYPE_11, 0x0008, 0, 0xFED80000);
-	off = ivmd_at(off, IVMD_TYPE_ONE, IVMD_UNITY | 6, 0x7F000800, 0x1000);   /* widened to pages */
-	off = ivmd_at(off, IVMD_TYPE_ALL, 6, 0x1000, 0x1000);                   /* neither unity nor exclusion */
+	off = ivmd_at(off, IVMD_TYPE_ONE, IVMD_UNITY | 6, 0x7F000800, 0x1000); /* widened to pages */
+	off = ivmd_at(off, IVMD_TYPE_ALL, 6, 0x1000, 0x1000);                  /* neither unity nor exclusion */
 	off = ivmd_at(off, IVMD_TYPE_RANGE, IVMD_EXCLUSION, 0xC0000000, 0x100000);
-	off = blk(off, 0x50, 12);                                               /* unknown: skipped */
+	off = blk(off, 0x50, 12); /* unknown: skipped */
 	CHECK(ivrs_parse(tbl, off, &r) == NULL);
 	CHECK_EQ(r.ivinfo, 0x40);
 	CHECK_EQ(r.nunits, 1);
@@ -85,27 +85,27 @@ static void ivrs_well_formed(void)
 	CHECK_EQ(r.units[0].type, IVHD_TYPE_40);
 	CHECK_EQ(r.units[1].base, 0xFD300000);
 	CHECK_EQ(r.units[1].type, IVHD_TYPE_10);
-	CHECK_EQ(r.units[2].segment, 1);                       /* parsed; amdvi's probe refuses it */
+	CHECK_EQ(r.units[2].segment, 1); /* parsed; amdvi's probe refuses it */
 }
 
 static void ivrs_malformed(void)
 {
 	struct ivrs_info r;
 	unsigned off = ivrs_header();
-	CHECK(ivrs_parse(tbl, IVRS_HEADER_LEN - 1, &r) != NULL);           /* short header */
-	CHECK(ivrs_parse(tbl, off, &r) != NULL);                           /* no IVHD */
+	CHECK(ivrs_parse(tbl, IVRS_HEADER_LEN - 1, &r) != NULL); /* short header */
+	CHECK(ivrs_parse(tbl, off, &r) != NULL);                 /* no IVHD */
 	memcpy(tbl, "DMAR", 4);
-	CHECK(ivrs_parse(tbl, off, &r) != NULL);                           /* signature */
+	CHECK(ivrs_parse(tbl, off, &r) != NULL); /* signature */
 
 	unsigned good = ivhd_at(ivrs_header(), IVHD_TYPE_11, 8, 0, 0xFED80000);
 	CHECK(ivrs_parse(tbl, good, &r) == NULL);
-	CHECK(ivrs_parse(tbl, good + 3, &r) != NULL);                      /* a 3-byte remainder */
-	CHECK(ivrs_parse(tbl, good - 1, &r) != NULL);                      /* block past the end */
+	CHECK(ivrs_parse(tbl, good + 3, &r) != NULL); /* a 3-byte remainder */
+	CHECK(ivrs_parse(tbl, good - 1, &r) != NULL); /* block past the end */
 	blk(good, 0x50, 0);
-	CHECK(ivrs_parse(tbl, good + 4, &r) != NULL);                      /* zero length: no progress */
+	CHECK(ivrs_parse(tbl, good + 4, &r) != NULL); /* zero length: no progress */
 	blk(good, 0x50, 3);
 	CHECK(ivrs_parse(tbl, good + 4, &r) != NULL);
-	blk(IVRS_HEADER_LEN, IVHD_TYPE_11, 24);                           /* 11h with a 10h header */
+	blk(IVRS_HEADER_LEN, IVHD_TYPE_11, 24); /* 11h with a 10h header */
 	CHECK(ivrs_parse(tbl, IVRS_HEADER_LEN + 24, &r) != NULL);
 	blk(IVRS_HEADER_LEN, IVHD_TYPE_10, 20);
 	CHECK(ivrs_parse(tbl, IVRS_HEADER_LEN + 20, &r) != NULL);
@@ -117,14 +117,15 @@ static void ivrs_malformed(void)
 	}
 	off = ivhd_at(ivrs_header(), IVHD_TYPE_10, 8, 0, 0xFED80000);
 	off = ivhd_at(off, IVHD_TYPE_10, 16, 0, 0xFED80000);
-	CHECK(ivrs_parse(tbl, off, &r) != NULL);                           /* two IOMMUs, one base */
+	CHECK(ivrs_parse(tbl, off, &r) != NULL); /* two IOMMUs, one base */
 
 	off = ivrs_header();
 	for (unsigned i = 0; i <= IOMMU_UNITS_MAX; i++)
 		off = ivhd_at(off, IVHD_TYPE_10, (u16)i, 0, 0xFD000000 + 0x100000ull * i);
-	CHECK(ivrs_parse(tbl, off, &r) != NULL);                           /* too many IOMMUs */
+	CHECK(ivrs_parse(tbl, off, &r) != NULL); /* too many IOMMUs */
 
-	static const u64 bad_ranges[][2] = { { 0x1000, 0 }, { ~0ull - 0xFFF, 0x1000 }, { 0xFFFFFFFFFFFFF800ull, 0x100 } };
+	static const u64 bad_ranges[][2] = { { 0x1000, 0 }, { ~0ull - 0xFFF, 0x1000 },
+		{ 0xFFFFFFFFFFFFF800ull, 0x100 } };
 	for (unsigned i = 0; i < 3; i++) {
 		off = ivhd_at(ivrs_header(), IVHD_TYPE_10, 8, 0, 0xFED80000);
 		off = ivmd_at(off, IVMD_TYPE_ALL, IVMD_UNITY, bad_ranges[i][0], bad_ranges[i][1]);
@@ -135,7 +136,7 @@ static void ivrs_malformed(void)
 	CHECK(ivrs_parse(tbl, short_ivmd, &r) != NULL);
 	for (unsigned i = 0; i <= IOMMU_FIXED_MAX; i++)
 		off = ivmd_at(off, IVMD_TYPE_ALL, IVMD_UNITY, 0x100000ull * (i + 1), 0x1000);
-	CHECK(ivrs_parse(tbl, off, &r) != NULL);                           /* too many ranges */
+	CHECK(ivrs_parse(tbl, off, &r) != NULL); /* too many ranges */
 }
 
 /* ---- Device table entries, commands, events ---- */
@@ -145,13 +146,13 @@ static void dte_encoding(void)
 	u64 e[4];
 	memset(e, 0xA5, sizeof(e));
 	amdvi_dte(e, 0, 0);
-	CHECK_EQ(e[0], DTE_V | DTE_TV);                         /* blocked: mode 0, IR = IW = 0 */
+	CHECK_EQ(e[0], DTE_V | DTE_TV); /* blocked: mode 0, IR = IW = 0 */
 	CHECK_EQ(e[1] | e[2] | e[3], 0);
 	amdvi_dte(e, 0x12345000, 7);
 	CHECK_EQ(e[0], 0x12345000ull | (4ull << 9) | (1ull << 61) | (1ull << 62) | 3);
-	CHECK_EQ(e[0] & ((0x1Full << 2) | (1ull << 63)), 0);    /* reserved bits a walker checks */
-	CHECK_EQ(e[1], 7);                                      /* domain ID 15:0 */
-	CHECK_EQ(e[2] | e[3], 0);                               /* IV = 0: interrupts as before */
+	CHECK_EQ(e[0] & ((0x1Full << 2) | (1ull << 63)), 0); /* reserved bits a walker checks */
+	CHECK_EQ(e[1], 7);                                   /* domain ID 15:0 */
+	CHECK_EQ(e[2] | e[3], 0);                            /* IV = 0: interrupts as before */
 
 	struct amdvi_cmd c = amdvi_completion_wait(0x1F001008, 42);
 	CHECK_EQ(c.q[0], 0x1000000000000000ull | 0x1F001008 | 1);
@@ -193,7 +194,7 @@ static u64 walk(const u64 e[4], u64 va, u64 *pa, unsigned *bad)
 		unsigned next = (pte >> 9) & 7;
 		u64 other = pte & ~(PTE_ADDR | AMDVI_PR | AMDVI_IR | AMDVI_IW | (7ull << 9));
 		if (other)
-			(*bad)++;                               /* no U, FC or reserved bit */
+			(*bad)++; /* no U, FC or reserved bit */
 		if (next == 0) {
 			*pa = (pte & PTE_ADDR & ~((1ull << shift) - 1)) | (va & ((1ull << shift) - 1));
 			return 1ull << shift;
@@ -202,7 +203,7 @@ static u64 walk(const u64 e[4], u64 va, u64 *pa, unsigned *bad)
 			(*bad)++;
 		table = pte & PTE_ADDR;
 	}
-	(*bad)++;                                               /* ran out of levels */
+	(*bad)++; /* ran out of levels */
 	return 0;
 }
 
@@ -218,11 +219,11 @@ static void page_tables_walked(void)
 	CHECK_EQ(pt_map_fmt(&fmt, &A, root, 0x9F000, 0x9F000, 0x1000, rw, PAGE_2M), 0);
 	amdvi_dte(e, root, 1);
 	unsigned bad = 0;
-	CHECK_EQ(walk(e, 0x00200000 + 0x1234, &pa, &bad), 1ull << 21);   /* a 2 MiB leaf at level 2 */
+	CHECK_EQ(walk(e, 0x00200000 + 0x1234, &pa, &bad), 1ull << 21); /* a 2 MiB leaf at level 2 */
 	CHECK_EQ(pa, 0x00201234);
-	CHECK_EQ(walk(e, 0x00100000, &pa, &bad), 4096);                   /* 1 MiB-2 MiB: 4 KiB pages */
+	CHECK_EQ(walk(e, 0x00100000, &pa, &bad), 4096); /* 1 MiB-2 MiB: 4 KiB pages */
 	CHECK_EQ(walk(e, 0x1EDFF000, &pa, &bad), 1ull << 21);
-	CHECK_EQ(walk(e, 0x1EE00000, &pa, &bad), 0);                      /* the hole */
+	CHECK_EQ(walk(e, 0x1EE00000, &pa, &bad), 0); /* the hole */
 	CHECK_EQ(walk(e, 0x1FDFF000, &pa, &bad), 0);
 	CHECK_EQ(walk(e, 0x1FE00000, &pa, &bad), 1ull << 21);
 	CHECK_EQ(walk(e, 0x9F800, &pa, &bad), 4096);
@@ -238,8 +239,8 @@ static void page_tables_walked(void)
 	u64 *l3 = pagepool.ptr(NULL, l4[0] & PTE_ADDR);
 	CHECK_EQ((l3[0] >> 9) & 7, 2);
 	u64 *l2 = pagepool.ptr(NULL, l3[0] & PTE_ADDR);
-	CHECK_EQ((l2[0] >> 9) & 7, 1);                          /* 0-2 MiB: a table of 4 KiB pages */
-	CHECK_EQ(l2[1], 0x200000 | rw | AMDVI_PR);              /* 2-4 MiB: a leaf, next level 0 */
+	CHECK_EQ((l2[0] >> 9) & 7, 1);             /* 0-2 MiB: a table of 4 KiB pages */
+	CHECK_EQ(l2[1], 0x200000 | rw | AMDVI_PR); /* 2-4 MiB: a leaf, next level 0 */
 	/* The builder's own lookup agrees. */
 	u64 flags;
 	unsigned shift;

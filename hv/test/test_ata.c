@@ -19,10 +19,10 @@ static void test_classify(void)
 	CHECK_EQ(ata_classify(ATA_CMD_IDENTIFY, 0).kind, ATA_PIO_IN_INFO);
 	CHECK_EQ(ata_classify(ATA_CMD_FLUSH_CACHE_EXT, 0).kind, ATA_NONDATA);
 	CHECK_EQ(ata_classify(ATA_CMD_SMART, SMART_READ_DATA).kind, ATA_PIO_IN_INFO);
-	CHECK_EQ(ata_classify(ATA_CMD_SMART, 0xD6).kind, ATA_REFUSE);     /* SMART WRITE LOG */
+	CHECK_EQ(ata_classify(ATA_CMD_SMART, 0xD6).kind, ATA_REFUSE); /* SMART WRITE LOG */
 	/* Dangerous or unknown: security, microcode, max address, trusted, vendor, DSM, packet. */
-	static const u8 refused[] = { 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0x92, 0x93, 0xF9, 0x37, 0x5C, 0x5D,
-				      0x5E, 0x5F, 0x80, 0x8F, 0xFF, 0x06, 0xA0, 0x00, 0x47, 0x57 };
+	static const u8 refused[] = { 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0x92, 0x93, 0xF9, 0x37, 0x5C, 0x5D, 0x5E,
+		0x5F, 0x80, 0x8F, 0xFF, 0x06, 0xA0, 0x00, 0x47, 0x57 };
 	for (unsigned i = 0; i < sizeof(refused); i++)
 		CHECK_EQ(ata_classify(refused[i], 0).kind, ATA_REFUSE);
 }
@@ -32,14 +32,14 @@ static void test_taskfile(void)
 	struct ata_taskfile tf = { 0 };
 	u64 lba;
 	u32 n;
-	ata_tf_write(&tf, ATA_REG_DEVICE, 0xE5);          /* LBA, device 0, LBA 27:24 = 5 */
+	ata_tf_write(&tf, ATA_REG_DEVICE, 0xE5); /* LBA, device 0, LBA 27:24 = 5 */
 	ata_tf_write(&tf, ATA_REG_COUNT, 0);
 	ata_tf_write(&tf, ATA_REG_LBA_LOW, 0x11);
 	ata_tf_write(&tf, ATA_REG_LBA_MID, 0x22);
 	ata_tf_write(&tf, ATA_REG_LBA_HIGH, 0x33);
 	CHECK(ata_tf_range(&tf, false, &lba, &n));
 	CHECK_EQ(lba, 0x5332211);
-	CHECK_EQ(n, 256);                                  /* 0 means 256 */
+	CHECK_EQ(n, 256); /* 0 means 256 */
 
 	/* 48-bit: high bytes written first, then low; each write pushes the old value to HOB. */
 	ata_tf_write(&tf, ATA_REG_COUNT, 0x01);
@@ -57,9 +57,9 @@ static void test_taskfile(void)
 	ata_tf_write(&tf, ATA_REG_COUNT, 0);
 	ata_tf_write(&tf, ATA_REG_COUNT, 0);
 	CHECK(ata_tf_range(&tf, true, &lba, &n));
-	CHECK_EQ(n, 65536);                                /* 0 means 65536 */
+	CHECK_EQ(n, 65536); /* 0 means 65536 */
 
-	ata_tf_write(&tf, ATA_REG_DEVICE, 0xA0);           /* CHS */
+	ata_tf_write(&tf, ATA_REG_DEVICE, 0xA0); /* CHS */
 	CHECK(!ata_tf_range(&tf, false, &lba, &n));
 }
 
@@ -74,7 +74,7 @@ static void ram_setup(void)
 {
 	if (!ram) {
 		void *p = mmap((void *)0x40000000, RAM_SIZE, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 		if (p == MAP_FAILED) {
 			perror("mmap guest RAM at 1 GiB");
 			exit(2);
@@ -99,21 +99,21 @@ static void test_prd_fetch(void)
 {
 	ram_setup();
 	put_prd(0, 0, GPA(0x10000), 4096, false);
-	put_prd(0, 1, GPA(0x20000), 0, true);              /* 0 = 64 KiB */
+	put_prd(0, 1, GPA(0x20000), 0, true); /* 0 = 64 KiB */
 	CHECK(prd_fetch(GPA(0), &list) == NULL);
 	CHECK_EQ(list.n, 2);
 	CHECK_EQ(list.total, 4096 + 65536);
 
-	CHECK(prd_fetch(GPA(2), &list) != NULL);            /* table not dword aligned */
+	CHECK(prd_fetch(GPA(2), &list) != NULL); /* table not dword aligned */
 	put_prd(0, 0, GPA(0x10001), 4096, true);
-	CHECK(prd_fetch(GPA(0), &list) != NULL);            /* odd buffer address */
+	CHECK(prd_fetch(GPA(0), &list) != NULL); /* odd buffer address */
 	put_prd(0, 0, GPA(0x1F000), 8192, true);
-	CHECK(prd_fetch(GPA(0), &list) != NULL);            /* crosses 64 KiB */
+	CHECK(prd_fetch(GPA(0), &list) != NULL); /* crosses 64 KiB */
 	put_prd(0, 0, GPA(RAM_SIZE - 4096), 8192, true);
-	CHECK(prd_fetch(GPA(0), &list) != NULL);            /* runs past guest RAM */
+	CHECK(prd_fetch(GPA(0), &list) != NULL); /* runs past guest RAM */
 	put_prd(0, 0, 0xFFFF0000u, 4096, true);
-	CHECK(prd_fetch(GPA(0), &list) != NULL);            /* not guest RAM (e.g. Parapet's) */
-	CHECK(prd_fetch(0x1000, &list) != NULL);            /* table itself not guest RAM */
+	CHECK(prd_fetch(GPA(0), &list) != NULL); /* not guest RAM (e.g. Parapet's) */
+	CHECK(prd_fetch(0x1000, &list) != NULL); /* table itself not guest RAM */
 
 	/* No end mark before the 64 KiB boundary. */
 	for (unsigned i = 0; i < 8192; i++)
@@ -130,14 +130,14 @@ static void test_prd_build_and_copy(void)
 	unsigned n = prd_build(t, 64, 0x12340000, 1024 * 1024);
 	CHECK_EQ(n, 16);
 	CHECK_EQ(t[0].addr, 0x12340000);
-	CHECK_EQ(t[0].count_eot, 0);                        /* 64 KiB */
+	CHECK_EQ(t[0].count_eot, 0); /* 64 KiB */
 	CHECK_EQ(t[15].count_eot, PRD_EOT);
-	n = prd_build(t, 64, 0x1234F000, 8192);             /* split at the boundary */
+	n = prd_build(t, 64, 0x1234F000, 8192); /* split at the boundary */
 	CHECK_EQ(n, 2);
 	CHECK_EQ(t[0].count_eot, 4096);
 	CHECK_EQ(t[1].addr, 0x12350000);
 	CHECK_EQ(t[1].count_eot, 4096 | PRD_EOT);
-	CHECK_EQ(prd_build(t, 1, 0x1234F000, 8192), 0);     /* does not fit */
+	CHECK_EQ(prd_build(t, 1, 0x1234F000, 8192), 0); /* does not fit */
 
 	ram_setup();
 	/* Scatter 3 x 512 bytes over buffers of 100, 1000 and 500 bytes, from offset 50. */
@@ -160,7 +160,7 @@ static void test_prd_build_and_copy(void)
 	CHECK(prd_copy(&list, 50, back, sizeof(back), false));
 	CHECK(memcmp(back, src, sizeof(src)) == 0);
 	static u8 big[2048];
-	CHECK(!prd_copy(&list, 50, big, 1600, false));      /* more than the list holds */
+	CHECK(!prd_copy(&list, 50, big, 1600, false)); /* more than the list holds */
 
 	struct prd emitted[3];
 	prd_emit(&list, emitted);

@@ -5,10 +5,19 @@
 
 /* A fake low memory: physical address p is buf + p. */
 static unsigned char *mem;
-static const void *ptr(uint64_t pa) { return mem + pa; }
+static const void *ptr(uint64_t pa)
+{
+	return mem + pa;
+}
 
-static void put32(uint64_t pa, uint32_t v) { memcpy(mem + pa, &v, 4); }
-static void put64(uint64_t pa, uint64_t v) { memcpy(mem + pa, &v, 8); }
+static void put32(uint64_t pa, uint32_t v)
+{
+	memcpy(mem + pa, &v, 4);
+}
+static void put64(uint64_t pa, uint64_t v)
+{
+	memcpy(mem + pa, &v, 8);
+}
 
 static void reset(void)
 {
@@ -44,7 +53,7 @@ static void multiboot1(void)
 	CHECK(bootinfo_parse(MB1_BOOT_MAGIC, 0x1000, ptr, &bi) == NULL);
 	CHECK(strcmp(bi.cmdline, "parapet.elf log=com1") == 0);
 	CHECK_EQ(bi.map.n, 2);
-	CHECK_EQ(bi.map.e[0].base, 0);            /* sorted */
+	CHECK_EQ(bi.map.e[0].base, 0); /* sorted */
 	CHECK_EQ(bi.map.e[1].len, 0x1000000);
 	CHECK_EQ(bi.nmods, 1);
 	CHECK_EQ(bi.mods[0].end, 0x201000);

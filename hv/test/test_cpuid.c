@@ -29,7 +29,7 @@ static void os_bits_follow_guest_cr4(void)
 	/* The host runs with CR4.OSXSAVE: a guest without it must not see OSXSAVE. */
 	CHECK_EQ(guest(1, 0, CPUID_ECX, 0, true, false), ALL & ~(1u << 27) & ~CPUID_1_ECX_VMX);
 	CHECK_EQ(guest0(1, 0, CPUID_ECX, CR4_OSXSAVE), 1u << 27);
-	CHECK_EQ(guest(1, 5, CPUID_ECX, CR4_OSXSAVE, true, false), ALL & ~CPUID_1_ECX_VMX);   /* sub-leaf ignored */
+	CHECK_EQ(guest(1, 5, CPUID_ECX, CR4_OSXSAVE, true, false), ALL & ~CPUID_1_ECX_VMX); /* sub-leaf ignored */
 	/* OSPKE (7.0:ECX[4]) from CR4.PKE; sub-leaf 1 is another register set. */
 	CHECK_EQ(guest(7, 0, CPUID_ECX, 0, true, false), ALL & ~(1u << 4));
 	CHECK_EQ(guest0(7, 0, CPUID_ECX, CR4_PKE), 1u << 4);
@@ -48,7 +48,7 @@ static void the_rest_is_the_processors(void)
 	CHECK_EQ(guest(0xD, 0, CPUID_EBX, 0, true, false), ALL);
 	CHECK_EQ(guest(0xD, 1, CPUID_EBX, 0, true, false), ALL);
 	CHECK_EQ(guest(0, 0, CPUID_EAX, 0, true, false), ALL);
-	CHECK_EQ(guest0(1, 0, CPUID_ECX, 0), 0);          /* nothing is ever added */
+	CHECK_EQ(guest0(1, 0, CPUID_ECX, 0), 0); /* nothing is ever added */
 }
 
 static void virtualization_hidden(void)
@@ -62,7 +62,7 @@ static void intel_syscall_only_in_long_mode(void)
 {
 	CHECK_EQ(guest(0x80000001, 0, CPUID_EDX, 0, false, true), ALL & ~(1u << 11));
 	CHECK_EQ(guest(0x80000001, 0, CPUID_EDX, 0, true, true), ALL);
-	CHECK_EQ(guest(0x80000001, 0, CPUID_EDX, 0, false, false), ALL);   /* AMD: in every mode */
+	CHECK_EQ(guest(0x80000001, 0, CPUID_EDX, 0, false, false), ALL); /* AMD: in every mode */
 }
 
 TESTS(cpuid_tests) = {

@@ -15,7 +15,7 @@
  * Parapet's region: mapped, but not RAM in the guest's map, and never to be touched. */
 #define RAM_BASE 0x50000000ul
 #define RAM_SIZE 0x10000ul
-#define HIDDEN   (RAM_BASE + RAM_SIZE)
+#define HIDDEN (RAM_BASE + RAM_SIZE)
 static u8 *mem;
 static struct memmap map;
 
@@ -32,8 +32,14 @@ void panic(const char *fmt, ...)
 	abort();
 }
 
-static u32 be32(u32 v) { return __builtin_bswap32(v); }
-static u64 be64(u64 v) { return __builtin_bswap64(v); }
+static u32 be32(u32 v)
+{
+	return __builtin_bswap32(v);
+}
+static u64 be64(u64 v)
+{
+	return __builtin_bswap64(v);
+}
 
 /* ---- The fake device. ---- */
 
@@ -46,8 +52,8 @@ static struct {
 	u32 off;
 	u64 dma_addr;
 	unsigned transfers, dma_writes, byte_writes, wild;
-	u64 last_desc;                  /* the descriptor address the device was given */
-	struct fwcfg_dma *race;         /* rewritten by "another CPU" as the device starts */
+	u64 last_desc;          /* the descriptor address the device was given */
+	struct fwcfg_dma *race; /* rewritten by "another CPU" as the device starts */
 } dev;
 
 static const u8 *item(u16 key, u32 *len)
@@ -58,10 +64,18 @@ static const u8 *item(u16 key, u32 *len)
 	if (key == FWCFG_KEY_INVALID || (key & 0x8000))
 		return NULL;
 	switch (key & FWCFG_KEY_ENTRY_MASK) {
-	case 0x00: p = "QEMU", *len = 4; break;
-	case 0x01: p = id, *len = 4; break;
-	case 0x11: p = kernel, *len = sizeof(kernel); break;
-	case 0x20: p = file20, *len = sizeof(file20); break;
+	case 0x00:
+		p = "QEMU", *len = 4;
+		break;
+	case 0x01:
+		p = id, *len = 4;
+		break;
+	case 0x11:
+		p = kernel, *len = sizeof(kernel);
+		break;
+	case 0x20:
+		p = file20, *len = sizeof(file20);
+		break;
 	}
 	return p;
 }
@@ -106,9 +120,9 @@ static void dev_dma(void)
 		if (rd && m && data && dev.off < ilen)
 			memcpy(m, data + dev.off, n);
 		else if (rd && m)
-			memset(m, 0, n);                        /* nothing (more) selected: zeros */
+			memset(m, 0, n); /* nothing (more) selected: zeros */
 		if (wr)
-			ctl |= FWCFG_DMA_ERROR;                 /* every item here is read-only */
+			ctl |= FWCFG_DMA_ERROR; /* every item here is read-only */
 		if (data && dev.off < ilen)
 			dev.off += n;
 		addr += n;
@@ -164,7 +178,10 @@ static u32 pio(u16 port, unsigned size, bool in, u32 val)
 	return (u32)v.gpr[RAX];
 }
 
-static void select_key(u16 key) { pio(0x510, 2, false, key); }
+static void select_key(u16 key)
+{
+	pio(0x510, 2, false, key);
+}
 
 static void start_dma(u64 desc)
 {
@@ -191,7 +208,7 @@ static void setup(void)
 {
 	if (!mem) {
 		void *p = mmap((void *)RAM_BASE, 2 * RAM_SIZE, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 		if (p == MAP_FAILED) {
 			perror("mmap fake guest RAM");
 			exit(2);
@@ -225,10 +242,10 @@ static void blocked_keys(void)
 {
 	for (unsigned k = 0; k < 0x40; k++)
 		CHECK_EQ(fwcfg_key_blocked((u16)k), (k >= 0x07 && k <= 0x0b) || (k >= 0x10 && k <= 0x18));
-	CHECK(fwcfg_key_blocked(0x4011));          /* the write-channel bit */
-	CHECK(fwcfg_key_blocked(0x8011));          /* the architecture bit (an empty item: harmless) */
+	CHECK(fwcfg_key_blocked(0x4011)); /* the write-channel bit */
+	CHECK(fwcfg_key_blocked(0x8011)); /* the architecture bit (an empty item: harmless) */
 	CHECK(fwcfg_key_blocked(0xC007));
-	CHECK(!fwcfg_key_blocked(0x8000));         /* ACPI tables */
+	CHECK(!fwcfg_key_blocked(0x8000)); /* ACPI tables */
 	CHECK(!fwcfg_key_blocked(FWCFG_KEY_INVALID));
 }
 
@@ -248,12 +265,12 @@ static void dma_check_pure(void)
 	CHECK_EQ(check(FWCFG_DMA_READ, RAM_SIZE + 1, RAM_BASE, &d), FWCFG_DMA_REFUSED);
 	CHECK_EQ(check(FWCFG_DMA_READ, 8, HIDDEN - 4, &d), FWCFG_DMA_REFUSED);
 	CHECK_EQ(check(FWCFG_DMA_READ, 16, RAM_BASE - 8, &d), FWCFG_DMA_REFUSED);
-	CHECK_EQ(check(FWCFG_DMA_READ | FWCFG_DMA_SKIP, 16, HIDDEN, &d), FWCFG_DMA_REFUSED);   /* READ wins */
+	CHECK_EQ(check(FWCFG_DMA_READ | FWCFG_DMA_SKIP, 16, HIDDEN, &d), FWCFG_DMA_REFUSED); /* READ wins */
 	CHECK_EQ(check(FWCFG_DMA_WRITE, 16, HIDDEN, &d), FWCFG_DMA_REFUSED);
 	CHECK_EQ(check(FWCFG_DMA_WRITE | FWCFG_DMA_SKIP, 16, HIDDEN, &d), FWCFG_DMA_REFUSED);
-	CHECK_EQ(check(FWCFG_DMA_READ, 0x2000, ~0ull - 0xFFF, &d), FWCFG_DMA_REFUSED);     /* wraps */
+	CHECK_EQ(check(FWCFG_DMA_READ, 0x2000, ~0ull - 0xFFF, &d), FWCFG_DMA_REFUSED); /* wraps */
 	CHECK_EQ(check(FWCFG_DMA_READ, 0xFFFFFFFF, RAM_BASE, &d), FWCFG_DMA_REFUSED);
-	CHECK_EQ(check(FWCFG_DMA_SKIP, 0xFFFFFFFF, HIDDEN, &d), FWCFG_DMA_PASS);          /* no memory */
+	CHECK_EQ(check(FWCFG_DMA_SKIP, 0xFFFFFFFF, HIDDEN, &d), FWCFG_DMA_PASS); /* no memory */
 	CHECK_EQ(check(0, 16, HIDDEN, &d), FWCFG_DMA_PASS);
 	CHECK_EQ(check(FWCFG_DMA_READ, 0, HIDDEN, &d), FWCFG_DMA_PASS);
 	/* SELECT: a blocked key becomes the invalid one, the other bits stay. */
@@ -262,7 +279,7 @@ static void dma_check_pure(void)
 	CHECK_EQ(be32(d.length), 16);
 	CHECK_EQ(be64(d.address), RAM_BASE);
 	CHECK_EQ(check(0x40070000 | FWCFG_DMA_SELECT | FWCFG_DMA_SKIP, 16, HIDDEN, &d), FWCFG_DMA_SELECT_BLOCKED);
-	CHECK_EQ(check(0x00110000 | FWCFG_DMA_READ, 16, RAM_BASE, &d), FWCFG_DMA_PASS);   /* no SELECT */
+	CHECK_EQ(check(0x00110000 | FWCFG_DMA_READ, 16, RAM_BASE, &d), FWCFG_DMA_PASS); /* no SELECT */
 	CHECK_EQ(check(0x00200000 | FWCFG_DMA_SELECT | FWCFG_DMA_READ, 16, RAM_BASE, &d), FWCFG_DMA_PASS);
 	CHECK_EQ(check(0x00110000 | FWCFG_DMA_SELECT | FWCFG_DMA_READ, 16, HIDDEN, &d), FWCFG_DMA_REFUSED);
 }
@@ -272,7 +289,7 @@ static void absent_device(void)
 	setup();
 	dev.present = false;
 	fwcfg_init();
-	int h = io_hook_add(0x510, 2, io_absent, NULL, NULL);     /* nothing hooked there */
+	int h = io_hook_add(0x510, 2, io_absent, NULL, NULL); /* nothing hooked there */
 	CHECK(h >= 0);
 	io_hook_remove(h);
 	h = io_hook_add(0x514, 8, io_absent, NULL, NULL);
@@ -285,9 +302,9 @@ static void selector(void)
 {
 	setup();
 	dev.present = true;
-	dev.cur = 0x11, dev.off = 3;               /* the multiboot ROM left the kernel selected */
+	dev.cur = 0x11, dev.off = 3; /* the multiboot ROM left the kernel selected */
 	setup_present();
-	CHECK_EQ(dev.cur, FWCFG_KEY_INVALID);      /* reset by fwcfg_init */
+	CHECK_EQ(dev.cur, FWCFG_KEY_INVALID); /* reset by fwcfg_init */
 	CHECK_EQ(pio(0x511, 1, true, 0), 0);
 
 	select_key(0x20);
@@ -336,13 +353,13 @@ static void dma_pass(void)
 	u64 desc = RAM_BASE + 0x100;
 	unsigned t = dev.transfers;
 	struct fwcfg_dma *d = put_desc(desc, 0x00200000 | FWCFG_DMA_SELECT | FWCFG_DMA_READ, sizeof(file20),
-				       RAM_BASE + 0x1000);
+	    RAM_BASE + 0x1000);
 	start_dma(desc);
 	CHECK_EQ(dev.transfers, t + 1);
 	CHECK_EQ(d->control, 0);
 	CHECK(memcmp(mem + 0x1000, file20, sizeof(file20)) == 0);
-	CHECK(dev.last_desc != desc);                      /* the device read Parapet's copy... */
-	CHECK(gmem_map(dev.last_desc, 16) == NULL);        /* ...which is not guest RAM */
+	CHECK(dev.last_desc != desc);               /* the device read Parapet's copy... */
+	CHECK(gmem_map(dev.last_desc, 16) == NULL); /* ...which is not guest RAM */
 
 	/* The kernel through DMA: the invalid key is selected, zeros arrive. */
 	u32 blocked = fwcfg_stats.dma_blocked;
@@ -354,7 +371,7 @@ static void dma_pass(void)
 	CHECK_EQ(fwcfg_stats.dma_blocked, blocked + 1);
 	for (unsigned i = 0; i < 64; i++)
 		CHECK_EQ(mem[0x2000 + i], 0);
-	put_desc(desc, FWCFG_DMA_READ, 8, RAM_BASE + 0x2000);     /* go on without SELECT */
+	put_desc(desc, FWCFG_DMA_READ, 8, RAM_BASE + 0x2000); /* go on without SELECT */
 	memset(mem + 0x2000, 0xEE, 8);
 	start_dma(desc);
 	CHECK_EQ(mem[0x2000], 0);
@@ -379,29 +396,29 @@ static void dma_refused(void)
 	select_key(0x20);
 	unsigned t = dev.transfers;
 	u32 refused = fwcfg_stats.dma_refused;
-	struct { u32 control, length; u64 address; } bad[] = {
-		{ FWCFG_DMA_READ, 16, HIDDEN + 0x10 },
-		{ FWCFG_DMA_READ, 8, HIDDEN - 4 },
-		{ FWCFG_DMA_READ | FWCFG_DMA_SKIP, 16, HIDDEN },
-		{ FWCFG_DMA_WRITE, 16, HIDDEN },
+	struct {
+		u32 control, length;
+		u64 address;
+	} bad[] = {
+		{ FWCFG_DMA_READ, 16, HIDDEN + 0x10 }, { FWCFG_DMA_READ, 8, HIDDEN - 4 },
+		{ FWCFG_DMA_READ | FWCFG_DMA_SKIP, 16, HIDDEN }, { FWCFG_DMA_WRITE, 16, HIDDEN },
 		{ 0x00000000 | FWCFG_DMA_SELECT | FWCFG_DMA_READ, 4, HIDDEN },
-		{ FWCFG_DMA_READ, 0x1000, ~0ull - 0x7FF },
-		{ FWCFG_DMA_READ, 4, 0xFEE00000 },                     /* MMIO */
+		{ FWCFG_DMA_READ, 0x1000, ~0ull - 0x7FF }, { FWCFG_DMA_READ, 4, 0xFEE00000 }, /* MMIO */
 	};
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct fwcfg_dma *d = put_desc(desc, bad[i].control, bad[i].length, bad[i].address);
 		start_dma(desc);
 		CHECK_EQ(be32(d->control), FWCFG_DMA_ERROR);
-		CHECK_EQ(be32(d->length), bad[i].length);          /* nothing else changed */
+		CHECK_EQ(be32(d->length), bad[i].length); /* nothing else changed */
 	}
 	CHECK_EQ(dev.transfers, t);
-	CHECK_EQ(dev.cur, 0x20);                               /* the refused SELECT did not happen */
+	CHECK_EQ(dev.cur, 0x20); /* the refused SELECT did not happen */
 	CHECK_EQ(fwcfg_stats.dma_refused, refused + 7);
 
 	/* Descriptors outside guest RAM: nothing is read or written anywhere. */
 	put_desc(HIDDEN, FWCFG_DMA_READ, 4, RAM_BASE);
 	start_dma(HIDDEN);
-	CHECK_EQ(be32(((struct fwcfg_dma *)(uintptr_t)HIDDEN)->control), FWCFG_DMA_READ);   /* untouched */
+	CHECK_EQ(be32(((struct fwcfg_dma *)(uintptr_t)HIDDEN)->control), FWCFG_DMA_READ); /* untouched */
 	put_desc(HIDDEN - 8, FWCFG_DMA_READ, 4, RAM_BASE);
 	start_dma(HIDDEN - 8);
 	CHECK_EQ(dev.transfers, t);
@@ -432,13 +449,13 @@ static void dma_register(void)
 	pio(0x518, 1, false, 0);
 	pio(0x516, 4, false, be32((u32)desc) >> 16 | be32((u32)desc) << 16);
 	pio(0x515, 2, false, 0);
-	pio(0x51A, 4, false, 0);                           /* 0x51A-0x51B to Parapet, the rest past it */
+	pio(0x51A, 4, false, 0); /* 0x51A-0x51B to Parapet, the rest past it */
 	CHECK_EQ(dev.transfers, t);
-	CHECK_EQ(dev.dma_writes, w);                       /* the guest never writes the register */
+	CHECK_EQ(dev.dma_writes, w); /* the guest never writes the register */
 	/* A high half makes the address leave guest RAM; it is cleared by each transfer. */
 	pio(0x514, 4, false, be32(1));
 	pio(0x518, 4, false, be32((u32)desc));
-	CHECK_EQ(be32(d->control), 0x00200000 | FWCFG_DMA_SELECT | FWCFG_DMA_READ);   /* not RAM: untouched */
+	CHECK_EQ(be32(d->control), 0x00200000 | FWCFG_DMA_SELECT | FWCFG_DMA_READ); /* not RAM: untouched */
 	pio(0x518, 4, false, be32((u32)desc));
 	CHECK_EQ(d->control, 0);
 	CHECK_EQ(dev.transfers, t + 1);
@@ -450,8 +467,8 @@ static void dma_no_double_fetch(void)
 	setup_present();
 	u64 desc = RAM_BASE + 0x400;
 	struct fwcfg_dma *d = put_desc(desc, 0x00200000 | FWCFG_DMA_SELECT | FWCFG_DMA_READ, sizeof(file20),
-				       RAM_BASE + 0x4000);
-	dev.race = d;              /* another CPU points the guest's descriptor at Parapet's memory */
+	    RAM_BASE + 0x4000);
+	dev.race = d; /* another CPU points the guest's descriptor at Parapet's memory */
 	start_dma(desc);
 	dev.race = NULL;
 	CHECK_EQ(be64(d->address), HIDDEN);

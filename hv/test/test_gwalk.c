@@ -5,11 +5,11 @@
 #include "vmm/gwalk.h"
 #include "core/x86.h"
 
-#define P  1ull
-#define W  2ull
-#define U  4ull
-#define A  0x20ull
-#define D  0x40ull
+#define P 1ull
+#define W 2ull
+#define U 4ull
+#define A 0x20ull
+#define D 0x40ull
 #define PS 0x80ull
 #define NX (1ull << 63)
 
@@ -39,10 +39,10 @@ static void no_paging(void)
 	fg_begin();
 	u64 gpa;
 	u32 err;
-	struct gw_regs r = regs(0, 0, 0, 0, 0);                  /* real mode */
+	struct gw_regs r = regs(0, 0, 0, 0, 0); /* real mode */
 	CHECK_EQ(walk(&r, 0xFFFF0 + 0xFFFF, GW_WRITE, &gpa, &err), GW_OK);
 	CHECK_EQ(gpa, 0x10FFEF);
-	r = regs(CR0_PE, 0x1234000, 0, 0, 3);                      /* protected, no paging */
+	r = regs(CR0_PE, 0x1234000, 0, 0, 3); /* protected, no paging */
 	CHECK_EQ(walk(&r, 0x1FFFFFFFFull, GW_READ, &gpa, &err), GW_OK);
 	CHECK_EQ(gpa, 0xFFFFFFFF);
 	fg_end();
@@ -68,8 +68,8 @@ static void paging32(void)
 	CHECK(!(fg_r32(0x2000 + 20) & D));
 	CHECK_EQ(walk(&r, 0x405123, GW_WRITE, &gpa, &err), GW_OK);
 	CHECK(fg_r32(0x2000 + 20) & D);
-	CHECK(!(fg_r32(0x1000 + 4) & D));                        /* D only on the leaf */
-	CHECK_EQ(walk(&r, 0x9ABCDE, GW_READ, &gpa, &err), GW_OK);  /* 4 MiB page */
+	CHECK(!(fg_r32(0x1000 + 4) & D));                         /* D only on the leaf */
+	CHECK_EQ(walk(&r, 0x9ABCDE, GW_READ, &gpa, &err), GW_OK); /* 4 MiB page */
 	CHECK_EQ(gpa, 0xC00000 + 0x1ABCDE);
 	CHECK_EQ(walk(&r, 0x1000123, GW_READ, &gpa, &err), GW_OK); /* PSE-36 */
 	CHECK_EQ(gpa, 0x100400123ull);
@@ -122,7 +122,7 @@ static void pae(void)
 	CHECK_EQ(gpa, 0x7456);
 	CHECK_EQ(walk(&r, 0x40123456, GW_FETCH, &gpa, &err), GW_PAGE_FAULT);
 	CHECK_EQ(err, PF_P | PF_I);
-	CHECK_EQ(walk(&r, 0x80000000, GW_READ, &gpa, &err), GW_PAGE_FAULT);   /* PDPTE 2 absent */
+	CHECK_EQ(walk(&r, 0x80000000, GW_READ, &gpa, &err), GW_PAGE_FAULT); /* PDPTE 2 absent */
 	CHECK_EQ(err, 0);
 	/* NX without EFER.NXE is a reserved bit. */
 	r.efer = 0;
@@ -164,9 +164,9 @@ static void long_mode(void)
 	CHECK_EQ(gpa, 0x9123);
 	CHECK(fg_r64(0x1000) & A);
 	CHECK(fg_r64(0x4000 + 64) & D);
-	CHECK_EQ(walk(&r, 0x2FFFFF, GW_READ, &gpa, &err), GW_OK);        /* 2 MiB */
+	CHECK_EQ(walk(&r, 0x2FFFFF, GW_READ, &gpa, &err), GW_OK); /* 2 MiB */
 	CHECK_EQ(gpa, 0x2FFFFF);
-	CHECK_EQ(walk(&r, 0x7654321F, GW_READ, &gpa, &err), GW_OK);      /* 1 GiB */
+	CHECK_EQ(walk(&r, 0x7654321F, GW_READ, &gpa, &err), GW_OK); /* 1 GiB */
 	CHECK_EQ(gpa, 0x7654321F);
 	/* Non-present at each level. */
 	CHECK_EQ(walk(&r, 1ull << 39, GW_READ, &gpa, &err), GW_PAGE_FAULT);
@@ -196,7 +196,7 @@ static void long_mode(void)
 	CHECK_EQ(err, PF_P);
 	r.rflags |= 1ull << 18;
 	CHECK_EQ(walk(&r, 0x8000, GW_READ, &gpa, &err), GW_OK);
-	CHECK_EQ(walk(&r, 0x40000000, GW_FETCH, &gpa, &err), GW_OK);  /* supervisor page */
+	CHECK_EQ(walk(&r, 0x40000000, GW_FETCH, &gpa, &err), GW_OK); /* supervisor page */
 	fg_end();
 }
 
@@ -220,10 +220,10 @@ static void tables_not_ram(void)
 	fg_begin();
 	u64 gpa;
 	u32 err;
-	fg_w64(0x1000, FG_HOLE | P | W);     /* the PDPT is in MMIO */
+	fg_w64(0x1000, FG_HOLE | P | W); /* the PDPT is in MMIO */
 	struct gw_regs r = regs(CR0_PE | CR0_PG, 0x1000, CR4_PAE, EFER_LMA, 0);
 	CHECK_EQ(walk(&r, 0x1000, GW_READ, &gpa, &err), GW_NOT_RAM);
-	r.cr3 = FG_SIZE + 0x1000;             /* CR3 beyond RAM */
+	r.cr3 = FG_SIZE + 0x1000; /* CR3 beyond RAM */
 	CHECK_EQ(walk(&r, 0x1000, GW_READ, &gpa, &err), GW_NOT_RAM);
 	fg_end();
 }
@@ -236,7 +236,7 @@ static void copy_across_pages(void)
 		((u8 *)fg(0x9FF8))[i] = (u8)i;
 	u8 buf[16] = { 0 };
 	struct gw_fault f;
-	CHECK_EQ(gw_copy(&r, 0x8FF8, buf, 16, GW_READ, false, &f), GW_OK);   /* 0x8000 -> 0x9000, 0x9000 -> 0xA000 */
+	CHECK_EQ(gw_copy(&r, 0x8FF8, buf, 16, GW_READ, false, &f), GW_OK); /* 0x8000 -> 0x9000, 0x9000 -> 0xA000 */
 	for (int i = 0; i < 16; i++)
 		CHECK_EQ(buf[i], i);
 	/* Writing into the read-only second page with WP: a fault on it and nothing written. */

@@ -9,7 +9,11 @@
 #include <string.h>
 
 /* The nested page tables are not part of these tests. */
-bool npt_trap(u64 gpa, enum npt_access a) { (void)gpa, (void)a; return true; }
+bool npt_trap(u64 gpa, enum npt_access a)
+{
+	(void)gpa, (void)a;
+	return true;
+}
 
 /* Set by test_pci.c's fake io_port_hw for ports other than the PCI ones. */
 extern u16 fake_hw_port;
@@ -17,7 +21,7 @@ extern unsigned fake_hw_size;
 
 #define FLAT_DATA (SEG_ATTR_P | SEG_ATTR_S | 0x3 | SEG_ATTR_DB | 0x800)
 #define FLAT_CODE (SEG_ATTR_P | SEG_ATTR_S | 0xB | SEG_ATTR_DB | 0x800)
-#define CODE64    (SEG_ATTR_P | SEG_ATTR_S | 0xB | SEG_ATTR_L | 0x800)
+#define CODE64 (SEG_ATTR_P | SEG_ATTR_S | 0xB | SEG_ATTR_L | 0x800)
 
 /* ---- A device with a string handler that records what it got. ---- */
 
@@ -66,9 +70,12 @@ static u8 iopm[0x10000 / 8];
 static void fake_intercept(u16 base, u32 count, bool on)
 {
 	for (u32 p = base; p < (u32)base + count; p++)
-		iopm[p / 8] = on ? iopm[p / 8] | (u8)(1u << (p % 8)) : iopm[p / 8] & (u8)~(1u << (p % 8));
+		iopm[p / 8] = on ? iopm[p / 8] | (u8)(1u << (p % 8)) : iopm[p / 8] & (u8) ~(1u << (p % 8));
 }
-static bool intercepted(u16 p) { return iopm[p / 8] & (1u << (p % 8)); }
+static bool intercepted(u16 p)
+{
+	return iopm[p / 8] & (1u << (p % 8));
+}
 
 static void reset_dev(void)
 {
@@ -166,15 +173,15 @@ static void one_element_when_trapping(void)
 	CHECK_EQ(dev.last_count, 1);
 	CHECK_EQ(v.gpr[RCX], 2);
 	CHECK_EQ(v.gpr[RDI], 0x100001);
-	CHECK_EQ(v.rip, 0x1000);                /* not done: the #DB reports the REP instruction */
+	CHECK_EQ(v.rip, 0x1000); /* not done: the #DB reports the REP instruction */
 	v.rflags &= ~(1ull << 8);
-	v.cr4 = 1u << 3;                        /* CR4.DE */
-	v.dr7 = 1 | 2u << 16 | 1u << 18;        /* L0, I/O, two bytes */
-	v.dr[0] = 0x1F1;                        /* 0x1F0-0x1F1 */
+	v.cr4 = 1u << 3;                 /* CR4.DE */
+	v.dr7 = 1 | 2u << 16 | 1u << 18; /* L0, I/O, two bytes */
+	v.dr[0] = 0x1F1;                 /* 0x1F0-0x1F1 */
 	handle_io(&v);
 	CHECK_EQ(dev.last_count, 1);
 	CHECK_EQ(v.gpr[RCX], 1);
-	v.dr[0] = 0x1F2;                        /* another port: the rest in one go */
+	v.dr[0] = 0x1F2; /* another port: the rest in one go */
 	handle_io(&v);
 	CHECK_EQ(v.gpr[RCX], 0);
 	CHECK_EQ(v.rip, 0x1002);
@@ -202,7 +209,7 @@ static void outs_backwards(void)
 	v.rflags |= 1u << 10;
 	v.gpr[RCX] = 3;
 	v.gpr[RSI] = 0x21000;
-	const u8 mem[6] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66 };     /* at 0x20FFC */
+	const u8 mem[6] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66 }; /* at 0x20FFC */
 	memcpy(fg(0x20FFC), mem, 6);
 	handle_io(&v);
 	const u8 want[6] = { 0x55, 0x66, 0x33, 0x44, 0x11, 0x22 };
@@ -241,7 +248,7 @@ static void fault_midway(void)
 	v.gpr[RDI] = 0x40000F00;
 	handle_io(&v);
 	CHECK_EQ(dev.calls, 1);
-	CHECK_EQ(dev.last_count, 128);                  /* the words before the missing page */
+	CHECK_EQ(dev.last_count, 128); /* the words before the missing page */
 	CHECK_EQ(v.gpr[RDI], 0x40001000);
 	CHECK_EQ(v.gpr[RCX], 2048 - 128);
 	CHECK_EQ(v.rip, 0x1000);
@@ -306,7 +313,7 @@ static void outs_segment_override(void)
 {
 	begin();
 	struct vcpu v = flat(0x1F0, 1, false, true, 4);
-	const u8 code[3] = { 0xF3, 0x26, 0x6E };          /* rep es outsb */
+	const u8 code[3] = { 0xF3, 0x26, 0x6E }; /* rep es outsb */
 	memcpy(fg(0x1000), code, 3);
 	v.exit.next_rip = 0x1003;
 	v.seg[SEG_ES].base = 0x50000;
@@ -350,14 +357,14 @@ static void address_wrap_16bit(void)
 {
 	begin();
 	struct vcpu v = flat(0x1F0, 2, true, true, 2);
-	v.cr0 = 0;                                          /* real mode */
+	v.cr0 = 0; /* real mode */
 	for (int s = 0; s < SEG_NR; s++)
 		v.seg[s] = (struct vseg){ 0, 0xFFFF, 0, 0x93 };
 	v.seg[SEG_ES] = (struct vseg){ 0x20000, 0xFFFF, 0x2000, 0x93 };
 	v.gpr[RDI] = 0x12340000 | 0xFFFC;
 	v.gpr[RCX] = 0xABCD0000 | 4;
 	handle_io(&v);
-	CHECK_EQ(dev.last_count, 2);                        /* up to the wrap */
+	CHECK_EQ(dev.last_count, 2); /* up to the wrap */
 	CHECK_EQ(v.gpr[RDI], 0x12340000);
 	CHECK_EQ(v.gpr[RCX], 0xABCD0002);
 	CHECK_EQ(v.rip, 0x1000);
@@ -422,13 +429,13 @@ static void hooks_and_bitmap(void)
 {
 	begin();
 	CHECK(intercepted(0x1F0) && intercepted(0x1F7) && !intercepted(0x1F8));
-	CHECK_EQ(io_hook_add(0x1F4, 2, dev_fn, NULL, NULL), -1);       /* overlap */
-	CHECK_EQ(io_hook_add(0xFFFC, 8, dev_fn, NULL, NULL), -1);      /* beyond 0xFFFF */
+	CHECK_EQ(io_hook_add(0x1F4, 2, dev_fn, NULL, NULL), -1);  /* overlap */
+	CHECK_EQ(io_hook_add(0xFFFC, 8, dev_fn, NULL, NULL), -1); /* beyond 0xFFFF */
 	int h2 = io_hook_add(0x170, 8, dev_fn, NULL, NULL);
 	CHECK(h2 >= 0);
-	CHECK(!io_hook_move(h2, 0x1F4));                              /* onto another hook */
+	CHECK(!io_hook_move(h2, 0x1F4)); /* onto another hook */
 	CHECK(intercepted(0x170));
-	CHECK(io_hook_move(h2, 0x174));                                /* overlapping itself */
+	CHECK(io_hook_move(h2, 0x174)); /* overlapping itself */
 	CHECK(!intercepted(0x170) && !intercepted(0x173) && intercepted(0x174) && intercepted(0x17B));
 	CHECK(io_hook_move(h2, 0xC000));
 	CHECK(!intercepted(0x17B) && intercepted(0xC000) && intercepted(0xC007));
@@ -453,9 +460,9 @@ static void straddling_in(void)
 	handle_io(&v);
 	CHECK_EQ(dev.fn_calls, 1);
 	CHECK_EQ(dev.port, 0x300);
-	CHECK_EQ(fake_hw_port, 0x2FE);          /* the unhooked half went to the hardware */
+	CHECK_EQ(fake_hw_port, 0x2FE); /* the unhooked half went to the hardware */
 	CHECK_EQ(fake_hw_size, 2);
-	CHECK_EQ(v.gpr[RAX] >> 16, 0x0201);     /* the hook's bytes; bits 63:32 cleared */
+	CHECK_EQ(v.gpr[RAX] >> 16, 0x0201); /* the hook's bytes; bits 63:32 cleared */
 	CHECK_EQ(v.rip, 0x1002);
 	io_hook_remove(h2);
 	end();
@@ -464,7 +471,14 @@ static void straddling_in(void)
 /* ---- MMIO emulation. ---- */
 
 /* A device behind the trap pages: records each access, in order. */
-static struct { unsigned calls, reads, writes; u64 gpa; unsigned size; bool write; u64 val; char seq[8]; } mm;
+static struct {
+	unsigned calls, reads, writes;
+	u64 gpa;
+	unsigned size;
+	bool write;
+	u64 val;
+	char seq[8];
+} mm;
 
 static bool mm_handler(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
 {
@@ -513,7 +527,7 @@ static bool gp(const struct vcpu *v)
 static void mmio_emulation(void)
 {
 	mmio_begin();
-	struct vcpu v = npf((const u8 *)"\x8B\x43\x10", 3, 0x700010, false);     /* mov eax,[ebx+0x10] */
+	struct vcpu v = npf((const u8 *)"\x8B\x43\x10", 3, 0x700010, false); /* mov eax,[ebx+0x10] */
 	v.gpr[RBX] = 0x700000;
 	v.gpr[RAX] = 0xFFFFFFFFFFFFFFFFull;
 	CHECK(mmio_handle_npf(&v));
@@ -523,7 +537,7 @@ static void mmio_emulation(void)
 	CHECK_EQ(v.gpr[RAX], 0x55667788);
 	CHECK_EQ(v.rip, 0x1003);
 
-	v = npf((const u8 *)"\x88\x3B", 2, 0x701FFF, true);                      /* mov [ebx],bh */
+	v = npf((const u8 *)"\x88\x3B", 2, 0x701FFF, true); /* mov [ebx],bh */
 	v.gpr[RBX] = 0x701FFF;
 	CHECK(mmio_handle_npf(&v));
 	CHECK(mm.write);
@@ -531,7 +545,7 @@ static void mmio_emulation(void)
 	CHECK_EQ(mm.val, 0x1F);
 	CHECK_EQ(v.rip, 0x1002);
 
-	v = npf((const u8 *)"\x66\x0F\xB6\x01", 4, 0x700004, false);             /* movzx ax,byte [ecx] */
+	v = npf((const u8 *)"\x66\x0F\xB6\x01", 4, 0x700004, false); /* movzx ax,byte [ecx] */
 	v.gpr[RCX] = 0x700004;
 	v.gpr[RAX] = 0xAAAABBBB;
 	CHECK(mmio_handle_npf(&v));
@@ -587,14 +601,14 @@ static void trap_page_at_run_time(void)
 	if (!added)
 		CHECK(mmio_trap_add(0x780000, 0x2000, NPT_NONE, mm_handler, NULL));
 	added = true;
-	CHECK(mmio_trap_page(0x781000, NPT_RO, mm_handler, NULL));         /* already its page */
+	CHECK(mmio_trap_page(0x781000, NPT_RO, mm_handler, NULL)); /* already its page */
 	CHECK(!mmio_trap_page(0x781000, NPT_RO, other_handler, NULL));
-	CHECK(!mmio_trap_page(0x7F0800, NPT_RO, mm_handler, NULL));        /* not page-aligned */
+	CHECK(!mmio_trap_page(0x7F0800, NPT_RO, mm_handler, NULL)); /* not page-aligned */
 	CHECK(mmio_trap_page(0x7F0000, NPT_RO, mm_handler, NULL));
 	CHECK(mmio_trap_page(0x7F0000, NPT_NONE, mm_handler, NULL));
 	CHECK(!mmio_trap_page(0x7F0000, NPT_RO, other_handler, NULL));
 	memset(&mm, 0, sizeof(mm));
-	struct vcpu v = npf((const u8 *)"\x89\x43\x20", 3, 0x7F0020, true);     /* mov [ebx+0x20],eax */
+	struct vcpu v = npf((const u8 *)"\x89\x43\x20", 3, 0x7F0020, true); /* mov [ebx+0x20],eax */
 	v.gpr[RBX] = 0x7F0000;
 	v.gpr[RAX] = 0xCAFE;
 	CHECK(mmio_handle_npf(&v));
@@ -610,13 +624,13 @@ static void mmio_read_modify_write(void)
 	/* lock or dword [ebx],0x10: one read, then one write, of the handler; flags set. */
 	struct vcpu v = npf((const u8 *)"\xF0\x83\x0B\x10", 4, 0x700040, false);
 	v.gpr[RBX] = 0x700040;
-	v.rflags = 2 | 1 | 0x40 | 0x800;                /* CF ZF OF */
+	v.rflags = 2 | 1 | 0x40 | 0x800; /* CF ZF OF */
 	CHECK(mmio_handle_npf(&v));
 	CHECK(!v.inject.valid);
 	CHECK(strcmp(mm.seq, "rw") == 0);
 	CHECK_EQ(mm.gpa, 0x700040);
 	CHECK_EQ(mm.val, 0x55667798);
-	CHECK_EQ(v.rflags, 2);                          /* 0x55667798: CF OF ZF SF clear, PF odd */
+	CHECK_EQ(v.rflags, 2); /* 0x55667798: CF OF ZF SF clear, PF odd */
 	CHECK_EQ(v.rip, 0x1004);
 
 	/* The same with the write fault a processor may report for it. */
@@ -629,7 +643,7 @@ static void mmio_read_modify_write(void)
 	/* A write-only trap: the read half goes to the device itself, only the write to the handler. */
 	memset(&mm, 0, sizeof(mm));
 	fg_w32(0x7020F0, 0x0000010F);
-	v = npf((const u8 *)"\x81\x0B\x00\x01\x00\x00", 6, 0x7020F0, true);     /* or dword [ebx],0x100 */
+	v = npf((const u8 *)"\x81\x0B\x00\x01\x00\x00", 6, 0x7020F0, true); /* or dword [ebx],0x100 */
 	v.gpr[RBX] = 0x7020F0;
 	CHECK(mmio_handle_npf(&v));
 	CHECK(!v.inject.valid);
@@ -651,7 +665,7 @@ static void mmio_read_modify_write(void)
 	CHECK(mmio_handle_npf(&v));
 	CHECK_EQ(mm.gpa, 0x700104);
 	CHECK_EQ(mm.val, 0x55667788 | 8);
-	CHECK_EQ(v.rflags & 1, 1);                      /* bit 3 of 0x...88 was set */
+	CHECK_EQ(v.rflags & 1, 1); /* bit 3 of 0x...88 was set */
 	fg_end();
 }
 
@@ -737,14 +751,17 @@ static void mmio_refusals(void)
 		{ "the operand on another trap page", "\x8B\x03", 2, 0x700000, false, 0x701000, 0, 0, 0 },
 		{ "a dword from RAM across into the trap page", "\x89\x03", 2, 0x700000, true, 0x6FFFFE, 0, 0, 0 },
 		{ "a write to RAM in place of the trapped access", "\xA5", 1, 0x700000, false, 0, 0x5000, 0x6000, 0 },
-		{ "REP with RCX = 0 touches nothing: it cannot have faulted", "\xF3\xA5", 2, 0x700000, true, 0, 0, 0x700000, 0 },
+		{ "REP with RCX = 0 touches nothing: it cannot have faulted", "\xF3\xA5", 2, 0x700000, true, 0, 0,
+		    0x700000, 0 },
 		{ "LOCK on a load", "\xF0\x8B\x03", 3, 0x700000, false, 0x700000, 0, 0, 0 },
-		{ "the other side of MOVS neither RAM nor trapped", "\xA5", 1, 0x700000, false, 0, 0x700000, FG_HOLE, 0 },
+		{ "the other side of MOVS neither RAM nor trapped", "\xA5", 1, 0x700000, false, 0, 0x700000, FG_HOLE,
+		    0 },
 	};
 	mmio_begin();
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct vcpu v = npf((const u8 *)cases[i].code, cases[i].n, cases[i].gpa, cases[i].write);
-		v.gpr[RBX] = cases[i].rbx, v.gpr[RSI] = cases[i].rsi, v.gpr[RDI] = cases[i].rdi, v.gpr[RCX] = cases[i].rcx;
+		v.gpr[RBX] = cases[i].rbx, v.gpr[RSI] = cases[i].rsi, v.gpr[RDI] = cases[i].rdi,
+		v.gpr[RCX] = cases[i].rcx;
 		fg_w32(0x6000, 0);
 		struct vcpu old = v;
 		int failures = test_failures;
@@ -775,7 +792,8 @@ TESTS(io_tests) = {
 	{ "io: hooks add/move/remove keep the intercept bitmap", hooks_and_bitmap },
 	{ "io: an IN straddling a hook is split", straddling_in },
 	{ "mmio: loads, stores, MOVZX, RIP-relative, moffs, real mode", mmio_emulation },
-	{ "mmio: read-modify-write is one read and one write; write-only traps read the device", mmio_read_modify_write },
+	{ "mmio: read-modify-write is one read and one write; write-only traps read the device",
+	    mmio_read_modify_write },
 	{ "mmio: MOVS and STOS with RAM, REP one element per exit, faults on the RAM side", mmio_strings },
 	{ "mmio: other forms, operands elsewhere, page crossings, LOCK misuse are #GP", mmio_refusals },
 	{ "mmio: a page trapped at run time", trap_page_at_run_time },

@@ -73,7 +73,8 @@ static void carve_edges_and_non_ram(void)
 	CHECK(memmap_carve(&m, 0x1FFDF000, 0x1000, E820_RESERVED));
 	CHECK(memmap_carve(&m, 0xF0000, 0x20000, E820_RESERVED));
 	CHECK(covered(&orig, &m));
-	CHECK_EQ(memmap_ram_bytes(&orig) - memmap_ram_bytes(&m), 0x1000 + 0x1000 + 0xF000); /* the last carve overlaps the first */
+	CHECK_EQ(memmap_ram_bytes(&orig) - memmap_ram_bytes(&m),
+	    0x1000 + 0x1000 + 0xF000); /* the last carve overlaps the first */
 	/* The 2 KiB below the EBDA, as the BIOS stub takes it. */
 	CHECK(memmap_carve(&m, 0x9F400, 0x800, E820_RESERVED));
 	CHECK(!memmap_is_ram(&m, 0x9F400, 1));
@@ -98,7 +99,7 @@ static void find_top(void)
 	qemu_map(&m);
 	uint64_t base = 0;
 	CHECK(memmap_find_top(&m, 0x1000000, 0x200000, 1ull << 32, NULL, 0, &base));
-	CHECK_EQ(base, 0x1EE00000);     /* 0x1FFE0000 aligned down to 2 MiB, minus 16 MiB */
+	CHECK_EQ(base, 0x1EE00000); /* 0x1FFE0000 aligned down to 2 MiB, minus 16 MiB */
 	struct range ex = { 0x1F000000, 0x1F001000 };
 	CHECK(memmap_find_top(&m, 0x1000000, 0x200000, 1ull << 32, &ex, 1, &base));
 	CHECK_EQ(base, 0x1E000000);
@@ -120,7 +121,7 @@ static void is_ram_spans_adjacent_entries(void)
 	CHECK(memmap_is_ram(&m, 0x1800, 0x1000));
 	CHECK(!memmap_is_ram(&m, 0x2800, 0x1000));
 	CHECK(!memmap_is_ram(&m, 0x1000, 0));
-	CHECK(!memmap_is_ram(&m, ~0ull - 10, 100));   /* wraps */
+	CHECK(!memmap_is_ram(&m, ~0ull - 10, 100)); /* wraps */
 }
 
 static void legacy_sizes(void)

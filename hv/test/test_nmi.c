@@ -7,9 +7,9 @@
 #include "core/x86.h"
 #include <string.h>
 
-#define HANDLER 0x5000          /* RIP inside the guest's NMI handler */
-#define IRET_AT 0x5010          /* the handler's IRET */
-#define BACK    0x1234          /* where the IRET returns */
+#define HANDLER 0x5000 /* RIP inside the guest's NMI handler */
+#define IRET_AT 0x5010 /* the handler's IRET */
+#define BACK 0x1234    /* where the IRET returns */
 
 static void delivered_then_blocked_until_iret(void)
 {
@@ -28,8 +28,8 @@ static void delivered_then_blocked_until_iret(void)
 	nmi_iret(&n, IRET_AT);
 	CHECK(!nmi_iret_intercept(&n));
 	CHECK_EQ(nmi_entry(&n, IRET_AT, false), NMI_STEP);
-	CHECK(n.blocked);                       /* until the IRET has run */
-	CHECK_EQ(nmi_entry(&n, BACK, false), NMI_INJECT);       /* the step's exit: it has */
+	CHECK(n.blocked);                                 /* until the IRET has run */
+	CHECK_EQ(nmi_entry(&n, BACK, false), NMI_INJECT); /* the step's exit: it has */
 	CHECK(n.blocked && !n.pending);
 	/* Only one was latched: after this handler's IRET nothing more comes. */
 	nmi_iret(&n, IRET_AT);
@@ -89,10 +89,10 @@ static struct vcpu cpu(u64 rflags, u64 cr4, u64 dr7)
 	return v;
 }
 
-#define DR7_EN(n)        (1u << (2 * (n)))             /* Ln */
-#define DR7_GEN(n)       (2u << (2 * (n)))             /* Gn */
-#define DR7_RW(n, rw)    ((u64)(rw) << (16 + 4 * (n)))
-#define DR7_LEN(n, len)  ((u64)(len) << (18 + 4 * (n)))
+#define DR7_EN(n) (1u << (2 * (n)))  /* Ln */
+#define DR7_GEN(n) (2u << (2 * (n))) /* Gn */
+#define DR7_RW(n, rw) ((u64)(rw) << (16 + 4 * (n)))
+#define DR7_LEN(n, len) ((u64)(len) << (18 + 4 * (n)))
 
 static void single_step_and_breakpoints(void)
 {
@@ -146,7 +146,8 @@ static void trap_is_injected_with_dr6(void)
 }
 
 TESTS(nmi_tests) = {
-	{ "nmi: delivered, then blocked until the handler's IRET; one latched, then delivered", delivered_then_blocked_until_iret },
+	{ "nmi: delivered, then blocked until the handler's IRET; one latched, then delivered",
+	    delivered_then_blocked_until_iret },
 	{ "nmi: exits before the IRET ran keep it blocked", exit_before_the_iret_ran },
 	{ "nmi: kept, not dropped, when another event is injected", kept_when_another_event_is_injected },
 	{ "debug: single-step and breakpoint traps of an emulated instruction", single_step_and_breakpoints },

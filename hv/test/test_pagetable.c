@@ -41,7 +41,7 @@ static void identity_uses_large_pages(void)
 {
 	uint64_t root = fresh(POOL_PAGES);
 	CHECK_EQ(pt_map(&A, root, 0, 0, 8ull << 30, PTE_W, PAGE_1G), 0);
-	CHECK_EQ(used, 2);                   /* the root and one PDPT: eight 1 GiB pages */
+	CHECK_EQ(used, 2); /* the root and one PDPT: eight 1 GiB pages */
 	uint64_t pa, fl;
 	unsigned shift;
 	CHECK(pt_lookup(&A, root, 0x123456789ull, &pa, &fl, &shift));
@@ -92,11 +92,11 @@ static void high_half_4k(void)
 static void errors_are_reported(void)
 {
 	uint64_t root = fresh(POOL_PAGES);
-	CHECK_EQ(pt_map(&A, root, 0x1001, 0, 4096, PTE_W, PAGE_4K), -1);     /* misaligned */
+	CHECK_EQ(pt_map(&A, root, 0x1001, 0, 4096, PTE_W, PAGE_4K), -1); /* misaligned */
 	CHECK_EQ(pt_map(&A, root, 0, 0, 1ull << 30, PTE_W, PAGE_1G), 0);
 	CHECK_EQ(pt_map(&A, root, 0x1000, 0x5000, 4096, PTE_W, PAGE_4K), -1); /* large page in the way */
 	root = fresh(3);
-	CHECK_EQ(pt_map(&A, root, 0, 0, 16 * 4096, PTE_W, PAGE_4K), -1);     /* out of pages */
+	CHECK_EQ(pt_map(&A, root, 0, 0, 16 * 4096, PTE_W, PAGE_4K), -1); /* out of pages */
 }
 
 static void split_to_trap_one_page(void)
@@ -108,7 +108,7 @@ static void split_to_trap_one_page(void)
 	unsigned shift;
 	uint64_t *e = pt_leaf_4k(&A, root, gpa);
 	CHECK(e != NULL);
-	CHECK_EQ(used, 4);                   /* root, PDPT, one PD, one PT */
+	CHECK_EQ(used, 4); /* root, PDPT, one PD, one PT */
 	CHECK_EQ(*e & PTE_ADDR, gpa);
 	CHECK(*e & PTE_P);
 	CHECK(!(*e & PTE_PS));
@@ -120,13 +120,13 @@ static void split_to_trap_one_page(void)
 	CHECK_EQ(shift, PAGE_4K);
 	CHECK(pt_lookup(&A, root, gpa + 0x1000, &pa, &fl, &shift));
 	CHECK_EQ(pa, gpa + 0x1000);
-	CHECK(pt_lookup(&A, root, 0x40000000, &pa, &fl, &shift));    /* the rest of the 1 GiB: 2 MiB pages */
+	CHECK(pt_lookup(&A, root, 0x40000000, &pa, &fl, &shift)); /* the rest of the 1 GiB: 2 MiB pages */
 	CHECK_EQ(pa, 0x40000000);
 	CHECK_EQ(shift, PAGE_2M);
 	CHECK(fl & PTE_U);
 	CHECK(pt_lookup(&A, root, 0x7FFFFFFF, &pa, &fl, &shift));
 	CHECK_EQ(pa, 0x7FFFFFFF);
-	CHECK(pt_lookup(&A, root, 0x3FFFFFFF, &pa, &fl, &shift));    /* the other 1 GiB page untouched */
+	CHECK(pt_lookup(&A, root, 0x3FFFFFFF, &pa, &fl, &shift)); /* the other 1 GiB page untouched */
 	CHECK_EQ(shift, PAGE_1G);
 	/* A second page in the same 2 MiB reuses the table; unmapped addresses give NULL. */
 	CHECK(pt_leaf_4k(&A, root, gpa + 0x2000) == e + 2);

@@ -9,15 +9,19 @@
 #include "vmm/io.h"
 #include <string.h>
 
-struct hv_memory hvmem;        /* io/ecam.c refers to it; not used by these tests */
-const void *hvmem_outside(u64 pa, u64 len) { (void)pa, (void)len; return NULL; }
+struct hv_memory hvmem; /* io/ecam.c refers to it; not used by these tests */
+const void *hvmem_outside(u64 pa, u64 len)
+{
+	(void)pa, (void)len;
+	return NULL;
+}
 
 /* ---- A fake machine: configuration space behind mechanism #1, and other ports. ---- */
 
 struct fdev {
 	u8 bus, devfn;
 	u8 cfg[256];
-	u32 bar_size[6];       /* 0: not implemented */
+	u32 bar_size[6]; /* 0: not implemented */
 };
 
 static struct fdev fdevs[6];
@@ -38,7 +42,7 @@ static struct fdev *fdev_at(u8 bus, u8 devfn)
 static void cfg_store(struct fdev *d, unsigned off, u8 v)
 {
 	if (off < 4 || (off >= 8 && off < 0x0C) || off == 0x0E)
-		return;                                        /* read-only ids, class, header type */
+		return; /* read-only ids, class, header type */
 	if (off >= 0x10 && off < 0x28 && (d->cfg[0x0E] & 0x7F) == 0) {
 		unsigned i = (off - 0x10) / 4, k = off & 3;
 		u32 size = d->bar_size[i];
@@ -46,7 +50,7 @@ static void cfg_store(struct fdev *d, unsigned off, u8 v)
 			return;
 		u32 cur, type;
 		memcpy(&cur, &d->cfg[0x10 + 4 * i], 4);
-		if (size == 1) {                                /* the high half of a 64-bit BAR */
+		if (size == 1) { /* the high half of a 64-bit BAR */
 			cur = (cur & ~(0xFFu << (8 * k))) | ((u32)v << (8 * k));
 			memcpy(&d->cfg[0x10 + 4 * i], &cur, 4);
 			return;
@@ -115,15 +119,15 @@ static void set_bar(struct fdev *d, unsigned i, u32 val, u32 size)
 static void build_machine(void)
 {
 	nfdevs = 0;
-	add_fdev(0, 0x00, 0x8086, 0x1237, 0x06000002, 0);                 /* host bridge */
-	struct fdev *br = add_fdev(0, 0x08, 0x1234, 0x0001, 0x06040000, 1);   /* PCI bridge to bus 1 */
+	add_fdev(0, 0x00, 0x8086, 0x1237, 0x06000002, 0);                   /* host bridge */
+	struct fdev *br = add_fdev(0, 0x08, 0x1234, 0x0001, 0x06040000, 1); /* PCI bridge to bus 1 */
 	br->cfg[0x18] = 0, br->cfg[0x19] = 1, br->cfg[0x1A] = 1;
-	add_fdev(0, 0x10, 0x1234, 0x0002, 0x02000000, 0x80);              /* multi-function */
+	add_fdev(0, 0x10, 0x1234, 0x0002, 0x02000000, 0x80); /* multi-function */
 	add_fdev(0, 0x11, 0x1234, 0x0003, 0x02000000, 0);
-	struct fdev *ide = add_fdev(1, 0x18, 0x8086, 0x7010, 0x01018000, 0);  /* 01:03.0 IDE */
+	struct fdev *ide = add_fdev(1, 0x18, 0x8086, 0x7010, 0x01018000, 0); /* 01:03.0 IDE */
 	set_bar(ide, 0, 0xC001, 8);
-	set_bar(ide, 1, 0xFEB00004, 0x4000);                               /* 64-bit memory */
-	set_bar(ide, 2, 0x00000001, 1);             /* the high half: all its bits writable */
+	set_bar(ide, 1, 0xFEB00004, 0x4000); /* 64-bit memory */
+	set_bar(ide, 2, 0x00000001, 1);      /* the high half: all its bits writable */
 	set_bar(ide, 4, 0xC041, 16);
 	ide->cfg[4] = 0x05;
 }
@@ -214,7 +218,7 @@ static void enumerates_and_binds(void)
 {
 	setup();
 	struct pci_dev *d;
-	CHECK_EQ(pci_devices(&d), 5);                        /* through the bridge, both functions */
+	CHECK_EQ(pci_devices(&d), 5); /* through the bridge, both functions */
 	CHECK(pci_find(0, 0x11) != NULL);
 	CHECK_EQ(drv.binds, 1);
 	CHECK(drv.d == pci_find(1, 0x18));
@@ -227,15 +231,15 @@ static void enumerates_and_binds(void)
 	CHECK_EQ(drv.d->bar_size[4], 16);
 	CHECK_EQ(pci_bar_addr(drv.d, 1), 0x1FEB00000ull);
 	CHECK_EQ(pci_bar_addr(drv.d, 4), 0xC040);
-	CHECK_EQ(fdev_at(1, 0x18)->cfg[4], 5);             /* decoding restored after sizing */
-	CHECK_EQ(fdev_at(1, 0x18)->cfg[0x10], 0x01);        /* BAR restored */
+	CHECK_EQ(fdev_at(1, 0x18)->cfg[4], 5);       /* decoding restored after sizing */
+	CHECK_EQ(fdev_at(1, 0x18)->cfg[0x10], 0x01); /* BAR restored */
 }
 
 static void address_is_shadowed(void)
 {
 	setup();
 	guest_io(0xCF8, 4, false, 0x80000000u | 0x18 << 8 | 0x10000 | 0x3);
-	CHECK_EQ(guest_io(0xCF8, 4, true, 0), 0x80011800u);  /* reserved bits 1:0 not kept */
+	CHECK_EQ(guest_io(0xCF8, 4, true, 0), 0x80011800u); /* reserved bits 1:0 not kept */
 	/* Parapet's own access in between does not disturb the guest's pair. */
 	CHECK_EQ(pci_cfg_read(0, 0x00, 0, 4), 0x12378086u);
 	CHECK_EQ(guest_io(0xCFC, 4, true, 0), 0x70108086u);
@@ -254,7 +258,7 @@ static void unbound_pass_through(void)
 	guest_cfg_write(0, 0x10, 0x3C, 1, 0x0B);
 	CHECK_EQ(fdev_at(0, 0x10)->cfg[0x3C], 0x0B);
 	CHECK_EQ(guest_cfg_read(0, 0x10, 0x3C, 1), 0x0B);
-	CHECK_EQ(guest_cfg_read(2, 0, 0, 4), 0xFFFFFFFF);     /* nothing there */
+	CHECK_EQ(guest_cfg_read(2, 0, 0, 4), 0xFFFFFFFF); /* nothing there */
 	CHECK_EQ(drv.writes, w);
 }
 
@@ -262,11 +266,11 @@ static void bound_writes_are_mediated(void)
 {
 	setup();
 	unsigned w = drv.writes, n = drv.written;
-	guest_cfg_write(1, 0x18, 0x40, 4, 0xAAAA);           /* dropped by the driver */
+	guest_cfg_write(1, 0x18, 0x40, 4, 0xAAAA); /* dropped by the driver */
 	CHECK_EQ(drv.writes, w + 1);
 	CHECK_EQ(drv.written, n);
 	CHECK_EQ(fdev_at(1, 0x18)->cfg[0x40], 0);
-	guest_cfg_write(1, 0x18, 0x44, 2, 0xFFFF);           /* changed by the driver */
+	guest_cfg_write(1, 0x18, 0x44, 2, 0xFFFF); /* changed by the driver */
 	CHECK_EQ(fdev_at(1, 0x18)->cfg[0x44], 0x34);
 	CHECK_EQ(drv.written, n + 1);
 	CHECK_EQ(drv.off, 0x44);
@@ -290,30 +294,30 @@ static void bar_sizing_by_the_guest(void)
 {
 	setup();
 	guest_cfg_write(1, 0x18, 0x10, 4, 0xFFFFFFFF);
-	CHECK_EQ(guest_cfg_read(1, 0x18, 0x10, 4), 0xFFFFFFF9u);    /* size 8, I/O */
+	CHECK_EQ(guest_cfg_read(1, 0x18, 0x10, 4), 0xFFFFFFF9u); /* size 8, I/O */
 	CHECK_EQ(drv.d->bar[0], 0xFFFFFFF9u);
 	guest_cfg_write(1, 0x18, 0x10, 4, 0xC001);
 	CHECK_EQ(guest_cfg_read(1, 0x18, 0x10, 4), 0xC001);
 	CHECK_EQ(drv.d->bar[0], 0xC001);
 	guest_cfg_write(1, 0x18, 0x14, 4, 0xFFFFFFFF);
-	CHECK_EQ(guest_cfg_read(1, 0x18, 0x14, 4), 0xFFFFC004u);    /* 16 KiB, 64-bit memory */
+	CHECK_EQ(guest_cfg_read(1, 0x18, 0x14, 4), 0xFFFFC004u); /* 16 KiB, 64-bit memory */
 	guest_cfg_write(1, 0x18, 0x14, 4, 0xFEB00000);
 }
 
 static void bridge_bus_numbers_guarded(void)
 {
 	setup();
-	guest_cfg_write(0, 0x08, 0x18, 4, 0x00050500);       /* renumber the bridge above the device */
+	guest_cfg_write(0, 0x08, 0x18, 4, 0x00050500); /* renumber the bridge above the device */
 	CHECK_EQ(fdev_at(0, 0x08)->cfg[0x19], 1);
 	guest_cfg_write(0, 0x08, 0x1A, 1, 9);
 	CHECK_EQ(fdev_at(0, 0x08)->cfg[0x1A], 1);
-	guest_cfg_write(0, 0x08, 0x3C, 1, 0x0A);             /* other registers pass */
+	guest_cfg_write(0, 0x08, 0x3C, 1, 0x0A); /* other registers pass */
 	CHECK_EQ(fdev_at(0, 0x08)->cfg[0x3C], 0x0A);
 }
 
 /* ---- ECAM discovery. ---- */
 
-static u8 acpi_mem[0x100000];     /* "physical" 0 .. 1 MiB */
+static u8 acpi_mem[0x100000]; /* "physical" 0 .. 1 MiB */
 
 static const void *acpi_map(u64 pa, u64 len)
 {
@@ -362,7 +366,7 @@ static void mcfg_found(void)
 	header(m, "MCFG", 44 + 32);
 	u64 base1 = 0xC0000000, base0 = 0xB0000000;
 	memcpy(m + 44, &base1, 8);
-	m[44 + 8] = 1;                  /* segment 1 first: skipped */
+	m[44 + 8] = 1; /* segment 1 first: skipped */
 	m[44 + 11] = 255;
 	memcpy(m + 60, &base0, 8);
 	m[60 + 11] = 255;
@@ -390,14 +394,14 @@ static void mcfg_found(void)
 	CHECK(valid);
 	CHECK_EQ(acpi_first_entry(acpi_map, rsdp, false, "FACP", &valid), 0);
 	CHECK(valid);
-	header(acpi_mem + 0x7300, "FACP", 40);            /* no checksum fixed */
+	header(acpi_mem + 0x7300, "FACP", 40); /* no checksum fixed */
 	u64 e3[3] = { 0x7300, 0x7100, 0x7200 };
 	header(x, "XSDT", 36 + 24);
 	memcpy(x + 36, e3, 24);
 	fix_sum(x, 60, 9);
 	CHECK_EQ(acpi_find_table(acpi_map, rsdp, "FACP"), 0x7100);
 	CHECK_EQ(acpi_first_entry(acpi_map, rsdp, true, "FACP", &valid), 0x7300);
-	x[40] ^= 1;                                        /* the XSDT itself broken: not valid */
+	x[40] ^= 1; /* the XSDT itself broken: not valid */
 	CHECK_EQ(acpi_first_entry(acpi_map, rsdp, true, "FACP", &valid), 0);
 	CHECK(!valid);
 	r[0] = 'X';
@@ -414,8 +418,8 @@ static void pciexbar_decoding(void)
 	CHECK(q35_pciexbar_decode(0xE0000005, &base, &end));
 	CHECK_EQ(base, 0xE0000000);
 	CHECK_EQ(end, 63);
-	CHECK(!q35_pciexbar_decode(0xB0000000, &base, &end));   /* disabled */
-	CHECK(!q35_pciexbar_decode(0xB0000007, &base, &end));   /* reserved length */
+	CHECK(!q35_pciexbar_decode(0xB0000000, &base, &end)); /* disabled */
+	CHECK(!q35_pciexbar_decode(0xB0000007, &base, &end)); /* reserved length */
 }
 
 static void ecam_takes_the_same_path(void)
@@ -425,20 +429,20 @@ static void ecam_takes_the_same_path(void)
 	u64 page = w.base + (1u << 20) + (0x18u << 12), v = 0;
 	CHECK(ecam_access(NULL, &w, page + 0x00, 4, false, &v));
 	CHECK_EQ(v, 0x70108086);
-	CHECK(ecam_access(NULL, &w, page + 0x08, 8, false, &v));              /* two dwords */
+	CHECK(ecam_access(NULL, &w, page + 0x08, 8, false, &v)); /* two dwords */
 	CHECK_EQ(v, 0x0000000001018000ull);
 	unsigned writes = drv.writes;
 	v = 0xAAAA;
-	CHECK(ecam_access(NULL, &w, page + 0x40, 4, true, &v));               /* dropped by the driver */
+	CHECK(ecam_access(NULL, &w, page + 0x40, 4, true, &v)); /* dropped by the driver */
 	CHECK_EQ(drv.writes, writes + 1);
 	CHECK_EQ(fdev_at(1, 0x18)->cfg[0x40], 0);
 	v = 0xC801;
-	CHECK(ecam_access(NULL, &w, page + 0x20, 4, true, &v));               /* BAR4 moved: tracked */
+	CHECK(ecam_access(NULL, &w, page + 0x20, 4, true, &v)); /* BAR4 moved: tracked */
 	CHECK_EQ(drv.d->bar[4], 0xC801);
 	CHECK_EQ(drv.off, 0x20);
-	CHECK(!ecam_access(NULL, &w, page + 0x21, 2, false, &v));             /* unaligned: refused */
+	CHECK(!ecam_access(NULL, &w, page + 0x21, 2, false, &v)); /* unaligned: refused */
 	v = 0;
-	CHECK(ecam_access(NULL, &w, w.base + 0x104, 2, false, &v));           /* offset >= 256: no ECAM in the fake */
+	CHECK(ecam_access(NULL, &w, w.base + 0x104, 2, false, &v)); /* offset >= 256: no ECAM in the fake */
 	CHECK_EQ(v, 0xFFFF);
 }
 
@@ -493,8 +497,8 @@ static void table_unlisted(void)
 	CHECK(sum_ok(acpi_mem + 0x6000, rl));
 	u32 second;
 	memcpy(&second, acpi_mem + 0x6000 + 40, 4);
-	CHECK_EQ(second, 0x7300);                       /* the RSDT (an older OS's view) too */
-	CHECK_EQ(acpi_unlist(acpi_map, rsdp, "DMAR"), 0);     /* nothing left to take out */
+	CHECK_EQ(second, 0x7300);                         /* the RSDT (an older OS's view) too */
+	CHECK_EQ(acpi_unlist(acpi_map, rsdp, "DMAR"), 0); /* nothing left to take out */
 }
 
 TESTS(pci_tests) = {

@@ -22,11 +22,14 @@ static void seal(struct rec *r)
 }
 
 static void build(struct rec *r, unsigned nkeys, const struct policy_drive *d, const struct policy_range *rg,
-		  unsigned nranges)
+    unsigned nranges)
 {
 	memset(r, 0, sizeof(*r));
-	struct policy_header h = { .version = POLICY_VERSION, .header_size = 32, .nkeys = (u16)nkeys,
-				   .ndrives = 1, .nranges = (u16)nranges };
+	struct policy_header h = { .version = POLICY_VERSION,
+		.header_size = 32,
+		.nkeys = (u16)nkeys,
+		.ndrives = 1,
+		.nranges = (u16)nranges };
 	memcpy(h.magic, POLICY_MAGIC, 8);
 	h.total_size = (u32)(32 + 64 * nkeys + 48 + 24 * nranges);
 	memcpy(r->b, &h, sizeof(h));
@@ -41,8 +44,9 @@ static void build(struct rec *r, unsigned nkeys, const struct policy_drive *d, c
 	seal(r);
 }
 
-static const struct policy_drive drive0 = { .match = POLICY_MATCH_PORT, .default_action = POLICY_ENCRYPT,
-					    .first_range = 0, .nranges = 3 };
+static const struct policy_drive drive0 = {
+	.match = POLICY_MATCH_PORT, .default_action = POLICY_ENCRYPT, .first_range = 0, .nranges = 3
+};
 static const struct policy_range ranges0[3] = {
 	{ .first_lba = 100, .count = 50, .action = POLICY_PLAIN },
 	{ .first_lba = 1000, .count = 10, .action = POLICY_DENY },
@@ -62,7 +66,7 @@ static void test_valid_record(void)
 	CHECK_EQ(pol.nranges, 3);
 	CHECK_EQ(pol.keys[1][0], 65);
 	CHECK_EQ(pol.ranges[2].first_lba, 2000);
-	CHECK_EQ(pol.flags, 0);         /* as every record written before flags existed */
+	CHECK_EQ(pol.flags, 0); /* as every record written before flags existed */
 }
 
 static void expect_refused(struct rec *r, bool reseal, const char *what)
@@ -75,20 +79,20 @@ static void expect_refused(struct rec *r, bool reseal, const char *what)
 		fprintf(stderr, "  got '%s', expected '%s'\n", err, what);
 		CHECK(0);
 	}
-	CHECK_EQ(pol.nkeys, 0);     /* nothing half-parsed stays */
+	CHECK_EQ(pol.nkeys, 0); /* nothing half-parsed stays */
 }
 
 static void test_flags(void)
 {
 	struct rec r;
 	build(&r, 2, &drive0, ranges0, 3);
-	r.b[22] = 1;                    /* header offset 22: flags, little-endian */
+	r.b[22] = 1; /* header offset 22: flags, little-endian */
 	seal(&r);
 	CHECK(policy_parse(r.b, r.len, &pol) == NULL);
 	CHECK_EQ(pol.flags, POLICY_FLAG_ALLOW_NO_IOMMU);
 	CHECK_EQ(pol.nkeys, 2);
 	build(&r, 2, &drive0, ranges0, 3);
-	r.b[22] = 1 | 4;                /* the known bit with an unknown one */
+	r.b[22] = 1 | 4; /* the known bit with an unknown one */
 	expect_refused(&r, true, "unknown header flags");
 	CHECK_EQ(pol.flags, 0);
 }
@@ -115,10 +119,10 @@ static void test_malformed_records(void)
 	r.b[28] = 1;
 	expect_refused(&r, true, "reserved");
 	build(&r, 2, &drive0, ranges0, 3);
-	r.b[22] = 2;                    /* flags bit 1: not defined */
+	r.b[22] = 2; /* flags bit 1: not defined */
 	expect_refused(&r, true, "unknown header flags");
 	build(&r, 2, &drive0, ranges0, 3);
-	r.b[23] = 0x80;                 /* flags bit 15 */
+	r.b[23] = 0x80; /* flags bit 15 */
 	expect_refused(&r, true, "unknown header flags");
 	expect_refused(&(struct rec){ .len = 10 }, false, "shorter");
 
@@ -163,7 +167,7 @@ static void test_storage_decisions(void)
 	u8 key1[64];
 	memcpy(key1, pol.keys[1], 64);
 	storage_init(&pol);
-	CHECK_EQ(pol.keys[0][0], 0);    /* raw keys wiped once expanded */
+	CHECK_EQ(pol.keys[0][0], 0); /* raw keys wiped once expanded */
 
 	struct storage_id id = { .channel = 0, .position = 0 };
 	const struct storage_drive *d = storage_bind(&id);
@@ -174,7 +178,7 @@ static void test_storage_decisions(void)
 	u16 key;
 	u64 run;
 	CHECK_EQ(storage_action(d, 0, 1000, &key, &run), POLICY_ENCRYPT);
-	CHECK_EQ(run, 100);             /* up to the plaintext range */
+	CHECK_EQ(run, 100); /* up to the plaintext range */
 	CHECK_EQ(key, 0);
 	CHECK_EQ(storage_action(d, 120, 1000, &key, &run), POLICY_PLAIN);
 	CHECK_EQ(run, 30);

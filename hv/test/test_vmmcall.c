@@ -10,12 +10,28 @@
 
 /* Fakes for what the hypervisor provides around the VMMCALL handler. */
 static uint64_t counters[2][EXIT_NR];
-unsigned vmm_cpu_count(void) { return 2; }
-const uint64_t *vmm_cpu_exits(unsigned cpu) { return counters[cpu]; }
-unsigned long long preboot_handoff(struct vcpu *v) { (void)v; return VMMCALL_EPERM; }
+unsigned vmm_cpu_count(void)
+{
+	return 2;
+}
+const uint64_t *vmm_cpu_exits(unsigned cpu)
+{
+	return counters[cpu];
+}
+unsigned long long preboot_handoff(struct vcpu *v)
+{
+	(void)v;
+	return VMMCALL_EPERM;
+}
 struct power_stats power_stats = { .resumes = 7, .refused = 3 };
-void log_sink_init(const struct log_config *cfg) { (void)cfg; }
-void log_sink_write(const char *s, size_t n) { (void)s, (void)n; }
+void log_sink_init(const struct log_config *cfg)
+{
+	(void)cfg;
+}
+void log_sink_write(const char *s, size_t n)
+{
+	(void)s, (void)n;
+}
 
 /* "Guest RAM": two host pages the guest map calls usable; the guest-physical address of a
  * byte is its host address (Parapet identity-maps guest memory). */
@@ -54,7 +70,7 @@ static void version(void)
 	CHECK_EQ(v.gpr[RAX], VMMCALL_OK);
 	CHECK_EQ(v.gpr[RBX], VMMCALL_MAGIC);
 	CHECK_EQ(v.gpr[RCX], VMMCALL_ABI);
-	CHECK_EQ(v.gpr[RDX], 0);                 /* the calling CPU's index */
+	CHECK_EQ(v.gpr[RDX], 0); /* the calling CPU's index */
 	CHECK_EQ(v.rip, 0x1003);
 	CHECK(!v.inject.valid);
 }
@@ -65,9 +81,9 @@ static void only_cpl0(void)
 	for (uint8_t cpl = 1; cpl <= 3; cpl++) {
 		struct vcpu v = call(VMMCALL_VERSION, 0, 0, 0, cpl);
 		CHECK(v.inject.valid);
-		CHECK_EQ(v.inject.vector, 6);         /* #UD */
-		CHECK_EQ(v.rip, 0x1000);              /* not skipped */
-		CHECK_EQ(v.gpr[RBX], 0);              /* nothing revealed */
+		CHECK_EQ(v.inject.vector, 6); /* #UD */
+		CHECK_EQ(v.rip, 0x1000);      /* not skipped */
+		CHECK_EQ(v.gpr[RBX], 0);      /* nothing revealed */
 	}
 }
 
@@ -89,9 +105,9 @@ static void log_read_basic(void)
 	CHECK(v.gpr[RCX] > 0 && v.gpr[RCX] <= 4096);
 	CHECK_EQ(v.gpr[RDX], v.gpr[RCX]);
 	CHECK(memmem(ram, v.gpr[RCX], "hello from the ring", 19) != NULL);
-	CHECK_EQ(ram[v.gpr[RCX]], 0xEE);             /* nothing written past what was reported */
+	CHECK_EQ(ram[v.gpr[RCX]], 0xEE); /* nothing written past what was reported */
 	struct vcpu again = call(VMMCALL_LOG_READ, gpa, 4096, v.gpr[RDX], 0);
-	CHECK_EQ(again.gpr[RCX], 0);                 /* at the end: no more */
+	CHECK_EQ(again.gpr[RCX], 0); /* at the end: no more */
 }
 
 static void log_ring_wraps_to_oldest(void)
@@ -107,7 +123,7 @@ static void log_ring_wraps_to_oldest(void)
 	struct vcpu v = call(VMMCALL_LOG_READ, gpa, 100, 0, 0);
 	CHECK_EQ(v.gpr[RAX], VMMCALL_OK);
 	CHECK_EQ(v.gpr[RCX], 100);
-	CHECK(v.gpr[RDX] > LOG_RING_SIZE);           /* started at the oldest byte kept */
+	CHECK(v.gpr[RDX] > LOG_RING_SIZE); /* started at the oldest byte kept */
 }
 
 static void buffers_are_checked(void)
@@ -141,11 +157,11 @@ static void exit_counts(void)
 	CHECK_EQ(out[EXIT_CPUID], 10);
 	CHECK_EQ(out[EXIT_VMMCALL], 14 + 400);
 	memset(ram, 0xEE, 8192);
-	v = call(VMMCALL_EXIT_COUNTS, gpa, 16, 1, 0);   /* one CPU, room for two counters */
+	v = call(VMMCALL_EXIT_COUNTS, gpa, 16, 1, 0); /* one CPU, room for two counters */
 	CHECK_EQ(v.gpr[RCX], 2);
 	CHECK_EQ(out[1], 100);
 	CHECK_EQ(ram[16], 0xEE);
-	CHECK_EQ(call(VMMCALL_EXIT_COUNTS, gpa, 64, 2, 0).gpr[RAX], VMMCALL_EINVAL);   /* no CPU 2 */
+	CHECK_EQ(call(VMMCALL_EXIT_COUNTS, gpa, 64, 2, 0).gpr[RAX], VMMCALL_EINVAL); /* no CPU 2 */
 }
 
 TESTS(vmmcall_tests) = {

@@ -8,11 +8,11 @@
 #include "core/panic.h"
 #include "core/x86.h"
 
-#define APIC_PAGES_MAX 4                /* moved-to pages Parapet traps besides the boot page */
+#define APIC_PAGES_MAX 4 /* moved-to pages Parapet traps besides the boot page */
 
-static u64 boot_page;                   /* where every APIC starts (IA32_APIC_BASE at reset) */
-static unsigned phys_bits;              /* the processor's physical address width */
-static bool window_fixed;               /* the platform keeps the APIC registers put (apic_init) */
+static u64 boot_page;      /* where every APIC starts (IA32_APIC_BASE at reset) */
+static unsigned phys_bits; /* the processor's physical address width */
+static bool window_fixed;  /* the platform keeps the APIC registers put (apic_init) */
 static u32 log_budget = 64;
 
 /* Post INIT, or STARTUP with `vector`, to t's mailbox. False for a STARTUP to a running
@@ -46,15 +46,15 @@ static void deliver(struct vcpu *from, u32 lo, u32 dest, bool x2)
 {
 	u32 mode = ICR_MODE(lo);
 	if (mode == ICR_MODE_INIT && (lo & ICR_LEVEL) && !(lo & ICR_ASSERT))
-		return;                 /* INIT level de-assert: no effect since the Pentium 4 */
+		return; /* INIT level de-assert: no effect since the Pentium 4 */
 	for (unsigned i = 0; i < vmm_cpu_count(); i++) {
 		struct vcpu *t = vcpu_get(i);
 		if (!apic_ipi_addresses(from, t, lo, dest, x2))
 			continue;
 		bool posted = post(t, mode == ICR_MODE_INIT, (u8)ICR_VECTOR(lo));
 		if (log_budget_take(&log_budget))
-			LOG("apic: cpu%u: %s for cpu%u%s\n", from->id, mode == ICR_MODE_INIT ? "INIT" : "STARTUP", t->id,
-			    posted ? "" : " (running: ignored)");
+			LOG("apic: cpu%u: %s for cpu%u%s\n", from->id, mode == ICR_MODE_INIT ? "INIT" : "STARTUP",
+			    t->id, posted ? "" : " (running: ignored)");
 		if (posted && t != from)
 			apic_kick(t);
 	}
@@ -128,7 +128,7 @@ static bool other_page(u64 gpa, unsigned size, bool write, u64 *val)
 static bool apic_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
 {
 	(void)ctx;
-	u64 base = rdmsr(MSR_APIC_BASE);        /* one read: this runs for every EOI */
+	u64 base = rdmsr(MSR_APIC_BASE); /* one read: this runs for every EOI */
 	if (!xapic_mode(base) || (gpa & ~0xFFFull) != (base & APIC_BASE_ADDR_MASK))
 		return other_page(gpa, size, write, val);
 	u32 off = gpa & 0xFFF;
@@ -206,7 +206,8 @@ static bool set_base(struct vcpu *v, u64 val)
 		return false;
 	if (page != old && !follow(v, page)) {
 		if (log_budget_take(&log_budget))
-			LOG("apic: cpu%u: APIC base %lx cannot be trapped: the address bits are ignored\n", v->id, page);
+			LOG("apic: cpu%u: APIC base %lx cannot be trapped: the address bits are ignored\n", v->id,
+			    page);
 		page = old;
 		val = (val & ~APIC_BASE_ADDR_MASK) | old;
 	}
@@ -216,7 +217,7 @@ static bool set_base(struct vcpu *v, u64 val)
 	if (page != old && log_budget_take(&log_budget))
 		LOG("apic: cpu%u: APIC base moved from %lx to %lx\n", v->id, old, page);
 	if (!(val & APIC_BASE_EN)) {
-		v->ldr = 0;             /* disabling the APIC resets its registers */
+		v->ldr = 0; /* disabling the APIC resets its registers */
 		v->dfr = ~0u;
 	}
 	return true;
@@ -227,12 +228,12 @@ bool apic_wrmsr(struct vcpu *v, u32 msr, u64 val)
 	if (msr == MSR_APIC_BASE)
 		return set_base(v, val);
 	if (!apic_enabled() || !lapic_x2apic())
-		return false;           /* no x2APIC: its MSRs #GP */
+		return false; /* no x2APIC: its MSRs #GP */
 	if (apic_lvt_msr(msr)) {
 		if (apic_lvt_init((msr - MSR_X2APIC_FIRST) * 16, (u32)val)) {
 			if (log_budget_take(&log_budget))
 				LOG("apic: cpu%u: LVT MSR %x with delivery mode INIT refused\n", v->id, msr);
-			return true;    /* dropped, as the xAPIC page drops it */
+			return true; /* dropped, as the xAPIC page drops it */
 		}
 		return wrmsr_safe(msr, val);
 	}
@@ -274,7 +275,7 @@ bool apic_take_init(struct vcpu *v)
 bool apic_take_sipi(struct vcpu *v, u8 *vector)
 {
 	spin_lock(&v->mail.lock);
-	__atomic_store_n(&v->mail.init, false, __ATOMIC_RELAXED);   /* INIT while waiting: no change */
+	__atomic_store_n(&v->mail.init, false, __ATOMIC_RELAXED); /* INIT while waiting: no change */
 	bool sipi = v->mail.sipi;
 	if (sipi) {
 		*vector = v->mail.vector;
@@ -338,5 +339,5 @@ void apic_init(void)
 void handle_nmi(struct vcpu *v)
 {
 	if (!apic_nmi_was_kick(v))
-		nmi_raise(&v->nmi);     /* the guest's own NMI: delivered when the guest can take it */
+		nmi_raise(&v->nmi); /* the guest's own NMI: delivered when the guest can take it */
 }

@@ -25,7 +25,7 @@
 
 /* The processor interrupt range: local APIC registers and MSI addresses. */
 #define APIC_MSI_BASE 0xFEE00000ull
-#define APIC_MSI_END  0xFEF00000ull
+#define APIC_MSI_END 0xFEF00000ull
 
 /* Trap the xAPIC page (at this CPU's APIC base). Before the guest runs. */
 void apic_init(void);

@@ -3,7 +3,7 @@
 #include "vmm/apic.h"
 #include "core/lapic.h"
 
-#define DFR_FLAT 0xFu                   /* DFR bits 31:28: flat model; 0 is the cluster model */
+#define DFR_FLAT 0xFu /* DFR bits 31:28: flat model; 0 is the cluster model */
 
 bool apic_ipi_addresses(const struct vcpu *from, const struct vcpu *to, u32 lo, u32 dest, bool x2)
 {

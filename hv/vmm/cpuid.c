@@ -6,9 +6,9 @@
 #define ANY_SUB 0xFFFFFFFFu
 
 enum rule {
-	HIDE,           /* always clear */
-	FROM_CR4,       /* set exactly when the guest's CR4 has `cr4` */
-	INTEL_LONG,     /* Intel: set only in long mode (SDM vol. 2A, CPUID 80000001h EDX[11]) */
+	HIDE,       /* always clear */
+	FROM_CR4,   /* set exactly when the guest's CR4 has `cr4` */
+	INTEL_LONG, /* Intel: set only in long mode (SDM vol. 2A, CPUID 80000001h EDX[11]) */
 };
 
 static const struct {
@@ -19,15 +19,15 @@ static const struct {
 	u64 cr4;
 } rules[] = {
 	{ 0x00000001, ANY_SUB, CPUID_ECX, CPUID_1_ECX_VMX, HIDE, 0 },
-	{ 0x00000001, ANY_SUB, CPUID_ECX, 1u << 27, FROM_CR4, CR4_OSXSAVE },    /* OSXSAVE */
-	{ 0x00000007, 0, CPUID_ECX, 1u << 4, FROM_CR4, CR4_PKE },               /* OSPKE */
+	{ 0x00000001, ANY_SUB, CPUID_ECX, 1u << 27, FROM_CR4, CR4_OSXSAVE }, /* OSXSAVE */
+	{ 0x00000007, 0, CPUID_ECX, 1u << 4, FROM_CR4, CR4_PKE },            /* OSPKE */
 	{ 0x80000001, ANY_SUB, CPUID_ECX, CPUID_80000001_ECX_SVM, HIDE, 0 },
-	{ 0x80000001, ANY_SUB, CPUID_EDX, 1u << 11, INTEL_LONG, 0 },            /* SYSCALL */
+	{ 0x80000001, ANY_SUB, CPUID_EDX, 1u << 11, INTEL_LONG, 0 }, /* SYSCALL */
 };
 
 void cpuid_for_guest(u32 leaf, u32 sub, const struct cpuid_guest *g, u32 r[4])
 {
-	if (leaf == 0x8000000A) {       /* SVM revision and features: absent */
+	if (leaf == 0x8000000A) { /* SVM revision and features: absent */
 		r[0] = r[1] = r[2] = r[3] = 0;
 		return;
 	}

@@ -22,8 +22,8 @@
 /* The guest state CPUID reads back. */
 struct cpuid_guest {
 	u64 cr4;
-	bool long_mode;         /* EFER.LMA: Intel reports SYSCALL in 80000001h:EDX only then */
-	bool intel;             /* GenuineIntel: the vendor's rules for the mode-dependent bits */
+	bool long_mode; /* EFER.LMA: Intel reports SYSCALL in 80000001h:EDX only then */
+	bool intel;     /* GenuineIntel: the vendor's rules for the mode-dependent bits */
 };
 
 enum cpuid_reg { CPUID_EAX, CPUID_EBX, CPUID_ECX, CPUID_EDX };

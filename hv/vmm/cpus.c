@@ -17,7 +17,7 @@
 #include "core/string.h"
 #include "core/x86.h"
 
-#define TRAMP_PAGE 0x8000u              /* borrowed below 1 MiB while APs start; restored */
+#define TRAMP_PAGE 0x8000u /* borrowed below 1 MiB while APs start; restored */
 
 static struct vcpu vcpus[MAX_CPUS];
 static unsigned nvcpus;
@@ -32,12 +32,21 @@ struct vcpu *vcpu_new(void)
 	return v;
 }
 
-struct vcpu *vcpu_get(unsigned i) { return &vcpus[i]; }
-unsigned vmm_cpu_count(void) { return nvcpus; }
-const u64 *vmm_cpu_exits(unsigned cpu) { return vcpus[cpu].exits; }
+struct vcpu *vcpu_get(unsigned i)
+{
+	return &vcpus[i];
+}
+unsigned vmm_cpu_count(void)
+{
+	return nvcpus;
+}
+const u64 *vmm_cpu_exits(unsigned cpu)
+{
+	return vcpus[cpu].exits;
+}
 
 extern const char ap_tramp[], ap_tramp_end[], ap_tramp_gdt[], ap_tramp_gdtr[], ap_tramp_jump[], ap_tramp_long[],
-	ap_tramp_params[], ap_tramp_ran[];
+    ap_tramp_params[], ap_tramp_ran[];
 
 struct ap_params {
 	u32 cr3, cr4;
@@ -56,7 +65,10 @@ static __noreturn void ap_main(struct vcpu *v)
 	svm_run_ap(v);
 }
 
-static bool alive(struct vcpu *v) { return __atomic_load_n(&v->alive, __ATOMIC_ACQUIRE); }
+static bool alive(struct vcpu *v)
+{
+	return __atomic_load_n(&v->alive, __ATOMIC_ACQUIRE);
+}
 
 /*
  * INIT and at once STARTUP; STARTUP again every ~10 ms until the processor reaches ap_main,
@@ -77,7 +89,7 @@ static bool start_ap(struct vcpu *v, u8 *page)
 	volatile u32 *ran = (volatile u32 *)(page + (ap_tramp_ran - ap_tramp));
 	if (!v->stack)
 		v->stack = pgalloc(HV_STACK_SIZE / PAGE_SIZE) + HV_STACK_SIZE;
-	p->stack = v->stack;            /* a restart (after S3) reuses it: nothing on it survives */
+	p->stack = v->stack; /* a restart (after S3) reuses it: nothing on it survives */
 	p->entry = (u64)ap_main;
 	p->arg = (u64)v;
 	*ran = 0;
@@ -115,7 +127,8 @@ struct vcpu *cpus_start(void)
 		if (!v) {
 			/* Held in the processor's own wait-for-SIPI: every STARTUP is Parapet's. */
 			lapic_send(ids[i], ICR_MODE_INIT << 8 | ICR_ASSERT | ICR_LEVEL);
-			LOG("cpus: more than %u processors: APIC ID %x stays halted, unusable by the guest\n", MAX_CPUS, ids[i]);
+			LOG("cpus: more than %u processors: APIC ID %x stays halted, unusable by the guest\n", MAX_CPUS,
+			    ids[i]);
 			continue;
 		}
 		v->apic_id = ids[i];
@@ -140,7 +153,7 @@ void *cpus_tramp_install(u64 stack, void (*entry)(u64), u64 arg)
 	*(u32 *)(page + (ap_tramp_gdtr - ap_tramp) + 2) = TRAMP_PAGE + (u32)(ap_tramp_gdt - ap_tramp);
 	*(u32 *)(page + (ap_tramp_jump - ap_tramp)) = TRAMP_PAGE + (u32)(ap_tramp_long - ap_tramp);
 	struct ap_params *p = (struct ap_params *)(page + (ap_tramp_params - ap_tramp));
-	p->cr3 = (u32)read_cr3();              /* the host tables lie below 4 GiB (mm/hvmem.c) */
+	p->cr3 = (u32)read_cr3(); /* the host tables lie below 4 GiB (mm/hvmem.c) */
 	p->cr4 = (u32)read_cr4();
 	p->stack = stack;
 	p->entry = (u64)entry;
@@ -161,7 +174,7 @@ unsigned cpus_restart_aps(struct vcpu *self, unsigned *failed)
 	for (unsigned i = 0; i < nvcpus; i++) {
 		struct vcpu *v = &vcpus[i];
 		if (v == self || !v->stack)
-			continue;       /* this CPU, or an AP that never started: held in INIT */
+			continue; /* this CPU, or an AP that never started: held in INIT */
 		__atomic_store_n(&v->alive, false, __ATOMIC_RELAXED);
 		__atomic_store_n(&v->kicked, false, __ATOMIC_RELAXED);
 		v->mail = (struct vcpu_mail){ 0 };
@@ -192,15 +205,16 @@ static u32 parked;
 bool cpus_freeze_others(struct vcpu *self)
 {
 	u32 none = NO_OWNER;
-	while (!__atomic_compare_exchange_n(&freeze_owner, &none, self->id, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+	while (
+	    !__atomic_compare_exchange_n(&freeze_owner, &none, self->id, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		none = NO_OWNER;
-		cpus_park_if_frozen(self);      /* another CPU's reset or sleep goes first */
+		cpus_park_if_frozen(self); /* another CPU's reset or sleep goes first */
 	}
 	unsigned others = 0;
 	for (unsigned i = 0; i < nvcpus; i++) {
 		struct vcpu *t = &vcpus[i];
 		if (t == self || (!t->bsp && !__atomic_load_n(&t->alive, __ATOMIC_ACQUIRE)))
-			continue;       /* an AP that never started runs nothing */
+			continue; /* an AP that never started runs nothing */
 		others++;
 		apic_kick(t);
 	}

@@ -13,7 +13,7 @@ static bool sees(unsigned rw, enum access_kind k, u64 cr4)
 	case 3:
 		return k == ACCESS_READ || k == ACCESS_WRITE;
 	default:
-		return false;           /* instruction breakpoints fault before the instruction */
+		return false; /* instruction breakpoints fault before the instruction */
 	}
 }
 

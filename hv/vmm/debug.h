@@ -16,10 +16,10 @@
 
 #include "vmm/vcpu.h"
 
-#define DR6_B(n)   (1u << (n))          /* breakpoint n matched */
-#define DR6_BS     (1u << 14)           /* single step */
-#define RFLAGS_TF  (1ull << 8)
-#define RFLAGS_RF  (1ull << 16)         /* resume: no instruction breakpoint on this instruction */
+#define DR6_B(n) (1u << (n)) /* breakpoint n matched */
+#define DR6_BS (1u << 14)    /* single step */
+#define RFLAGS_TF (1ull << 8)
+#define RFLAGS_RF (1ull << 16) /* resume: no instruction breakpoint on this instruction */
 
 /* The DR6 bits the instruction just completed raises with the access it made (ACCESS_NONE if
  * none); 0 when it raises no #DB. From v's RFLAGS, CR4, DR7 and DR0-DR3. */

@@ -41,25 +41,47 @@ enum decode_error decode_prefixes(const u8 *b, unsigned n, enum cpu_mode mode, s
 			return DECODE_TRUNCATED;
 		u8 x = b[i];
 		switch (x) {
-		case 0x66: osz = true; break;
-		case 0x67: asz = true; break;
-		case 0x26: p->seg = SEG_ES; break;
-		case 0x2E: p->seg = SEG_CS; break;
-		case 0x36: p->seg = SEG_SS; break;
-		case 0x3E: p->seg = SEG_DS; break;
-		case 0x64: p->seg = SEG_FS; break;
-		case 0x65: p->seg = SEG_GS; break;
-		case 0xF0: p->lock = true; break;
-		case 0xF2: p->repne = true, p->rep = false; break;
-		case 0xF3: p->rep = true, p->repne = false; break;
+		case 0x66:
+			osz = true;
+			break;
+		case 0x67:
+			asz = true;
+			break;
+		case 0x26:
+			p->seg = SEG_ES;
+			break;
+		case 0x2E:
+			p->seg = SEG_CS;
+			break;
+		case 0x36:
+			p->seg = SEG_SS;
+			break;
+		case 0x3E:
+			p->seg = SEG_DS;
+			break;
+		case 0x64:
+			p->seg = SEG_FS;
+			break;
+		case 0x65:
+			p->seg = SEG_GS;
+			break;
+		case 0xF0:
+			p->lock = true;
+			break;
+		case 0xF2:
+			p->repne = true, p->rep = false;
+			break;
+		case 0xF3:
+			p->rep = true, p->repne = false;
+			break;
 		default:
 			if (mode == MODE_64 && (x & 0xF0) == 0x40) {
-				p->rex = x;     /* counts only if the opcode follows it directly */
+				p->rex = x; /* counts only if the opcode follows it directly */
 				continue;
 			}
 			goto done;
 		}
-		p->rex = 0;             /* a legacy prefix after REX cancels it */
+		p->rex = 0; /* a legacy prefix after REX cancels it */
 	}
 done:
 	p->len = (u8)i;
@@ -82,7 +104,7 @@ done:
 
 /* ModRM (already read) and what follows it: SIB, displacement. */
 static enum decode_error modrm_mem(struct cursor *c, u8 modrm, const struct prefixes *p, enum cpu_mode mode,
-				   struct insn *in)
+    struct insn *in)
 {
 	unsigned mod = modrm >> 6, rm = modrm & 7;
 	in->base = in->index = -1;
@@ -90,7 +112,7 @@ static enum decode_error modrm_mem(struct cursor *c, u8 modrm, const struct pref
 	in->addrsize = p->addrsize;
 	int def_seg = SEG_DS;
 	if (mod == 3)
-		return DECODE_UNSUPPORTED;      /* a register operand: no memory access */
+		return DECODE_UNSUPPORTED; /* a register operand: no memory access */
 	if (p->addrsize == 2) {
 		static const int8_t base16[8] = { RBX, RBX, RBP, RBP, RSI, RDI, RBP, RBX };
 		static const int8_t index16[8] = { RSI, RDI, RSI, RDI, -1, -1, -1, -1 };
@@ -138,21 +160,21 @@ static enum decode_error modrm_mem(struct cursor *c, u8 modrm, const struct pref
 
 /* How a row gives the sizes of m and of the register operand. */
 enum size_rule {
-	SZ_B,                   /* byte */
-	SZ_W,                   /* word */
-	SZ_V,                   /* the operand size: 2, 4 or 8 */
-	SZ_Y,                   /* the operand size, 4 or 8 only (MOVNTI) */
-	SZ_D,                   /* MOVSXD's source: 4 with REX.W, else the operand size */
+	SZ_B, /* byte */
+	SZ_W, /* word */
+	SZ_V, /* the operand size: 2, 4 or 8 */
+	SZ_Y, /* the operand size, 4 or 8 only (MOVNTI) */
+	SZ_D, /* MOVSXD's source: 4 with REX.W, else the operand size */
 };
 
 enum addressing { AM_MODRM, AM_MOFFS, AM_STRING };
-enum imm_rule { IMM_NONE, IMM_B, IMM_Z };       /* imm8; imm16 (operand size 2) or imm32 */
+enum imm_rule { IMM_NONE, IMM_B, IMM_Z }; /* imm8; imm16 (operand size 2) or imm32 */
 
 /* Pseudo-operations of the ALU rows: the operation is in opcode bits 5:3 or in ModRM.reg. */
 #define ALU_OPC 0xF0
 #define ALU_EXT 0xF1
-#define ANY     (-1)
-#define TWO     0x100           /* the opcode follows 0F */
+#define ANY (-1)
+#define TWO 0x100 /* the opcode follows 0F */
 
 /* One row per form (see decode.h): opcode, the opcode bits that must match, ModRM.reg of a group
  * opcode, the operation, the memory operand's place and access, the sizes of m and of the
@@ -229,11 +251,16 @@ static const struct row {
 static u8 size_of(enum size_rule rule, const struct prefixes *p)
 {
 	switch (rule) {
-	case SZ_B: return 1;
-	case SZ_W: return 2;
-	case SZ_Y: return p->opsize == 2 ? 0 : p->opsize;
-	case SZ_D: return p->opsize == 8 ? 4 : p->opsize;
-	default: return p->opsize;
+	case SZ_B:
+		return 1;
+	case SZ_W:
+		return 2;
+	case SZ_Y:
+		return p->opsize == 2 ? 0 : p->opsize;
+	case SZ_D:
+		return p->opsize == 8 ? 4 : p->opsize;
+	default:
+		return p->opsize;
 	}
 }
 
@@ -280,7 +307,7 @@ enum decode_error decode_insn(const u8 *b, unsigned n, enum cpu_mode mode, struc
 		return DECODE_UNSUPPORTED;
 	in->lock = p.lock || in->op == OP_XCHG;
 	if (p.lock && (in->access != ACC_RMW || in->form == FORM_STRING))
-		return DECODE_UNSUPPORTED;      /* #UD on the processor */
+		return DECODE_UNSUPPORTED; /* #UD on the processor */
 	in->rep = in->form == FORM_STRING && (p.rep || p.repne);
 	in->repne = in->rep && p.repne;
 	in->addrsize = p.addrsize;

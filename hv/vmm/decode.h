@@ -44,61 +44,84 @@ enum cpu_mode { MODE_16, MODE_32, MODE_64 };
 
 enum decode_error {
 	DECODE_OK = 0,
-	DECODE_TRUNCATED,       /* ran past the bytes given or past 15 bytes */
-	DECODE_UNSUPPORTED,     /* an opcode, form or prefix Parapet does not emulate */
+	DECODE_TRUNCATED,   /* ran past the bytes given or past 15 bytes */
+	DECODE_UNSUPPORTED, /* an opcode, form or prefix Parapet does not emulate */
 };
 
 struct prefixes {
-	u8 len;                 /* bytes of legacy prefixes and REX */
-	u8 opsize, addrsize;    /* effective sizes in bytes: 2/4/8 */
-	int8_t seg;             /* segment override (enum sreg), or -1 */
+	u8 len;              /* bytes of legacy prefixes and REX */
+	u8 opsize, addrsize; /* effective sizes in bytes: 2/4/8 */
+	int8_t seg;          /* segment override (enum sreg), or -1 */
 	bool rep, repne, lock;
-	u8 rex;                 /* the REX byte, 0 if none (only in 64-bit mode) */
+	u8 rex; /* the REX byte, 0 if none (only in 64-bit mode) */
 };
 
 /* What an instruction does; the first eight in the order of the ALU opcodes (bits 5:3). */
 enum insn_op {
-	OP_ADD, OP_OR, OP_ADC, OP_SBB, OP_AND, OP_SUB, OP_XOR, OP_CMP,
-	OP_TEST, OP_NOT, OP_NEG, OP_INC, OP_DEC,
-	OP_MOV, OP_MOVZX, OP_MOVSX, OP_XCHG, OP_CMPXCHG, OP_XADD,
-	OP_BT, OP_BTS, OP_BTR, OP_BTC,          /* in the order of 0F BA /4-/7 */
-	OP_MOVS, OP_STOS, OP_LODS, OP_CMPS, OP_SCAS,
+	OP_ADD,
+	OP_OR,
+	OP_ADC,
+	OP_SBB,
+	OP_AND,
+	OP_SUB,
+	OP_XOR,
+	OP_CMP,
+	OP_TEST,
+	OP_NOT,
+	OP_NEG,
+	OP_INC,
+	OP_DEC,
+	OP_MOV,
+	OP_MOVZX,
+	OP_MOVSX,
+	OP_XCHG,
+	OP_CMPXCHG,
+	OP_XADD,
+	OP_BT,
+	OP_BTS,
+	OP_BTR,
+	OP_BTC, /* in the order of 0F BA /4-/7 */
+	OP_MOVS,
+	OP_STOS,
+	OP_LODS,
+	OP_CMPS,
+	OP_SCAS,
 	OP_NR
 };
 
 /* Where the memory operand m stands. */
 enum insn_form {
-	FORM_MEM_REG,           /* op m, r: m is the destination (or is only compared/tested) */
-	FORM_REG_MEM,           /* op r, m: the register is the destination */
-	FORM_MEM_IMM,           /* op m, imm */
-	FORM_MEM,               /* op m */
-	FORM_STRING,            /* MOVS, STOS, LODS, CMPS, SCAS: [rSI] and/or [rDI] */
+	FORM_MEM_REG, /* op m, r: m is the destination (or is only compared/tested) */
+	FORM_REG_MEM, /* op r, m: the register is the destination */
+	FORM_MEM_IMM, /* op m, imm */
+	FORM_MEM,     /* op m */
+	FORM_STRING,  /* MOVS, STOS, LODS, CMPS, SCAS: [rSI] and/or [rDI] */
 };
 
 /* What happens to m. MOVS reads its source and writes its destination (ACC_READ | ACC_WRITE). */
 enum insn_access { ACC_READ = 1, ACC_WRITE = 2, ACC_RMW = 3 };
 
 struct insn {
-	u8 len;                 /* total instruction length */
-	u8 mode;                /* enum cpu_mode it was decoded in */
-	u8 op;                  /* enum insn_op */
-	u8 form;                /* enum insn_form */
-	u8 access;              /* enum insn_access */
-	u8 size;                /* bytes of m: 1, 2, 4 or 8 (strings: of each element) */
-	u8 reg;                 /* the register operand 0-15 (enum gpr); rAX for strings, A0-A3 */
-	bool reg_high8;         /* AH, CH, DH, BH: bits 8-15 of register reg */
-	u8 reg_size;            /* bytes of the register operand (MOVZX/MOVSX/MOVSXD: wider than m) */
-	bool lock;              /* LOCK, or XCHG */
-	bool rep;               /* string form with F3 or F2 */
-	bool repne;             /* ... with F2: CMPS and SCAS repeat while not equal */
-	u64 imm;                /* FORM_MEM_IMM: sign-extended, truncated to size */
+	u8 len;         /* total instruction length */
+	u8 mode;        /* enum cpu_mode it was decoded in */
+	u8 op;          /* enum insn_op */
+	u8 form;        /* enum insn_form */
+	u8 access;      /* enum insn_access */
+	u8 size;        /* bytes of m: 1, 2, 4 or 8 (strings: of each element) */
+	u8 reg;         /* the register operand 0-15 (enum gpr); rAX for strings, A0-A3 */
+	bool reg_high8; /* AH, CH, DH, BH: bits 8-15 of register reg */
+	u8 reg_size;    /* bytes of the register operand (MOVZX/MOVSX/MOVSXD: wider than m) */
+	bool lock;      /* LOCK, or XCHG */
+	bool rep;       /* string form with F3 or F2 */
+	bool repne;     /* ... with F2: CMPS and SCAS repeat while not equal */
+	u64 imm;        /* FORM_MEM_IMM: sign-extended, truncated to size */
 	/* m: seg:[base + index*scale + disp], or [rip_next + disp]; strings: seg is the source's */
-	int8_t seg;             /* enum sreg */
-	int8_t base, index;     /* register numbers, or -1 */
+	int8_t seg;         /* enum sreg */
+	int8_t base, index; /* register numbers, or -1 */
 	u8 scale;
 	bool rip_rel;
 	s64 disp;
-	u8 addrsize;            /* 2, 4 or 8 */
+	u8 addrsize; /* 2, 4 or 8 */
 };
 
 /* Legacy prefixes and REX at the start of b[0..n). */

@@ -17,7 +17,7 @@ static void refuse_svm_insn(struct vcpu *v)
 static void handle_npf(struct vcpu *v)
 {
 	if (mmio_handle_npf(v))
-		return;                 /* a trap page (vmm/mmio.c) */
+		return; /* a trap page (vmm/mmio.c) */
 	/* NPT maps all guest-physical memory (Parapet's own region to a decoy page), so this is
 	 * an access beyond what the platform decodes. Report it and give the guest a #GP. */
 	if (__atomic_fetch_add(&rate_limit, 1, __ATOMIC_RELAXED) < 16)
@@ -67,7 +67,7 @@ static bool completed(const struct vcpu *v, u64 rip, u64 rsi, u64 rdi)
 
 void vmm_dispatch(struct vcpu *v)
 {
-	cpus_park_if_frozen(v);         /* nothing is handled while another CPU resets or sleeps */
+	cpus_park_if_frozen(v); /* nothing is handled while another CPU resets or sleeps */
 	enum exit_reason r = v->exit.reason < EXIT_NR ? v->exit.reason : EXIT_OTHER;
 	v->exits[r]++;
 	u64 rip = v->rip, rsi = v->gpr[RSI], rdi = v->gpr[RDI];
@@ -76,8 +76,8 @@ void vmm_dispatch(struct vcpu *v)
 	handlers[r](v);
 	if (completed(v, rip, rsi, rdi)) {
 		if (v->rip != rip)
-			v->rflags &= ~RFLAGS_RF;   /* RF lasts until an instruction completes */
-		debug_after_insn(v);    /* the single-step and breakpoint traps the hardware would raise */
+			v->rflags &= ~RFLAGS_RF; /* RF lasts until an instruction completes */
+		debug_after_insn(v);             /* the single-step and breakpoint traps the hardware would raise */
 	}
 	iommu_poll(false);
 }

@@ -13,9 +13,9 @@ enum source { B_SOURCE, B_ONE, B_NEGATE /* a = 0, b = m */ };
 
 static const struct semantics {
 	u8 calc, source;
-	bool carry;             /* ADC, SBB: CF is the carry (borrow) in */
-	bool stores;            /* the result goes to the destination (CMP, TEST, BT: flags only) */
-	u16 flags;              /* the RFLAGS bits it writes */
+	bool carry;  /* ADC, SBB: CF is the carry (borrow) in */
+	bool stores; /* the result goes to the destination (CMP, TEST, BT: flags only) */
+	u16 flags;   /* the RFLAGS bits it writes */
 } sem[OP_NR] = {
 	[OP_ADD] = { C_ADD, B_SOURCE, false, true, ARITH },
 	[OP_OR] = { C_OR, B_SOURCE, false, true, ARITH },
@@ -34,7 +34,7 @@ static const struct semantics {
 	[OP_MOVZX] = { C_MOVE, B_SOURCE, false, true, 0 },
 	[OP_MOVSX] = { C_MOVE, B_SOURCE, false, true, 0 },
 	[OP_XCHG] = { C_MOVE, B_SOURCE, false, true, 0 },
-	[OP_CMPXCHG] = { C_SUB, B_SOURCE, false, true, ARITH },        /* the flags of CMP rAX, m */
+	[OP_CMPXCHG] = { C_SUB, B_SOURCE, false, true, ARITH }, /* the flags of CMP rAX, m */
 	[OP_XADD] = { C_ADD, B_SOURCE, false, true, ARITH },
 	[OP_BT] = { C_BT, B_SOURCE, false, false, RFLAGS_CF },
 	[OP_BTS] = { C_BTS, B_SOURCE, false, true, RFLAGS_CF },
@@ -89,10 +89,18 @@ static u64 alu(enum insn_op op, u64 a, u64 b, unsigned size, u64 *rflags)
 		     (((cout ^ cinto) >> top) & 1) * RFLAGS_OF;
 		break;
 	}
-	case C_AND: res = a & b; break;
-	case C_OR: res = a | b; break;
-	case C_XOR: res = a ^ b; break;
-	case C_NOT: res = ~a; break;
+	case C_AND:
+		res = a & b;
+		break;
+	case C_OR:
+		res = a | b;
+		break;
+	case C_XOR:
+		res = a ^ b;
+		break;
+	case C_NOT:
+		res = ~a;
+		break;
 	case C_BT:
 	case C_BTS:
 	case C_BTR:
@@ -102,7 +110,9 @@ static u64 alu(enum insn_op op, u64 a, u64 b, unsigned size, u64 *rflags)
 		res = s->calc == C_BTS ? a | bit : s->calc == C_BTR ? a & ~bit : s->calc == C_BTC ? a ^ bit : a;
 		break;
 	}
-	default: res = b; break;
+	default:
+		res = b;
+		break;
 	}
 	res &= mask_of(size);
 	fl |= (res == 0) * RFLAGS_ZF | ((res >> top) & 1) * RFLAGS_SF | parity_even(res) * RFLAGS_PF;
@@ -194,12 +204,12 @@ static enum emu_status string(const struct insn *in, struct emu_regs *r, u64 nex
 
 /* An instruction with one memory operand m and a register or immediate operand. */
 static enum emu_status one_operand(const struct insn *in, struct emu_regs *r, u64 next_rip, emu_access_fn mem,
-				   void *ctx)
+    void *ctx)
 {
 	const struct semantics *s = &sem[in->op];
 	struct emu_access a = { insn_mem_offset(in, r->gpr, next_rip), (u8)in->seg, in->size, in->addrsize, false,
-				in->access == ACC_RMW };
-	u64 other = in->form == FORM_MEM_IMM ? in->imm : get_reg(r, in), m = 0;    /* the operand beside m */
+		in->access == ACC_RMW };
+	u64 other = in->form == FORM_MEM_IMM ? in->imm : get_reg(r, in), m = 0; /* the operand beside m */
 	if (in->form == FORM_MEM_REG && s->calc >= C_BT) {
 		/* The bit offset selects the operand-sized unit of memory that holds the bit. */
 		unsigned shift = (unsigned)__builtin_ctz(8 * in->size);
@@ -219,7 +229,7 @@ static enum emu_status one_operand(const struct insn *in, struct emu_regs *r, u6
 	} else if (in->op == OP_CMPXCHG) {
 		u64 acc = r->gpr[RAX] & mask_of(in->size);
 		alu(OP_CMP, acc, m, in->size, &r->rflags);
-		res = acc == m ? other : m;             /* m is written either way */
+		res = acc == m ? other : m; /* m is written either way */
 		if (acc != m)
 			put(&r->gpr[RAX], m, in->size);
 	} else {

@@ -40,25 +40,25 @@
 
 /* One access of the instruction to memory: size bytes at offset off of segment seg. */
 struct emu_access {
-	u64 off;                /* already truncated to the address size */
-	u8 seg;                 /* enum sreg */
-	u8 size;                /* 1, 2, 4 or 8 */
-	u8 addrsize;            /* 2, 4 or 8 */
+	u64 off;     /* already truncated to the address size */
+	u8 seg;      /* enum sreg */
+	u8 size;     /* 1, 2, 4 or 8 */
+	u8 addrsize; /* 2, 4 or 8 */
 	bool write;
-	bool rmw;               /* a read-modify-write: the read (with write intent) and the write */
+	bool rmw; /* a read-modify-write: the read (with write intent) and the write */
 };
 
 enum emu_status {
 	EMU_OK = 0,
-	EMU_FAULT,              /* the memory raised an exception (its context says which) */
-	EMU_REFUSED,            /* the memory cannot do the access */
+	EMU_FAULT,   /* the memory raised an exception (its context says which) */
+	EMU_REFUSED, /* the memory cannot do the access */
 };
 
 /* A read sets *val (little-endian, in its low size bytes); a write passes it. */
 typedef enum emu_status (*emu_access_fn)(void *ctx, const struct emu_access *a, u64 *val);
 
 struct emu_regs {
-	u64 gpr[16];            /* enum gpr */
+	u64 gpr[16]; /* enum gpr */
 	u64 rip, rflags;
 };
 

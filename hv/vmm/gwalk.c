@@ -13,22 +13,22 @@ void *(*gw_map_rom)(u64 gpa, u64 len) = gmem_map;
 
 #define RFLAGS_VM (1ull << 17)
 #define BIOS_AREA_START 0xC0000ull
-#define BIOS_AREA_END   0x100000ull
+#define BIOS_AREA_END 0x100000ull
 
-#define CR0_WP   (1ull << 16)
-#define CR4_PSE  (1ull << 4)
+#define CR0_WP (1ull << 16)
+#define CR4_PSE (1ull << 4)
 #define CR4_LA57 (1ull << 12)
 #define CR4_SMEP (1ull << 20)
 #define CR4_SMAP (1ull << 21)
 #define RFLAGS_AC (1ull << 18)
 
-#define E_P   (1ull << 0)
-#define E_W   (1ull << 1)
-#define E_U   (1ull << 2)
-#define E_A   (1ull << 5)
-#define E_D   (1ull << 6)
-#define E_PS  (1ull << 7)
-#define E_NX  (1ull << 63)
+#define E_P (1ull << 0)
+#define E_W (1ull << 1)
+#define E_U (1ull << 2)
+#define E_A (1ull << 5)
+#define E_D (1ull << 6)
+#define E_PS (1ull << 7)
+#define E_NX (1ull << 63)
 
 static u8 phys_bits = 52;
 
@@ -47,7 +47,7 @@ void gw_regs_of(const struct vcpu *v, struct gw_regs *r)
 /* One paging-structure entry of the walk: where it is, for setting A/D bits afterwards. */
 struct step {
 	void *p;
-	bool wide;      /* 8-byte entry */
+	bool wide; /* 8-byte entry */
 };
 
 static void set_bits(const struct step *s, u64 bits)
@@ -74,7 +74,7 @@ static bool read_entry(u64 pa, bool wide, struct step *s, u64 *val)
 	return true;
 }
 
-static u64 bits(unsigned hi, unsigned lo)       /* mask of bits hi..lo inclusive */
+static u64 bits(unsigned hi, unsigned lo) /* mask of bits hi..lo inclusive */
 {
 	return (hi >= 63 ? ~0ull : (1ull << (hi + 1)) - 1) & ~((1ull << lo) - 1);
 }
@@ -89,7 +89,7 @@ enum gw_result gwalk(const struct gw_regs *r, u64 la, unsigned access, u64 *gpa,
 	bool nxe = r->efer & EFER_NXE, pae = r->cr4 & CR4_PAE, lma = r->efer & EFER_LMA;
 	u32 err = (write ? PF_W : 0) | (user ? PF_U : 0) | (fetch && (nxe || (r->cr4 & CR4_SMEP)) ? PF_I : 0);
 	unsigned pb = r->maxphyaddr >= 32 && r->maxphyaddr <= 52 ? r->maxphyaddr : 52;
-	u64 rsvd_phys = bits(51, pb);           /* address bits beyond the physical width */
+	u64 rsvd_phys = bits(51, pb); /* address bits beyond the physical width */
 	u64 addr_mask = bits(pb - 1, 12);
 	struct step steps[5];
 	unsigned nsteps = 0;
@@ -155,9 +155,9 @@ enum gw_result gwalk(const struct gw_regs *r, u64 la, unsigned access, u64 *gpa,
 			u64 rsvd = rsvd_phys | nx_rsvd;
 			bool leaf = shift == 12 || ((e & E_PS) && (shift == 21 || shift == 30));
 			if (shift >= 39 && (e & E_PS))
-				goto reserved;                  /* PML4E/PML5E: PS must be zero */
+				goto reserved; /* PML4E/PML5E: PS must be zero */
 			if (leaf && shift > 12)
-				rsvd |= bits(shift - 1, 13);    /* a large page's address is aligned */
+				rsvd |= bits(shift - 1, 13); /* a large page's address is aligned */
 			if (e & rsvd)
 				goto reserved;
 			rw &= !!(e & E_W), us &= !!(e & E_U);
@@ -202,8 +202,8 @@ protection:
 	return GW_PAGE_FAULT;
 }
 
-enum gw_result gw_copy(const struct gw_regs *r, u64 la, void *buf, unsigned len, unsigned access,
-		       bool to_guest, struct gw_fault *f)
+enum gw_result gw_copy(const struct gw_regs *r, u64 la, void *buf, unsigned len, unsigned access, bool to_guest,
+    struct gw_fault *f)
 {
 	u8 *hp[GW_COPY_MAX / 4096 + 2];
 	unsigned n = 0;
@@ -245,8 +245,8 @@ u64 gw_fit(u64 start, u64 lo, u64 hi, unsigned size, bool down, u64 n)
 	return k < n ? k : n;
 }
 
-u64 gw_seg_fit(const struct vcpu *v, int s, u64 start, unsigned size, bool down, bool write, u64 amask,
-		  u64 n, u64 *base)
+u64 gw_seg_fit(const struct vcpu *v, int s, u64 start, unsigned size, bool down, bool write, u64 amask, u64 n,
+    u64 *base)
 {
 	const struct vseg *sg = &v->seg[s];
 	if (vcpu_code_mode(v) == MODE_64) {
@@ -259,13 +259,13 @@ u64 gw_seg_fit(const struct vcpu *v, int s, u64 start, unsigned size, bool down,
 		unsigned type = sg->attr & SEG_ATTR_TYPE;
 		if ((sg->sel & ~3u) == 0 || !(sg->attr & SEG_ATTR_P) || !(sg->attr & SEG_ATTR_S))
 			return 0;
-		if (type & 8) {                         /* code: readable only, never writable */
+		if (type & 8) { /* code: readable only, never writable */
 			if (write || !(type & 2))
 				return 0;
 		} else if (write && !(type & 2)) {
 			return 0;
 		}
-		if (!(type & 8) && (type & 4)) {        /* expand-down data */
+		if (!(type & 8) && (type & 4)) { /* expand-down data */
 			u64 upper = (sg->attr & SEG_ATTR_DB) ? 0xFFFFFFFFull : 0xFFFF;
 			return gw_fit(start, (u64)sg->limit + 1, upper < amask ? upper : amask, size, down, n);
 		}

@@ -24,32 +24,36 @@ extern void *(*gw_map_rom)(u64 gpa, u64 len);
 #else
 #include "vmm/gmem.h"
 #define gw_map gmem_map
-static inline void *gw_map_rom(u64 gpa, u64 len) { (void)len; return phys_ptr(gpa); }
+static inline void *gw_map_rom(u64 gpa, u64 len)
+{
+	(void)len;
+	return phys_ptr(gpa);
+}
 #endif
 
 /* What a walk depends on; gw_regs_of() takes it from a vCPU. */
 struct gw_regs {
 	u64 cr0, cr3, cr4, efer, rflags;
 	u8 cpl;
-	u8 maxphyaddr;       /* physical address width: bits above it are reserved in entries */
+	u8 maxphyaddr; /* physical address width: bits above it are reserved in entries */
 };
 
 /* Access kinds (may be or-ed). A CPL 3 access is a user access. */
-#define GW_READ  0u
+#define GW_READ 0u
 #define GW_WRITE 1u
 #define GW_FETCH 2u
 
 /* #PF error code bits. */
-#define PF_P    (1u << 0)    /* the page was present: a protection violation */
-#define PF_W    (1u << 1)
-#define PF_U    (1u << 2)
+#define PF_P (1u << 0) /* the page was present: a protection violation */
+#define PF_W (1u << 1)
+#define PF_U (1u << 2)
 #define PF_RSVD (1u << 3)
-#define PF_I    (1u << 4)
+#define PF_I (1u << 4)
 
 enum gw_result {
 	GW_OK = 0,
-	GW_PAGE_FAULT,       /* *f holds the error code and the address for CR2 */
-	GW_NOT_RAM,          /* a paging structure is not guest RAM: the walk cannot be done */
+	GW_PAGE_FAULT, /* *f holds the error code and the address for CR2 */
+	GW_NOT_RAM,    /* a paging structure is not guest RAM: the walk cannot be done */
 };
 
 struct gw_fault {
@@ -71,8 +75,8 @@ enum gw_result gwalk(const struct gw_regs *r, u64 la, unsigned access, u64 *gpa,
  * page; nothing is copied unless every page translates and is guest RAM. Returns GW_OK,
  * GW_PAGE_FAULT (*f set) or GW_NOT_RAM (a page table or the data is not RAM).
  */
-enum gw_result gw_copy(const struct gw_regs *r, u64 la, void *buf, unsigned len, unsigned access,
-		       bool to_guest, struct gw_fault *f);
+enum gw_result gw_copy(const struct gw_regs *r, u64 la, void *buf, unsigned len, unsigned access, bool to_guest,
+    struct gw_fault *f);
 
 /*
  * Fetch up to len (<= 15) instruction bytes at CS:RIP. *got tells how many were fetched: the
@@ -89,8 +93,8 @@ enum gw_result gw_fetch_insn(const struct vcpu *v, u8 *buf, unsigned len, unsign
  * code) and the limit (expand-down included; real and virtual-8086 mode: the limit only; 64-bit
  * code: none). *base is the segment base to add (64-bit code: FS and GS only).
  */
-u64 gw_seg_fit(const struct vcpu *v, int s, u64 start, unsigned size, bool down, bool write, u64 amask,
-	       u64 n, u64 *base);
+u64 gw_seg_fit(const struct vcpu *v, int s, u64 start, unsigned size, bool down, bool write, u64 amask, u64 n,
+    u64 *base);
 /* Elements (of n wanted, from offset start) whose bytes all lie in offsets [lo, hi]. */
 u64 gw_fit(u64 start, u64 lo, u64 hi, unsigned size, bool down, u64 n);
 /* la is canonical: bits 63:47 (LA57: 63:56) all equal. */

@@ -212,10 +212,10 @@ static u8 iobuf[MAX_CPUS][IO_STR_MAX_BYTES] __aligned(64);
 
 /* The guest memory of one block: pieces in the order the instruction touches them. */
 struct block {
-	unsigned n;                 /* pieces */
-	u8 *hp[CHUNKS_MAX];         /* host pointer to the piece's lowest byte */
+	unsigned n;         /* pieces */
+	u8 *hp[CHUNKS_MAX]; /* host pointer to the piece's lowest byte */
 	unsigned len[CHUNKS_MAX];
-	bool down;                  /* DF=1: bytes are touched from the top down */
+	bool down; /* DF=1: bytes are touched from the top down */
 };
 
 /* Host address of the byte at distance t (in touch order) from the block's first byte. */
@@ -224,7 +224,7 @@ static u8 *byte_at(const struct block *b, unsigned t)
 	for (unsigned j = 0; j < b->n; t -= b->len[j], j++)
 		if (t < b->len[j])
 			return b->down ? b->hp[j] + (b->len[j] - 1 - t) : b->hp[j] + t;
-	return NULL;        /* not reached: callers stay within the block */
+	return NULL; /* not reached: callers stay within the block */
 }
 
 /*
@@ -273,7 +273,7 @@ static bool long64(const struct vcpu *v)
  * translate to guest RAM; a fault on the first page not covered is recorded in *f.
  */
 static unsigned translate(const struct vcpu *v, u64 la, unsigned size, bool down, unsigned n, bool write,
-			  struct block *b, struct str_fault *f)
+    struct block *b, struct str_fault *f)
 {
 	struct gw_regs r;
 	gw_regs_of(v, &r);
@@ -282,7 +282,7 @@ static unsigned translate(const struct vcpu *v, u64 la, unsigned size, bool down
 	unsigned total = n * size, done = 0;
 	b->n = 0;
 	b->down = down;
-	u64 top = la + size;        /* DF=1: one past the first element's last byte */
+	u64 top = la + size; /* DF=1: one past the first element's last byte */
 	while (done < total) {
 		u64 a, lowest;
 		unsigned c;
@@ -291,7 +291,7 @@ static unsigned translate(const struct vcpu *v, u64 la, unsigned size, bool down
 			c = 4096 - (unsigned)(a & 4095);
 			lowest = a;
 		} else {
-			a = (top - done - 1) & lmask;           /* highest byte of this piece */
+			a = (top - done - 1) & lmask; /* highest byte of this piece */
 			c = (unsigned)(a & 4095) + 1;
 			lowest = a - (c - 1);
 		}
@@ -348,8 +348,8 @@ static void inject_fault(struct vcpu *v, const struct str_fault *f, u16 port)
 		break;
 	case F_NOT_RAM:
 		if (log_budget_take(&ratelimit_budget))
-			LOG("io: cpu%u: string I/O on port %x with guest memory at %lx that is not RAM; #GP\n", v->id, port,
-			    f->pf.addr);
+			LOG("io: cpu%u: string I/O on port %x with guest memory at %lx that is not RAM; #GP\n", v->id,
+			    port, f->pf.addr);
 		vcpu_inject_gp(v);
 		break;
 	default:
@@ -412,7 +412,7 @@ static void string_io(struct vcpu *v, const struct io_exit *io)
 	u64 start = v->gpr[reg] & amask, base = 0;
 	u64 want = count < IO_STR_MAX_BYTES / size ? count : IO_STR_MAX_BYTES / size;
 	if (debug_traps(v, &(struct vm_access){ ACCESS_IO, io->port, size }))
-		want = 1;               /* single-step or an I/O breakpoint: a #DB after each iteration */
+		want = 1; /* single-step or an I/O breakpoint: a #DB after each iteration */
 	struct str_fault f = { F_NONE, { 0, 0 } };
 	/* The block ends where the offset register wraps (the next exit goes on from there); an
 	 * element across the wrap, or beyond the segment's limit, faults. */
@@ -448,7 +448,8 @@ static void string_io(struct vcpu *v, const struct io_exit *io)
 				u32 val = 0;
 				if (!io->in)
 					memcpy(&val, buf + i * size, size);
-				val = whole ? h.fn(h.ctx, io->port, size, io->in, val) : port_access(io->port, size, io->in, val);
+				val = whole ? h.fn(h.ctx, io->port, size, io->in, val)
+					    : port_access(io->port, size, io->in, val);
 				if (io->in)
 					memcpy(buf + i * size, &val, size);
 			}
@@ -463,7 +464,7 @@ static void string_io(struct vcpu *v, const struct io_exit *io)
 	if (io->rep)
 		set_reg(v, RCX, count - done, asize);
 	if (done < n)
-		return;                 /* the handler stopped early: the guest runs the rest again */
+		return; /* the handler stopped early: the guest runs the rest again */
 	if (f.kind != F_NONE)
 		inject_fault(v, &f, io->port);
 	else if (count == done)
@@ -480,7 +481,7 @@ void handle_io(struct vcpu *v)
 	if (io->in) {
 		u32 val = port_access(io->port, io->size, true, 0);
 		if (io->size == 4)
-			v->gpr[RAX] = val;                  /* a 32-bit register write clears bits 63:32 */
+			v->gpr[RAX] = val; /* a 32-bit register write clears bits 63:32 */
 		else
 			v->gpr[RAX] = (v->gpr[RAX] & ~(u64)size_mask(io->size)) | (val & size_mask(io->size));
 	} else {

@@ -8,20 +8,20 @@
 #include "core/log.h"
 #include "core/spinlock.h"
 
-#define IOAPICS_MAX    8
-#define IOREGSEL       0x00             /* selects the register IOWIN reads and writes */
-#define IOWIN          0x10
-#define IOREDTBL_FIRST 0x10             /* entry n: low dword 0x10 + 2n, high dword 0x11 + 2n */
-#define IOAPICVER      0x01             /* bits 23:16: the highest redirection entry */
+#define IOAPICS_MAX 8
+#define IOREGSEL 0x00 /* selects the register IOWIN reads and writes */
+#define IOWIN 0x10
+#define IOREDTBL_FIRST 0x10 /* entry n: low dword 0x10 + 2n, high dword 0x11 + 2n */
+#define IOAPICVER 0x01      /* bits 23:16: the highest redirection entry */
 #define RTE_DELIVERY(lo) (((lo) >> 8) & 7u)
-#define RTE_MASKED     (1u << 16)
-#define RTE_MAX        240
+#define RTE_MASKED (1u << 16)
+#define RTE_MAX 240
 
 struct ioapic {
 	u64 base;
-	struct spinlock lock;           /* IOREGSEL and IOWIN: the check and the write as one */
+	struct spinlock lock; /* IOREGSEL and IOWIN: the check and the write as one */
 	unsigned nrte;
-	u32 saved[RTE_MAX][2];          /* the entries as firmware left them (low, high dword) */
+	u32 saved[RTE_MAX][2]; /* the entries as firmware left them (low, high dword) */
 };
 
 static struct ioapic ioapics[IOAPICS_MAX];
@@ -47,13 +47,14 @@ static bool ioapic_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool 
 		u32 x;
 		bool whole = off <= d && end >= d + 4;
 		if (d == IOWIN && !whole)
-			continue;               /* the window takes dwords only; the rest it ignores */
+			continue; /* the window takes dwords only; the rest it ignores */
 		if (size == 4 && off == d) {
 			x = (u32)*val;
 		} else {
 			x = *reg;
 			for (u32 i = d > off ? d : off; i < end && i < d + 4; i++)
-				x = (x & ~(0xFFu << 8 * (i - d))) | (u32)((*val >> 8 * (i - off)) & 0xFF) << 8 * (i - d);
+				x = (x & ~(0xFFu << 8 * (i - d))) | (u32)((*val >> 8 * (i - off)) & 0xFF)
+									<< 8 * (i - d);
 		}
 		if (d == IOWIN) {
 			sel = *(volatile u32 *)(a->base + IOREGSEL) & 0xFF;

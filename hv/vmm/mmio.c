@@ -20,7 +20,7 @@ static unsigned ntraps;
 static u32 log_budget = 32;
 
 #define NPF_WRITE (1ull << 1)
-#define NPF_IN_WALK (1ull << 33)   /* the fault was on the guest's own page-table access */
+#define NPF_IN_WALK (1ull << 33) /* the fault was on the guest's own page-table access */
 #define CR4_LA57 (1ull << 12)
 
 bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx)
@@ -49,7 +49,7 @@ bool mmio_trap_page(u64 gpa, enum npt_access access, mmio_handler fn, void *ctx)
 	bool ok = t ? t->fn == fn && t->ctx == ctx : ntraps < MMIO_TRAPS_MAX;
 	if (ok && t) {
 		if (t->end - t->base == 4096)
-			t->access = access;     /* a page of its own: reads trapped now too, or again not */
+			t->access = access; /* a page of its own: reads trapped now too, or again not */
 	} else if (ok) {
 		/* Published whole before the page can fault, so every fault finds it. */
 		traps[ntraps] = (struct trap){ gpa, gpa + 4096, access, fn, ctx };
@@ -57,7 +57,7 @@ bool mmio_trap_page(u64 gpa, enum npt_access access, mmio_handler fn, void *ctx)
 	}
 	if (ok && !npt_trap(gpa, access)) {
 		if (!t)
-			traps[ntraps - 1].end = gpa;    /* never mapped: an empty entry */
+			traps[ntraps - 1].end = gpa; /* never mapped: an empty entry */
 		ok = false;
 	}
 	spin_unlock(&lock);
@@ -92,8 +92,8 @@ static void refuse(struct vcpu *v, const char *why, const u8 *b, unsigned n)
 struct npf {
 	struct vcpu *v;
 	struct gw_regs r;
-	bool matched;           /* the instruction made the access that faulted */
-	const char *why;        /* why an access was refused */
+	bool matched;    /* the instruction made the access that faulted */
+	const char *why; /* why an access was refused */
 };
 
 static enum emu_status refused(struct npf *c, const char *why)
@@ -119,10 +119,14 @@ static u64 device_read(u64 gpa, unsigned size)
 	if (!p)
 		return ~0ull;
 	switch (size) {
-	case 1: return *(volatile u8 *)p;
-	case 2: return *(volatile u16 *)p;
-	case 4: return *(volatile u32 *)p;
-	default: return *(volatile u64 *)p;
+	case 1:
+		return *(volatile u8 *)p;
+	case 2:
+		return *(volatile u16 *)p;
+	case 4:
+		return *(volatile u32 *)p;
+	default:
+		return *(volatile u64 *)p;
 	}
 }
 
@@ -207,7 +211,7 @@ bool mmio_handle_npf(struct vcpu *v)
 	struct insn in;
 	enum decode_error de = got ? decode_insn(b, got, mode, &in) : DECODE_TRUNCATED;
 	if (de == DECODE_TRUNCATED && res == GW_PAGE_FAULT) {
-		vcpu_inject_pf(v, pf.error, pf.addr);          /* the instruction's next page faults */
+		vcpu_inject_pf(v, pf.error, pf.addr); /* the instruction's next page faults */
 		return true;
 	}
 	if (de != DECODE_OK) {
@@ -223,7 +227,7 @@ bool mmio_handle_npf(struct vcpu *v)
 	r.rflags = v->rflags;
 	enum emu_status st = emulate(&in, &r, guest_access, &c);
 	if (st == EMU_OK && !c.matched)
-		st = EMU_REFUSED;               /* it never touched the faulting page */
+		st = EMU_REFUSED; /* it never touched the faulting page */
 	if (st == EMU_OK) {
 		memcpy(v->gpr, r.gpr, sizeof(v->gpr));
 		v->rip = r.rip;

@@ -40,7 +40,7 @@ void handle_rdmsr(struct vcpu *v)
 static bool write_efer(struct vcpu *v, u64 val)
 {
 	if (val & ~(EFER_WRITABLE | EFER_LMA))
-		return false;           /* reserved bits, SVME among them */
+		return false; /* reserved bits, SVME among them */
 	/* LME may not change while paging is on (AMD APM vol. 2 §14.6). */
 	if ((v->cr0 & CR0_PG) && ((val ^ v->efer) & EFER_LME))
 		return false;

@@ -4,7 +4,7 @@
 
 void nmi_raise(struct vnmi *n)
 {
-	n->pending = true;              /* a second one while one is latched is lost, as on hardware */
+	n->pending = true; /* a second one while one is latched is lost, as on hardware */
 }
 
 void nmi_iret(struct vnmi *n, u64 rip)
@@ -18,9 +18,9 @@ void nmi_iret(struct vnmi *n, u64 rip)
 enum nmi_action nmi_entry(struct vnmi *n, u64 rip, bool event)
 {
 	if (n->iret && rip != n->iret_rip)
-		n->blocked = n->iret = false;   /* the IRET has run (or faulted into a handler) */
+		n->blocked = n->iret = false; /* the IRET has run (or faulted into a handler) */
 	else if (n->iret && event)
-		n->iret = false;        /* the event comes before the IRET: intercept it again */
+		n->iret = false; /* the event comes before the IRET: intercept it again */
 	if (!event)
 		n->kicked = false;
 	if (!n->pending)
@@ -39,7 +39,7 @@ enum nmi_action nmi_entry(struct vnmi *n, u64 rip, bool event)
 		n->blocked = true;
 		return NMI_INJECT;
 	}
-	return n->iret ? NMI_STEP : NMI_NONE;   /* else the IRET intercept comes first */
+	return n->iret ? NMI_STEP : NMI_NONE; /* else the IRET intercept comes first */
 }
 
 void handle_iret(struct vcpu *v)

@@ -27,19 +27,19 @@
 #include "core/types.h"
 
 struct vnmi {
-	bool pending;           /* one NMI latched, not yet delivered */
-	bool blocked;           /* delivered; its handler has not returned with IRET yet */
-	bool iret;              /* the IRET at iret_rip was intercepted and is let run */
-	bool kicked;            /* an exit after the next injected event is already asked for */
+	bool pending; /* one NMI latched, not yet delivered */
+	bool blocked; /* delivered; its handler has not returned with IRET yet */
+	bool iret;    /* the IRET at iret_rip was intercepted and is let run */
+	bool kicked;  /* an exit after the next injected event is already asked for */
 	u64 iret_rip;
 };
 
 /* What the backend does on this entry. */
 enum nmi_action {
 	NMI_NONE,
-	NMI_INJECT,             /* inject an NMI (the state now has it in service) */
-	NMI_STEP,               /* run the instruction at RIP (the IRET) and exit right after it */
-	NMI_KICK,               /* exit as soon as the event injected now has been delivered */
+	NMI_INJECT, /* inject an NMI (the state now has it in service) */
+	NMI_STEP,   /* run the instruction at RIP (the IRET) and exit right after it */
+	NMI_KICK,   /* exit as soon as the event injected now has been delivered */
 };
 
 /* A guest NMI arrived. */

@@ -19,13 +19,13 @@ enum exit_reason {
 	EXIT_WRMSR = 2,
 	EXIT_IO = 3,
 	EXIT_VMMCALL = 4,
-	EXIT_SVM_INSN = 5,      /* VMRUN, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA */
-	EXIT_NPF = 6,           /* nested page fault */
-	EXIT_SHUTDOWN = 7,      /* triple fault */
+	EXIT_SVM_INSN = 5, /* VMRUN, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA */
+	EXIT_NPF = 6,      /* nested page fault */
+	EXIT_SHUTDOWN = 7, /* triple fault */
 	EXIT_OTHER = 8,
-	EXIT_NMI = 9,           /* an NMI: another CPU's request (vmm/apic.c) or the guest's own */
-	EXIT_IRET = 10,         /* the guest's IRET while its NMI handler runs (vmm/nmi.c) */
-	EXIT_STEP = 11,         /* the instruction the backend was asked to step has run (vmm/nmi.h) */
+	EXIT_NMI = 9,   /* an NMI: another CPU's request (vmm/apic.c) or the guest's own */
+	EXIT_IRET = 10, /* the guest's IRET while its NMI handler runs (vmm/nmi.c) */
+	EXIT_STEP = 11, /* the instruction the backend was asked to step has run (vmm/nmi.h) */
 	EXIT_NR
 };
 
@@ -33,19 +33,23 @@ enum gpr { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R
 
 struct io_exit {
 	u16 port;
-	u8 size;        /* 1, 2 or 4 bytes */
-	u8 addr_size;   /* 2, 4 or 8: address size of a string instruction */
+	u8 size;      /* 1, 2 or 4 bytes */
+	u8 addr_size; /* 2, 4 or 8: address size of a string instruction */
 	bool in, string, rep;
 };
 
 struct vm_exit {
 	enum exit_reason reason;
-	u64 raw;        /* the backend's own exit code, for logs */
-	u64 next_rip;   /* when the backend knows it (I/O), else 0 */
+	u64 raw;      /* the backend's own exit code, for logs */
+	u64 next_rip; /* when the backend knows it (I/O), else 0 */
 	union {
 		struct io_exit io;
-		struct { u64 gpa, error; } npf;
-		struct { u32 dr6; } step;   /* DR6 bits the guest's own debug state raised meanwhile */
+		struct {
+			u64 gpa, error;
+		} npf;
+		struct {
+			u32 dr6;
+		} step; /* DR6 bits the guest's own debug state raised meanwhile */
 	};
 };
 
@@ -55,16 +59,16 @@ struct vm_exit {
 enum access_kind { ACCESS_NONE, ACCESS_IO, ACCESS_READ, ACCESS_WRITE };
 struct vm_access {
 	enum access_kind kind;
-	u64 addr;               /* the port, or the linear address */
+	u64 addr; /* the port, or the linear address */
 	unsigned size;
 };
 
-struct event {                  /* an exception */
+struct event { /* an exception */
 	bool valid;
 	u8 vector;
 	bool has_error;
 	u32 error;
-	bool has_cr2;           /* a #PF: the backend sets the guest's CR2 to cr2 on entry */
+	bool has_cr2; /* a #PF: the backend sets the guest's CR2 to cr2 on entry */
 	u64 cr2;
 };
 
@@ -79,44 +83,44 @@ struct vseg {
 	u16 sel, attr;
 };
 #define SEG_ATTR_TYPE 0x00Fu
-#define SEG_ATTR_S    0x010u    /* code or data (not system) */
-#define SEG_ATTR_P    0x080u
-#define SEG_ATTR_L    0x200u    /* 64-bit code */
-#define SEG_ATTR_DB   0x400u    /* 32-bit default operand/address size, or big stack */
+#define SEG_ATTR_S 0x010u /* code or data (not system) */
+#define SEG_ATTR_P 0x080u
+#define SEG_ATTR_L 0x200u  /* 64-bit code */
+#define SEG_ATTR_DB 0x400u /* 32-bit default operand/address size, or big stack */
 
 /* What other CPUs asked of this one through INIT and STARTUP IPIs (vmm/apic.c). */
 struct vcpu_mail {
 	struct spinlock lock;
-	bool init;              /* an INIT arrived: reset, then wait for STARTUP (the BSP restarts) */
-	bool sipi;              /* a STARTUP arrived for a CPU waiting for one */
-	u8 vector;              /* its page number: the CPU starts at vector:0000 in real mode */
+	bool init; /* an INIT arrived: reset, then wait for STARTUP (the BSP restarts) */
+	bool sipi; /* a STARTUP arrived for a CPU waiting for one */
+	u8 vector; /* its page number: the CPU starts at vector:0000 in real mode */
 };
 
 struct vcpu {
-	u64 gpr[16];            /* RSP is synchronised from the backend */
+	u64 gpr[16]; /* RSP is synchronised from the backend */
 	u64 rip, rflags, cr0, cr4;
-	u64 efer;               /* as the guest sees it: SVME never set */
+	u64 efer; /* as the guest sees it: SVME never set */
 	u64 cr2, cr3;
-	u64 dr6, dr7;           /* the guest's; DR0-DR3 are read at the exit only when DR7 enables any */
+	u64 dr6, dr7; /* the guest's; DR0-DR3 are read at the exit only when DR7 enables any */
 	u64 dr[4];
-	struct vseg seg[SEG_NR];   /* ES CS SS DS always; FS GS after string I/O and NPF exits */
+	struct vseg seg[SEG_NR]; /* ES CS SS DS always; FS GS after string I/O and NPF exits */
 	u8 cpl;
 	struct vm_exit exit;
-	struct vm_access access;   /* what the instruction being emulated accessed */
-	struct event inject;    /* exception to deliver on the next entry */
-	struct vnmi nmi;        /* the guest's NMIs (vmm/nmi.h) */
+	struct vm_access access; /* what the instruction being emulated accessed */
+	struct event inject;     /* exception to deliver on the next entry */
+	struct vnmi nmi;         /* the guest's NMIs (vmm/nmi.h) */
 	unsigned id;
 	u32 apic_id;
 	bool bsp;
-	bool waiting;           /* in wait-for-SIPI: held by Parapet (under mail.lock) */
-	bool alive;             /* an AP reached Parapet's C code at start (atomic) */
-	bool kicked;            /* an NMI from Parapet is on its way to this CPU (atomic) */
-	bool flush_npt;         /* a trap changed for this CPU: flush its nested TLB before entry */
-	u32 ldr, dfr;           /* the guest's xAPIC logical destination registers, as written */
+	bool waiting;   /* in wait-for-SIPI: held by Parapet (under mail.lock) */
+	bool alive;     /* an AP reached Parapet's C code at start (atomic) */
+	bool kicked;    /* an NMI from Parapet is on its way to this CPU (atomic) */
+	bool flush_npt; /* a trap changed for this CPU: flush its nested TLB before entry */
+	u32 ldr, dfr;   /* the guest's xAPIC logical destination registers, as written */
 	struct vcpu_mail mail;
-	const struct guest_start *restart;   /* set by a handler: start afresh there (handoff) */
-	u64 stack;              /* an AP's host stack top, kept for its restart after S3 */
-	u64 backend[2];         /* the backend's per-CPU pages (SVM: VMCB, host save area) */
+	const struct guest_start *restart; /* set by a handler: start afresh there (handoff) */
+	u64 stack;                         /* an AP's host stack top, kept for its restart after S3 */
+	u64 backend[2];                    /* the backend's per-CPU pages (SVM: VMCB, host save area) */
 	u64 exits[EXIT_NR];
 };
 
@@ -124,7 +128,10 @@ struct vcpu {
 void vmm_dispatch(struct vcpu *v);
 
 /* Helpers for handlers. */
-static inline void vcpu_skip(struct vcpu *v, unsigned insn_len) { v->rip += insn_len; }
+static inline void vcpu_skip(struct vcpu *v, unsigned insn_len)
+{
+	v->rip += insn_len;
+}
 static inline void vcpu_inject_ud(struct vcpu *v)
 {
 	v->inject = (struct event){ .valid = true, .vector = 6 };
@@ -150,8 +157,12 @@ static inline void vcpu_inject_db(struct vcpu *v, u32 dr6)
 
 static inline void vcpu_inject_pf(struct vcpu *v, u32 error, u64 cr2)
 {
-	v->inject = (struct event){ .valid = true, .vector = 14, .has_error = true, .error = error,
-				    .has_cr2 = true, .cr2 = cr2 };
+	v->inject = (struct event){ .valid = true,
+		.vector = 14,
+		.has_error = true,
+		.error = error,
+		.has_cr2 = true,
+		.cr2 = cr2 };
 }
 
 /* The handlers, one file each under vmm/. */
@@ -160,9 +171,9 @@ void handle_rdmsr(struct vcpu *v);
 void handle_wrmsr(struct vcpu *v);
 void handle_io(struct vcpu *v);
 void handle_vmmcall(struct vcpu *v);
-bool mmio_handle_npf(struct vcpu *v);   /* vmm/mmio.c: true when the NPF hit a trap page */
-void handle_nmi(struct vcpu *v);        /* vmm/apic.c */
-void handle_iret(struct vcpu *v);       /* vmm/nmi.c */
+bool mmio_handle_npf(struct vcpu *v); /* vmm/mmio.c: true when the NPF hit a trap page */
+void handle_nmi(struct vcpu *v);      /* vmm/apic.c */
+void handle_iret(struct vcpu *v);     /* vmm/nmi.c */
 
 /* Counters of all CPUs, for VMMCALL EXIT_COUNTS. */
 unsigned vmm_cpu_count(void);

@@ -71,7 +71,7 @@ void handle_vmmcall(struct vcpu *v)
 		ret = VMMCALL_OK;
 		break;
 	case VMMCALL_LOG_READ:
-		iommu_poll(true);               /* blocked DMA shows in the log the guest reads */
+		iommu_poll(true); /* blocked DMA shows in the log the guest reads */
 		ret = log_read_call(v);
 		break;
 	case VMMCALL_EXIT_COUNTS:

@@ -12,7 +12,7 @@
 #include "core/log.h"
 #include "core/x86.h"
 
-#define POLL_LIMIT 4000000000ull   /* TSC cycles Parapet waits for a split chunk (about 1-4 s) */
+#define POLL_LIMIT 4000000000ull /* TSC cycles Parapet waits for a split chunk (about 1-4 s) */
 
 void ata_channel_alloc(struct ata_channel *ch)
 {
@@ -45,7 +45,7 @@ void ata_probe(struct ata_channel *ch, unsigned pos)
 	outb(ch->ctl, ATA_DEVCTL_NIEN);
 	outb(ch->cmd + ATA_REG_DEVICE, 0xA0 | (pos ? ATA_DEV_DEV1 : 0));
 	for (int i = 0; i < 4; i++)
-		altstatus(ch);                  /* 400 ns for the selection to settle */
+		altstatus(ch); /* 400 ns for the selection to settle */
 	u8 st = altstatus(ch);
 	if (st == 0xFF || st == 0x00 || !wait_not_busy(ch))
 		return;
@@ -65,7 +65,7 @@ void ata_probe(struct ata_channel *ch, unsigned pos)
 	u16 id[256];
 	insw(ch->cmd, id, 256);
 	d->present = true;
-	for (int i = 0; i < 10; i++) {         /* words 10-19, two characters a word, high byte first */
+	for (int i = 0; i < 10; i++) { /* words 10-19, two characters a word, high byte first */
 		d->serial[2 * i] = (char)(id[10 + i] >> 8);
 		d->serial[2 * i + 1] = (char)id[10 + i];
 	}
@@ -74,9 +74,9 @@ void ata_probe(struct ata_channel *ch, unsigned pos)
 void ata_channel_reset(struct ata_channel *ch)
 {
 	outb(ch->ctl, ATA_DEVCTL_SRST | ATA_DEVCTL_NIEN);
-	io_delay_us(10);                        /* SRST held at least 5 us */
+	io_delay_us(10); /* SRST held at least 5 us */
 	outb(ch->ctl, ATA_DEVCTL_NIEN);
-	io_delay_us(2000);                      /* BSY is set within 2 ms */
+	io_delay_us(2000); /* BSY is set within 2 ms */
 	wait_not_busy(ch);
 }
 
@@ -115,7 +115,7 @@ static void issue(struct ata_channel *ch, u64 lba, u32 n)
 	} else {
 		outb(p + ATA_REG_DEVICE, dev | (u8)((lba >> 24) & 0x0F));
 		outb(p + ATA_REG_FEATURE, ch->tf.feature[0]);
-		outb(p + ATA_REG_COUNT, (u8)n);       /* 256 is written as 0 */
+		outb(p + ATA_REG_COUNT, (u8)n); /* 256 is written as 0 */
 		outb(p + ATA_REG_LBA_LOW, (u8)lba);
 		outb(p + ATA_REG_LBA_MID, (u8)(lba >> 8));
 		outb(p + ATA_REG_LBA_HIGH, (u8)(lba >> 16));
@@ -188,7 +188,7 @@ static bool run_split_chunks(struct ata_channel *ch)
 				break;
 		bm_stop(ch);
 		ok = !(st & BM_STATUS_ACTIVE) && wait_not_busy(ch);
-		inb(ch->cmd + ATA_REG_COMMAND);                 /* acknowledge */
+		inb(ch->cmd + ATA_REG_COMMAND); /* acknowledge */
 		outb(ch->bm + BM_REG_STATUS, BM_STATUS_INTR | BM_STATUS_ERROR);
 		if (ok) {
 			ok = !(st & BM_STATUS_ERROR) && !(altstatus(ch) & (ATA_STATUS_ERR | ATA_STATUS_DF));
@@ -261,13 +261,13 @@ static void bm_command_write(struct ata_channel *ch, u8 v)
 		else if (ch->state == CH_DMA_WAIT && !ch->armed)
 			arm_protected(ch);
 		else if (ch->drive[selected(ch)].sd && !ch->drive[selected(ch)].atapi)
-			ch->bm_pending = true;          /* its command comes next */
+			ch->bm_pending = true; /* its command comes next */
 		else
 			arm_passthrough(ch);
 	} else if (was && !now) {
 		ch->bm_pending = false;
 		dma_poll(ch);
-		if (ch->armed) {                        /* stopped mid-transfer: nothing is handed over */
+		if (ch->armed) { /* stopped mid-transfer: nothing is handed over */
 			ch->armed = false;
 			ch->state = CH_IDLE;
 		}
@@ -284,13 +284,13 @@ static void command_write(struct ata_channel *ch, u8 op)
 	unsigned pos = selected(ch);
 	const struct storage_drive *sd = ch->drive[pos].atapi ? NULL : ch->drive[pos].sd;
 	if (!sd) {
-		outb(ch->cmd + ATA_REG_COMMAND, op);    /* a drive no policy names passes untouched */
+		outb(ch->cmd + ATA_REG_COMMAND, op); /* a drive no policy names passes untouched */
 		ch->state = CH_IDLE;
 		return;
 	}
 	if (altstatus(ch) & (ATA_STATUS_BSY | ATA_STATUS_DRQ))
-		return;                                 /* the device ignores it; so do we */
-	dma_poll(ch);                           /* a finished transfer is handed over first */
+		return; /* the device ignores it; so do we */
+	dma_poll(ch);   /* a finished transfer is handed over first */
 	if (ch->armed) {
 		bm_stop(ch);
 		ch->armed = false;
@@ -390,7 +390,7 @@ static void pio_out(struct ata_channel *ch, const u8 *buf, unsigned n)
 			break;
 		ch->off = 0;
 		if (!data_ready(ch))
-			continue;                       /* the device takes no data now: dropped */
+			continue; /* the device takes no data now: dropped */
 		storage_transform(ch->sd, ch->lba, ch->sector, 1, true);
 		outsw(ch->cmd, ch->sector, SECTOR_SIZE / 2);
 		ch->lba++;
@@ -435,7 +435,7 @@ unsigned ata_data_str(void *ctx, u16 port, unsigned size, bool in, u8 *buf, unsi
 	else if (!in && ch->state == CH_PIO_OUT)
 		pio_out(ch, buf, size * count);
 	else if (pio_mediated(ch) && in)
-		memset(buf, 0xFF, size * count);        /* wrong direction: nothing moves */
+		memset(buf, 0xFF, size * count); /* wrong direction: nothing moves */
 	else if (!pio_mediated(ch))
 		for (unsigned i = 0; i < count * size; i += size) {
 			u32 v = 0;
@@ -458,7 +458,7 @@ unsigned ata_data_str(void *ctx, u16 port, unsigned size, bool in, u8 *buf, unsi
 static u8 cmd_byte(struct ata_channel *ch, u16 port, bool in, u8 val)
 {
 	if (port <= ch->cmd || port >= ch->cmd + ATA_CMD_PORTS)
-		return port == ch->cmd ? 0xFF : raw_byte(port, in, val);   /* a data byte in a wide access */
+		return port == ch->cmd ? 0xFF : raw_byte(port, in, val); /* a data byte in a wide access */
 	unsigned reg = port - ch->cmd;
 	if (in) {
 		u8 v = inb(port);
@@ -497,7 +497,7 @@ static u8 ctl_byte(struct ata_channel *ch, u16 port, bool in, u8 val)
 		dma_poll(ch);
 		return v;
 	}
-	if ((val & ATA_DEVCTL_SRST) && !(ch->devctl & ATA_DEVCTL_SRST)) {   /* software reset */
+	if ((val & ATA_DEVCTL_SRST) && !(ch->devctl & ATA_DEVCTL_SRST)) { /* software reset */
 		if (ch->armed && ch->bm)
 			bm_stop(ch);
 		ch->armed = ch->bm_pending = false;
@@ -535,7 +535,7 @@ static u8 bm_byte(struct ata_channel *ch, u16 port, bool in, u8 val)
 		ch->bm_virt &= ~(val & (BM_STATUS_INTR | BM_STATUS_ERROR));
 		outb(port, val);
 		return 0;
-	case BM_REG_PRDT ... BM_REG_PRDT + 3: {        /* kept here; the device gets the shadow's */
+	case BM_REG_PRDT ... BM_REG_PRDT + 3: { /* kept here; the device gets the shadow's */
 		unsigned sh = 8 * (reg - BM_REG_PRDT);
 		if (in)
 			return (u8)(ch->prdt >> sh);

@@ -14,32 +14,32 @@
 
 /* Shadow buffer per channel: DMA transfers up to this size run asynchronously, as the guest
  * issued them; larger ones (up to the 32 MiB a 48-bit command can ask for) are split. */
-#define ATA_SHADOW_BYTES  (1024 * 1024)
+#define ATA_SHADOW_BYTES (1024 * 1024)
 #define ATA_SHADOW_SECTORS (ATA_SHADOW_BYTES / SECTOR_SIZE)
 
 struct ata_drive {
 	bool present, atapi;
 	char serial[20];
-	const struct storage_drive *sd;   /* NULL: no policy names it, passes untouched */
+	const struct storage_drive *sd; /* NULL: no policy names it, passes untouched */
 };
 
 enum ata_state {
-	CH_IDLE,        /* no command of a protected drive in progress: data passes */
-	CH_PIO_IN,      /* protected sectors, device to guest, one sector buffered at a time */
-	CH_PIO_OUT,     /* protected sectors, guest to device */
-	CH_DMA_WAIT,    /* protected DMA command accepted, held until the guest starts the engine */
-	CH_REFUSED,     /* the last command was refused (the device aborted a NOP in its place) */
+	CH_IDLE,     /* no command of a protected drive in progress: data passes */
+	CH_PIO_IN,   /* protected sectors, device to guest, one sector buffered at a time */
+	CH_PIO_OUT,  /* protected sectors, guest to device */
+	CH_DMA_WAIT, /* protected DMA command accepted, held until the guest starts the engine */
+	CH_REFUSED,  /* the last command was refused (the device aborted a NOP in its place) */
 };
 
 struct ata_channel {
 	struct spinlock lock;
-	u8 index;                       /* 0 primary, 1 secondary */
-	u16 cmd, ctl, bm;               /* port bases; bm is 0 without a bus-master block */
+	u8 index;         /* 0 primary, 1 secondary */
+	u16 cmd, ctl, bm; /* port bases; bm is 0 without a bus-master block */
 	struct ata_drive drive[2];
 	struct ata_taskfile tf;
 	u8 devctl;
 
-	u8 state;                       /* enum ata_state */
+	u8 state; /* enum ata_state */
 	u8 op, pos;
 	bool lba48;
 	const struct storage_drive *sd; /* the command's drive */
@@ -49,20 +49,20 @@ struct ata_channel {
 	bool loaded;
 	u8 sector[SECTOR_SIZE];
 
-	u8 bm_cmd;                      /* the guest's view of the bus-master command register */
-	u32 prdt;                       /* the guest's PRD table address: never given to the device */
-	u8 bm_virt;                     /* status bits Parapet reports for a refused transfer */
-	bool bm_pending;                /* the guest started the engine before its command */
-	bool armed;                     /* the device is transferring */
+	u8 bm_cmd;       /* the guest's view of the bus-master command register */
+	u32 prdt;        /* the guest's PRD table address: never given to the device */
+	u8 bm_virt;      /* status bits Parapet reports for a refused transfer */
+	bool bm_pending; /* the guest started the engine before its command */
+	bool armed;      /* the device is transferring */
 	bool to_mem;
-	u32 done, chunk;                /* sectors finished, sectors in the running chunk */
-	struct prd_list *guest;         /* the validated copy of the guest's table */
-	struct prd *sh_prdt;            /* what the device really uses */
+	u32 done, chunk;        /* sectors finished, sectors in the running chunk */
+	struct prd_list *guest; /* the validated copy of the guest's table */
+	struct prd *sh_prdt;    /* what the device really uses */
 	u64 sh_prdt_pa;
 	u8 *sh_buf;
 	u64 sh_buf_pa;
 
-	u64 refused;                    /* for the log's rate limit */
+	u64 refused; /* for the log's rate limit */
 };
 
 void ata_channel_alloc(struct ata_channel *ch);

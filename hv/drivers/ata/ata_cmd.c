@@ -48,7 +48,7 @@ struct ata_cmd_info ata_classify(u8 op, u8 feature)
 		case SMART_RETURN_STATUS:
 			return (struct ata_cmd_info){ ATA_NONDATA, false };
 		}
-		return (struct ata_cmd_info){ ATA_REFUSE, false };   /* offline tests, log writes */
+		return (struct ata_cmd_info){ ATA_REFUSE, false }; /* offline tests, log writes */
 	case ATA_CMD_VERIFY:
 	case ATA_CMD_VERIFY_NR:
 	case ATA_CMD_RECALIBRATE:
@@ -80,13 +80,26 @@ void ata_tf_write(struct ata_taskfile *tf, unsigned reg, u8 val)
 {
 	u8 *r;
 	switch (reg) {
-	case ATA_REG_FEATURE: r = tf->feature; break;
-	case ATA_REG_COUNT: r = tf->count; break;
-	case ATA_REG_LBA_LOW: r = tf->lba_low; break;
-	case ATA_REG_LBA_MID: r = tf->lba_mid; break;
-	case ATA_REG_LBA_HIGH: r = tf->lba_high; break;
-	case ATA_REG_DEVICE: tf->device = val; return;
-	default: return;
+	case ATA_REG_FEATURE:
+		r = tf->feature;
+		break;
+	case ATA_REG_COUNT:
+		r = tf->count;
+		break;
+	case ATA_REG_LBA_LOW:
+		r = tf->lba_low;
+		break;
+	case ATA_REG_LBA_MID:
+		r = tf->lba_mid;
+		break;
+	case ATA_REG_LBA_HIGH:
+		r = tf->lba_high;
+		break;
+	case ATA_REG_DEVICE:
+		tf->device = val;
+		return;
+	default:
+		return;
 	}
 	r[1] = r[0];
 	r[0] = val;

@@ -22,7 +22,7 @@ struct ata_ctrl {
 	struct ata_channel ch[2];
 	int h_cmd[2], h_ctl[2], h_bm;
 	u16 bm_base;
-	u16 frozen_cmd;                 /* the command register while a port move lands */
+	u16 frozen_cmd; /* the command register while a port move lands */
 	bool frozen;
 };
 
@@ -50,7 +50,7 @@ static const char *const pos_name[2] = { "master", "slave" };
 static void ata_bind(struct pci_dev *d)
 {
 	if (nctrls == ATA_CONTROLLERS_MAX || !storage_active()) {
-		d->drv = NULL;          /* no policy: nothing to mediate, not even a probe */
+		d->drv = NULL; /* no policy: nothing to mediate, not even a probe */
 		return;
 	}
 	struct ata_ctrl *c = &ctrls[nctrls];
@@ -79,15 +79,17 @@ static void ata_bind(struct pci_dev *d)
 		}
 	}
 	if (!protect) {
-		LOG("ata: %02x:%02x.%u: no drive named by the policy; not mediated\n", d->bus, d->devfn >> 3, d->devfn & 7);
-		d->drv = NULL;          /* decline: its configuration accesses cost no exit either */
+		LOG("ata: %02x:%02x.%u: no drive named by the policy; not mediated\n", d->bus, d->devfn >> 3,
+		    d->devfn & 7);
+		d->drv = NULL; /* decline: its configuration accesses cost no exit either */
 		return;
 	}
 	for (unsigned i = 0; i < 2; i++) {
 		struct ata_channel *ch = &c->ch[i];
 		ata_channel_alloc(ch);
 		/* The controller's own DMA reaches Parapet's memory only here: the shadow table and buffer. */
-		iommu_dma_allow(d->bus, d->devfn, ch->sh_prdt_pa, ALIGN_UP(PRD_MAX_ENTRIES * sizeof(struct prd), PAGE_SIZE));
+		iommu_dma_allow(d->bus, d->devfn, ch->sh_prdt_pa,
+		    ALIGN_UP(PRD_MAX_ENTRIES * sizeof(struct prd), PAGE_SIZE));
 		iommu_dma_allow(d->bus, d->devfn, ch->sh_buf_pa, ATA_SHADOW_BYTES);
 		c->h_cmd[i] = io_hook_add(ch->cmd, ATA_CMD_PORTS, ata_cmd_io, ata_data_str, ch);
 		c->h_ctl[i] = io_hook_add(ch->ctl, 1, ata_ctl_io, NULL, ch);
@@ -114,7 +116,8 @@ static bool follow(int h, u16 *cur, u16 want)
 
 static bool moves_ports(u16 offset, unsigned size)
 {
-	return !(offset + size <= PCI_PROGIF || offset >= PCI_BAR0 + 5 * 4 || (offset > PCI_PROGIF && offset < PCI_BAR0));
+	return !(
+	    offset + size <= PCI_PROGIF || offset >= PCI_BAR0 + 5 * 4 || (offset > PCI_PROGIF && offset < PCI_BAR0));
 }
 
 static bool ata_cfg_write(struct pci_dev *d, u16 offset, unsigned size, u32 *val)
@@ -160,13 +163,14 @@ static void ata_cfg_written(struct pci_dev *d, u16 offset, unsigned size)
 		spin_unlock(&c->ch[1].lock);
 		spin_unlock(&c->ch[0].lock);
 		if (!ok) {
-			LOG("ata: guest moved the bus-master block to %x (in use or disabled); moved back to %x\n", bm, c->bm_base);
+			LOG("ata: guest moved the bus-master block to %x (in use or disabled); moved back to %x\n", bm,
+			    c->bm_base);
 			pci_write(d, PCI_BAR0 + 16, 4, (u32)c->bm_base | 1);
 		}
 	}
 	if (c->frozen) {
 		c->frozen = false;
-		pci_write(d, PCI_COMMAND, 2, c->frozen_cmd);   /* the hooks are in place: decode again */
+		pci_write(d, PCI_COMMAND, 2, c->frozen_cmd); /* the hooks are in place: decode again */
 		d->command = c->frozen_cmd;
 	}
 }

@@ -10,13 +10,13 @@ const char *prd_fetch(u64 table_pa, struct prd_list *l)
 	l->total = 0;
 	if (table_pa & 3)
 		return "PRD table not dword aligned";
-	u64 room = BOUNDARY - (table_pa & (BOUNDARY - 1));      /* bytes before the 64 KiB boundary */
+	u64 room = BOUNDARY - (table_pa & (BOUNDARY - 1)); /* bytes before the 64 KiB boundary */
 	for (unsigned i = 0; i < room / sizeof(struct prd); i++) {
 		const struct prd *t = gmem_map(table_pa + i * sizeof(struct prd), sizeof(struct prd));
 		if (!t)
 			return "PRD table not in guest RAM";
 		struct prd e;
-		memcpy(&e, t, sizeof(e));       /* one read of each entry: the guest may be rewriting it */
+		memcpy(&e, t, sizeof(e)); /* one read of each entry: the guest may be rewriting it */
 		u32 len = e.count_eot & 0xFFFF;
 		if (len == 0)
 			len = BOUNDARY;
@@ -70,7 +70,7 @@ unsigned prd_build(struct prd *table, unsigned max, u64 pa, u64 len)
 		if (chunk > len)
 			chunk = len;
 		table[n].addr = (u32)pa;
-		table[n].count_eot = (u32)(chunk & 0xFFFF);    /* 64 KiB is written as 0 */
+		table[n].count_eot = (u32)(chunk & 0xFFFF); /* 64 KiB is written as 0 */
 		n++;
 		pa += chunk;
 		len -= chunk;

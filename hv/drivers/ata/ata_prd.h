@@ -10,8 +10,10 @@
 
 struct prd_list {
 	unsigned n;
-	u64 total;                      /* bytes described */
-	struct { u32 addr, len; } e[PRD_MAX_ENTRIES];
+	u64 total; /* bytes described */
+	struct {
+		u32 addr, len;
+	} e[PRD_MAX_ENTRIES];
 };
 
 /*

@@ -28,11 +28,17 @@ struct fwcfg_stats fwcfg_stats;
 static struct spinlock lock;            /* the selection, the DMA register, priv, the counters */
 static volatile struct fwcfg_dma *priv; /* the descriptor the device reads: in Parapet's memory */
 static u64 priv_pa;
-static u32 dma_high;                    /* the guest's high half of the DMA address, as written */
+static u32 dma_high; /* the guest's high half of the DMA address, as written */
 static u32 log_budget = 16;
 
-static u32 be32(u32 v) { return __builtin_bswap32(v); }
-static u64 be64(u64 v) { return __builtin_bswap64(v); }
+static u32 be32(u32 v)
+{
+	return __builtin_bswap32(v);
+}
+static u64 be64(u64 v)
+{
+	return __builtin_bswap64(v);
+}
 
 bool fwcfg_key_blocked(u16 key)
 {
@@ -84,7 +90,7 @@ static void dma_run(u64 gpa)
 		return;
 	}
 	struct fwcfg_dma d;
-	memcpy(&d, gctl, sizeof(d));            /* the one read: another CPU may be rewriting it */
+	memcpy(&d, gctl, sizeof(d)); /* the one read: another CPU may be rewriting it */
 	__asm__ volatile("" ::: "memory");
 	enum fwcfg_verdict v = fwcfg_dma_check(&d);
 	if (v == FWCFG_DMA_REFUSED) {
@@ -105,7 +111,7 @@ static void dma_run(u64 gpa)
 	priv->length = d.length;
 	priv->address = d.address;
 	fwcfg_hw(FWCFG_PORT_DMA, 4, false, be32((u32)(priv_pa >> 32)));
-	fwcfg_hw(FWCFG_PORT_DMA + 4, 4, false, be32((u32)priv_pa));   /* QEMU runs it here */
+	fwcfg_hw(FWCFG_PORT_DMA + 4, 4, false, be32((u32)priv_pa)); /* QEMU runs it here */
 	__atomic_store_n(gctl, priv->control, __ATOMIC_RELAXED);
 }
 
@@ -123,7 +129,7 @@ static u32 dma_port(void *ctx, u16 port, unsigned size, bool in, u32 val)
 		dma_high = val;
 	} else {
 		u64 gpa = (u64)be32(dma_high) << 32 | be32(val);
-		dma_high = 0;                   /* the device, too, clears its register per transfer */
+		dma_high = 0; /* the device, too, clears its register per transfer */
 		dma_run(gpa);
 	}
 	spin_unlock(&lock);
@@ -150,7 +156,7 @@ void fwcfg_init(void)
 	priv = phys_ptr(priv_pa);
 	if (io_hook_add(FWCFG_PORT_SEL, 2, sel_port, NULL, NULL) < 0 ||
 	    io_hook_add(FWCFG_PORT_DMA, FWCFG_DMA_PORTS, dma_port, NULL, NULL) < 0)
-		panic("fwcfg: ports already hooked");       /* never leave the device unmediated */
-	LOG("fwcfg: device found (id %x), ports %x-%x and %x-%x mediated, boot files hidden\n", id,
-	    FWCFG_PORT_SEL, FWCFG_PORT_DATA, FWCFG_PORT_DMA, FWCFG_PORT_DMA + FWCFG_DMA_PORTS - 1);
+		panic("fwcfg: ports already hooked"); /* never leave the device unmediated */
+	LOG("fwcfg: device found (id %x), ports %x-%x and %x-%x mediated, boot files hidden\n", id, FWCFG_PORT_SEL,
+	    FWCFG_PORT_DATA, FWCFG_PORT_DMA, FWCFG_PORT_DMA + FWCFG_DMA_PORTS - 1);
 }

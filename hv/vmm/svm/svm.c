@@ -19,15 +19,15 @@
 
 #define CPUID_8000000A_EDX_NP (1u << 0)
 
-static u64 iopm_pa, msrpm_pa;   /* shared by all CPUs */
+static u64 iopm_pa, msrpm_pa; /* shared by all CPUs */
 static u64 npt_root;
-static u32 ipi_log_budget = 256;   /* the guest decides how many INIT/STARTUP it sends */
+static u32 ipi_log_budget = 256; /* the guest decides how many INIT/STARTUP it sends */
 
 /* Parapet's single step over one guest instruction (vmm/nmi.h, NMI_STEP), per CPU: RFLAGS.TF
  * and the #DB intercept for one entry. What the guest had is kept to be given back. */
 static struct step {
 	bool armed;
-	bool guest_tf;          /* the guest's own TF was set: the trap is its too */
+	bool guest_tf; /* the guest's own TF was set: the trap is its too */
 	u64 rip, dr6;
 } steps[MAX_CPUS];
 
@@ -58,7 +58,7 @@ static void msrpm_intercept(u8 *pm, u32 msr, bool reads)
 	else
 		off = 0x1000 * 8, msr -= 0xC0010000;
 	u32 bit = off + msr * 2;
-	pm[bit / 8] |= (reads ? 3u : 2u) << (bit % 8);     /* bit 0 read, bit 1 write */
+	pm[bit / 8] |= (reads ? 3u : 2u) << (bit % 8); /* bit 0 read, bit 1 write */
 }
 
 /* The I/O permission bitmap follows the hooks (vmm/io.c); it is shared by all CPUs. */
@@ -69,7 +69,7 @@ static void svm_io_intercept(u16 base, u32 count, bool on)
 		if (on)
 			__atomic_fetch_or(&io[p / 8], (u8)(1u << (p % 8)), __ATOMIC_SEQ_CST);
 		else
-			__atomic_fetch_and(&io[p / 8], (u8)~(1u << (p % 8)), __ATOMIC_SEQ_CST);
+			__atomic_fetch_and(&io[p / 8], (u8) ~(1u << (p % 8)), __ATOMIC_SEQ_CST);
 	}
 }
 
@@ -79,11 +79,11 @@ static void build_bitmaps(void)
 	io_set_intercept(svm_io_intercept);
 
 	msrpm_pa = pgalloc(2);
-	static const u32 msrs[] = { MSR_EFER, MSR_SMM_BASE, MSR_SMM_ADDR, MSR_SMM_MASK, MSR_VM_CR,
-				    MSR_IGNNE, MSR_SMM_CTL, MSR_VM_HSAVE_PA, MSR_SVM_KEY };
+	static const u32 msrs[] = { MSR_EFER, MSR_SMM_BASE, MSR_SMM_ADDR, MSR_SMM_MASK, MSR_VM_CR, MSR_IGNNE,
+		MSR_SMM_CTL, MSR_VM_HSAVE_PA, MSR_SVM_KEY };
 	for (unsigned i = 0; i < ARRAY_SIZE(msrs); i++)
 		msrpm_intercept((u8 *)msrpm_pa, msrs[i], true);
-	msrpm_intercept((u8 *)msrpm_pa, MSR_APIC_BASE, false);     /* vmm/apic.c */
+	msrpm_intercept((u8 *)msrpm_pa, MSR_APIC_BASE, false); /* vmm/apic.c */
 	msrpm_intercept((u8 *)msrpm_pa, MSR_X2APIC_ICR, false);
 	for (u32 msr = 0x82F; msr <= 0x837; msr++)
 		if (apic_lvt_msr(msr))
@@ -119,7 +119,7 @@ static void set_real_mode(struct vmcb *vmcb, u16 sel, u64 base, u16 ip, u64 cr0,
 	vmcb->rip = ip;
 	vmcb->rsp = sp;
 	vmcb->rax = 0;
-	vmcb->g_pat = 0x0007040600070406ull;   /* the power-on PAT */
+	vmcb->g_pat = 0x0007040600070406ull; /* the power-on PAT */
 }
 
 /*
@@ -136,7 +136,7 @@ static void reset_cpu(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, u16 sel, u
 	v->gpr[RDX] = a;
 	v->efer = 0;
 	v->inject.valid = false;
-	v->nmi = (struct vnmi){ 0 };            /* INIT: no NMI in service, none latched */
+	v->nmi = (struct vnmi){ 0 }; /* INIT: no NMI in service, none latched */
 	steps[v->id].armed = false;
 	vmcb->intercept3 &= ~INTERCEPT_IRET;
 	vmcb->intercept_exceptions = 0;
@@ -146,11 +146,11 @@ static void reset_cpu(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, u16 sel, u
 	vmcb->sysenter_cs = vmcb->sysenter_esp = vmcb->sysenter_eip = 0;
 	vmcb->eventinj = 0;
 	vmcb->interrupt_shadow = 0;
-	vmcb->tlb_control = 1;                  /* flush this ASID's translations on entry */
+	vmcb->tlb_control = 1; /* flush this ASID's translations on entry */
 	__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");
 	__asm__ volatile("mov %0, %%dr0; mov %0, %%dr1; mov %0, %%dr2; mov %0, %%dr3" : : "r"(0ull));
 	if (read_cr4() & CR4_OSXSAVE)
-		xsetbv(0, 1);                   /* XCR0: x87 only */
+		xsetbv(0, 1); /* XCR0: x87 only */
 }
 
 /* A fresh start at `s` (Parapet's first entry, or after the preboot handoff): the INIT state,
@@ -162,7 +162,8 @@ static void start_at(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, const struc
 	vmcb->cr0 = CR0_ET;
 	vmcb->rsp = 0x7C00;
 	if (s->linux32) {
-		struct vmcb_seg code = { LX_BOOT_CS, 0xC9B, 0xFFFFFFFF, 0 }, data = { LX_BOOT_DS, 0xC93, 0xFFFFFFFF, 0 };
+		struct vmcb_seg code = { LX_BOOT_CS, 0xC9B, 0xFFFFFFFF, 0 },
+				data = { LX_BOOT_DS, 0xC93, 0xFFFFFFFF, 0 };
 		vmcb->cs = code;
 		vmcb->ds = vmcb->es = vmcb->ss = vmcb->fs = vmcb->gs = data;
 		vmcb->gdtr = (struct vmcb_seg){ 0, 0, 4 * 8 - 1, s->gdt };
@@ -171,7 +172,7 @@ static void start_at(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, const struc
 		vmcb->rsp = 0;
 		v->gpr[RDX] = 0;
 		v->gpr[RSI] = s->esi;
-		__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");   /* FS, GS as above */
+		__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory"); /* FS, GS as above */
 	} else if (s->flat32) {
 		/* ACPI §4.8.3.2.1 / FACS X_Firmware_Waking_Vector: flat 32-bit segments, no paging; the
 		 * selectors are undefined there: the guest loads its own GDT first. */
@@ -183,9 +184,14 @@ static void start_at(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, const struc
 		vmcb->rsp = 0;
 		__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");
 	}
-	LOG("svm: cpu%u: entering the guest at %x:%x (%s)\n", v->id, s->linux32 ? LX_BOOT_CS : s->flat32 ? 0x08 : s->cs,
+	LOG("svm: cpu%u: entering the guest at %x:%x (%s)\n", v->id,
+	    s->linux32  ? LX_BOOT_CS
+	    : s->flat32 ? 0x08
+			: s->cs,
 	    s->linux32 || s->flat32 ? s->eip : s->ip,
-	    s->linux32 ? "Linux 32-bit entry" : s->flat32 ? "32-bit protected mode" : "real mode");
+	    s->linux32  ? "Linux 32-bit entry"
+	    : s->flat32 ? "32-bit protected mode"
+			: "real mode");
 }
 
 /* Parapet's wait-for-SIPI: the processor sleeps in the host until an NMI brings a STARTUP. */
@@ -194,7 +200,7 @@ static void wait_for_sipi(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 	u8 vec;
 	while (!apic_take_sipi(v, &vec)) {
 		if (cpu_wait_nmi())
-			apic_nmi_was_kick(v);   /* nothing runs here for a guest NMI to reach */
+			apic_nmi_was_kick(v); /* nothing runs here for a guest NMI to reach */
 		cpus_park_if_frozen(v);
 	}
 	reset_cpu(v, vmcb, vmcb_pa, (u16)(vec << 8), (u64)vec << 12, 0);
@@ -206,8 +212,8 @@ static void setup_vmcb(struct vmcb *vmcb, u64 npt_root)
 {
 	vmcb->intercept3 = INTERCEPT_NMI | INTERCEPT_CPUID | INTERCEPT_INVLPGA | INTERCEPT_IOIO_PROT |
 			   INTERCEPT_MSR_PROT | INTERCEPT_SHUTDOWN;
-	vmcb->intercept4 = INTERCEPT_VMRUN | INTERCEPT_VMMCALL | INTERCEPT_VMLOAD | INTERCEPT_VMSAVE |
-			   INTERCEPT_STGI | INTERCEPT_CLGI | INTERCEPT_SKINIT;
+	vmcb->intercept4 = INTERCEPT_VMRUN | INTERCEPT_VMMCALL | INTERCEPT_VMLOAD | INTERCEPT_VMSAVE | INTERCEPT_STGI |
+			   INTERCEPT_CLGI | INTERCEPT_SKINIT;
 	vmcb->iopm_base_pa = iopm_pa;
 	vmcb->msrpm_base_pa = msrpm_pa;
 	vmcb->asid = 1;
@@ -233,8 +239,12 @@ static void translate_exit(struct vmcb *vmcb, struct vm_exit *e)
 		e->next_rip = vmcb->exitinfo2;
 		e->io = (struct io_exit){
 			.port = (u16)(i >> IOIO_PORT_SHIFT),
-			.size = (i >> IOIO_SZ_SHIFT) & 1 ? 1 : (i >> IOIO_SZ_SHIFT) & 2 ? 2 : 4,
-			.addr_size = (i >> IOIO_A_SHIFT) & 1 ? 2 : (i >> IOIO_A_SHIFT) & 2 ? 4 : 8,
+			.size = (i >> IOIO_SZ_SHIFT) & 1   ? 1
+				: (i >> IOIO_SZ_SHIFT) & 2 ? 2
+							   : 4,
+			.addr_size = (i >> IOIO_A_SHIFT) & 1   ? 2
+				     : (i >> IOIO_A_SHIFT) & 2 ? 4
+							       : 8,
 			.in = i & IOIO_TYPE_IN,
 			.string = i & IOIO_STR,
 			.rep = i & IOIO_REP,
@@ -281,10 +291,18 @@ static u64 read_dr(unsigned n)
 {
 	u64 x = 0;
 	switch (n) {
-	case 0: __asm__ volatile("mov %%dr0, %0" : "=r"(x)); break;
-	case 1: __asm__ volatile("mov %%dr1, %0" : "=r"(x)); break;
-	case 2: __asm__ volatile("mov %%dr2, %0" : "=r"(x)); break;
-	case 3: __asm__ volatile("mov %%dr3, %0" : "=r"(x)); break;
+	case 0:
+		__asm__ volatile("mov %%dr0, %0" : "=r"(x));
+		break;
+	case 1:
+		__asm__ volatile("mov %%dr1, %0" : "=r"(x));
+		break;
+	case 2:
+		__asm__ volatile("mov %%dr2, %0" : "=r"(x));
+		break;
+	case 3:
+		__asm__ volatile("mov %%dr3, %0" : "=r"(x));
+		break;
 	}
 	return x;
 }
@@ -309,7 +327,7 @@ static bool step_end(struct vcpu *v, struct vmcb *vmcb, u32 *raised)
 		return false;
 	s->armed = false;
 	if (vmcb->rip == s->rip && !s->guest_tf)
-		vmcb->rflags &= ~RFLAGS_TF;     /* the instruction has not run: the TF is Parapet's */
+		vmcb->rflags &= ~RFLAGS_TF; /* the instruction has not run: the TF is Parapet's */
 	if (vmcb->exitcode != SVM_EXIT_EXCP_DB)
 		return false;
 	*raised = (u32)(vmcb->dr6 & ~s->dr6) & (DR6_B(0) | DR6_B(1) | DR6_B(2) | DR6_B(3));
@@ -345,7 +363,7 @@ static void set_events(struct vcpu *v, struct vmcb *vmcb)
 		step_begin(v, vmcb);
 		break;
 	case NMI_KICK:
-		apic_kick(v);           /* taken after the injected event: an exit at once */
+		apic_kick(v); /* taken after the injected event: an exit at once */
 		break;
 	case NMI_NONE:
 		break;
@@ -359,8 +377,9 @@ static void set_events(struct vcpu *v, struct vmcb *vmcb)
 
 static __noreturn void invalid_state(struct vmcb *vmcb)
 {
-	panic("svm: VMRUN refused the guest state (VMEXIT_INVALID): cs=%x:%lx rip=%lx cr0=%lx cr3=%lx cr4=%lx efer=%lx rflags=%lx",
-	      vmcb->cs.sel, vmcb->cs.base, vmcb->rip, vmcb->cr0, vmcb->cr3, vmcb->cr4, vmcb->efer, vmcb->rflags);
+	panic(
+	    "svm: VMRUN refused the guest state (VMEXIT_INVALID): cs=%x:%lx rip=%lx cr0=%lx cr3=%lx cr4=%lx efer=%lx rflags=%lx",
+	    vmcb->cs.sel, vmcb->cs.base, vmcb->rip, vmcb->cr0, vmcb->cr3, vmcb->cr4, vmcb->efer, vmcb->rflags);
 }
 
 static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
@@ -373,7 +392,7 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 			invalid_state(vmcb);
 		vmcb->tlb_control = 0;
 		if (vmcb->exitcode == SVM_EXIT_NMI)
-			cpu_take_nmi();         /* the NMI stays pending after the exit: take it here */
+			cpu_take_nmi(); /* the NMI stays pending after the exit: take it here */
 		u32 raised = 0;
 		bool stepped = step_end(v, vmcb, &raised);
 
@@ -389,7 +408,7 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		v->cr3 = vmcb->cr3;
 		v->dr6 = vmcb->dr6;
 		v->dr7 = vmcb->dr7;
-		for (unsigned n = 0; n < 4; n++)        /* not in the VMCB: live, the guest's */
+		for (unsigned n = 0; n < 4; n++) /* not in the VMCB: live, the guest's */
 			v->dr[n] = (v->dr7 & 0xFF) ? read_dr(n) : 0;
 		get_seg(&v->seg[SEG_ES], &vmcb->es);
 		get_seg(&v->seg[SEG_CS], &vmcb->cs);
@@ -408,7 +427,7 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		vmm_dispatch(v);
 
 		if (v->rip != vmcb->rip)
-			vmcb->interrupt_shadow = 0;    /* the intercepted instruction completed */
+			vmcb->interrupt_shadow = 0; /* the intercepted instruction completed */
 		vmcb->rip = v->rip;
 		vmcb->rflags = v->rflags;
 		vmcb->rax = v->gpr[RAX];
@@ -418,7 +437,7 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		 * guest clears it in the saved state; restoring it here keeps VMRUN valid. */
 		vmcb->efer = v->efer | EFER_SVME;
 		if (v->flush_npt) {
-			vmcb->tlb_control = 1;          /* flush this CPU's translations on entry */
+			vmcb->tlb_control = 1; /* flush this CPU's translations on entry */
 			v->flush_npt = false;
 		}
 		set_events(v, vmcb);
@@ -427,10 +446,11 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 			start_at(v, vmcb, vmcb_pa, v->restart);
 			v->restart = NULL;
 		}
-		cpus_park_if_frozen(v);         /* another CPU resets, powers off or sleeps */
+		cpus_park_if_frozen(v); /* another CPU resets, powers off or sleeps */
 		if (apic_mail_posted(v) && apic_take_init(v)) {
 			if (log_budget_take(&ipi_log_budget))
-				LOG("svm: cpu%u: INIT%s\n", v->id, v->bsp ? ": restarting at the reset vector" : "; waiting for STARTUP");
+				LOG("svm: cpu%u: INIT%s\n", v->id,
+				    v->bsp ? ": restarting at the reset vector" : "; waiting for STARTUP");
 			if (v->bsp)
 				reset_cpu(v, vmcb, vmcb_pa, 0xF000, 0xFFFF0000, 0xFFF0);
 			/* else v->waiting: wait_for_sipi() resets it when its STARTUP comes */
@@ -448,7 +468,7 @@ void svm_init(u64 npt)
  * interrupts, NMIs and SMIs wait for the guest (core/isr.S opens it briefly for NMIs). */
 static struct vmcb *enable(struct vcpu *v, u64 *vmcb_pa)
 {
-	if (!v->backend[0]) {           /* the first start; after S3 the same pages serve again */
+	if (!v->backend[0]) { /* the first start; after S3 the same pages serve again */
 		v->backend[0] = pgalloc(1);
 		v->backend[1] = pgalloc(1);
 		setup_vmcb((struct vmcb *)v->backend[0], npt_root);
@@ -473,5 +493,5 @@ __noreturn void svm_run_ap(struct vcpu *v)
 {
 	u64 vmcb_pa;
 	struct vmcb *vmcb = enable(v, &vmcb_pa);
-	run(v, vmcb, vmcb_pa);          /* v->waiting: it waits for the guest's STARTUP first */
+	run(v, vmcb, vmcb_pa); /* v->waiting: it waits for the guest's STARTUP first */
 }
