@@ -100,21 +100,7 @@ static bool other_page(u64 gpa, unsigned size, bool write, u64 *val)
 {
 	if (gpa >= APIC_MSI_BASE && gpa < APIC_MSI_END)
 		return false;
-	volatile void *p = phys_ptr(gpa);
-	switch (size) {
-	case 1:
-		write ? (void)(*(volatile u8 *)p = (u8)*val) : (void)(*val = *(volatile u8 *)p);
-		break;
-	case 2:
-		write ? (void)(*(volatile u16 *)p = (u16)*val) : (void)(*val = *(volatile u16 *)p);
-		break;
-	case 4:
-		write ? (void)(*(volatile u32 *)p = (u32)*val) : (void)(*val = *(volatile u32 *)p);
-		break;
-	default:
-		write ? (void)(*(volatile u64 *)p = *val) : (void)(*val = *(volatile u64 *)p);
-	}
-	return true;
+	return mmio_device_access(gpa, size, write, val);
 }
 
 /*

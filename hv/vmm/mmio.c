@@ -113,21 +113,25 @@ static enum emu_status segment_fault(struct npf *c, unsigned seg)
 
 /* A read of a write-only (NPT_RO) trap page, which the guest reads without an exit: from the
  * device, as the guest's own read would be. Only the read half of a read-modify-write or MOVS. */
-static u64 device_read(u64 gpa, unsigned size)
+bool mmio_device_access(u64 gpa, unsigned size, bool write, u64 *val)
 {
 	volatile void *p = gw_map_rom(gpa, size);
 	if (!p)
-		return ~0ull;
+		return false;
 	switch (size) {
 	case 1:
-		return *(volatile u8 *)p;
+		write ? (void)(*(volatile u8 *)p = (u8)*val) : (void)(*val = *(volatile u8 *)p);
+		break;
 	case 2:
-		return *(volatile u16 *)p;
+		write ? (void)(*(volatile u16 *)p = (u16)*val) : (void)(*val = *(volatile u16 *)p);
+		break;
 	case 4:
-		return *(volatile u32 *)p;
+		write ? (void)(*(volatile u32 *)p = (u32)*val) : (void)(*val = *(volatile u32 *)p);
+		break;
 	default:
-		return *(volatile u64 *)p;
+		write ? (void)(*(volatile u64 *)p = *val) : (void)(*val = *(volatile u64 *)p);
 	}
+	return true;
 }
 
 /* One access of the emulated instruction (emulate.h): segment, page tables, then the trap's
@@ -179,7 +183,7 @@ static enum emu_status guest_access(void *ctx, const struct emu_access *a, u64 *
 		if (a->write)
 			t->fn(v, t->ctx, gpa, a->size, true, val);
 		else if (t->access == NPT_RO)
-			*val = device_read(gpa, a->size);
+			*val = mmio_device_access(gpa, a->size, false, val) ? *val : ~0ull;
 		else if (!t->fn(v, t->ctx, gpa, a->size, false, val))
 			*val = ~0ull;
 		return EMU_OK;

@@ -45,4 +45,9 @@ bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, vo
  * TLB is flushed: a CPU that must see the new access at once flushes its own. */
 bool mmio_trap_page(u64 gpa, enum npt_access access, mmio_handler fn, void *ctx);
 
+/* One access of size 1, 2, 4 or 8 bytes to what lies at gpa, done as the guest asked (a read
+ * sets *val): for a trap page's handler, or a write-only trap's reads. False when gpa cannot be
+ * mapped. */
+bool mmio_device_access(u64 gpa, unsigned size, bool write, u64 *val);
+
 #endif
