@@ -86,6 +86,7 @@ void hv_main(u32 magic, u32 mbi)
 	struct guest_start start;
 	bios_prepare(&hvmem.guest_map, cfg.boot_drive, &start);
 	gmem_init(&hvmem.guest_map);
+	gmem_set_firmware(two_step ? 0 : pci_mmio_floor(), hvmem.base, hvmem.end); /* two-step: at the handoff */
 	fwcfg_init();
 	power_init();
 	log_map("firmware", &bi.map);

@@ -153,6 +153,7 @@ unsigned long long preboot_handoff(struct vcpu *v)
 	ioapic_restore();
 	pci_init(true);
 	ecam_init();
+	gmem_set_firmware(pci_mmio_floor(), hvmem.base, hvmem.end);
 	LOG("handoff: %lu MiB of the preboot guest's RAM wiped, low memory, PIC, PIT, APICs, IDE reset; "
 	    "other CPUs wait for STARTUP; booting the target through INT 13h\n",
 	    wiped >> 20);

@@ -417,3 +417,17 @@ void pci_init(bool reset)
 	    (cfg_mediated && io_hook_add(CONFIG_DATA, 4, data_port, NULL, NULL) < 0))
 		LOG("pci: cannot hook the configuration ports\n");
 }
+
+u64 pci_mmio_floor(void)
+{
+	u64 floor = PCI_MMIO_CEILING;
+	if (ecam.on && ecam.base < floor)
+		floor = ecam.base + ((u64)ecam.start << 20);
+	for (unsigned i = 0; i < ndevs; i++)
+		for (unsigned b = 0; b < devs[i].nbars; b++) {
+			u64 a = pci_bar_addr(&devs[i], b);
+			if (!pci_bar_is_io(devs[i].bar[b]) && a && a < floor)
+				floor = a;
+		}
+	return floor;
+}

@@ -115,6 +115,11 @@ static inline bool pci_bar_is_io(u32 bar)
 }
 u64 pci_bar_addr(const struct pci_dev *d, unsigned i);
 
+/* The lowest address of MMIO as found at init: the ECAM window, every memory BAR, and at most
+ * PCI_MMIO_CEILING (I/O APIC, HPET, local APIC, firmware flash). Below it is memory. */
+#define PCI_MMIO_CEILING 0xFEC00000ull
+u64 pci_mmio_floor(void);
+
 /* Guest configuration accesses seen (for the log and tests). */
 struct pci_stats {
 	u64 addr_writes, data_reads, data_writes, mediated_writes, dropped_writes;

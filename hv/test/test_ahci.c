@@ -28,9 +28,9 @@ static struct memmap map;
 struct dev_port {
 	u32 clb, fb, is, ie, cmd, tfd, sact, ci, serr;
 	u8 disk[DISK_SECTORS * SECTOR_SIZE];
-	unsigned ops;   /* commands executed */
-	u8 last_op;     /* the last opcode executed */
-	bool bad_dma;   /* a PRD, list or table outside guest RAM and Parapet's memory */
+	unsigned ops; /* commands executed */
+	u8 last_op;   /* the last opcode executed */
+	bool bad_dma; /* a PRD, list or table outside guest RAM and Parapet's memory */
 };
 static struct dev_port dp[2];
 static u32 dev_ghc = AHCI_GHC_AE, dev_is;
@@ -119,7 +119,8 @@ static void dev_wr(void *ctx, u32 off, u32 v)
 	case PX_CMD:
 		if ((d->cmd & PX_CMD_ST) && !(v & PX_CMD_ST))
 			d->ci = d->sact = 0;
-		d->cmd = (v & (PX_CMD_ST | PX_CMD_FRE)) | (v & PX_CMD_ST ? PX_CMD_CR : 0) | (v & PX_CMD_FRE ? PX_CMD_FR : 0);
+		d->cmd = (v & (PX_CMD_ST | PX_CMD_FRE)) | (v & PX_CMD_ST ? PX_CMD_CR : 0) |
+			 (v & PX_CMD_FRE ? PX_CMD_FR : 0);
 		break;
 	case PX_SACT:
 		d->sact |= v;
@@ -543,9 +544,48 @@ static void test_unprotected_port(void)
 	CHECK(!dp[1].bad_dma);
 }
 
+static void test_firmware_memory(void)
+{
+	/* QEMU q35 with 512 MiB under SeaBIOS and Parapet: SeaBIOS keeps its AHCI lists at the
+	 * reserved top of low RAM, Parapet's region is just below, MMCONFIG above. */
+	static struct memmap m;
+	memset(&m, 0, sizeof(m));
+	memmap_add(&m, 0, 0x9FC00, E820_RAM);
+	memmap_add(&m, 0x9FC00, 0x400, E820_RESERVED);
+	memmap_add(&m, 0xF0000, 0x10000, E820_RESERVED);
+	memmap_add(&m, 0x100000, 0x1EE00000 - 0x100000, E820_RAM);
+	memmap_add(&m, 0x1EE00000, 0x1000000, E820_RESERVED); /* Parapet's */
+	memmap_add(&m, 0x1FE00000, 0x1FFDF000 - 0x1FE00000, E820_RAM);
+	memmap_add(&m, 0x1FFDF000, 0x21000, E820_RESERVED);
+	memmap_add(&m, 0xB0000000, 0x10000000, E820_RESERVED); /* MMCONFIG */
+	memmap_add(&m, 0xFEC00000, 0x1000, E820_RESERVED);
+	gmem_init(&m);
+	CHECK(gmem_map_dma(0x1FFDFC00, 1024) == NULL); /* RAM only until firmware memory is allowed */
+	gmem_set_firmware(0xB0000000, 0x1EE00000, 0x1FE00000);
+	CHECK(gmem_map_dma(0x1FFDFC00, 1024) != NULL);
+	CHECK(gmem_map_dma(0x1FFD0000, 0x10000) != NULL); /* RAM running into firmware's */
+	CHECK(gmem_map_dma(0x9FC00, 0x400) != NULL);
+	CHECK(gmem_map_dma(0x100000, 4096) != NULL);
+	CHECK(gmem_map_dma(0x1EE00000, 512) == NULL);    /* Parapet's region */
+	CHECK(gmem_map_dma(0x1EDFF000, 0x2000) == NULL); /* ... partly */
+	CHECK(gmem_map_dma(0x1FDFF000, 0x2000) == NULL);
+	CHECK(gmem_map_dma(0xA0000, 512) == NULL);    /* VGA */
+	CHECK(gmem_map_dma(0xC0000, 512) == NULL);    /* a hole in the map */
+	CHECK(gmem_map_dma(0x20000000, 512) == NULL); /* beyond the map */
+	CHECK(gmem_map_dma(0xB0000000, 512) == NULL); /* MMCONFIG: MMIO */
+	CHECK(gmem_map_dma(0xFEC00000, 4) == NULL);
+	CHECK(gmem_map_dma(0xFEE00000, 4) == NULL); /* MSI: interrupts */
+	CHECK(gmem_map_dma(~0ull - 10, 20) == NULL);
+	CHECK(gmem_map(0x1FFDFC00, 1024) == NULL); /* plain guest RAM accesses are unchanged */
+	gmem_set_firmware(0, 0, 0);
+}
+
 TESTS(ahci_tests) = {
+	{ "gmem: firmware's reserved RAM is the guest's for devices; Parapet's, VGA, MMIO are not",
+	    test_firmware_memory },
 	{ "ahci: ports taken onto shadow lists, guest's CLB/FB kept as its view", test_take },
-	{ "ahci: encrypted write and read through shadow chunks, intermediate completions hidden", test_encrypted_round_trip },
+	{ "ahci: encrypted write and read through shadow chunks, intermediate completions hidden",
+	    test_encrypted_round_trip },
 	{ "ahci: NCQ writes and reads at depth 8, tag must be the slot", test_ncq },
 	{ "ahci: refused commands become an aborted NOP; the port recovers", test_refusals },
 	{ "ahci: rewriting the table or PxCLB after issue changes nothing", test_rewrite_after_issue },

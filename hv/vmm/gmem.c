@@ -1,6 +1,10 @@
 #include "vmm/gmem.h"
 
 static const struct memmap *map;
+static u64 fw_limit, hidden_base, hidden_end;
+
+#define VGA_BASE 0xA0000ull
+#define VGA_END 0xC0000ull
 
 void gmem_init(const struct memmap *guest_map)
 {
@@ -10,6 +14,43 @@ void gmem_init(const struct memmap *guest_map)
 void *gmem_map(u64 gpa, u64 len)
 {
 	if (!map || !memmap_is_ram(map, gpa, len))
+		return NULL;
+	return (void *)(uintptr_t)gpa;
+}
+
+void gmem_set_firmware(u64 limit, u64 base, u64 end)
+{
+	fw_limit = limit;
+	hidden_base = base;
+	hidden_end = end;
+}
+
+/* Does the map cover every byte of [from, to) with entries of any type? */
+static bool covered(u64 from, u64 to)
+{
+	for (u32 pass = 0; pass <= map->n && from < to; pass++) {
+		bool moved = false;
+		for (u32 i = 0; i < map->n; i++) {
+			const struct memmap_entry *e = &map->e[i];
+			if (e->base <= from && from < e->base + e->len) {
+				from = e->base + e->len;
+				moved = true;
+			}
+		}
+		if (!moved)
+			return false;
+	}
+	return from >= to;
+}
+
+void *gmem_map_dma(u64 gpa, u64 len)
+{
+	if (gmem_map(gpa, len))
+		return (void *)(uintptr_t)gpa;
+	u64 end = gpa + len;
+	if (!map || len == 0 || end < gpa || end > fw_limit)
+		return NULL;
+	if ((gpa < hidden_end && hidden_base < end) || (gpa < VGA_END && VGA_BASE < end) || !covered(gpa, end))
 		return NULL;
 	return (void *)(uintptr_t)gpa;
 }

@@ -12,4 +12,14 @@ void gmem_init(const struct memmap *guest_map);
 /* Host pointer to [gpa, gpa+len) when all of it is guest RAM, else NULL. */
 void *gmem_map(u64 gpa, u64 len);
 
+/*
+ * Memory a device may be told to use for the guest (command lists, descriptors, buffers): guest
+ * RAM, and also what firmware keeps for itself in RAM, which its own disk driver uses (SeaBIOS
+ * puts its AHCI lists in the reserved top of low RAM): every range of the guest's map of any type
+ * that lies below `limit` (the lowest MMIO: ECAM, BARs, I/O APIC), except Parapet's region
+ * [hidden_base, hidden_end) and the legacy VGA window A0000h-BFFFFh. Until set: RAM only.
+ */
+void gmem_set_firmware(u64 limit, u64 hidden_base, u64 hidden_end);
+void *gmem_map_dma(u64 gpa, u64 len);
+
 #endif

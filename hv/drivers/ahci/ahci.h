@@ -58,11 +58,11 @@
 #define PX_CMD_FR (1u << 14) /* FIS receive running */
 #define PX_CMD_CR (1u << 15) /* command list running */
 
-#define PX_IS_DHRS (1u << 0) /* device-to-host register FIS received */
-#define PX_IS_PSS (1u << 1)  /* PIO setup FIS received */
-#define PX_IS_DSS (1u << 2)  /* DMA setup FIS received */
-#define PX_IS_SDBS (1u << 3) /* set device bits FIS received (NCQ completions) */
-#define PX_IS_DPS (1u << 5)  /* a PRD with the I bit was processed */
+#define PX_IS_DHRS (1u << 0)  /* device-to-host register FIS received */
+#define PX_IS_PSS (1u << 1)   /* PIO setup FIS received */
+#define PX_IS_DSS (1u << 2)   /* DMA setup FIS received */
+#define PX_IS_SDBS (1u << 3)  /* set device bits FIS received (NCQ completions) */
+#define PX_IS_DPS (1u << 5)   /* a PRD with the I bit was processed */
 #define PX_IS_TFES (1u << 30) /* task file error */
 /* The bits that report a command's progress or completion. */
 #define PX_IS_PROGRESS (PX_IS_DHRS | PX_IS_PSS | PX_IS_DSS | PX_IS_SDBS | PX_IS_DPS)
@@ -73,19 +73,19 @@
 
 /* Command header: 32 bytes, AHCI_SLOTS of them in the 1 KiB command list. */
 struct ahci_cmd_header {
-	u32 dw0;   /* CFL 4:0, A 5, W 6, P 7, R 8, B 9, C 10, PMP 15:12, PRDTL 31:16 */
-	u32 prdbc; /* bytes transferred, written by the HBA */
+	u32 dw0;         /* CFL 4:0, A 5, W 6, P 7, R 8, B 9, C 10, PMP 15:12, PRDTL 31:16 */
+	u32 prdbc;       /* bytes transferred, written by the HBA */
 	u32 ctba, ctbau; /* command table, 128-byte aligned */
 	u32 reserved[4];
 } __attribute__((packed));
 
 #define AHCI_HDR_CFL(d) ((d)&0x1F) /* command FIS length in dwords, 2-16 */
-#define AHCI_HDR_A (1u << 5)        /* ATAPI: the table's ACMD holds a SCSI command */
-#define AHCI_HDR_W (1u << 6)        /* write: host to device */
-#define AHCI_HDR_P (1u << 7)        /* prefetchable */
-#define AHCI_HDR_R (1u << 8)        /* reset (part of a software reset sequence) */
-#define AHCI_HDR_B (1u << 9)        /* BIST FIS */
-#define AHCI_HDR_C (1u << 10)       /* clear busy upon R_OK */
+#define AHCI_HDR_A (1u << 5)       /* ATAPI: the table's ACMD holds a SCSI command */
+#define AHCI_HDR_W (1u << 6)       /* write: host to device */
+#define AHCI_HDR_P (1u << 7)       /* prefetchable */
+#define AHCI_HDR_R (1u << 8)       /* reset (part of a software reset sequence) */
+#define AHCI_HDR_B (1u << 9)       /* BIST FIS */
+#define AHCI_HDR_C (1u << 10)      /* clear busy upon R_OK */
 #define AHCI_HDR_PMP(d) (((d) >> 12) & 0xF)
 #define AHCI_HDR_PRDTL(d) ((d) >> 16)
 

@@ -9,7 +9,7 @@ const char *ahci_cmd_fetch(u64 clb, unsigned slot, struct ahci_cmd *c)
 {
 	c->nbuf = 0;
 	c->total = 0;
-	const struct ahci_cmd_header *gh = gmem_map(clb + slot * sizeof(*gh), sizeof(*gh));
+	const struct ahci_cmd_header *gh = gmem_map_dma(clb + slot * sizeof(*gh), sizeof(*gh));
 	if (!gh)
 		return "command header not in guest RAM";
 	struct ahci_cmd_header h;
@@ -23,7 +23,7 @@ const char *ahci_cmd_fetch(u64 clb, unsigned slot, struct ahci_cmd *c)
 		return "command FIS length not 2-16 dwords";
 	if (prdtl > AHCI_PRD_MAX)
 		return "more PRD entries than Parapet shadows";
-	const u8 *t = gmem_map(ctba, AHCI_CT_PRDT + (u64)prdtl * sizeof(struct ahci_prd_entry));
+	const u8 *t = gmem_map_dma(ctba, AHCI_CT_PRDT + (u64)prdtl * sizeof(struct ahci_prd_entry));
 	if (!t)
 		return "command table not in guest RAM";
 	memcpy(c->cfis, t + AHCI_CT_CFIS, AHCI_CFIS_BYTES);
@@ -35,7 +35,7 @@ const char *ahci_cmd_fetch(u64 clb, unsigned slot, struct ahci_cmd *c)
 		u32 len = (e.dbc_i & AHCI_PRD_DBC_MASK) + 1;
 		if ((addr & 1) || (len & 1))
 			return "PRD buffer not word aligned or of odd length";
-		if (!gmem_map(addr, len))
+		if (!gmem_map_dma(addr, len))
 			return "PRD buffer not in guest RAM";
 		c->buf[i] = (struct ahci_buf){ addr, len, (e.dbc_i & AHCI_PRD_I) != 0 };
 		c->total += len;
@@ -106,7 +106,8 @@ const char *ahci_cmd_check(struct ahci_cmd *c, const struct storage_drive *sd, b
 	}
 	bool out = kind == ATA_PIO_OUT || kind == ATA_DMA_OUT;
 	if (out != c->write)
-		return out ? "header direction is read, the command writes" : "header direction is write, the command reads";
+		return out ? "header direction is read, the command writes"
+			   : "header direction is write, the command reads";
 	if (!ncq && !(f[FIS_DEVICE] & ATA_DEV_LBA))
 		return "CHS addressing";
 	c->lba = fis_lba(f, c->lba48);
@@ -147,7 +148,7 @@ bool ahci_cmd_copy(const struct ahci_cmd *c, u64 off, u8 *buf, u64 len, bool to_
 		u64 n = c->buf[i].len - off;
 		if (n > len)
 			n = len;
-		u8 *g = gmem_map(c->buf[i].addr + off, n);
+		u8 *g = gmem_map_dma(c->buf[i].addr + off, n);
 		if (!g)
 			return false;
 		if (to_guest)

@@ -17,7 +17,7 @@
 
 struct ahci_buf {
 	u64 addr;
-	u32 len; /* bytes, even */
+	u32 len;  /* bytes, even */
 	bool irq; /* the guest's I bit */
 };
 
@@ -29,16 +29,16 @@ enum ahci_kind {
 };
 
 struct ahci_cmd {
-	u32 dw0;     /* the guest's header DW0 */
+	u32 dw0; /* the guest's header DW0 */
 	u8 cfis[AHCI_CFIS_BYTES];
 	u8 acmd[AHCI_ACMD_BYTES];
 	unsigned nbuf;
 	u64 total; /* bytes the PRDs describe */
 	struct ahci_buf buf[AHCI_PRD_MAX];
 
-	u8 kind;     /* enum ahci_kind */
-	bool write;  /* host to device */
-	bool ncq;    /* READ/WRITE FPDMA QUEUED */
+	u8 kind;    /* enum ahci_kind */
+	bool write; /* host to device */
+	bool ncq;   /* READ/WRITE FPDMA QUEUED */
 	bool lba48;
 	u64 lba;
 	u32 count; /* sectors */

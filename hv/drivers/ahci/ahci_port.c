@@ -239,7 +239,7 @@ static bool finish(struct ahci_port *p, unsigned s)
 		}
 		prdbc = c->count * SECTOR_SIZE;
 	}
-	u32 *g = gmem_map(sl->hdr + 4, 4);
+	u32 *g = gmem_map_dma(sl->hdr + 4, 4);
 	if (g)
 		__atomic_store_n(g, prdbc, __ATOMIC_RELAXED);
 	return true;
@@ -274,7 +274,7 @@ static void reap(struct ahci_port *p)
 		is &= ~PX_IS_PROGRESS; /* only chunks of larger transfers finished: not the guest's news */
 	p->is |= is;
 	if (completed && (rd(p, PX_CMD) & PX_CMD_FRE) && p->fb) {
-		u8 *g = gmem_map(p->fb, AHCI_RFIS_BYTES);
+		u8 *g = gmem_map_dma(p->fb, AHCI_RFIS_BYTES);
 		if (g)
 			memcpy(g, p->list + AHCI_LIST_FIS, AHCI_RFIS_BYTES);
 	}

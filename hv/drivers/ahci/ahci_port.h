@@ -37,11 +37,11 @@ struct ahci_hw {
 };
 
 struct ahci_slot {
-	u8 kind;     /* enum ahci_kind of the command in the slot */
+	u8 kind;      /* enum ahci_kind of the command in the slot */
 	bool refused; /* the device runs a NOP in its place */
-	u64 hdr;     /* guest-physical address of the guest's header (PRDBC) */
-	u32 done;    /* sectors finished (AHCI_SECTORS) */
-	u32 chunk;   /* sectors in the chunk the device runs */
+	u64 hdr;      /* guest-physical address of the guest's header (PRDBC) */
+	u32 done;     /* sectors finished (AHCI_SECTORS) */
+	u32 chunk;    /* sectors in the chunk the device runs */
 	struct ahci_cmd cmd;
 };
 
@@ -52,17 +52,17 @@ struct ahci_port {
 	bool implemented;
 	const struct storage_drive *sd; /* NULL: no policy names the drive, data passes */
 
-	u64 clb, fb;   /* the guest's view of PxCLB/PxFB */
-	u32 ci, sact;  /* the guest's view: issued and not yet completed for it */
-	u32 is;        /* the guest's view of PxIS */
-	u32 ie;        /* PxIE as last written */
-	u32 active;    /* slots the device has (a chunk) of */
+	u64 clb, fb;  /* the guest's view of PxCLB/PxFB */
+	u32 ci, sact; /* the guest's view: issued and not yet completed for it */
+	u32 is;       /* the guest's view of PxIS */
+	u32 ie;       /* PxIE as last written */
+	u32 active;   /* slots the device has (a chunk) of */
 
-	u8 *list;      /* 1 KiB command list, then the 256-byte received-FIS area */
+	u8 *list; /* 1 KiB command list, then the 256-byte received-FIS area */
 	u64 list_pa;
-	u8 *tables;    /* AHCI_SLOTS command tables of PAGE_SIZE */
+	u8 *tables; /* AHCI_SLOTS command tables of PAGE_SIZE */
 	u64 tables_pa;
-	u8 *bounce;    /* AHCI_SLOTS chunks, protected drives only */
+	u8 *bounce; /* AHCI_SLOTS chunks, protected drives only */
 	u64 bounce_pa;
 	struct ahci_slot *slot; /* AHCI_SLOTS */
 
