@@ -8,6 +8,7 @@
 #include "io/pci.h"
 #include "mm/hvmem.h"
 #include "vmm/apic.h"
+#include "vmm/gmem.h"
 #include "vmm/ioapic.h"
 #include "vmm/vcpu.h"
 #include "vmm/vmmcall.h"
