@@ -523,6 +523,7 @@ test("the example policy compiles (with keys made for it) to what it says", asyn
     { firstLba: 0n, count: 2048n, action: "deny", key: 0 },
     { firstLba: 0x100000n, count: 0x100000n, action: "plain", key: 0 },
   ]);
+  assert.deepEqual(p.drives[2], { match: { ahciPort: 2 }, defaultAction: "deny", defaultKey: 0, ranges: [] });
 });
 
 test("schema errors name the file, line, column and field path", async () => {
