@@ -83,7 +83,7 @@ describe("ATA parapass-through with XTS-AES-256, pc machine", () => {
   test("the guest boots from the encrypted disk (INT 13h, then ata_piix DMA) and its data lands encrypted", async () => {
     g = await bootEncrypted(image, policy);
     const log = g.hvLog();
-    assert.match(log, /handoff: policy record: 1 keys, 1 drives, 0 ranges; module wiped/);
+    assert.match(log, /handoff: policy record: 1 keys, 2 drives, 0 ranges; module wiped/);
     assert.match(log, /ata: 00:01\.1 ch0 master: ATA serial '[^']+', protected by the policy/);
     assert.match(log, /ata: 00:01\.1 mediated/);
     assert.doesNotMatch(log, /[0-9a-f]{64}/, "no key material in the log");

@@ -91,13 +91,13 @@ describe("handoff attacks from a preboot guest (the test guest's kernel as the p
     const log = s.hvLog();
     assert.match(log, /handoff: record at [0-9a-f]+ \(100 bytes\) refused: /);
     assert.match(log, /handoff: record at [0-9a-f]+ \(65537 bytes\) refused: record larger than 64 KiB/);
-    assert.match(log, /handoff: record at [0-9a-f]+ \(144 bytes\) refused: .*CRC/i);
+    assert.match(log, /handoff: record at [0-9a-f]+ \(192 bytes\) refused: .*CRC/i);
   });
 
   test("without an IOMMU (pc), a well-formed record with keys but without --allow-no-iommu is refused (EINVAL), naming why", async () => {
     await s.sh(`printf '${octal(encodePolicy({ ...wholeDiskPolicy(key), allowNoIommu: false }))}' > /tmp/strict`);
     assert.match(await handoff("cp /tmp/strict /proc/parapet/handoff"), /Invalid argument/);
-    assert.match(s.hvLog(), /handoff: record at [0-9a-f]+ \(144 bytes\) refused: it carries keys and DMA isolation is off/);
+    assert.match(s.hvLog(), /handoff: record at [0-9a-f]+ \(192 bytes\) refused: it carries keys and DMA isolation is off/);
   });
 
   test("records over Parapet's memory or outside RAM are refused (EFAULT)", async () => {
@@ -116,7 +116,7 @@ describe("handoff attacks from a preboot guest (the test guest's kernel as the p
     assert.equal((await s.sh("echo alive")).trim(), "alive");
     await handOver(s, record);
     const log = s.hvLog();
-    assert.match(log, /handoff: policy record from the preboot guest accepted \(144 bytes at [0-9a-f]+\)/);
+    assert.match(log, /handoff: policy record from the preboot guest accepted \(192 bytes at [0-9a-f]+\)/);
     assert.match(log, /svm: cpu1: INIT; waiting for STARTUP/);
     assert.match(log, /ata: 00:01\.1 reset: bus master stopped, both channels SRST/);
     assert.match(log, /svm: cpu0: entering the guest at 9f40:0 \(real mode\)/);

@@ -12,6 +12,7 @@ import * as zlib from "node:zlib";
 import {
   crc32,
   decodePolicy,
+  recordVersion,
   encodePolicy,
   FLAG_ALLOW_NO_IOMMU,
   formatPolicy,
@@ -37,7 +38,8 @@ function key(seed: number): Buffer {
 const K0 = key(1),
   K1 = key(100);
 
-/** Two keys, two drives, three ranges: every field has a value distinguishable from its neighbours. */
+/** Two keys, four drives (IDE, any transport, AHCI, NVMe), three ranges: every field has a value
+ * distinguishable from its neighbours. */
 const SAMPLE: Policy = {
   keys: [K0, K1],
   drives: [
@@ -57,10 +59,79 @@ const SAMPLE: Policy = {
       defaultKey: 0,
       ranges: [{ firstLba: 4096n, count: 0xffffffffn, action: "encrypt", key: 0 }],
     },
+    { match: { pci: { bus: 0, dev: 0x1f, fn: 2 }, ahciPort: 5 }, defaultAction: "deny", defaultKey: 0, ranges: [] },
+    { match: { nsid: 7, serial: "NVME-SN" }, blockSize: 4096, defaultAction: "plain", defaultKey: 0, ranges: [] },
   ],
 };
 
+/** SAMPLE as version 2 writes it (struct policy_drive), CRC included. */
 function expectedSampleBytes(): Buffer {
+  const b = Buffer.alloc(32 + 2 * 64 + 4 * 48 + 3 * 24);
+  assert.equal(b.length, 424);
+  b.write("PARAPOL1", 0, "latin1");
+  b.writeUInt16LE(2, 8); // version
+  b.writeUInt16LE(32, 10); // header_size
+  b.writeUInt32LE(424, 12); // total_size
+  b.writeUInt16LE(2, 16); // nkeys
+  b.writeUInt16LE(4, 18); // ndrives
+  b.writeUInt16LE(3, 20); // nranges
+  K0.copy(b, 32);
+  K1.copy(b, 96);
+  // drive 0 @160: IDE secondary slave behind 12:1f.3
+  let d = 160;
+  b[d + 0] = 0x01 | 0x02 | 0x08; // PCI | PORT | TRANSPORT
+  b[d + 1] = 0; // transport IDE
+  b[d + 2] = 0x12; // pci_bus
+  b[d + 3] = (0x1f << 3) | 3; // pci_devfn
+  b[d + 4] = 1; // port (channel)
+  b[d + 5] = 1; // position
+  b[d + 6] = 1; // default_action ENCRYPT
+  b.writeUInt16LE(1, d + 8); // default_key
+  b.writeUInt16LE(0, d + 10); // first_range
+  b.writeUInt16LE(2, d + 12); // nranges
+  b.writeUInt32LE(512, d + 20); // block_size
+  // drive 1 @208: serial only, any transport
+  d = 208;
+  b[d + 0] = 0x04; // SERIAL
+  b[d + 6] = 0; // PLAIN
+  b.writeUInt16LE(2, d + 10);
+  b.writeUInt16LE(1, d + 12);
+  b.writeUInt32LE(512, d + 20);
+  b.write("QM00002             ", d + 24, "latin1");
+  // drive 2 @256: AHCI port 5 behind 00:1f.2
+  d = 256;
+  b[d + 0] = 0x01 | 0x02 | 0x08;
+  b[d + 1] = 1; // AHCI
+  b[d + 2] = 0;
+  b[d + 3] = (0x1f << 3) | 2;
+  b[d + 4] = 5;
+  b[d + 6] = 2; // DENY
+  b.writeUInt32LE(512, d + 20);
+  // drive 3 @304: NVMe namespace 7, 4096-byte blocks
+  d = 304;
+  b[d + 0] = 0x04 | 0x08 | 0x10; // SERIAL | TRANSPORT | NSID
+  b[d + 1] = 2; // NVMe
+  b.writeUInt32LE(7, d + 16); // nsid
+  b.writeUInt32LE(4096, d + 20);
+  b.write("NVME-SN             ", d + 24, "latin1");
+  // ranges @352
+  let r = 352;
+  b.writeBigUInt64LE(0n, r);
+  b.writeBigUInt64LE(2048n, r + 8);
+  r += 24;
+  b.writeBigUInt64LE(0x0102030405060708n, r);
+  b.writeBigUInt64LE(0x10n, r + 8);
+  b[r + 16] = 2;
+  r += 24;
+  b.writeBigUInt64LE(4096n, r);
+  b.writeBigUInt64LE(0xffffffffn, r + 8);
+  b[r + 16] = 1;
+  b.writeUInt32LE(crc32(b), 24);
+  return b;
+}
+
+/** The first two drives of SAMPLE as a version 1 record (struct policy_drive_v1), CRC included. */
+function v1SampleBytes(): Buffer {
   const b = Buffer.alloc(32 + 2 * 64 + 2 * 48 + 3 * 24);
   assert.equal(b.length, 328);
   // header (offsets from struct policy_header)
@@ -107,6 +178,7 @@ function expectedSampleBytes(): Buffer {
   b.writeBigUInt64LE(0xffffffffn, r + 8);
   b[r + 16] = 1;
   b.writeUInt16LE(0, r + 18); // encrypt, key 0
+  b.writeUInt32LE(crc32(b), 24);
   return b;
 }
 
@@ -119,13 +191,31 @@ test("crc32 is IEEE 802.3 as zlib computes it", () => {
   }
 });
 
-test("the sample policy encodes to exactly the layout of policy_record.h", () => {
+test("the sample policy encodes to exactly the version 2 layout of policy_record.h", () => {
   const got = encodePolicy(SAMPLE);
   const want = expectedSampleBytes();
   // The CRC covers the whole record with the crc32 field as zero.
-  want.writeUInt32LE(crc32(want), 24);
   assert.equal(got.toString("hex"), want.toString("hex"));
   assert.equal(recordCrc(got), got.readUInt32LE(24));
+  assert.equal(recordVersion(got), 2);
+});
+
+test("a version 1 record still decodes: its drives are IDE drives of 512-byte blocks", () => {
+  const v1 = v1SampleBytes();
+  assert.equal(recordVersion(v1), 1);
+  const p = decodePolicy(v1);
+  assert.deepEqual(p.drives[0].match, SAMPLE.drives[0].match);
+  assert.deepEqual(p.drives[0].ranges, [SAMPLE.drives[0].ranges[1], SAMPLE.drives[0].ranges[0]]);
+  // a serial-only entry of version 1 names IDE drives only
+  assert.deepEqual(p.drives[1], { ...SAMPLE.drives[1], match: { transport: "ide", serial: "QM00002" } });
+  assert.equal(p.drives[1].blockSize, undefined);
+  const text = formatPolicy(p, { size: v1.length, crc: v1.readUInt32LE(24), version: 1 });
+  assert.match(text, /^Parapet policy record v1, 328 bytes/);
+  assert.match(text, /drive 0: IDE controller at PCI 12:1f\.3, secondary channel, slave \(channel 1 position 1\)/);
+  assert.match(text, /drive 1: any IDE controller, serial number 'QM00002'/);
+  // Rewritten as version 2, the same drives.
+  const again = decodePolicy(encodePolicy(p));
+  assert.deepEqual(again.drives, p.drives);
 });
 
 test("decode(encode(p)) gives p back (ranges sorted by LBA)", () => {
@@ -137,6 +227,26 @@ test("decode(encode(p)) gives p back (ranges sorted by LBA)", () => {
   assert.deepEqual(p.drives[0].match, SAMPLE.drives[0].match);
   assert.deepEqual(p.drives[0].ranges, [SAMPLE.drives[0].ranges[1], SAMPLE.drives[0].ranges[0]]);
   assert.deepEqual(p.drives[1], SAMPLE.drives[1]);
+  assert.deepEqual(p.drives.slice(2), SAMPLE.drives.slice(2));
+  const text = formatPolicy(p);
+  assert.match(text, /drive 1: any controller \(IDE, AHCI or NVMe\), serial number 'QM00002'/);
+  assert.match(text, /drive 2: AHCI controller at PCI 00:1f\.2, port 5\n    every sector: deny/);
+  assert.match(
+    text,
+    /drive 3: any NVMe controller, namespace 7, serial number 'NVME-SN'\n    logical block size 4096 bytes: Parapet supports only 512/,
+  );
+  const json = policyToJson(p, 2) as { version: number; drives: { match: unknown; block_size: number }[] };
+  assert.equal(json.version, 2);
+  assert.deepEqual(json.drives[0].match, { transport: "ide", pci: "12:1f.3", channel: 1, position: 1 });
+  assert.deepEqual(json.drives[2].match, { transport: "ahci", pci: "00:1f.2", port: 5 });
+  assert.deepEqual(json.drives[3].match, { transport: "nvme", nsid: 7, serial: "NVME-SN" });
+  assert.deepEqual(
+    json.drives.map((d) => d.block_size),
+    [512, 512, 512, 4096],
+  );
+  // transport given with the port-like criterion that implies it: the same bytes; decoding leaves it out
+  const explicit = { ...SAMPLE, drives: SAMPLE.drives.map((d, i) => (i === 2 ? { ...d, match: { ...d.match, transport: "ahci" as const } } : d)) };
+  assert.ok(encodePolicy(explicit).equals(encodePolicy(SAMPLE)));
 });
 
 test("allowNoIommu is header.flags bit 0 (offset 22); without it the flags are 0, as in records written before", () => {
@@ -158,20 +268,37 @@ test("allowNoIommu is header.flags bit 0 (offset 22); without it the flags are 0
   assert.equal((policyToJson(decodePolicy(rec)) as { allow_no_iommu: boolean }).allow_no_iommu, true);
 });
 
-test("the whole-disk policy: port match 0/0, encrypt with key 0, no ranges", () => {
+test("the whole-disk policy: the IDE primary master and AHCI port 0, both encrypt with key 0, no ranges", () => {
   const rec = encodePolicy(wholeDiskPolicy(K0));
-  assert.equal(rec.length, 32 + 64 + 48);
+  assert.equal(rec.length, 32 + 64 + 2 * 48);
+  assert.equal(rec.readUInt16LE(8), 2);
   assert.equal(rec.readUInt16LE(16), 1);
-  assert.equal(rec.readUInt16LE(18), 1);
+  assert.equal(rec.readUInt16LE(18), 2);
   assert.equal(rec.readUInt16LE(20), 0);
-  const d = 96;
-  assert.deepEqual([...rec.subarray(d, d + 8)], [0x02, 0, 0, 0, 0, 1, 0, 0]);
-  assert.ok(rec.subarray(d + 8, d + 48).every((x) => x === 0));
+  for (const [d, transport] of [
+    [96, 0],
+    [144, 1],
+  ]) {
+    // match PORT | TRANSPORT, transport, bus, devfn, port 0, position 0, ENCRYPT, reserved0, key 0
+    assert.deepEqual([...rec.subarray(d, d + 10)], [0x0a, transport, 0, 0, 0, 0, 1, 0, 0, 0]);
+    assert.equal(rec.readUInt32LE(d + 20), 512);
+    assert.ok(rec.subarray(d + 10, d + 20).every((x) => x === 0));
+    assert.ok(rec.subarray(d + 24, d + 48).every((x) => x === 0));
+  }
+  assert.deepEqual(
+    decodePolicy(rec).drives.map((d) => d.match),
+    [{ port: { channel: 0, position: 0 } }, { ahciPort: 0 }],
+  );
+  // One drive when told which.
+  assert.equal(encodePolicy(wholeDiskPolicy(K0, { ahciPort: 3 })).readUInt16LE(18), 1);
 });
 
-/** Applies `mutate` to a valid sample record, fixes the CRC unless told not to, and expects `re`. */
-function refused(mutate: (b: Buffer) => Buffer | void, re: RegExp, fixCrc = true): void {
-  let b = encodePolicy(SAMPLE);
+/**
+ * Applies `mutate` to a valid record (by default the version 1 sample, whose header and v1 drive
+ * entries these checks cover), fixes the CRC unless told not to, and expects `re`.
+ */
+function refused(mutate: (b: Buffer) => Buffer | void, re: RegExp, fixCrc = true, base = v1SampleBytes()): void {
+  let b = base;
   b = mutate(b) ?? b;
   if (fixCrc && b.length >= 32 && b.subarray(0, 8).toString("latin1") === "PARAPOL1") b.writeUInt32LE(recordCrc(b), 24);
   assert.throws(
@@ -189,7 +316,8 @@ function refused(mutate: (b: Buffer) => Buffer | void, re: RegExp, fixCrc = true
 test("every malformed header is refused with a precise message", () => {
   refused((b) => b.subarray(0, 20), /record is 20 bytes, shorter than its 32-byte header/);
   refused((b) => void b.write("PARAPOL2", 0, "latin1"), /bad magic at offset 0: "PARAPOL2".*not a Parapet policy record/);
-  refused((b) => void b.writeUInt16LE(2, 8), /header\.version \(offset 8\) is 2; this tool reads version 1/);
+  refused((b) => void b.writeUInt16LE(3, 8), /header\.version \(offset 8\) is 3; this tool reads versions 1 and 2/);
+  refused((b) => void b.writeUInt16LE(0, 8), /header\.version \(offset 8\) is 0; this tool reads versions 1 and 2/);
   refused((b) => void b.writeUInt16LE(40, 10), /header\.header_size \(offset 10\) is 40, expected 32/);
   refused((b) => void b.writeUInt32LE(70000, 12), /header\.total_size \(offset 12\) is 70000, above the limit 65536/);
   refused((b) => b.subarray(0, b.length - 1), /total_size .* is 328 but the record is 327 bytes \(truncated\)/);
@@ -219,7 +347,7 @@ test("every malformed header is refused with a precise message", () => {
   }, /header\.ndrives is 0: the record names no drive/);
 });
 
-test("every malformed key, drive and range is refused with its field and offset", () => {
+test("every malformed key, version 1 drive and range is refused with its field and offset", () => {
   const D0 = 160,
     D1 = 208,
     R0 = 256,
@@ -227,7 +355,7 @@ test("every malformed key, drive and range is refused with its field and offset"
     R2 = 304;
   refused((b) => void b.copy(b, 64, 32, 64), /keys\[0\] \(offset 32\) has two equal 32-byte halves/);
   refused((b) => void K0.copy(b, 96), /keys\[1\] is the same key as keys\[0\]/);
-  refused((b) => void (b[D0] = 0x09), /drives\[0\]\.match \(offset 160\) is 0x09: unknown flag bits 0x08/);
+  refused((b) => void (b[D0] = 0x09), /drives\[0\]\.match \(offset 160\) is 0x09: unknown flag bits 0x08 for a version 1 record/);
   refused((b) => void (b[D0] = 0), /drives\[0\]\.match \(offset 160\) is 0: no criterion set/);
   refused((b) => void (b[D0] = 0x02), /drives\[0\]\.pci_bus\/pci_devfn \(offset 161\) must be 0 without POLICY_MATCH_PCI/);
   refused((b) => void (b[D0 + 3] = 2), /drives\[0\]\.channel \(offset 163\) is 2, must be 0 or 1/);
@@ -267,7 +395,55 @@ test("every malformed key, drive and range is refused with its field and offset"
     // drive 1 becomes a copy of drive 0's criteria
     b.copy(b, D1, D0, D0 + 5);
     b.fill(0, D1 + 8, D1 + 28);
-  }, /drives\[1\] matches the same drive as drives\[0\] \(pci 12:1f\.3, channel 1 position 1\)/);
+  }, /drives\[1\] matches the same drive as drives\[0\] \(IDE, pci 12:1f\.3, channel 1 position 1\)/);
+});
+
+test("every malformed version 2 drive entry is refused with its field and offset", () => {
+  const refused2 = (mutate: (b: Buffer) => void, re: RegExp) => refused(mutate, re, true, expectedSampleBytes());
+  const D0 = 160,
+    D1 = 208,
+    D2 = 256,
+    D3 = 304;
+  refused2((b) => void (b[D0] = 0x2b), /drives\[0\]\.match \(offset 160\) is 0x2b: unknown flag bits 0x20/);
+  refused2((b) => void (b[D0] = 0), /drives\[0\]\.match \(offset 160\) is 0: no criterion set/);
+  refused2((b) => void (b[D2 + 1] = 3), /drives\[2\]\.transport \(offset 257\) is 3, not a transport \(0 IDE, 1 AHCI, 2 NVMe\)/);
+  refused2((b) => void (b[D1 + 1] = 1), /drives\[1\]\.transport \(offset 209\) is 1, must be 0 without POLICY_MATCH_TRANSPORT/);
+  refused2((b) => void (b[D0] = 0x03), /drives\[0\]\.match \(offset 160\) has POLICY_MATCH_PORT without POLICY_MATCH_TRANSPORT/);
+  refused2((b) => void (b[D0 + 1] = 2), /drives\[0\]\.match \(offset 160\) has POLICY_MATCH_PORT with transport NVMe/);
+  refused2((b) => void (b[D0 + 4] = 2), /drives\[0\]\.port \(offset 164\) is 2: an IDE channel is 0 or 1/);
+  refused2((b) => void (b[D0 + 5] = 2), /drives\[0\]\.position \(offset 165\) is 2: an IDE position is 0 \(master\) or 1 \(slave\)/);
+  refused2((b) => void (b[D2 + 4] = 32), /drives\[2\]\.port \(offset 260\) is 32: an AHCI port is 0-31/);
+  refused2((b) => void (b[D2 + 5] = 1), /drives\[2\]\.position \(offset 261\) is 1, must be 0 for AHCI/);
+  refused2((b) => void (b[D1 + 4] = 1), /drives\[1\]\.port\/position \(offset 212\) must be 0 without POLICY_MATCH_PORT/);
+  refused2((b) => void (b[D1 + 3] = 8), /drives\[1\]\.pci_bus\/pci_devfn \(offset 210\) must be 0 without POLICY_MATCH_PCI/);
+  refused2((b) => void (b[D2] |= 0x10), /drives\[2\]\.match \(offset 256\) has POLICY_MATCH_NSID but the transport is not NVMe/);
+  refused2((b) => void b.writeUInt32LE(0, D3 + 16), /drives\[3\]\.nsid \(offset 320\) is 0x0: not a namespace id \(1\.\.0xfffffffe\)/);
+  refused2((b) => void b.writeUInt32LE(0xffffffff, D3 + 16), /drives\[3\]\.nsid \(offset 320\) is 0xffffffff: not a namespace id/);
+  refused2((b) => void b.writeUInt32LE(9, D2 + 16), /drives\[2\]\.nsid \(offset 272\) is 9, must be 0 without POLICY_MATCH_NSID/);
+  refused2((b) => void (b[D2 + 30] = 0x41), /drives\[2\]\.serial \(offset 280\) must be zero without POLICY_MATCH_SERIAL/);
+  refused2((b) => void (b[D1 + 25] = 0x07), /drives\[1\]\.serial \(offset 232\) holds bytes that are not printable ASCII/);
+  refused2(
+    (b) => void b.writeUInt32LE(0, D0 + 20),
+    /drives\[0\]\.block_size \(offset 180\) is 0: a version 2 entry states the drive's logical block size/,
+  );
+  for (const n of [256, 513, 768, 3072, 8192]) {
+    refused2(
+      (b) => void b.writeUInt32LE(n, D0 + 20),
+      new RegExp(`drives\\[0\\]\\.block_size \\(offset 180\\) is ${n} is not a power of two in 512\\.\\.4096`),
+    );
+  }
+  refused2((b) => void (b[D0 + 6] = 3), /drives\[0\]\.default_action \(offset 166\) is 3, not an action/);
+  refused2((b) => void b.writeUInt16LE(2, D0 + 8), /drives\[0\]\.default_key \(offset 168\) is 2 but the record has 2 keys/);
+  refused2((b) => void b.writeUInt16LE(0, D1 + 12), /drives\[1\]\.first_range \(offset 218\) is 2, must be 0 when nranges is 0/);
+  refused2((b) => void (b[D0 + 7] = 1), /drives\[0\]\.reserved0 \(offset 167\) is not zero/);
+  refused2((b) => void (b[D0 + 15] = 1), /drives\[0\]\.reserved1 \(offset 175\) is not zero/);
+  refused2((b) => void (b[D3 + 46] = 1), /drives\[3\]\.reserved2 \(offset 350\) is not zero/);
+  refused2((b) => {
+    // drive 3 becomes a copy of drive 2's criteria
+    b.copy(b, D3, D2, D2 + 6);
+    b.fill(0, D3 + 16, D3 + 20);
+    b.fill(0, D3 + 24, D3 + 44);
+  }, /drives\[3\] matches the same drive as drives\[2\] \(AHCI, pci 00:1f\.2, port 5\)/);
 });
 
 test("encodePolicy refuses what the record cannot hold", () => {
@@ -347,6 +523,7 @@ test("the example policy compiles (with keys made for it) to what it says", asyn
     { firstLba: 0n, count: 2048n, action: "deny", key: 0 },
     { firstLba: 0x100000n, count: 0x100000n, action: "plain", key: 0 },
   ]);
+  assert.deepEqual(p.drives[2], { match: { ahciPort: 2 }, defaultAction: "deny", defaultKey: 0, ranges: [] });
 });
 
 test("schema errors name the file, line, column and field path", async () => {
@@ -508,9 +685,10 @@ test("CLI: keygen, policy --whole-disk, show, --check; files 0600; keys never pr
   assert.ok(rec.equals(encodePolicy(wholeDiskPolicy(k))));
   r = await cli(["policy", "show", "policy.bin"], dir);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /Parapet policy record v1, 144 bytes, crc32 0x[0-9a-f]{8} \(valid\)/);
+  assert.match(r.stdout, /Parapet policy record v2, 192 bytes, crc32 0x[0-9a-f]{8} \(valid\)/);
   assert.match(r.stdout, /key 0: XTS-AES-256, fingerprint [0-9a-f]{16}/);
   assert.match(r.stdout, /drive 0: any IDE controller, primary channel, master \(channel 0 position 0\)\n    every sector: encrypt with key 0/);
+  assert.match(r.stdout, /drive 1: any AHCI controller, port 0\n    every sector: encrypt with key 0/);
   const hex = k.toString("hex");
   for (const out of [r.stdout, r.stderr]) {
     for (let i = 0; i + 16 <= hex.length; i += 16) assert.ok(!out.includes(hex.slice(i, i + 16)), "key bytes printed");
@@ -619,4 +797,149 @@ test("run --policy: the record goes to QEMU as a Multiboot module (-initrd) besi
   assert.equal(args[k + 1], HYPERVISOR);
   assert.equal(args[args.indexOf("-initrd") + 1], `${rec},${rec}`);
   assert.throws(() => qemuArgs({ modules: [join(dir, "missing.bin")] }, join(dir, "hv.log")), /module .*missing\.bin does not exist/);
+});
+
+test("CLI: --whole-disk narrowed by --transport, --port, --channel, --serial; conflicting options refused", async () => {
+  const dir = tmp();
+  writeKey(dir, "disk.key", K0);
+  const drives = async (...args: string[]) => {
+    const r = await cli(["policy", "--whole-disk", "--key", "disk.key", "-q", "-o", "w.bin", ...args], dir);
+    assert.equal(r.code, 0, r.stderr);
+    return decodePolicy(readFileSync(join(dir, "w.bin"))).drives.map((d) => d.match);
+  };
+  assert.deepEqual(await drives(), [{ port: { channel: 0, position: 0 } }, { ahciPort: 0 }]);
+  assert.deepEqual(await drives("--transport", "ide"), [{ port: { channel: 0, position: 0 } }]);
+  assert.deepEqual(await drives("--transport", "ahci"), [{ ahciPort: 0 }]);
+  assert.deepEqual(await drives("--port", "7"), [{ ahciPort: 7 }]);
+  assert.deepEqual(await drives("--transport", "ahci", "--port", "31", "--pci", "00:1f.2"), [{ pci: { bus: 0, dev: 0x1f, fn: 2 }, ahciPort: 31 }]);
+  assert.deepEqual(await drives("--channel", "1"), [{ port: { channel: 1, position: 0 } }]);
+  assert.deepEqual(await drives("--serial", "QM00001"), [{ serial: "QM00001" }]);
+  assert.deepEqual(await drives("--serial", "QM00001", "--transport", "ahci"), [{ transport: "ahci", serial: "QM00001" }]);
+  for (const [args, re] of [
+    [["--port", "1", "--channel", "0"], /--port names an AHCI port; --channel and --position an IDE drive/],
+    [["--transport", "ahci", "--position", "1"], /--channel and --position name an IDE drive; with --transport ahci give --port/],
+    [["--transport", "ide", "--port", "1"], /--port names an AHCI port; with --transport ide give --channel and --position/],
+    [["--port", "32"], /option '--port <n>' argument '32' is invalid\. expected an integer 0\.\.31/],
+    [["--transport", "nvme"], /option '--transport <kind>' argument 'nvme' is invalid/],
+  ] as const) {
+    const r = await cli(["policy", "--whole-disk", "--key", "disk.key", "-o", "x.bin", ...args], dir);
+    assert.equal(r.code, 1, args.join(" "));
+    assert.match(r.stderr, re);
+  }
+  const r = await cli(["policy", "--port", "1", "p.yaml"], dir);
+  assert.match(r.stderr, /--port goes with --whole-disk/);
+});
+
+test("CLI: policy show decodes a version 1 record (written before version 2) and checks it", async () => {
+  const dir = tmp();
+  writeFileSync(join(dir, "old.bin"), v1SampleBytes(), { mode: 0o600 });
+  let r = await cli(["policy", "show", "old.bin"], dir);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^old\.bin: Parapet policy record v1, 328 bytes, crc32 0x[0-9a-f]{8} \(valid\)$/m);
+  assert.match(
+    r.stdout,
+    /drive 0: IDE controller at PCI 12:1f\.3, secondary channel, slave \(channel 1 position 1\)\n    every other sector: encrypt with key 1/,
+  );
+  assert.match(r.stdout, /drive 1: any IDE controller, serial number 'QM00002'/);
+  r = await cli(["policy", "show", "--json", "old.bin"], dir);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.version, 1);
+  assert.deepEqual(j.drives[1].match, { transport: "ide", serial: "QM00002" });
+  const bad = v1SampleBytes();
+  bad[160 + 3] = 2; // v1 channel
+  bad.writeUInt32LE(recordCrc(bad), 24);
+  writeFileSync(join(dir, "bad.bin"), bad, { mode: 0o600 });
+  r = await cli(["policy", "show", "bad.bin"], dir);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /drives\[0\]\.channel \(offset 163\) is 2, must be 0 or 1/);
+});
+
+test("the policy file names AHCI drives (transport: ahci, port), NVMe namespaces, and block sizes", async () => {
+  const dir = tmp();
+  writeKey(dir, "a.key", K0);
+  const c = await compilePolicyText(
+    [
+      "version: 1",
+      "keys: {a: a.key}",
+      "drives:",
+      "  - {match: {transport: ahci, port: 0}, default: encrypt, key: a}",
+      '  - {match: {transport: ahci, port: 2, pci: "00:1f.2"}, default: deny}',
+      '  - {match: {transport: ahci, serial: "QM00005"}, default: plain}',
+      "  - {match: {transport: ide}, default: plain}",
+      "  - {match: {transport: nvme, nsid: 1}, block_size: 4096, default: deny}",
+      "  - {match: {channel: 0, position: 0}, block_size: 512, default: encrypt, key: a}",
+      '  - {match: {serial: "ANY"}, default: plain}',
+    ].join("\n"),
+    "p.yaml",
+    dir,
+  );
+  assert.deepEqual(
+    c.policy.drives.map((d) => [d.match, d.blockSize]),
+    [
+      [{ ahciPort: 0 }, undefined],
+      [{ pci: { bus: 0, dev: 0x1f, fn: 2 }, ahciPort: 2 }, undefined],
+      [{ transport: "ahci", serial: "QM00005" }, undefined],
+      [{ transport: "ide" }, undefined],
+      [{ nsid: 1 }, 4096],
+      [{ port: { channel: 0, position: 0 } }, undefined],
+      [{ serial: "ANY" }, undefined],
+    ],
+  );
+  assert.deepEqual(c.warnings, [
+    "p.yaml: drives[4].block_size: 4096: Parapet protects only drives of 512-byte logical blocks today; a drive this entry names is denied entirely",
+  ]);
+  const p = decodePolicy(encodePolicy(c.policy));
+  assert.deepEqual(
+    p.drives.map((d) => d.match),
+    c.policy.drives.map((d) => d.match),
+  );
+  assert.equal(p.drives[4].blockSize, 4096);
+});
+
+test("policy file errors for AHCI, NVMe and block sizes name the field", async () => {
+  // the schema: types and ranges
+  assert.deepEqual(
+    await fileErrors(
+      [
+        "version: 1",
+        "drives:",
+        "  - {match: {transport: ahci, port: 3}, default: plain}",
+        "  - {match: {transport: ahci, port: 32}, default: plain}",
+        "  - {match: {transport: ahci, port: 5}, default: plain}",
+        "  - {match: {transport: sata}, default: plain}",
+        "  - {match: {transport: ahci, port: 6}, default: plain}",
+        "  - {match: {transport: ahci, port: 7}, default: plain}",
+        "  - {match: {transport: nvme, nsid: 0}, default: plain}",
+        "  - {match: {transport: ahci, port: 8}, block_size: 1000, default: plain}",
+      ].join("\n"),
+    ),
+    [
+      "p.yaml:4:37: drives[1].match.port: must be an AHCI port number, 0 to 31",
+      "p.yaml:6:25: drives[3].match.transport: must be ide, ahci or nvme",
+      "p.yaml:9:37: drives[6].match.nsid: must be an NVMe namespace id, 1 to 4294967294",
+      "p.yaml:10:53: drives[7].block_size: must be 512, 1024, 2048 or 4096 (the drive's logical block size in bytes)",
+    ],
+  );
+  // the meaning: which transport a criterion belongs to, duplicates
+  assert.deepEqual(
+    await fileErrors(
+      [
+        "version: 1",
+        "drives:",
+        "  - {match: {port: 1}, default: plain}",
+        "  - {match: {transport: ahci, channel: 0, position: 0}, default: plain}",
+        "  - {match: {transport: ide, port: 1}, default: plain}",
+        "  - {match: {nsid: 1}, default: plain}",
+        "  - {match: {transport: ahci, port: 4}, default: plain}",
+        "  - {match: {transport: ahci, port: 4}, default: deny}",
+      ].join("\n"),
+    ),
+    [
+      "p.yaml:3:20: drives[0].match.port: is an AHCI port: give transport: ahci with it (an IDE drive is named by channel and position)",
+      "p.yaml:4:25: drives[1].match.transport: is ahci, but channel and position name an IDE drive (an AHCI drive is named by port, an NVMe one by nsid)",
+      "p.yaml:5:36: drives[2].match.port: is an AHCI port, but transport is ide",
+      "p.yaml:6:20: drives[3].match.nsid: is an NVMe namespace: give transport: nvme with it",
+      "p.yaml:8:13: drives[5].match: matches the same drive as drives[4]",
+    ],
+  );
 });

@@ -10,10 +10,11 @@
 #include "mm/memmap.h"
 
 struct policy {
+	unsigned version; /* the record's: 1 or 2 */
 	unsigned nkeys, ndrives, nranges;
 	unsigned flags; /* POLICY_FLAG_* from the header */
 	u8 keys[POLICY_MAX_KEYS][64];
-	struct policy_drive drives[POLICY_MAX_DRIVES];
+	struct policy_drive drives[POLICY_MAX_DRIVES]; /* version 2 entries, whatever the record's version */
 	struct policy_range ranges[POLICY_MAX_RANGES];
 };
 
@@ -21,8 +22,10 @@ struct policy {
 bool policy_is_record(const void *data, size_t len);
 
 /*
- * Validate the record and copy it into *out. Returns NULL, or a message naming the first
- * problem (never containing key bytes). *out is zeroed on failure.
+ * Validate the record (version 1 or 2) and copy it into *out, its drive entries in the version
+ * 2 form (a version 1 entry becomes transport IDE, channel as port, block size 512, fields its
+ * flags do not use zeroed). Returns NULL, or a message naming the first problem (never
+ * containing key bytes). *out is zeroed on failure.
  */
 const char *policy_parse(const void *data, size_t len, struct policy *out);
 

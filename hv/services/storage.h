@@ -8,13 +8,19 @@
 
 #include "handoff/policy.h"
 
-#define SECTOR_SIZE 512u
+#define SECTOR_SIZE 512u /* the unit of every LBA below; only 512-byte logical blocks are supported */
+
+enum storage_transport { STORAGE_IDE = 0, STORAGE_AHCI = 1, STORAGE_NVME = 2 };
 
 /* How a driver names a drive when it asks for its policy. */
 struct storage_id {
-	u8 bus, devfn;        /* the controller's PCI address (segment 0) */
-	u8 channel, position; /* 0/1: primary/secondary, master/slave */
-	char serial[20];      /* IDENTIFY words 10-19 in reading order */
+	u8 transport;    /* enum storage_transport */
+	u8 bus, devfn;   /* the controller's PCI address (segment 0) */
+	u8 port;         /* IDE: channel 0/1; AHCI: port 0-31; NVMe: 0 */
+	u8 position;     /* IDE: 0 master, 1 slave; otherwise 0 */
+	u32 nsid;        /* NVMe namespace id; 0 otherwise */
+	u32 block_size;  /* the drive's logical block size in bytes */
+	char serial[20]; /* IDENTIFY words 10-19 (ATA), or the NVMe serial, in reading order */
 };
 
 struct storage_drive;
@@ -26,8 +32,17 @@ bool storage_active(void);
 void storage_wipe(void);
 bool storage_has_keys(void);
 
-/* The policy entry naming this drive, or NULL: a drive no entry names passes untouched. */
+/*
+ * The policy for this drive: the first entry whose criteria all match it. NULL when no entry
+ * names the drive: it passes untouched. When the entry names it but its block size is not the
+ * drive's, or the drive's is not 512 bytes (the only size supported), the drive is still bound,
+ * with every sector denied (storage_denies_all): a drive the policy names never passes
+ * unmediated. The driver must then refuse every command that reads or writes it.
+ */
 const struct storage_drive *storage_bind(const struct storage_id *id);
+
+/* True for the binding of a named drive whose block size does not fit (see storage_bind). */
+bool storage_denies_all(const struct storage_drive *d);
 
 /* True when no sector of [lba, lba + count) is denied and the range does not wrap. */
 bool storage_allowed(const struct storage_drive *d, u64 lba, u64 count);

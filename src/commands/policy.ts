@@ -1,7 +1,7 @@
 // `parapet policy`: compile a storage policy (keys + per-drive sector rules) into the binary
 // record the hypervisor reads (hv/handoff/policy_record.h), check one, or show one.
 import { Option, type Command } from "@commander-js/extra-typings";
-import { bit, checked, shown } from "../lib/cliopts.ts";
+import { bit, checked, integer, shown } from "../lib/cliopts.ts";
 import { readRecord, writeRecord } from "../lib/recordfile.ts";
 import { compilePolicyFile, PolicyFileError } from "../lib/policyfile.ts";
 import {
@@ -10,6 +10,7 @@ import {
   formatPolicy,
   parsePci,
   policyToJson,
+  recordVersion,
   serialProblem,
   type DriveMatch,
   type Policy,
@@ -36,7 +37,7 @@ function declarePolicy(program: Command) {
     .description(
       "Compile a storage policy into the binary record Parapet reads at boot (a Multiboot module: " +
         "parapet run --policy FILE). Either the common case, --whole-disk --key K: every sector of the boot " +
-        "disk (master drive on the primary channel of any IDE controller) encrypted with key K; or a policy " +
+        "disk (the IDE primary master or AHCI port 0, whichever the machine has) encrypted with key K; or a policy " +
         "file (YAML or JSON, docs/policy.md) naming key files and, per drive, a default action and LBA ranges " +
         "(plain, encrypt with a key, deny). The record holds the keys: it is written with mode 0600, and no " +
         "key is ever printed. A record that carries keys is refused on a machine without a usable IOMMU " +
@@ -48,10 +49,21 @@ function declarePolicy(program: Command) {
     .addOption(new Option("--check", "validate the policy file and its key files only; write nothing").conflicts("wholeDisk"))
     .option("--whole-disk", "the common policy: every sector of one drive encrypted with --key")
     .option("--key <file>", "with --whole-disk: the 64-byte key file (parapet keygen)")
+    .addOption(
+      new Option("--transport <kind>", "with --whole-disk: only the drive on this transport (default: IDE and AHCI both)").choices([
+        "ide",
+        "ahci",
+      ] as const),
+    )
+    .option("--port <n>", "with --whole-disk: AHCI port 0-31 (default 0; implies --transport ahci)", integer(0, 31))
     .option("--channel <n>", "with --whole-disk: IDE channel, 0/primary or 1/secondary (default 0)", bit(["primary", "secondary"]))
     .option("--position <n>", "with --whole-disk: drive on the channel, 0/master or 1/slave (default 0)", bit(["master", "slave"]))
-    .option("--serial <text>", "with --whole-disk: also (or only) match the drive's IDENTIFY serial number", checked(serial))
-    .option("--pci <BB:DD.F>", "with --whole-disk: only the IDE controller at this PCI address (hex)", checked(parsePci))
+    .option(
+      "--serial <text>",
+      "with --whole-disk: also (or only) match the drive's serial number (as ATA IDENTIFY or NVMe reports it)",
+      checked(serial),
+    )
+    .option("--pci <BB:DD.F>", "with --whole-disk: only the controller at this PCI address (hex)", checked(parsePci))
     .option(
       "--allow-no-iommu",
       "let Parapet use the record's keys on a machine without a usable IOMMU, where any " +
@@ -61,11 +73,14 @@ function declarePolicy(program: Command) {
     .option("-q, --quiet", "print only warnings and errors")
     .addHelpText(
       "after",
-      "\nWith --whole-disk, the drive is matched by channel/position (default: 0/0, the boot disk) unless only\n" +
-        "--serial and/or --pci are given; then by those alone.\n" +
+      "\nWith --whole-disk the record names the boot disk twice, the IDE primary master (channel 0 position 0)\n" +
+        "and AHCI port 0, both with the same key: a machine boots from one of them. --transport, --channel,\n" +
+        "--position and --port narrow it to one transport; given only --serial and/or --pci (and perhaps\n" +
+        "--transport), the drive is matched by those alone.\n" +
         "Examples:\n" +
         "  parapet policy --whole-disk --key disk.key -o policy.bin\n" +
         "  parapet policy --whole-disk --key data.key --channel 0 --position 1 -o data.bin\n" +
+        "  parapet policy --whole-disk --key data.key --transport ahci --port 2 -o data.bin\n" +
         "  parapet policy --whole-disk --key disk.key --allow-no-iommu -o policy.bin   # also on a machine without an IOMMU\n" +
         "  parapet policy examples/policy.yaml -o policy.bin\n" +
         "  parapet policy --check examples/policy.yaml\n" +
@@ -78,15 +93,36 @@ function declarePolicy(program: Command) {
 type PolicyCommand = ReturnType<typeof declarePolicy>;
 type PolicyOptions = ReturnType<PolicyCommand["opts"]>;
 
-/** The drive that --whole-disk names: the boot disk unless told otherwise. */
-function wholeDiskMatch(o: PolicyOptions): DriveMatch {
-  const m: DriveMatch = {};
-  if (o.pci !== undefined) m.pci = o.pci;
-  if (o.serial !== undefined) m.serial = o.serial;
-  if (o.channel !== undefined || o.position !== undefined || (o.pci === undefined && o.serial === undefined)) {
-    m.port = { channel: o.channel ?? 0, position: o.position ?? 0 };
-  }
-  return m;
+/**
+ * The drives that --whole-disk names: the boot disk on IDE and on AHCI unless told otherwise.
+ * The port criteria default to the boot disk's only when no --serial or --pci names the drive.
+ */
+function wholeDiskMatch(o: PolicyOptions, cmd: PolicyCommand): DriveMatch[] {
+  const ideOpts = o.channel !== undefined || o.position !== undefined;
+  const ahciOpts = o.port !== undefined;
+  if (ideOpts && ahciOpts) cmd.error("--port names an AHCI port; --channel and --position an IDE drive: give one or the other");
+  if (ideOpts && o.transport === "ahci") cmd.error("--channel and --position name an IDE drive; with --transport ahci give --port");
+  if (ahciOpts && o.transport === "ide") cmd.error("--port names an AHCI port; with --transport ide give --channel and --position");
+  const common: DriveMatch = {};
+  if (o.pci !== undefined) common.pci = o.pci;
+  if (o.serial !== undefined) common.serial = o.serial;
+  const named = o.pci !== undefined || o.serial !== undefined;
+  const transports = o.transport
+    ? [o.transport]
+    : ideOpts
+      ? ["ide" as const]
+      : ahciOpts
+        ? ["ahci" as const]
+        : named
+          ? []
+          : ["ide" as const, "ahci" as const];
+  if (!transports.length) return [common];
+  return transports.map((t): DriveMatch => {
+    if (t === "ide") {
+      return ideOpts || !named ? { ...common, port: { channel: o.channel ?? 0, position: o.position ?? 0 } } : { ...common, transport: "ide" };
+    }
+    return ahciOpts || !named ? { ...common, ahciPort: o.port ?? 0 } : { ...common, transport: "ahci" };
+  });
 }
 
 /** The policy a file compiles to, warnings printed; undefined (exit status 1) when it has errors. */
@@ -112,10 +148,10 @@ async function compile(file: string | undefined, o: PolicyOptions, cmd: PolicyCo
   if (o.wholeDisk) {
     if (file !== undefined) cmd.error("give either --whole-disk or a policy file, not both");
     if (!o.key) cmd.error("--whole-disk needs --key FILE (make one with: parapet keygen -o disk.key)");
-    compiled = wholeDiskPolicy(await readKeyFile(o.key), wholeDiskMatch(o), o.allowNoIommu === true);
+    compiled = wholeDiskPolicy(await readKeyFile(o.key), wholeDiskMatch(o, cmd), o.allowNoIommu === true);
   } else {
     if (file === undefined) cmd.error("give a policy file, or --whole-disk --key FILE (see parapet policy --help)");
-    for (const opt of ["key", "channel", "position", "serial", "pci"] as const) {
+    for (const opt of ["key", "transport", "port", "channel", "position", "serial", "pci"] as const) {
       if (o[opt] !== undefined) cmd.error(`--${opt} goes with --whole-disk; a policy file names its drives and keys itself`);
     }
     const c = await compileFile(file, o);
@@ -157,9 +193,11 @@ export function registerPolicy(program: Command): void {
         return;
       }
       if (o.json) {
-        process.stdout.write(JSON.stringify(policyToJson(r.policy), null, 2) + "\n");
+        process.stdout.write(JSON.stringify(policyToJson(r.policy, recordVersion(r.bytes)), null, 2) + "\n");
         return;
       }
-      process.stdout.write(`${path}: ` + formatPolicy(r.policy, { size: r.bytes.length, crc: r.bytes.readUInt32LE(24) }));
+      process.stdout.write(
+        `${path}: ` + formatPolicy(r.policy, { size: r.bytes.length, crc: r.bytes.readUInt32LE(24), version: recordVersion(r.bytes) }),
+      );
     });
 }

@@ -7,6 +7,9 @@ import { dirname, resolve } from "node:path";
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from "yaml";
 import { z } from "zod";
 import {
+  AHCI_PORTS,
+  DEFAULT_BLOCK_SIZE,
+  matchKey,
   POLICY_MAX_DRIVES,
   POLICY_MAX_KEYS,
   POLICY_MAX_RANGES,
@@ -68,15 +71,33 @@ const RangeSchema = z.strictObject({
 });
 
 const MatchSchema = z.strictObject({
+  transport: z.enum(["ide", "ahci", "nvme"], { error: "must be ide, ahci or nvme" }).optional(),
   pci: z.string({ error: 'must be a PCI address "BB:DD.F" (a string)' }).optional(),
   channel: z.union([z.literal(0), z.literal(1), z.enum(["primary", "secondary"])], { error: "must be 0, 1, primary or secondary" }).optional(),
   position: z.union([z.literal(0), z.literal(1), z.enum(["master", "slave"])], { error: "must be 0, 1, master or slave" }).optional(),
+  port: z
+    .number({ error: `must be an AHCI port number, 0 to ${AHCI_PORTS - 1}` })
+    .int({ error: `must be an AHCI port number, 0 to ${AHCI_PORTS - 1}` })
+    .min(0, { error: `must be an AHCI port number, 0 to ${AHCI_PORTS - 1}` })
+    .max(AHCI_PORTS - 1, { error: `must be an AHCI port number, 0 to ${AHCI_PORTS - 1}` })
+    .optional(),
+  nsid: z
+    .number({ error: "must be an NVMe namespace id, 1 to 4294967294" })
+    .int({ error: "must be an NVMe namespace id, 1 to 4294967294" })
+    .min(1, { error: "must be an NVMe namespace id, 1 to 4294967294" })
+    .max(0xfffffffe, { error: "must be an NVMe namespace id, 1 to 4294967294" })
+    .optional(),
   serial: z.string({ error: "must be a string (quote it)" }).optional(),
 });
 
 const DriveSchema = z.strictObject({
   name: z.string({ error: "must be a string" }).optional(),
   match: MatchSchema,
+  block_size: z
+    .union([z.literal(512), z.literal(1024), z.literal(2048), z.literal(4096)], {
+      error: "must be 512, 1024, 2048 or 4096 (the drive's logical block size in bytes)",
+    })
+    .optional(),
   default: ActionSchema,
   key: KeyRef.optional(),
   ranges: z.array(RangeSchema, { error: "must be a list of ranges" }).optional(),
@@ -284,32 +305,53 @@ interface RangeEntry {
   idx: number;
 }
 
-/** The drive a match names: a PCI address, a port (channel and position together), a serial. */
+/**
+ * The drive a match names: a transport; a PCI address; a port (IDE: channel and position
+ * together; AHCI: port, with transport: ahci); an NVMe namespace (nsid, with transport: nvme);
+ * a serial number.
+ */
 function driveMatch(m: DriveShape["match"], dp: Path, at: At): DriveMatch {
   const match: DriveMatch = {};
+  const mp: Path = [...dp, "match"];
+  const t = m.transport;
   if (m.pci !== undefined) {
     try {
       match.pci = parsePci(m.pci);
     } catch (e) {
-      at([...dp, "match", "pci"], (e as Error).message);
+      at([...mp, "pci"], (e as Error).message);
     }
   }
-  if ((m.channel === undefined) !== (m.position === undefined)) {
+  const ide = m.channel !== undefined || m.position !== undefined;
+  if (ide && t !== undefined && t !== "ide") {
+    at([...mp, "transport"], `is ${t}, but channel and position name an IDE drive (an AHCI drive is named by port, an NVMe one by nsid)`);
+  } else if ((m.channel === undefined) !== (m.position === undefined)) {
     const [missing, given] = m.channel === undefined ? ["channel", "position"] : ["position", "channel"];
-    at([...dp, "match"], `is required with ${given} (a drive's port is its channel and its position)`, missing);
+    at(mp, `is required with ${given} (a drive's port is its channel and its position)`, missing);
   } else if (m.channel !== undefined && m.position !== undefined) {
     match.port = {
       channel: m.channel === "primary" ? 0 : m.channel === "secondary" ? 1 : m.channel,
       position: m.position === "master" ? 0 : m.position === "slave" ? 1 : m.position,
     };
   }
+  if (m.port !== undefined) {
+    if (t === undefined) at([...mp, "port"], "is an AHCI port: give transport: ahci with it (an IDE drive is named by channel and position)");
+    else if (t !== "ahci") at([...mp, "port"], `is an AHCI port, but transport is ${t}`);
+    else if (!ide) match.ahciPort = m.port;
+  }
+  if (m.nsid !== undefined) {
+    if (t !== "nvme") at([...mp, "nsid"], `is an NVMe namespace: give transport: nvme with it${t ? ` (transport is ${t})` : ""}`);
+    else match.nsid = m.nsid;
+  }
+  if (t !== undefined && !match.port && match.ahciPort === undefined && match.nsid === undefined && !ide && m.port === undefined) {
+    match.transport = t;
+  }
   if (m.serial !== undefined) {
     const why = serialProblem(m.serial);
-    if (why) at([...dp, "match", "serial"], why);
+    if (why) at([...mp, "serial"], why);
     else match.serial = m.serial;
   }
-  if (m.pci === undefined && m.channel === undefined && m.position === undefined && m.serial === undefined) {
-    at([...dp, "match"], "names no drive: give pci, channel and position, and/or serial");
+  if ([m.transport, m.pci, m.channel, m.position, m.port, m.nsid, m.serial].every((v) => v === undefined)) {
+    at(mp, "names no drive: give transport, pci, channel and position (IDE), port (AHCI), nsid (NVMe), and/or serial");
   }
   return match;
 }
@@ -380,7 +422,7 @@ function compileDrives(f: FileShape, at: At, errors: string[], keyFor: KeyCheck)
     const dp: Path = ["drives", di];
     const errorsBefore = errors.length;
     const match = driveMatch(d.match, dp, at);
-    const mk = JSON.stringify([match.pci ?? null, match.port ?? null, match.serial ?? null]);
+    const mk = matchKey(match);
     const prev = seenMatch.get(mk);
     if (errors.length > errorsBefore) {
       // a match with errors cannot be compared
@@ -390,7 +432,8 @@ function compileDrives(f: FileShape, at: At, errors: string[], keyFor: KeyCheck)
     keyFor(dp, d.default, d.key, "default");
     const ranges = driveRanges(d, dp, at, keyFor);
     totalRanges += (d.ranges ?? []).length;
-    drives.push({ d: { match, defaultAction: d.default }, defaultKey: d.key, ranges });
+    const blockSize = d.block_size ?? DEFAULT_BLOCK_SIZE;
+    drives.push({ d: { match, ...(blockSize !== DEFAULT_BLOCK_SIZE && { blockSize }), defaultAction: d.default }, defaultKey: d.key, ranges });
   });
   if (totalRanges > POLICY_MAX_RANGES) at(["drives"], `${totalRanges} ranges in all, at most ${POLICY_MAX_RANGES}`);
   return drives;
@@ -407,6 +450,14 @@ async function compileChecked(f: FileShape, baseDir: string, at: At, shownName: 
   // Only keys that something uses go into the record, in the order the file defines them.
   const keyNames = defined.filter((n) => used.has(n));
   for (const n of defined) if (!used.has(n)) warnings.push(`${shownName}: keys.${n}: defined but not used; it is left out of the record`);
+  f.drives.forEach((d, di) => {
+    if (d.block_size !== undefined && d.block_size !== DEFAULT_BLOCK_SIZE) {
+      warnings.push(
+        `${shownName}: drives[${di}].block_size: ${d.block_size}: Parapet protects only drives of 512-byte logical blocks today; ` +
+          "a drive this entry names is denied entirely",
+      );
+    }
+  });
   const index = (name: string | undefined) => (name === undefined ? 0 : keyNames.indexOf(name));
   if (f.allow_no_iommu && keyNames.length === 0) {
     warnings.push(`${shownName}: allow_no_iommu: has no effect, the record carries no keys`);

@@ -1,10 +1,14 @@
-// The binary storage policy record (version 1) that carries keys and per-drive sector policy
-// to the hypervisor as a Multiboot module. hv/handoff/policy_record.h is the contract; this
-// file encodes and decodes exactly that layout and checks everything on the way in.
+// The binary storage policy record that carries keys and per-drive sector policy to the
+// hypervisor as a Multiboot module. hv/handoff/policy_record.h is the contract; this file
+// encodes exactly that layout (version 2: drives on any transport), decodes versions 2 and 1
+// (IDE drives only), and checks everything on the way in.
 import { keyFingerprint, keyProblem, KEY_BYTES } from "./xts.ts";
 
 export const POLICY_MAGIC = "PARAPOL1";
-export const POLICY_VERSION = 1;
+/** The version written. */
+export const POLICY_VERSION = 2;
+/** Still decoded: drive entries name IDE drives only, 512-byte blocks implied. */
+export const POLICY_VERSION_1 = 1;
 export const POLICY_MAX_SIZE = 64 * 1024;
 export const POLICY_MAX_KEYS = 16;
 export const POLICY_MAX_DRIVES = 16;
@@ -19,7 +23,23 @@ export const SERIAL_BYTES = 20;
 export const MATCH_PCI = 0x01;
 export const MATCH_PORT = 0x02;
 export const MATCH_SERIAL = 0x04;
-const MATCH_ALL = MATCH_PCI | MATCH_PORT | MATCH_SERIAL;
+/** Version 2 only. */
+export const MATCH_TRANSPORT = 0x08;
+/** Version 2 only. */
+export const MATCH_NSID = 0x10;
+const MATCH_ALL_V1 = MATCH_PCI | MATCH_PORT | MATCH_SERIAL;
+const MATCH_ALL = MATCH_ALL_V1 | MATCH_TRANSPORT | MATCH_NSID;
+
+/** policy_drive.transport (enum storage_transport in hv/services/storage.h). */
+export const TRANSPORTS = ["ide", "ahci", "nvme"] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+export const TRANSPORT_CODE: Record<Transport, number> = { ide: 0, ahci: 1, nvme: 2 };
+const TRANSPORT_NAME: Record<Transport, string> = { ide: "IDE", ahci: "AHCI", nvme: "NVMe" };
+
+/** The logical block size a drive entry states when none is given; the only one Parapet supports today. */
+export const DEFAULT_BLOCK_SIZE = 512;
+export const BLOCK_SIZES = [512, 1024, 2048, 4096] as const;
+export const AHCI_PORTS = 32;
 
 /** header.flags (POLICY_FLAG_*): the keys may be used on a machine without a usable IOMMU. */
 export const FLAG_ALLOW_NO_IOMMU = 0x0001;
@@ -43,8 +63,27 @@ export const HDR = {
   crc32: 24,
   reserved1: 28,
 } as const;
-/** struct policy_drive field offsets. */
+/** struct policy_drive field offsets (version 2). */
 export const DRV = {
+  match: 0,
+  transport: 1,
+  pciBus: 2,
+  pciDevfn: 3,
+  port: 4,
+  position: 5,
+  defaultAction: 6,
+  reserved0: 7,
+  defaultKey: 8,
+  firstRange: 10,
+  nranges: 12,
+  reserved1: 14,
+  nsid: 16,
+  blockSize: 20,
+  serial: 24,
+  reserved2: 44,
+} as const;
+/** struct policy_drive_v1 field offsets (version 1). */
+export const DRV1 = {
   match: 0,
   pciBus: 1,
   pciDevfn: 2,
@@ -66,12 +105,31 @@ export interface PciAddress {
   fn: number;
 }
 
+/**
+ * Which drive an entry names; every criterion given must match. A port-like criterion implies
+ * its transport: `port` IDE, `ahciPort` AHCI, `nsid` NVMe; `transport` is then left out (decoding
+ * gives this canonical form), and is given only to name every drive of one transport.
+ */
 export interface DriveMatch {
+  /** Only drives behind this kind of controller. */
+  transport?: Transport;
   pci?: PciAddress;
-  /** channel 0 primary / 1 secondary, position 0 master / 1 slave */
+  /** IDE: channel 0 primary / 1 secondary, position 0 master / 1 slave */
   port?: { channel: number; position: number };
-  /** IDENTIFY serial number as read (up to 20 characters; stored space padded). */
+  /** AHCI: the SATA port, 0-31 */
+  ahciPort?: number;
+  /** NVMe: the namespace id, 1..0xfffffffe */
+  nsid?: number;
+  /** Serial number as read (ATA IDENTIFY or NVMe; up to 20 characters; stored space padded). */
   serial?: string;
+}
+
+/** The transport a match names: given, or implied by its port-like criterion. */
+export function matchTransport(m: DriveMatch): Transport | undefined {
+  if (m.port) return "ide";
+  if (m.ahciPort !== undefined) return "ahci";
+  if (m.nsid !== undefined) return "nvme";
+  return m.transport;
 }
 
 export interface PolicyRange {
@@ -84,6 +142,11 @@ export interface PolicyRange {
 
 export interface PolicyDrive {
   match: DriveMatch;
+  /**
+   * The drive's logical block size in bytes (default 512). A drive the entry names whose block
+   * size differs, or is not 512 (the only size Parapet supports today), is denied entirely.
+   */
+  blockSize?: number;
   defaultAction: Action;
   /** key index when defaultAction is encrypt, else 0 */
   defaultKey: number;
@@ -158,14 +221,68 @@ export function serialProblem(serial: string): string | undefined {
 
 function describeMatch(m: DriveMatch): string {
   const parts: string[] = [];
+  const t = matchTransport(m);
+  if (t) parts.push(TRANSPORT_NAME[t]);
   if (m.pci) parts.push(`pci ${formatPci(m.pci)}`);
   if (m.port) parts.push(`channel ${m.port.channel} position ${m.port.position}`);
+  if (m.ahciPort !== undefined) parts.push(`port ${m.ahciPort}`);
+  if (m.nsid !== undefined) parts.push(`namespace ${m.nsid}`);
   if (m.serial !== undefined) parts.push(`serial '${m.serial}'`);
   return parts.join(", ") || "(nothing)";
 }
 
-function matchKey(m: DriveMatch): string {
-  return JSON.stringify([m.pci ? formatPci(m.pci) : null, m.port ?? null, m.serial ?? null]);
+/** Two matches with the same key name the same drives. */
+export function matchKey(m: DriveMatch): string {
+  return JSON.stringify([
+    matchTransport(m) ?? null,
+    m.pci ? formatPci(m.pci) : null,
+    m.port ?? null,
+    m.ahciPort ?? null,
+    m.nsid ?? null,
+    m.serial ?? null,
+  ]);
+}
+
+/** Why a drive's match cannot be stored (each problem with its field under `at`). */
+function matchProblems(m: DriveMatch, at: string): string[] {
+  const errs: string[] = [];
+  const named = [m.port && "port (IDE)", m.ahciPort !== undefined && "ahciPort (AHCI)", m.nsid !== undefined && "nsid (NVMe)"].filter(
+    (x): x is string => typeof x === "string",
+  );
+  if (!m.pci && !m.port && m.serial === undefined && m.transport === undefined && !named.length) {
+    errs.push(`${at}.match: no criterion (transport, pci, port, namespace or serial)`);
+  }
+  if (named.length > 1) errs.push(`${at}.match: names a drive on two transports (${named.join(" and ")})`);
+  if (m.transport !== undefined && !(TRANSPORTS as readonly string[]).includes(m.transport)) {
+    errs.push(`${at}.match.transport: '${String(m.transport)}' is not ide, ahci or nvme`);
+  } else if (m.transport !== undefined && named.length === 1 && matchTransport(m) !== m.transport) {
+    errs.push(`${at}.match.transport: is ${m.transport}, but ${named[0]} names a drive of another transport`);
+  }
+  if (
+    m.pci &&
+    (m.pci.bus > 0xff || m.pci.dev > 0x1f || m.pci.fn > 7 || [m.pci.bus, m.pci.dev, m.pci.fn].some((v) => !Number.isInteger(v) || v < 0))
+  ) {
+    errs.push(`${at}.match.pci: not a PCI address`);
+  }
+  if (m.port && (![0, 1].includes(m.port.channel) || ![0, 1].includes(m.port.position))) {
+    errs.push(`${at}.match: channel and position must each be 0 or 1`);
+  }
+  if (m.ahciPort !== undefined && (!Number.isInteger(m.ahciPort) || m.ahciPort < 0 || m.ahciPort >= AHCI_PORTS)) {
+    errs.push(`${at}.match.ahciPort: ${m.ahciPort} is not an AHCI port (0-${AHCI_PORTS - 1})`);
+  }
+  if (m.nsid !== undefined && (!Number.isInteger(m.nsid) || m.nsid < 1 || m.nsid > 0xfffffffe)) {
+    errs.push(`${at}.match.nsid: ${m.nsid} is not an NVMe namespace id (1..4294967294)`);
+  }
+  if (m.serial !== undefined) {
+    const why = serialProblem(m.serial);
+    if (why) errs.push(`${at}.match.serial: ${why}`);
+  }
+  return errs;
+}
+
+/** Why a block size cannot be stored, or undefined. */
+export function blockSizeProblem(n: number): string | undefined {
+  return (BLOCK_SIZES as readonly number[]).includes(n) ? undefined : `${n} is not a power of two in 512..4096`;
 }
 
 /**
@@ -198,19 +315,10 @@ export function policyProblems(p: Policy): string[] {
   p.drives.forEach((d, di) => {
     const at = `drives[${di}]`;
     const m = d.match;
-    if (!m.pci && !m.port && m.serial === undefined) errs.push(`${at}.match: no criterion (pci, channel/position or serial)`);
-    if (
-      m.pci &&
-      (m.pci.bus > 0xff || m.pci.dev > 0x1f || m.pci.fn > 7 || [m.pci.bus, m.pci.dev, m.pci.fn].some((v) => !Number.isInteger(v) || v < 0))
-    ) {
-      errs.push(`${at}.match.pci: not a PCI address`);
-    }
-    if (m.port && (![0, 1].includes(m.port.channel) || ![0, 1].includes(m.port.position))) {
-      errs.push(`${at}.match: channel and position must each be 0 or 1`);
-    }
-    if (m.serial !== undefined) {
-      const why = serialProblem(m.serial);
-      if (why) errs.push(`${at}.match.serial: ${why}`);
+    errs.push(...matchProblems(m, at));
+    if (d.blockSize !== undefined) {
+      const why = blockSizeProblem(d.blockSize);
+      if (why) errs.push(`${at}.block_size: ${why}`);
     }
     const mk = matchKey(m);
     const dup = seen.get(mk);
@@ -262,15 +370,24 @@ export function encodePolicy(p: Policy): Buffer {
   let ri = 0;
   for (const d of p.drives) {
     const m = d.match;
-    b[off + DRV.match] = (m.pci ? MATCH_PCI : 0) | (m.port ? MATCH_PORT : 0) | (m.serial !== undefined ? MATCH_SERIAL : 0);
+    const t = matchTransport(m);
+    b[off + DRV.match] =
+      (m.pci ? MATCH_PCI : 0) |
+      (m.port || m.ahciPort !== undefined ? MATCH_PORT : 0) |
+      (m.serial !== undefined ? MATCH_SERIAL : 0) |
+      (t ? MATCH_TRANSPORT : 0) |
+      (m.nsid !== undefined ? MATCH_NSID : 0);
+    if (t) b[off + DRV.transport] = TRANSPORT_CODE[t];
     if (m.pci) {
       b[off + DRV.pciBus] = m.pci.bus;
       b[off + DRV.pciDevfn] = (m.pci.dev << 3) | m.pci.fn;
     }
     if (m.port) {
-      b[off + DRV.channel] = m.port.channel;
+      b[off + DRV.port] = m.port.channel;
       b[off + DRV.position] = m.port.position;
-    }
+    } else if (m.ahciPort !== undefined) b[off + DRV.port] = m.ahciPort;
+    if (m.nsid !== undefined) b.writeUInt32LE(m.nsid, off + DRV.nsid);
+    b.writeUInt32LE(d.blockSize ?? DEFAULT_BLOCK_SIZE, off + DRV.blockSize);
     b[off + DRV.defaultAction] = ACTION_CODE[d.defaultAction];
     b.writeUInt16LE(d.defaultKey, off + DRV.defaultKey);
     if (m.serial !== undefined) b.write(m.serial.padEnd(SERIAL_BYTES, " "), off + DRV.serial, SERIAL_BYTES, "latin1");
@@ -298,6 +415,7 @@ function fail(msg: string): never {
 }
 
 interface RecordHeader {
+  version: number;
   nkeys: number;
   ndrives: number;
   nranges: number;
@@ -314,7 +432,9 @@ function decodeHeader(b: Buffer): RecordHeader {
     );
   }
   const version = b.readUInt16LE(HDR.version);
-  if (version !== POLICY_VERSION) fail(`header.version (offset ${HDR.version}) is ${version}; this tool reads version ${POLICY_VERSION}`);
+  if (version !== POLICY_VERSION && version !== POLICY_VERSION_1) {
+    fail(`header.version (offset ${HDR.version}) is ${version}; this tool reads versions ${POLICY_VERSION_1} and ${POLICY_VERSION}`);
+  }
   const headerSize = b.readUInt16LE(HDR.headerSize);
   if (headerSize !== HEADER_SIZE) fail(`header.header_size (offset ${HDR.headerSize}) is ${headerSize}, expected ${HEADER_SIZE}`);
   const total = b.readUInt32LE(HDR.totalSize);
@@ -352,7 +472,7 @@ function decodeHeader(b: Buffer): RecordHeader {
   const r1 = b.readUInt32LE(HDR.reserved1);
   if (r1 !== 0) fail(`header.reserved1 (offset ${HDR.reserved1}) is ${hex(r1)}, must be 0`);
   if (ndrives === 0) fail("header.ndrives is 0: the record names no drive");
-  return { nkeys, ndrives, nranges, flags };
+  return { version, nkeys, ndrives, nranges, flags };
 }
 
 function actionOf(code: number, path: string, at: number): Action {
@@ -366,31 +486,88 @@ function checkKeyIndex(nkeys: number, action: Action, key: number, path: string,
   if (action !== "encrypt" && key !== 0) fail(`${path} (offset ${at}) is ${key}, must be 0 when the action is ${action}`);
 }
 
-/** A drive entry's match criteria at `off`; unused fields must be zero. */
-function decodeMatch(b: Buffer, off: number, at: string): DriveMatch {
-  const flags = b[off + DRV.match];
-  if (flags & ~MATCH_ALL) fail(`${at}.match (offset ${off + DRV.match}) is ${hex(flags, 2)}: unknown flag bits ${hex(flags & ~MATCH_ALL, 2)}`);
-  if (flags === 0) fail(`${at}.match (offset ${off + DRV.match}) is 0: no criterion set`);
-  const match: DriveMatch = {};
-  const bus = b[off + DRV.pciBus],
-    devfn = b[off + DRV.pciDevfn];
-  if (flags & MATCH_PCI) match.pci = { bus, dev: devfn >> 3, fn: devfn & 7 };
-  else if (bus || devfn) fail(`${at}.pci_bus/pci_devfn (offset ${off + DRV.pciBus}) must be 0 without POLICY_MATCH_PCI`);
-  const channel = b[off + DRV.channel],
-    position = b[off + DRV.position];
-  if (flags & MATCH_PORT) {
-    if (channel > 1) fail(`${at}.channel (offset ${off + DRV.channel}) is ${channel}, must be 0 or 1`);
-    if (position > 1) fail(`${at}.position (offset ${off + DRV.position}) is ${position}, must be 0 or 1`);
-    match.port = { channel, position };
-  } else if (channel || position) fail(`${at}.channel/position (offset ${off + DRV.channel}) must be 0 without POLICY_MATCH_PORT`);
-  const serial = b.subarray(off + DRV.serial, off + DRV.serial + SERIAL_BYTES);
-  if (flags & MATCH_SERIAL) {
+/** The serial field at `at` (offset `o`): printable when the match uses it, zero otherwise. */
+function decodeSerial(b: Buffer, o: number, used: boolean, at: string, flag: string): string | undefined {
+  const serial = b.subarray(o, o + SERIAL_BYTES);
+  if (used) {
     const text = serial.toString("latin1");
-    if (!/^[\x20-\x7e]{20}$/.test(text)) fail(`${at}.serial (offset ${off + DRV.serial}) holds bytes that are not printable ASCII`);
-    if (text.trim() === "") fail(`${at}.serial (offset ${off + DRV.serial}) is all spaces`);
-    match.serial = text.replace(/ +$/, "");
-  } else if (serial.some((c) => c !== 0)) fail(`${at}.serial (offset ${off + DRV.serial}) must be zero without POLICY_MATCH_SERIAL`);
+    if (!/^[\x20-\x7e]{20}$/.test(text)) fail(`${at}.serial (offset ${o}) holds bytes that are not printable ASCII`);
+    if (text.trim() === "") fail(`${at}.serial (offset ${o}) is all spaces`);
+    return text.replace(/ +$/, "");
+  }
+  if (serial.some((c) => c !== 0)) fail(`${at}.serial (offset ${o}) must be zero without ${flag}`);
+  return undefined;
+}
+
+/** A version 1 entry's match at `off` (an IDE drive); unused fields must be zero. */
+function decodeMatchV1(b: Buffer, off: number, at: string): DriveMatch {
+  const flags = b[off + DRV1.match];
+  if (flags & ~MATCH_ALL_V1) {
+    fail(`${at}.match (offset ${off + DRV1.match}) is ${hex(flags, 2)}: unknown flag bits ${hex(flags & ~MATCH_ALL_V1, 2)} for a version 1 record`);
+  }
+  if (flags === 0) fail(`${at}.match (offset ${off + DRV1.match}) is 0: no criterion set`);
+  const match: DriveMatch = {};
+  const bus = b[off + DRV1.pciBus],
+    devfn = b[off + DRV1.pciDevfn];
+  if (flags & MATCH_PCI) match.pci = { bus, dev: devfn >> 3, fn: devfn & 7 };
+  else if (bus || devfn) fail(`${at}.pci_bus/pci_devfn (offset ${off + DRV1.pciBus}) must be 0 without POLICY_MATCH_PCI`);
+  const channel = b[off + DRV1.channel],
+    position = b[off + DRV1.position];
+  if (flags & MATCH_PORT) {
+    if (channel > 1) fail(`${at}.channel (offset ${off + DRV1.channel}) is ${channel}, must be 0 or 1`);
+    if (position > 1) fail(`${at}.position (offset ${off + DRV1.position}) is ${position}, must be 0 or 1`);
+    match.port = { channel, position };
+  } else if (channel || position) fail(`${at}.channel/position (offset ${off + DRV1.channel}) must be 0 without POLICY_MATCH_PORT`);
+  const serial = decodeSerial(b, off + DRV1.serial, (flags & MATCH_SERIAL) !== 0, at, "POLICY_MATCH_SERIAL");
+  if (serial !== undefined) match.serial = serial;
+  if (!match.port) match.transport = "ide"; // version 1 named IDE drives only
   return match;
+}
+
+/** A version 2 entry's match at `off`; unused fields must be zero. */
+function decodeMatchV2(b: Buffer, off: number, at: string): DriveMatch {
+  const o = (f: keyof typeof DRV) => off + DRV[f];
+  const flags = b[o("match")];
+  if (flags & ~MATCH_ALL) fail(`${at}.match (offset ${o("match")}) is ${hex(flags, 2)}: unknown flag bits ${hex(flags & ~MATCH_ALL, 2)}`);
+  if (flags === 0) fail(`${at}.match (offset ${o("match")}) is 0: no criterion set`);
+  const match: DriveMatch = {};
+  const code = b[o("transport")];
+  let t: Transport | undefined;
+  if (flags & MATCH_TRANSPORT) {
+    t = TRANSPORTS[code];
+    if (t === undefined) fail(`${at}.transport (offset ${o("transport")}) is ${code}, not a transport (0 IDE, 1 AHCI, 2 NVMe)`);
+  } else if (code) fail(`${at}.transport (offset ${o("transport")}) is ${code}, must be 0 without POLICY_MATCH_TRANSPORT`);
+  const bus = b[o("pciBus")],
+    devfn = b[o("pciDevfn")];
+  if (flags & MATCH_PCI) match.pci = { bus, dev: devfn >> 3, fn: devfn & 7 };
+  else if (bus || devfn) fail(`${at}.pci_bus/pci_devfn (offset ${o("pciBus")}) must be 0 without POLICY_MATCH_PCI`);
+  const port = b[o("port")],
+    position = b[o("position")];
+  if (flags & MATCH_PORT) {
+    if (t === undefined) {
+      fail(`${at}.match (offset ${o("match")}) has POLICY_MATCH_PORT without POLICY_MATCH_TRANSPORT: a port means nothing without its transport`);
+    }
+    if (t === "nvme") fail(`${at}.match (offset ${o("match")}) has POLICY_MATCH_PORT with transport NVMe: an NVMe drive is named by its namespace`);
+    if (t === "ide") {
+      if (port > 1) fail(`${at}.port (offset ${o("port")}) is ${port}: an IDE channel is 0 or 1`);
+      if (position > 1) fail(`${at}.position (offset ${o("position")}) is ${position}: an IDE position is 0 (master) or 1 (slave)`);
+      match.port = { channel: port, position };
+    } else {
+      if (port >= AHCI_PORTS) fail(`${at}.port (offset ${o("port")}) is ${port}: an AHCI port is 0-${AHCI_PORTS - 1}`);
+      if (position) fail(`${at}.position (offset ${o("position")}) is ${position}, must be 0 for AHCI`);
+      match.ahciPort = port;
+    }
+  } else if (port || position) fail(`${at}.port/position (offset ${o("port")}) must be 0 without POLICY_MATCH_PORT`);
+  const nsid = b.readUInt32LE(o("nsid"));
+  if (flags & MATCH_NSID) {
+    if (t !== "nvme") fail(`${at}.match (offset ${o("match")}) has POLICY_MATCH_NSID but the transport is not NVMe`);
+    if (nsid === 0 || nsid === 0xffffffff) fail(`${at}.nsid (offset ${o("nsid")}) is ${hex(nsid)}: not a namespace id (1..0xfffffffe)`);
+    match.nsid = nsid;
+  } else if (nsid) fail(`${at}.nsid (offset ${o("nsid")}) is ${nsid}, must be 0 without POLICY_MATCH_NSID`);
+  const serial = decodeSerial(b, o("serial"), (flags & MATCH_SERIAL) !== 0, at, "POLICY_MATCH_SERIAL");
+  if (serial !== undefined) match.serial = serial;
+  if (t && !match.port && match.ahciPort === undefined && match.nsid === undefined) match.transport = t;
+  return { ...(match.transport && { transport: match.transport }), ...match };
 }
 
 /** Range entry `ri` (of drive `at`) at offset `ro`. */
@@ -411,19 +588,36 @@ function decodeRange(b: Buffer, h: RecordHeader, ro: number, rat: string): Polic
 /** Drive entry `di` at `off` with its ranges; `owner` records which drive took each range. */
 function decodeDrive(b: Buffer, h: RecordHeader, di: number, off: number, rangesAt: number, owner: number[]): PolicyDrive {
   const at = `drives[${di}]`;
-  const match = decodeMatch(b, off, at);
-  const defaultAction = actionOf(b[off + DRV.defaultAction], `${at}.default_action`, off + DRV.defaultAction);
-  const defaultKey = b.readUInt16LE(off + DRV.defaultKey);
-  checkKeyIndex(h.nkeys, defaultAction, defaultKey, `${at}.default_key`, off + DRV.defaultKey);
-  const first = b.readUInt16LE(off + DRV.firstRange),
-    count = b.readUInt16LE(off + DRV.nranges);
-  if (count > 0 && first + count > h.nranges) {
-    fail(`${at}: ranges [${first}, ${first + count}) (offset ${off + DRV.firstRange}) go past the record's ${h.nranges} ranges`);
+  const v1 = h.version === POLICY_VERSION_1;
+  const L = v1 ? DRV1 : DRV;
+  const match = v1 ? decodeMatchV1(b, off, at) : decodeMatchV2(b, off, at);
+  let blockSize = DEFAULT_BLOCK_SIZE;
+  if (!v1) {
+    blockSize = b.readUInt32LE(off + DRV.blockSize);
+    if (blockSize === 0) fail(`${at}.block_size (offset ${off + DRV.blockSize}) is 0: a version 2 entry states the drive's logical block size`);
+    const why = blockSizeProblem(blockSize);
+    if (why) fail(`${at}.block_size (offset ${off + DRV.blockSize}) is ${why}`);
   }
-  if (count === 0 && first !== 0) fail(`${at}.first_range (offset ${off + DRV.firstRange}) is ${first}, must be 0 when nranges is 0`);
-  const reserved = b.subarray(off + DRV.reserved, off + DRIVE_SIZE);
-  const nz = reserved.findIndex((c) => c !== 0);
-  if (nz >= 0) fail(`${at}.reserved (offset ${off + DRV.reserved + nz}) is not zero`);
+  const defaultAction = actionOf(b[off + L.defaultAction], `${at}.default_action`, off + L.defaultAction);
+  const defaultKey = b.readUInt16LE(off + L.defaultKey);
+  checkKeyIndex(h.nkeys, defaultAction, defaultKey, `${at}.default_key`, off + L.defaultKey);
+  const first = b.readUInt16LE(off + L.firstRange),
+    count = b.readUInt16LE(off + L.nranges);
+  if (count > 0 && first + count > h.nranges) {
+    fail(`${at}: ranges [${first}, ${first + count}) (offset ${off + L.firstRange}) go past the record's ${h.nranges} ranges`);
+  }
+  if (count === 0 && first !== 0) fail(`${at}.first_range (offset ${off + L.firstRange}) is ${first}, must be 0 when nranges is 0`);
+  const reserved: [string, number, number][] = v1
+    ? [["reserved", DRV1.reserved, DRIVE_SIZE]]
+    : [
+        ["reserved0", DRV.reserved0, DRV.reserved0 + 1],
+        ["reserved1", DRV.reserved1, DRV.reserved1 + 2],
+        ["reserved2", DRV.reserved2, DRIVE_SIZE],
+      ];
+  for (const [name, from, to] of reserved) {
+    const nz = b.subarray(off + from, off + to).findIndex((c) => c !== 0);
+    if (nz >= 0) fail(`${at}.${name} (offset ${off + from + nz}) is not zero`);
+  }
   const ranges: PolicyRange[] = [];
   for (let ri = first; ri < first + count; ri++) {
     if (owner[ri] >= 0) fail(`ranges[${ri}] belongs to both drives[${owner[ri]}] and ${at}`);
@@ -441,7 +635,7 @@ function decodeDrive(b: Buffer, h: RecordHeader, di: number, off: number, ranges
       );
     }
   }
-  return { match, defaultAction, defaultKey, ranges };
+  return { match, ...(blockSize !== DEFAULT_BLOCK_SIZE && { blockSize }), defaultAction, defaultKey, ranges };
 }
 
 /** No two drives match alike, no two keys are the same. */
@@ -461,9 +655,14 @@ function checkUnique(drives: PolicyDrive[], keys: Uint8Array[]): void {
   });
 }
 
+/** The version a record says it is (the u16 at offset 8), or undefined when it is too short. */
+export function recordVersion(buf: Uint8Array): number | undefined {
+  return buf.length >= HDR.version + 2 ? buf[HDR.version] | (buf[HDR.version + 1] << 8) : undefined;
+}
+
 /**
- * Decodes and checks a record. Every check names what is wrong and where (field path and byte
- * offset); nothing in a message reveals key bytes.
+ * Decodes and checks a record, version 2 or 1. Every check names what is wrong and where (field
+ * path and byte offset); nothing in a message reveals key bytes.
  */
 export function decodePolicy(buf: Uint8Array): Policy {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
@@ -492,22 +691,27 @@ function actionText(action: Action, key: number, keys: Uint8Array[]): string {
 
 export function describeDriveMatch(m: DriveMatch): string {
   const parts: string[] = [];
-  if (m.pci) parts.push(`IDE controller at PCI ${formatPci(m.pci)}`);
-  else if (m.port) parts.push("any IDE controller");
+  const t = matchTransport(m);
+  const ctrl = t ? `${TRANSPORT_NAME[t]} controller` : "controller";
+  if (m.pci) parts.push(`${ctrl} at PCI ${formatPci(m.pci)}${t ? "" : " (IDE, AHCI or NVMe)"}`);
+  else parts.push(`any ${ctrl}${t ? "" : " (IDE, AHCI or NVMe)"}`);
   if (m.port) {
     parts.push(
       `${m.port.channel === 0 ? "primary" : "secondary"} channel, ${m.port.position === 0 ? "master" : "slave"} ` +
         `(channel ${m.port.channel} position ${m.port.position})`,
     );
   }
+  if (m.ahciPort !== undefined) parts.push(`port ${m.ahciPort}`);
+  if (m.nsid !== undefined) parts.push(`namespace ${m.nsid}`);
   if (m.serial !== undefined) parts.push(`serial number '${m.serial}'`);
+  else if (t && !m.port && m.ahciPort === undefined && m.nsid === undefined) parts.push("every drive");
   return parts.join(", ");
 }
 
 /** A human-readable description of a decoded record; keys appear only as fingerprints. */
-export function formatPolicy(p: Policy, info?: { size: number; crc: number }): string {
+export function formatPolicy(p: Policy, info?: { size: number; crc: number; version?: number }): string {
   const lines: string[] = [];
-  if (info) lines.push(`Parapet policy record v${POLICY_VERSION}, ${info.size} bytes, crc32 ${hex(info.crc, 8)} (valid)`);
+  if (info) lines.push(`Parapet policy record v${info.version ?? POLICY_VERSION}, ${info.size} bytes, crc32 ${hex(info.crc, 8)} (valid)`);
   lines.push(
     `without an IOMMU: ${
       p.allowNoIommu
@@ -520,6 +724,9 @@ export function formatPolicy(p: Policy, info?: { size: number; crc: number }): s
   lines.push(`drives: ${p.drives.length}`);
   p.drives.forEach((d, i) => {
     lines.push(`  drive ${i}: ${describeDriveMatch(d.match)}`);
+    if ((d.blockSize ?? DEFAULT_BLOCK_SIZE) !== DEFAULT_BLOCK_SIZE) {
+      lines.push(`    logical block size ${d.blockSize} bytes: Parapet supports only 512, so the drive is denied entirely`);
+    }
     lines.push(`    ${d.ranges.length ? "every other sector" : "every sector"}: ${actionText(d.defaultAction, d.defaultKey, p.keys)}`);
     for (const r of d.ranges) {
       lines.push(`    sectors ${r.firstLba}..${r.firstLba + r.count - 1n} (${r.count}): ${actionText(r.action, r.key, p.keys)}`);
@@ -529,29 +736,51 @@ export function formatPolicy(p: Policy, info?: { size: number; crc: number }): s
 }
 
 /** The decoded record as plain JSON (fingerprints instead of keys; LBAs as decimal strings). */
-export function policyToJson(p: Policy): unknown {
+export function policyToJson(p: Policy, version?: number): unknown {
   return {
+    ...(version !== undefined && { version }),
     allow_no_iommu: p.allowNoIommu === true,
     keys: p.keys.map((k) => ({ fingerprint: keyFingerprint(k) })),
-    drives: p.drives.map((d) => ({
-      match: {
-        ...(d.match.pci ? { pci: formatPci(d.match.pci) } : {}),
-        ...(d.match.port ?? {}),
-        ...(d.match.serial !== undefined ? { serial: d.match.serial } : {}),
-      },
-      default: d.defaultAction,
-      ...(d.defaultAction === "encrypt" ? { key: d.defaultKey } : {}),
-      ranges: d.ranges.map((r) => ({
-        first: r.firstLba.toString(),
-        count: r.count.toString(),
-        action: r.action,
-        ...(r.action === "encrypt" ? { key: r.key } : {}),
-      })),
-    })),
+    drives: p.drives.map((d) => {
+      const t = matchTransport(d.match);
+      return {
+        match: {
+          ...(t ? { transport: t } : {}),
+          ...(d.match.pci ? { pci: formatPci(d.match.pci) } : {}),
+          ...(d.match.port ?? {}),
+          ...(d.match.ahciPort !== undefined ? { port: d.match.ahciPort } : {}),
+          ...(d.match.nsid !== undefined ? { nsid: d.match.nsid } : {}),
+          ...(d.match.serial !== undefined ? { serial: d.match.serial } : {}),
+        },
+        block_size: d.blockSize ?? DEFAULT_BLOCK_SIZE,
+        default: d.defaultAction,
+        ...(d.defaultAction === "encrypt" ? { key: d.defaultKey } : {}),
+        ranges: d.ranges.map((r) => ({
+          first: r.firstLba.toString(),
+          count: r.count.toString(),
+          action: r.action,
+          ...(r.action === "encrypt" ? { key: r.key } : {}),
+        })),
+      };
+    }),
   };
 }
 
-/** The common policy: every sector of one drive encrypted with one key (allowNoIommu: see Policy). */
-export function wholeDiskPolicy(key: Uint8Array, match: DriveMatch = { port: { channel: 0, position: 0 } }, allowNoIommu = false): Policy {
-  return { keys: [key], drives: [{ match, defaultAction: "encrypt", defaultKey: 0, ranges: [] }], ...(allowNoIommu && { allowNoIommu }) };
+/**
+ * The boot disk, whatever its transport: the IDE primary master and AHCI port 0. A machine
+ * boots from one of them; where it has both, both are governed by the same entry's policy.
+ */
+export const BOOT_DISK: readonly DriveMatch[] = [{ port: { channel: 0, position: 0 } }, { ahciPort: 0 }];
+
+/**
+ * The common policy: every sector of the named drive(s) encrypted with one key (allowNoIommu:
+ * see Policy). By default the boot disk: one entry for each of BOOT_DISK.
+ */
+export function wholeDiskPolicy(key: Uint8Array, match: DriveMatch | readonly DriveMatch[] = BOOT_DISK, allowNoIommu = false): Policy {
+  const matches = Array.isArray(match) ? match : [match as DriveMatch];
+  return {
+    keys: [key],
+    drives: matches.map((m) => ({ match: m, defaultAction: "encrypt" as const, defaultKey: 0, ranges: [] })),
+    ...(allowNoIommu && { allowNoIommu }),
+  };
 }

@@ -68,14 +68,22 @@ static void ata_bind(struct pci_dev *d)
 			struct ata_drive *dr = &ch->drive[p];
 			if (!dr->present)
 				continue;
-			struct storage_id id = { d->bus, d->devfn, (u8)i, (u8)p, { 0 } };
+			struct storage_id id = { .transport = STORAGE_IDE,
+				.bus = d->bus,
+				.devfn = d->devfn,
+				.port = (u8)i,
+				.position = (u8)p,
+				.block_size = SECTOR_SIZE };
 			for (unsigned k = 0; k < sizeof(id.serial); k++)
 				id.serial[k] = dr->serial[k];
 			dr->sd = dr->atapi ? NULL : storage_bind(&id);
 			protect |= dr->sd != NULL;
 			LOG("ata: %02x:%02x.%u ch%u %s: %s serial '%.*s', %s\n", d->bus, d->devfn >> 3, d->devfn & 7, i,
 			    pos_name[p], dr->atapi ? "ATAPI" : "ATA", 20, dr->serial,
-			    dr->sd ? "protected by the policy" : "passes untouched");
+			    storage_denies_all(dr->sd)
+				? "named by the policy, block size does not fit: every sector denied"
+			    : dr->sd ? "protected by the policy"
+				     : "passes untouched");
 		}
 	}
 	if (!protect) {
