@@ -4,6 +4,7 @@
 #include "drivers/ahci/ahci_cmd.h"
 #include "handoff/policy.h"
 #include "vmm/gmem.h"
+#include "core/log.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -11,6 +12,16 @@
 #define RAM_BASE 0x40000000ul
 #define RAM_SIZE (192 * 1024)
 #define GUEST_RAM (128 * 1024)
+
+/* The fuzzer discards log lines. */
+void log_sink_init(const struct log_config *cfg)
+{
+	(void)cfg;
+}
+void log_sink_write(const char *s, size_t n)
+{
+	(void)s, (void)n;
+}
 
 static struct memmap map;
 static struct policy pol;
@@ -33,12 +44,14 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		memset(pol.keys[0], 0x5A, 64);
 		pol.ndrives = 1;
 		pol.drives[0].default_action = POLICY_ENCRYPT;
+		pol.drives[0].block_size = SECTOR_SIZE;
 		pol.drives[0].nranges = 1;
 		pol.nranges = 1;
 		pol.ranges[0] = (struct policy_range){ .first_lba = 64, .count = 64, .action = POLICY_DENY };
 		storage_init(&pol);
 		struct storage_id id;
 		memset(&id, 0, sizeof(id));
+		id.block_size = SECTOR_SIZE;
 		sd = storage_bind(&id);
 	}
 	if (size < 6)

@@ -302,6 +302,7 @@ static void setup(void)
 		pol.keys[0][i] = (u8)(i * 3 + 1);
 	pol.ndrives = 1;
 	pol.drives[0].default_action = POLICY_ENCRYPT;
+	pol.drives[0].block_size = SECTOR_SIZE;
 	pol.drives[0].nranges = 1;
 	pol.nranges = 1;
 	pol.ranges[0] = (struct policy_range){ .first_lba = 5000, .count = 100, .action = POLICY_DENY };
@@ -324,6 +325,7 @@ static void setup(void)
 	ahci_port_set_bounce(&hba.port[0], hvm + (bounce - HV_BASE), bounce);
 	struct storage_id id;
 	memset(&id, 0, sizeof(id));
+	id.block_size = SECTOR_SIZE;
 	hba.port[0].sd = storage_bind(&id);
 	CHECK(hba.port[0].sd != NULL);
 }
