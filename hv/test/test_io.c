@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* A fake of the nested page tables: the access of each page set so far (RW otherwise); pages
- * from FAKE_NPT_HIDDEN up cannot be trapped (as Parapet's region), nor those of the absent
+ * of the MiB at FAKE_NPT_HIDDEN cannot be trapped (as Parapet's region), nor those of the absent
  * window, which nothing maps (beyond the platform). */
 #define FAKE_NPT_HIDDEN 0x40000000ull
 #define FAKE_NPT_ABSENT(gpa) ((gpa) >= 0x900000 && (gpa) < 0xA00000)
@@ -29,7 +29,7 @@ static enum npt_access npt_of(u64 gpa)
 
 bool npt_trap(u64 gpa, enum npt_access a)
 {
-	if (gpa >= FAKE_NPT_HIDDEN || FAKE_NPT_ABSENT(gpa))
+	if ((gpa >= FAKE_NPT_HIDDEN && gpa < FAKE_NPT_HIDDEN + 0x100000) || FAKE_NPT_ABSENT(gpa))
 		return false;
 	for (unsigned i = 0; i < npt_npages; i++)
 		if (npt_pages[i].page == gpa) {
