@@ -24,6 +24,14 @@ bool npt_trap(u64 gpa, enum npt_access a)
 	(void)gpa, (void)a;
 	return true;
 }
+bool npt_allows(u64 gpa, bool write)
+{
+	(void)gpa, (void)write;
+	return false;
+}
+void cpus_flush_npt(void)
+{
+}
 
 /* Trapped: 0x8000 every access, 0x9000 writes only (both in the fake RAM), 0x20000 every access
  * (not RAM). */

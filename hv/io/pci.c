@@ -7,6 +7,7 @@
  */
 #include "io/pci.h"
 #include "vmm/io.h"
+#include "mm/hvmem.h"
 #include "core/log.h"
 #include "core/spinlock.h"
 
@@ -299,6 +300,81 @@ static void dropped(const char *why, u8 bus, u8 devfn, u16 offset, unsigned size
 		    size, val, why);
 }
 
+/* ---- Following BARs (see pci.h). ---- */
+
+#define DECODE (PCI_COMMAND_IO | PCI_COMMAND_MEMORY)
+
+static bool is_mem64(u32 bar)
+{
+	return !(bar & 1) && ((bar >> 1) & 3) == 2;
+}
+
+static void window(const struct pci_dev *d, unsigned i, u16 cmd, struct pci_window *w)
+{
+	*w = (struct pci_window){ 0 };
+	if (i >= d->nbars || !d->bar_size[i])
+		return; /* not implemented, or a 64-bit BAR's high half */
+	u32 b = d->bar[i];
+	w->io = b & 1;
+	w->len = d->bar_size[i];
+	w->base = w->io ? (b & ~3u) : pci_bar_addr(d, i);
+	w->on = (cmd & (w->io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)) && w->base != 0;
+}
+
+void pci_bar_window(const struct pci_dev *d, unsigned i, struct pci_window *w)
+{
+	window(d, i, d->command, w);
+}
+
+void pci_hold_decoding(struct pci_dev *d, u16 space)
+{
+	d->held |= space & DECODE;
+}
+
+static bool moved(const struct pci_window *a, const struct pci_window *b)
+{
+	return a->on != b->on || (a->on && (a->io != b->io || a->base != b->base || a->len != b->len));
+}
+
+/* The space the BAR register at index i decodes (a 64-bit BAR's high half: memory). */
+static u16 bar_space(const struct pci_dev *d, unsigned i)
+{
+	if (i > 0 && d->bar_size[i - 1] && is_mem64(d->bar[i - 1]))
+		return PCI_COMMAND_MEMORY;
+	return (d->bar[i] & 1) ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY;
+}
+
+static u32 refuse_log_budget = 16;
+
+/* After a landed write: tell the driver of each window that changed; undo what it refuses. The
+ * decoding the guest asked for is *want (a refused turn-on is taken out of it). */
+static void follow_bars(struct pci_dev *d, const struct pci_window *before, const u32 *old_bar, u16 *want)
+{
+	bool restored = false;
+	for (unsigned i = 0; i < d->nbars; i++) {
+		struct pci_window now;
+		window(d, i, *want, &now);
+		if (!moved(&before[i], &now) || d->drv->bar_moved(d, i, &before[i], &now) || !now.on)
+			continue;
+		bool wide = is_mem64(d->bar[i]) && i + 1 < d->nbars;
+		bool bar_changed = d->bar[i] != old_bar[i] || (wide && d->bar[i + 1] != old_bar[i + 1]);
+		if (bar_changed) {
+			pci_write(d, PCI_BAR0 + 4 * i, 4, old_bar[i]);
+			if (wide)
+				pci_write(d, PCI_BAR0 + 4 * (i + 1), 4, old_bar[i + 1]);
+			restored = true;
+		} else {
+			*want &= (u16) ~(now.io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY);
+		}
+		if (log_budget_take(&refuse_log_budget))
+			LOG("pci: %02x:%02x.%u BAR%u: %s window at %lx (+%lx) refused by %s; %s\n", d->bus,
+			    d->devfn >> 3, d->devfn & 7, i, now.io ? "I/O" : "memory", now.base, now.len, d->drv->name,
+			    bar_changed ? "BAR restored" : "decoding left off");
+	}
+	if (restored)
+		reread(d);
+}
+
 void pci_guest_write(u8 bus, u8 devfn, u16 offset, unsigned size, u32 val)
 {
 	__atomic_fetch_add(&pci_stats.data_writes, 1, __ATOMIC_RELAXED);
@@ -318,16 +394,124 @@ void pci_guest_write(u8 bus, u8 devfn, u16 offset, unsigned size, u32 val)
 	}
 	__atomic_fetch_add(&pci_stats.mediated_writes, 1, __ATOMIC_RELAXED);
 	spin_lock(&mediate_lock);
+	d->held = 0;
 	if (d->drv->cfg_write && !d->drv->cfg_write(d, offset, size, &val)) {
 		spin_unlock(&mediate_lock);
 		dropped(d->drv->name, bus, devfn, offset, size, val);
 		return;
 	}
-	raw(bus, devfn, offset, size, false, val);
+	u16 cmd = d->command, want = cmd;
+	bool follow = d->drv->bar_moved != NULL && valid_access(offset, size);
+	struct pci_window before[6];
+	u32 old_bar[6];
+	if (offset <= PCI_COMMAND && offset + size > PCI_COMMAND) {
+		u32 w = offset == PCI_COMMAND ? val : val >> (8 * (PCI_COMMAND - offset));
+		want = (u16)((cmd & ~DECODE) | (w & DECODE));
+		if (follow)
+			d->held |= want & ~cmd & DECODE; /* turned on only once the driver traps it */
+	}
+	if (follow) {
+		for (unsigned b = 0; b < d->nbars; b++) {
+			window(d, b, cmd, &before[b]);
+			old_bar[b] = d->bar[b];
+			if (offset < PCI_BAR0 + 4 * (b + 1) && offset + size > PCI_BAR0 + 4 * b)
+				d->held |= bar_space(d, b);
+		}
+	}
+	if (cmd & d->held)
+		pci_write(d, PCI_COMMAND, 2, cmd & ~d->held);
+	u32 land = val;
+	if (offset <= PCI_COMMAND && offset + size > PCI_COMMAND)
+		land &= ~((u32)d->held << (8 * (PCI_COMMAND - offset)));
+	raw(bus, devfn, offset, size, false, land);
 	reread(d);
+	want &= DECODE;
+	if (follow)
+		follow_bars(d, before, old_bar, &want);
 	if (d->drv->cfg_written)
 		d->drv->cfg_written(d, offset, size);
+	if (d->held) {
+		/* The decoding the guest asked for, less what a refusal keeps off. */
+		u16 fin = (u16)((d->command & ~DECODE) | want);
+		if (fin != d->command) {
+			pci_write(d, PCI_COMMAND, 2, fin);
+			d->command = (u16)pci_read(d, PCI_COMMAND, 2);
+		}
+		d->held = 0;
+	}
 	spin_unlock(&mediate_lock);
+}
+
+/* ---- Regions. ---- */
+
+/* A memory window a driver may trap: above 1 MiB and on nothing the guest's map lists but
+ * reserved ranges (the rest the trap table checks: Parapet's region, the nested tables). */
+static bool mem_placeable(u64 base, u64 end)
+{
+	if (base < MiB(1) || end <= base)
+		return false;
+	const struct memmap *m = &hvmem.guest_map;
+	for (u32 i = 0; i < m->n; i++)
+		if (m->e[i].type != E820_RESERVED && base < m->e[i].base + m->e[i].len && m->e[i].base < end)
+			return false;
+	return true;
+}
+
+void pci_region_remove(struct pci_region *r)
+{
+	if (!r->placed)
+		return;
+	if (r->io)
+		io_hook_remove(r->handle);
+	else
+		mmio_region_remove(r->handle);
+	r->placed = false;
+}
+
+bool pci_region_place(struct pci_region *r, const struct pci_window *w)
+{
+	if (!w->on) {
+		pci_region_remove(r);
+		return true;
+	}
+	u64 len = r->len ? r->len : w->len, base = w->base + r->offset;
+	if (w->io != r->io || len == 0 || (r->len && r->offset + r->len > w->len) || base < w->base)
+		return false;
+	if (r->io) {
+		if (base + len > 0x10000)
+			return false;
+		if (r->placed && len == r->size) {
+			if (!io_hook_move(r->handle, (u16)base))
+				return false;
+		} else {
+			int h = io_hook_add((u16)base, (u16)len, r->port, r->port_str, r->ctx);
+			if (h < 0)
+				return false;
+			pci_region_remove(r);
+			r->handle = h;
+		}
+	} else {
+		u64 lo = base & ~0xFFFull, hi = (base + len + 0xFFF) & ~0xFFFull;
+		if (base + len < base || hi < lo || !mem_placeable(lo, hi))
+			return false;
+		enum npt_access a = r->access == NPT_RO ? NPT_RO : NPT_NONE;
+		u64 cur_lo = r->base & ~0xFFFull, cur_hi = (r->base + r->size + 0xFFF) & ~0xFFFull;
+		if (r->placed && hi - lo == cur_hi - cur_lo) {
+			if (!mmio_region_move(r->handle, lo))
+				return false;
+		} else {
+			/* A new size: the new pages trapped before the old ones are released. */
+			int h = mmio_region_add(lo, hi - lo, a, r->mem, r->ctx);
+			if (h < 0)
+				return false;
+			pci_region_remove(r);
+			r->handle = h;
+		}
+	}
+	r->placed = true;
+	r->base = base;
+	r->size = len;
+	return true;
 }
 
 static bool cfg_mediated; /* a driver is bound: configuration cycles are Parapet's */

@@ -31,10 +31,20 @@ bool npt_trap(u64 gpa, enum npt_access access)
 	u64 *e = pt_leaf_4k(&hv_pt_alloc, npt_root, gpa);
 	if (!e)
 		return false;
-	*e |= PTE_P | PTE_W;
+	u64 x = __atomic_load_n(e, __ATOMIC_RELAXED) | PTE_P | PTE_W;
 	if (access == NPT_RO)
-		*e &= ~PTE_W;
+		x &= ~PTE_W;
 	else if (access == NPT_NONE)
-		*e &= ~PTE_P;
+		x &= ~PTE_P;
+	__atomic_store_n(e, x, __ATOMIC_RELEASE); /* one store: never a transient access */
 	return true;
+}
+
+bool npt_allows(u64 gpa, bool write)
+{
+	u64 pa, flags;
+	unsigned shift;
+	if (!npt_root || !pt_lookup(&hv_pt_alloc, npt_root, gpa, &pa, &flags, &shift))
+		return false;
+	return !write || (flags & PTE_W);
 }

@@ -19,10 +19,16 @@ enum npt_access {
 };
 
 /*
- * Set the guest's access to the 4 KiB page at gpa. Splits large pages as needed. Used before
- * the guest runs: no nested TLB flush. False when the page is not mapped or a table cannot be
- * allocated.
+ * Set the guest's access to the 4 KiB page at gpa. Splits large pages as needed (the new table
+ * maps the same memory before it is linked, so a processor walking the tables meanwhile sees
+ * either). The entry changes in one store. No nested TLB is flushed: vmm/mmio.c serialises the
+ * callers and flushes every CPU's (cpus_flush_npt) when the guest runs. False when the page is
+ * Parapet's region or beyond the tables, or a table cannot be allocated.
  */
 bool npt_trap(u64 gpa, enum npt_access access);
+
+/* Whether the nested page tables let the guest read (or write) gpa now. A nested page fault
+ * they no longer explain was taken before a change of the tables (vmm/mmio.c). */
+bool npt_allows(u64 gpa, bool write);
 
 #endif

@@ -8,11 +8,54 @@
 #include "core/x86.h"
 #include <string.h>
 
-/* The nested page tables are not part of these tests. */
+/* A fake of the nested page tables: the access of each page set so far (RW otherwise); pages
+ * of the MiB at FAKE_NPT_HIDDEN cannot be trapped (as Parapet's region), nor those of the absent
+ * window, which nothing maps (beyond the platform). */
+#define FAKE_NPT_HIDDEN 0x40000000ull
+#define FAKE_NPT_ABSENT(gpa) ((gpa) >= 0x900000 && (gpa) < 0xA00000)
+static struct {
+	u64 page;
+	enum npt_access access;
+} npt_pages[256];
+static unsigned npt_npages, npt_flushes;
+
+static enum npt_access npt_of(u64 gpa)
+{
+	for (unsigned i = 0; i < npt_npages; i++)
+		if (npt_pages[i].page == (gpa & ~4095ull))
+			return npt_pages[i].access;
+	return NPT_RW;
+}
+
 bool npt_trap(u64 gpa, enum npt_access a)
 {
-	(void)gpa, (void)a;
+	if ((gpa >= FAKE_NPT_HIDDEN && gpa < FAKE_NPT_HIDDEN + 0x100000) || FAKE_NPT_ABSENT(gpa))
+		return false;
+	for (unsigned i = 0; i < npt_npages; i++)
+		if (npt_pages[i].page == gpa) {
+			npt_pages[i].access = a;
+			return true;
+		}
+	if (npt_npages == 256)
+		return false;
+	npt_pages[npt_npages].page = gpa;
+	npt_pages[npt_npages++].access = a;
 	return true;
+}
+
+bool npt_allows(u64 gpa, bool write)
+{
+	enum npt_access a = FAKE_NPT_ABSENT(gpa) ? NPT_NONE : npt_of(gpa);
+	return a == NPT_RW || (a == NPT_RO && !write);
+}
+
+static void (*during_flush)(void); /* what "another CPU" does while a change is flushed */
+
+void cpus_flush_npt(void)
+{
+	npt_flushes++;
+	if (during_flush)
+		during_flush();
 }
 
 /* Set by test_pci.c's fake io_port_hw for ports other than the PCI ones. */
@@ -777,6 +820,153 @@ static void mmio_refusals(void)
 	fg_end();
 }
 
+
+/* ---- Trap regions at run time. ---- */
+
+static struct {
+	unsigned calls;
+	void *ctx;
+	u64 gpa;
+} rg;
+
+static bool region_handler(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
+{
+	(void)v, (void)size;
+	rg.calls++, rg.ctx = ctx, rg.gpa = gpa;
+	if (!write)
+		*val = 0xA5;
+	return true;
+}
+
+/* Another CPU's read of gpa (mov eax,[ebx]): whether mmio.c took the fault, and whether the
+ * instruction completed (else it runs again). */
+static bool fault_at(u64 gpa, bool *done)
+{
+	struct vcpu v = npf((const u8 *)"\x8B\x03", 2, gpa, false);
+	v.gpr[RBX] = gpa;
+	bool mine = mmio_handle_npf(&v);
+	CHECK(!v.inject.valid);
+	*done = v.rip == 0x1002;
+	return mine;
+}
+
+static int ctx_a, ctx_b;
+static u64 fault_during_flush_gpa;
+static unsigned fault_during_flush_calls;
+static bool fault_during_flush_done;
+
+static void fault_during_flush(void)
+{
+	unsigned before = rg.calls;
+	bool done;
+	CHECK(fault_at(fault_during_flush_gpa, &done));
+	fault_during_flush_done = done;
+	fault_during_flush_calls = rg.calls - before;
+}
+
+static void regions_add_move_remove(void)
+{
+	fg_begin();
+	memset(&rg, 0, sizeof(rg));
+	unsigned flushes = npt_flushes;
+	int h = mmio_region_add(0x500000, 0x2000, NPT_NONE, region_handler, &ctx_a);
+	CHECK(h >= 0);
+	CHECK_EQ(npt_flushes, flushes + 1); /* every CPU flushed before it returned */
+	CHECK_EQ(npt_of(0x500000), NPT_NONE);
+	CHECK_EQ(npt_of(0x501000), NPT_NONE);
+	bool done;
+	CHECK(fault_at(0x501008, &done) && done);
+	CHECK_EQ(rg.calls, 1);
+	CHECK(rg.ctx == &ctx_a);
+	CHECK_EQ(rg.gpa, 0x501008);
+
+	/* Refused: overlaps (another region, a boot-time trap), alignment, length, access, pages
+	 * that cannot be trapped (the pages tried first are mapped again). */
+	flushes = npt_flushes;
+	CHECK_EQ(mmio_region_add(0x501000, 0x1000, NPT_RO, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0x4FF000, 0x2000, NPT_RO, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0x700000, 0x1000, NPT_NONE, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0x510800, 0x1000, NPT_NONE, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0x510000, 0x800, NPT_NONE, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0x510000, 0, NPT_NONE, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0x510000, 0x1000, NPT_RW, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0xFFFFFFFFFFFFF000ull, 0x2000, NPT_NONE, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(FAKE_NPT_HIDDEN - 0x1000, 0x2000, NPT_NONE, region_handler, &ctx_b), -1);
+	CHECK_EQ(npt_of(FAKE_NPT_HIDDEN - 0x1000), NPT_RW);
+	CHECK_EQ(npt_flushes, flushes); /* nothing changed */
+
+	/* A second region on the next pages; a move onto it, onto the hidden pages: refused. */
+	int h2 = mmio_region_add(0x502000, 0x1000, NPT_RO, region_handler, &ctx_b);
+	CHECK(h2 >= 0 && h2 != h);
+	CHECK(!mmio_region_move(h, 0x501000));
+	CHECK(!mmio_region_move(h, FAKE_NPT_HIDDEN - 0x1000));
+	CHECK(!mmio_region_move(h, 0x520800));
+	CHECK_EQ(npt_of(FAKE_NPT_HIDDEN - 0x1000), NPT_RW);
+	CHECK_EQ(npt_of(0x500000), NPT_NONE);
+	CHECK_EQ(npt_of(0x502000), NPT_RO);
+	CHECK(mmio_region_move(h, 0x500000)); /* where it is */
+
+	/* Moved onto pages that overlap its own: the old page is mapped again, a fault taken there
+	 * before the change runs the instruction again (the hardware then answers). While the change
+	 * is flushed, a fault on the page being released runs again too, one on the new pages finds
+	 * the region. */
+	mmio_region_remove(h2);
+	CHECK_EQ(npt_of(0x502000), NPT_RW);
+	flushes = npt_flushes;
+	during_flush = fault_during_flush;
+	fault_during_flush_gpa = 0x500010;
+	CHECK(mmio_region_move(h, 0x501000));
+	CHECK(!fault_during_flush_done);
+	CHECK_EQ(fault_during_flush_calls, 0);
+	fault_during_flush_gpa = 0x503000;
+	CHECK(mmio_region_move(h, 0x502000));
+	CHECK(fault_during_flush_done);
+	CHECK_EQ(fault_during_flush_calls, 1);
+	CHECK_EQ(rg.gpa, 0x503000);
+	during_flush = NULL;
+	CHECK_EQ(npt_flushes, flushes + 2);
+	CHECK_EQ(npt_of(0x500000), NPT_RW);
+	CHECK_EQ(npt_of(0x501000), NPT_RW);
+	CHECK_EQ(npt_of(0x502000), NPT_NONE);
+	CHECK_EQ(npt_of(0x503000), NPT_NONE);
+	unsigned calls = rg.calls;
+	struct vcpu sv = npf((const u8 *)"\x8B\x03", 2, 0x500010, false);
+	sv.gpr[RBX] = 0x500010;
+	CHECK(mmio_handle_npf(&sv)); /* stale: run again, after this CPU's nested TLB is flushed */
+	CHECK(!sv.inject.valid);
+	CHECK_EQ(sv.rip, 0x1000);
+	CHECK(sv.flush_npt);
+	CHECK(fault_at(0x503FF8, &done) && done);
+	CHECK_EQ(rg.calls, calls + 1);
+	CHECK(!fault_at(0x908000, &done)); /* nothing maps it: not mmio.c's */
+
+	/* Removed: the pages map the hardware again; a racing fault runs again; the handle is free. */
+	mmio_region_remove(h);
+	CHECK_EQ(npt_of(0x502000), NPT_RW);
+	CHECK_EQ(npt_of(0x503000), NPT_RW);
+	calls = rg.calls;
+	CHECK(fault_at(0x502000, &done) && !done);
+	CHECK_EQ(rg.calls, calls);
+	CHECK(!mmio_region_move(h, 0x510000));
+	mmio_region_remove(h);  /* twice: nothing */
+	mmio_region_remove(-1); /* never a handle */
+	CHECK(!mmio_region_move(MMIO_TRAPS_MAX, 0x510000));
+
+	/* The table is shared with boot-time traps: fill it, then free what was taken. */
+	int hs[MMIO_TRAPS_MAX];
+	unsigned n = 0;
+	while (n < MMIO_TRAPS_MAX &&
+	       (hs[n] = mmio_region_add(0x600000 + 0x1000 * (u64)n, 0x1000, NPT_NONE, region_handler, &ctx_a)) >= 0)
+		n++;
+	CHECK(n > 0 && n < MMIO_TRAPS_MAX);
+	CHECK(!mmio_trap_add(0x680000, 0x1000, NPT_NONE, region_handler, NULL));
+	for (unsigned i = 0; i < n; i++)
+		mmio_region_remove(hs[i]);
+	CHECK_EQ(npt_of(0x600000), NPT_RW);
+	CHECK(mmio_region_add(0x600000, 0x1000, NPT_NONE, region_handler, &ctx_a) >= 0);
+	fg_end();
+}
+
 TESTS(io_tests) = {
 	{ "io: rep insw is one block across a page boundary", ins_one_block_across_pages },
 	{ "io: string I/O is bounded per exit and resumed", bounded_per_exit },
@@ -797,5 +987,6 @@ TESTS(io_tests) = {
 	{ "mmio: MOVS and STOS with RAM, REP one element per exit, faults on the RAM side", mmio_strings },
 	{ "mmio: other forms, operands elsewhere, page crossings, LOCK misuse are #GP", mmio_refusals },
 	{ "mmio: a page trapped at run time", trap_page_at_run_time },
+	{ "mmio: regions added, moved, removed while the guest runs; refusals; stale faults", regions_add_move_remove },
 	{ NULL, NULL },
 };

@@ -130,6 +130,12 @@ static void build_machine(void)
 	set_bar(ide, 2, 0x00000001, 1);      /* the high half: all its bits writable */
 	set_bar(ide, 4, 0xC041, 16);
 	ide->cfg[4] = 0x05;
+	struct fdev *sata = add_fdev(0, 0x20, 0x8086, 0x2922, 0x01060102, 0); /* 00:04.0 AHCI-like */
+	set_bar(sata, 2, 0xFEB20004, 0x1000);                                 /* 64-bit memory */
+	set_bar(sata, 3, 0x00000000, 1);
+	set_bar(sata, 4, 0xC0C1, 32);
+	set_bar(sata, 5, 0xFEB10000, 0x2000);
+	sata->cfg[4] = 0x07;
 }
 
 /* ---- The driver under test. ---- */
@@ -180,6 +186,69 @@ static const struct pci_driver test_ide_driver = {
 };
 PCI_DRIVER(test_ide_driver);
 
+/* A driver that follows its BARs with regions (an AHCI-like function: BAR2-3 64-bit memory,
+ * BAR4 I/O, BAR5 memory). */
+static struct {
+	unsigned calls, bar;
+	struct pci_window old, now;
+	u8 cmd_during; /* the device's command register while bar_moved ran */
+	bool refuse;
+	struct pci_dev *d;
+} fb;
+static struct pci_region f_io, f_abar, f_wide;
+
+static u32 f_port(void *ctx, u16 port, unsigned size, bool in, u32 val)
+{
+	(void)ctx, (void)port, (void)size, (void)in, (void)val;
+	return 0x5A;
+}
+
+static bool f_mmio(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
+{
+	(void)v, (void)ctx, (void)gpa, (void)size, (void)write, (void)val;
+	return true;
+}
+
+static struct pci_region *f_region(unsigned bar)
+{
+	return bar == 4 ? &f_io : bar == 5 ? &f_abar : bar == 2 ? &f_wide : NULL;
+}
+
+static void f_bind(struct pci_dev *d)
+{
+	fb.d = d;
+	f_io = (struct pci_region){ .io = true, .port = f_port };
+	f_abar = (struct pci_region){ .mem = f_mmio };
+	f_wide = (struct pci_region){ .access = NPT_RO, .mem = f_mmio };
+	for (unsigned bar = 2; bar < 6; bar++) {
+		struct pci_window w;
+		pci_bar_window(d, bar, &w);
+		if (f_region(bar))
+			CHECK(pci_region_place(f_region(bar), &w));
+	}
+}
+
+static bool f_bar_moved(struct pci_dev *d, unsigned bar, const struct pci_window *old, const struct pci_window *now)
+{
+	(void)d;
+	fb.calls++, fb.bar = bar, fb.old = *old, fb.now = *now;
+	fb.cmd_during = fdev_at(0, 0x20)->cfg[4];
+	if (fb.refuse)
+		return false;
+	return f_region(bar) ? pci_region_place(f_region(bar), now) : true;
+}
+
+static const struct pci_driver test_follow_driver = {
+	.name = "test-follow",
+	.vendor = PCI_ANY_ID,
+	.device = PCI_ANY_ID,
+	.class = 0x01,
+	.subclass = 0x06,
+	.bind = f_bind,
+	.bar_moved = f_bar_moved,
+};
+PCI_DRIVER(test_follow_driver);
+
 static void setup(void)
 {
 	static bool done;
@@ -218,7 +287,7 @@ static void enumerates_and_binds(void)
 {
 	setup();
 	struct pci_dev *d;
-	CHECK_EQ(pci_devices(&d), 5); /* through the bridge, both functions */
+	CHECK_EQ(pci_devices(&d), 6); /* through the bridge, both functions */
 	CHECK(pci_find(0, 0x11) != NULL);
 	CHECK_EQ(drv.binds, 1);
 	CHECK(drv.d == pci_find(1, 0x18));
@@ -446,6 +515,152 @@ static void ecam_takes_the_same_path(void)
 	CHECK_EQ(v, 0xFFFF);
 }
 
+
+/* ---- BARs followed by pci.c, regions. ---- */
+
+static u32 fdev_bar(unsigned i)
+{
+	u32 v;
+	memcpy(&v, &fdev_at(0, 0x20)->cfg[0x10 + 4 * i], 4);
+	return v;
+}
+
+static void bars_followed(void)
+{
+	setup();
+	struct fdev *f = fdev_at(0, 0x20);
+	CHECK(f_io.placed && f_abar.placed && f_wide.placed);
+	CHECK_EQ(f_io.base, 0xC0C0);
+	CHECK_EQ(f_io.size, 32);
+	CHECK_EQ(f_abar.base, 0xFEB10000);
+	CHECK_EQ(f_wide.base, 0xFEB20000);
+	struct pci_window w;
+	pci_bar_window(fb.d, 3, &w); /* the high half: no window of its own */
+	CHECK(!w.on && !w.len);
+
+	/* An I/O BAR moved with decoding on: I/O off while it lands and the driver follows. */
+	fb.calls = 0;
+	guest_cfg_write(0, 0x20, 0x20, 4, 0xD101);
+	CHECK_EQ(fb.calls, 1);
+	CHECK_EQ(fb.bar, 4);
+	CHECK(fb.old.on && fb.old.io && fb.old.base == 0xC0C0 && fb.old.len == 32);
+	CHECK(fb.now.on && fb.now.io && fb.now.base == 0xD100);
+	CHECK_EQ(fb.cmd_during, 0x06); /* I/O off, memory and bus mastering as they were */
+	CHECK_EQ(f->cfg[4], 0x07);
+	CHECK_EQ(f_io.base, 0xD100);
+	CHECK_EQ(guest_io(0xD104, 1, true, 0), 0x5A); /* the hook moved with it */
+
+	/* Refused: the BAR is put back, decoding on again, the region where it was. */
+	fb.refuse = true;
+	guest_cfg_write(0, 0x20, 0x20, 4, 0xE001);
+	CHECK_EQ(fdev_bar(4), 0xD101);
+	CHECK_EQ(fb.d->bar[4], 0xD101);
+	CHECK_EQ(f->cfg[4], 0x07);
+	CHECK_EQ(f_io.base, 0xD100);
+	CHECK_EQ(guest_cfg_read(0, 0x20, 0x20, 4), 0xD101);
+
+	/* Memory turned off (a refusal changes nothing: it is off), then on, refused: left off. */
+	guest_cfg_write(0, 0x20, 0x04, 2, 0x0005);
+	CHECK_EQ(f->cfg[4], 0x05);
+	CHECK(f_abar.placed); /* refused: still trapped, harmless */
+	fb.refuse = false;
+	guest_cfg_write(0, 0x20, 0x04, 2, 0x0007);
+	guest_cfg_write(0, 0x20, 0x04, 2, 0x0005);
+	CHECK(!f_abar.placed && !f_wide.placed); /* off: the driver stopped trapping */
+	fb.refuse = true;
+	guest_cfg_write(0, 0x20, 0x04, 2, 0x0007);
+	CHECK_EQ(f->cfg[4], 0x05);
+	CHECK_EQ(guest_cfg_read(0, 0x20, 0x04, 2), 0x0005);
+	fb.refuse = false;
+	fb.calls = 0;
+	guest_cfg_write(0, 0x20, 0x04, 2, 0x0007); /* accepted: both memory BARs trapped again */
+	CHECK_EQ(fb.calls, 2);
+	CHECK_EQ(f->cfg[4], 0x07);
+	CHECK(f_abar.placed && f_abar.base == 0xFEB10000 && f_wide.placed);
+
+	/* Sizing as an OS does it: decoding off, all ones, the old value, decoding on. */
+	guest_cfg_write(0, 0x20, 0x04, 2, 0x0004);
+	CHECK(!f_io.placed && !f_abar.placed);
+	fb.calls = 0;
+	guest_cfg_write(0, 0x20, 0x24, 4, 0xFFFFFFFF);
+	CHECK_EQ(guest_cfg_read(0, 0x20, 0x24, 4), 0xFFFFE000u);
+	guest_cfg_write(0, 0x20, 0x24, 4, 0xFEB10000);
+	CHECK_EQ(fb.calls, 0); /* windows that stay off call nothing */
+	guest_cfg_write(0, 0x20, 0x04, 2, 0x0007);
+	CHECK_EQ(fb.calls, 3);
+	CHECK(f_io.placed && f_abar.placed && f_wide.placed);
+
+	/* A 64-bit BAR written one half at a time with decoding on: it moves twice; through ECAM
+	 * too (an 8-byte write is both halves). */
+	guest_cfg_write(0, 0x20, 0x18, 4, 0xFEB30004);
+	CHECK_EQ(fb.bar, 2);
+	CHECK_EQ(fb.cmd_during, 0x05); /* memory off */
+	CHECK_EQ(f_wide.base, 0xFEB30000);
+	guest_cfg_write(0, 0x20, 0x1C, 4, 0x2);
+	CHECK_EQ(f_wide.base, 0x2FEB30000ull);
+	CHECK_EQ(f->cfg[4], 0x07);
+	struct mcfg_window ecam = { 0xB0000000, 0, 0, 255 };
+	u64 v = 0x00000000FEB20004ull;
+	CHECK(ecam_access(NULL, &ecam, ecam.base + (0x20u << 12) + 0x18, 8, true, &v));
+	CHECK_EQ(f_wide.base, 0xFEB20000);
+	CHECK_EQ(fdev_bar(3), 0);
+
+	/* Onto the guest's RAM, onto Parapet's region (the fake tables refuse the MiB at 1 GiB), onto
+	 * another region's pages, below 1 MiB: refused, the BAR put back. */
+	hvmem.guest_map.n = 1;
+	hvmem.guest_map.e[0] = (struct memmap_entry){ 0x100000, 0x3FF00000, E820_RAM };
+	static const u32 bad[] = { 0x00200000, 0x40000000, 0xFEB20000, 0x000E0000 };
+	for (unsigned i = 0; i < 4; i++) {
+		guest_cfg_write(0, 0x20, 0x24, 4, bad[i]);
+		CHECK_EQ(fdev_bar(5), 0xFEB10000);
+		CHECK_EQ(f_abar.base, 0xFEB10000);
+		CHECK_EQ(f->cfg[4], 0x07);
+	}
+	hvmem.guest_map.n = 0;
+	/* The wide BAR's high half moved it onto the hidden MiB: both halves put back. */
+	guest_cfg_write(0, 0x20, 0x18, 4, 0x40000004);
+	CHECK_EQ(fdev_bar(2), 0xFEB20004);
+	CHECK_EQ(f_wide.base, 0xFEB20000);
+}
+
+static void region_place(void)
+{
+	struct pci_region r = { .io = true, .offset = 2, .len = 1, .port = f_port };
+	struct pci_window w = { true, true, 0x3F4, 4 };
+	CHECK(pci_region_place(&r, &w));
+	CHECK(r.placed && r.base == 0x3F6 && r.size == 1);
+	CHECK_EQ(guest_io(0x3F6, 1, true, 0), 0x5A);
+	w.base = 0xFFFE; /* past port 0xFFFF */
+	CHECK(!pci_region_place(&r, &w));
+	w = (struct pci_window){ true, true, 0x370, 2 }; /* the part is beyond the window */
+	CHECK(!pci_region_place(&r, &w));
+	w = (struct pci_window){ false, true, 0x370000, 0x1000 }; /* memory, for an I/O region */
+	CHECK(!pci_region_place(&r, &w));
+	CHECK(r.placed && r.base == 0x3F6);
+	w = (struct pci_window){ true, false, 0, 0 };
+	CHECK(pci_region_place(&r, &w)); /* off: removed */
+	CHECK(!r.placed);
+	pci_region_remove(&r);
+
+	/* Memory smaller than a page, not page-aligned: its page is trapped. A window that comes to
+	 * span other pages than before (never a BAR's: aligned to its size) is added at its new pages
+	 * before the old ones are released, so it may not overlap them. */
+	struct pci_region m = { .mem = f_mmio };
+	w = (struct pci_window){ false, true, 0xFEC80800, 0x100 };
+	CHECK(pci_region_place(&m, &w));
+	CHECK(m.placed && m.base == 0xFEC80800 && m.size == 0x100);
+	w = (struct pci_window){ false, true, 0xFEC80F00, 0x200 }; /* across two pages, one its own */
+	CHECK(!pci_region_place(&m, &w));
+	CHECK_EQ(m.base, 0xFEC80800);
+	w.base = 0xFEC90F00;
+	CHECK(pci_region_place(&m, &w));
+	CHECK_EQ(m.base, 0xFEC90F00);
+	CHECK_EQ(m.size, 0x200);
+	w.on = false;
+	CHECK(pci_region_place(&m, &w));
+	CHECK(!m.placed);
+}
+
 static bool sum_ok(const u8 *p, u32 len)
 {
 	u8 v = 0;
@@ -512,5 +727,8 @@ TESTS(pci_tests) = {
 	{ "acpi: a table taken out of the XSDT and the RSDT", table_unlisted },
 	{ "ecam: q35 PCIEXBAR decoding", pciexbar_decoding },
 	{ "ecam: a trapped page's accesses take the 0xCFC path", ecam_takes_the_same_path },
+	{ "pci: BARs followed: moves, refusals restore, decoding held off, sizing, 64-bit halves, RAM refused",
+	    bars_followed },
+	{ "pci: regions: I/O and memory parts of a window, refusals, off removes", region_place },
 	{ NULL, NULL },
 };

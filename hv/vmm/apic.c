@@ -180,7 +180,7 @@ static bool follow(struct vcpu *v, u64 page)
 		spin_unlock(&lock);
 	}
 	if (ok)
-		v->flush_npt = true;
+		__atomic_store_n(&v->flush_npt, true, __ATOMIC_SEQ_CST);
 	return ok;
 }
 

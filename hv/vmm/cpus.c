@@ -248,6 +248,22 @@ void cpus_reset_freeze(void)
 	cpus_thaw();
 }
 
+void cpus_flush_npt(void)
+{
+	u32 seen[MAX_CPUS];
+	unsigned n = nvcpus;
+	for (unsigned i = 0; i < n; i++) {
+		struct vcpu *t = &vcpus[i];
+		__atomic_store_n(&t->flush_npt, true, __ATOMIC_SEQ_CST);
+		seen[i] = __atomic_load_n(&t->guest_seq, __ATOMIC_SEQ_CST);
+		if (seen[i] & 1)
+			apic_kick(t); /* in the guest: the NMI makes it leave */
+	}
+	for (unsigned i = 0; i < n; i++)
+		while ((seen[i] & 1) && __atomic_load_n(&vcpus[i].guest_seq, __ATOMIC_ACQUIRE) == seen[i])
+			cpu_relax();
+}
+
 struct vcpu *cpus_self(void)
 {
 	u32 id = lapic_id();

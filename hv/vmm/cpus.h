@@ -37,6 +37,33 @@ void cpus_thaw(void);
 /* After S3 (every CPU was reset): nobody holds the world, nobody is parked. */
 void cpus_reset_freeze(void);
 
+/*
+ * The nested page tables changed (vmm/mmio.c): returns when no CPU's nested TLB can hold a
+ * translation from before the call. Every CPU is flagged to flush at its next entry (this one
+ * too); one that is in the guest is interrupted by Parapet's NMI and waited for until it has left
+ * the guest once. A CPU in the host (handling an exit, spinning on a lock the caller holds, in
+ * wait-for-SIPI, parked) counts at once: it flushes before it enters.
+ *
+ * The entry side (cpus_guest_enter) marks the CPU in the guest, then reads its flag; this side
+ * sets the flag, then reads the mark; both sequentially consistent (Dekker): either the entering
+ * CPU sees the flag and flushes, or this side sees it in the guest and waits for its exit.
+ */
+void cpus_flush_npt(void);
+
+/* The backend, right before each entry with nothing between it and VMRUN that can wait: v is in
+ * the guest from here. True when the entry must flush v's nested TLB. */
+static inline bool cpus_guest_enter(struct vcpu *v)
+{
+	__atomic_store_n(&v->guest_seq, __atomic_load_n(&v->guest_seq, __ATOMIC_RELAXED) + 1, __ATOMIC_SEQ_CST);
+	return __atomic_exchange_n(&v->flush_npt, false, __ATOMIC_SEQ_CST);
+}
+
+/* The backend, right after the exit. */
+static inline void cpus_guest_exit(struct vcpu *v)
+{
+	__atomic_store_n(&v->guest_seq, __atomic_load_n(&v->guest_seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+}
+
 /* The vCPU of the processor this runs on (by local APIC ID), or NULL. */
 struct vcpu *cpus_self(void);
 

@@ -3,73 +3,231 @@
 #include "vmm/vcpu.h"
 #include "vmm/gwalk.h"
 #include "vmm/emulate.h"
+#include "vmm/cpus.h"
 #include "mm/npt.h"
 #include "core/log.h"
+#include "core/x86.h"
 #include "core/spinlock.h"
 #include "core/string.h"
 
+/* One entry of the trap table. Every field is read and written with atomics: the lookup reads
+ * them without the lock while a change may be storing them (seq tells it to retry). */
 struct trap {
-	u64 base, end;
-	enum npt_access access;
+	u64 base, end;      /* [base, end) is trapped; base == end: a free entry */
+	u64 gone, gone_end; /* [gone, gone_end): pages a move or removal is releasing */
+	u32 access;         /* enum npt_access */
 	mmio_handler fn;
 	void *ctx;
 };
 
 static struct trap traps[MMIO_TRAPS_MAX];
-static unsigned ntraps;
+static u32 seq;                    /* odd while a change stores an entry; the lookup retries when it moved */
+static struct spinlock table_lock; /* one change at a time */
 static u32 log_budget = 32;
+
+#define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 #define NPF_WRITE (1ull << 1)
 #define NPF_IN_WALK (1ull << 33) /* the fault was on the guest's own page-table access */
 #define CR4_LA57 (1ull << 12)
 
-bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx)
+/* ---- Changes (under table_lock). ---- */
+
+/* Store entry t: the lookup sees the old or the new fields, never a mix. */
+static void publish(struct trap *t, struct trap n)
 {
-	if (ntraps >= MMIO_TRAPS_MAX || ((gpa | len) & 4095) || len == 0 || gpa + len < gpa || access == NPT_RW)
-		return false;
-	for (u64 p = gpa; p < gpa + len; p += 4096)
+	u32 s = LD(seq);
+	ST(seq, s + 1);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	ST(t->base, n.base), ST(t->end, n.end), ST(t->gone, n.gone), ST(t->gone_end, n.gone_end);
+	ST(t->access, n.access), ST(t->fn, n.fn), ST(t->ctx, n.ctx);
+	__atomic_store_n(&seq, s + 2, __ATOMIC_RELEASE);
+}
+
+static bool used(const struct trap *t)
+{
+	return t->base != t->end;
+}
+
+static bool valid_range(u64 gpa, u64 len, enum npt_access access)
+{
+	return !((gpa | len) & 4095) && len != 0 && gpa + len > gpa && access != NPT_RW;
+}
+
+/* Another entry than `self` traps a page of [base, end). */
+static bool taken(u64 base, u64 end, const struct trap *self)
+{
+	for (unsigned i = 0; i < MMIO_TRAPS_MAX; i++) {
+		const struct trap *t = &traps[i];
+		if (t != self && used(t) && base < t->end && t->base < end)
+			return true;
+	}
+	return false;
+}
+
+static struct trap *free_entry(void)
+{
+	for (unsigned i = 0; i < MMIO_TRAPS_MAX; i++)
+		if (!used(&traps[i]))
+			return &traps[i];
+	return NULL;
+}
+
+/* Map [base, end) again, but the pages of [keep, keep_end). */
+static void untrap(u64 base, u64 end, u64 keep, u64 keep_end)
+{
+	for (u64 p = base; p < end; p += 4096)
+		if (p < keep || p >= keep_end)
+			npt_trap(p, NPT_RW);
+}
+
+/* Trap [base, end) for access; on failure map again the pages it trapped (but those of
+ * [keep, keep_end), which were trapped before) and return false. */
+static bool trap(u64 base, u64 end, enum npt_access access, u64 keep, u64 keep_end)
+{
+	for (u64 p = base; p < end; p += 4096)
 		if (!npt_trap(p, access)) {
-			for (u64 q = gpa; q < p; q += 4096)
-				npt_trap(q, NPT_RW);
+			untrap(base, p, keep, keep_end);
 			return false;
 		}
-	traps[ntraps++] = (struct trap){ gpa, gpa + len, access, fn, ctx };
 	return true;
 }
 
-static const struct trap *find(u64 gpa);
-
-bool mmio_trap_page(u64 gpa, enum npt_access access, mmio_handler fn, void *ctx)
+/* A new entry: published before its pages fault, so every fault finds it. */
+static struct trap *add_locked(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx)
 {
-	static struct spinlock lock;
-	if ((gpa & 4095) || access == NPT_RW)
-		return false;
-	spin_lock(&lock);
-	struct trap *t = (struct trap *)find(gpa);
-	bool ok = t ? t->fn == fn && t->ctx == ctx : ntraps < MMIO_TRAPS_MAX;
-	if (ok && t) {
-		if (t->end - t->base == 4096)
-			t->access = access; /* a page of its own: reads trapped now too, or again not */
-	} else if (ok) {
-		/* Published whole before the page can fault, so every fault finds it. */
-		traps[ntraps] = (struct trap){ gpa, gpa + 4096, access, fn, ctx };
-		__atomic_store_n(&ntraps, ntraps + 1, __ATOMIC_RELEASE);
-	}
-	if (ok && !npt_trap(gpa, access)) {
-		if (!t)
-			traps[ntraps - 1].end = gpa; /* never mapped: an empty entry */
-		ok = false;
-	}
-	spin_unlock(&lock);
+	struct trap *t = free_entry();
+	if (!t || !fn || !valid_range(gpa, len, access) || taken(gpa, gpa + len, NULL))
+		return NULL;
+	publish(t, (struct trap){ gpa, gpa + len, 0, 0, access, fn, ctx });
+	if (trap(gpa, gpa + len, access, 0, 0))
+		return t;
+	publish(t, (struct trap){ 0 });
+	return NULL;
+}
+
+bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx)
+{
+	spin_lock(&table_lock);
+	bool ok = add_locked(gpa, len, access, fn, ctx) != NULL;
+	spin_unlock(&table_lock);
 	return ok;
 }
 
-static const struct trap *find(u64 gpa)
+bool mmio_trap_page(u64 gpa, enum npt_access access, mmio_handler fn, void *ctx)
 {
-	for (unsigned i = 0; i < ntraps; i++)
-		if (gpa >= traps[i].base && gpa < traps[i].end)
-			return &traps[i];
-	return NULL;
+	if ((gpa & 4095) || access == NPT_RW)
+		return false;
+	spin_lock(&table_lock);
+	struct trap *t = NULL;
+	for (unsigned i = 0; i < MMIO_TRAPS_MAX && !t; i++)
+		if (used(&traps[i]) && gpa >= traps[i].base && gpa < traps[i].end)
+			t = &traps[i];
+	bool ok;
+	if (!t) {
+		ok = add_locked(gpa, 4096, access, fn, ctx) != NULL;
+	} else {
+		ok = t->fn == fn && t->ctx == ctx && npt_trap(gpa, access);
+		if (ok && t->end - t->base == 4096 && t->access != access) {
+			struct trap n = *t;
+			n.access = access; /* a page of its own: reads trapped now too, or again not */
+			publish(t, n);
+		}
+	}
+	spin_unlock(&table_lock);
+	return ok;
+}
+
+int mmio_region_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx)
+{
+	spin_lock(&table_lock);
+	struct trap *t = add_locked(gpa, len, access, fn, ctx);
+	if (t)
+		cpus_flush_npt();
+	spin_unlock(&table_lock);
+	return t ? (int)(t - traps) : -1;
+}
+
+static struct trap *entry(int h)
+{
+	return h >= 0 && h < MMIO_TRAPS_MAX && used(&traps[h]) ? &traps[h] : NULL;
+}
+
+/*
+ * The new pages are trapped and the entry names them before the old ones are released; while
+ * the old ones are released and flushed, a fault there runs the instruction again.
+ */
+bool mmio_region_move(int h, u64 gpa)
+{
+	spin_lock(&table_lock);
+	struct trap *t = entry(h), o = t ? *t : (struct trap){ 0 };
+	u64 len = o.end - o.base;
+	bool ok = t && (gpa == o.base || (valid_range(gpa, len, o.access) && !taken(gpa, gpa + len, t)));
+	if (ok && gpa != o.base) {
+		publish(t, (struct trap){ gpa, gpa + len, o.base, o.end, o.access, o.fn, o.ctx });
+		ok = trap(gpa, gpa + len, o.access, o.base, o.end);
+		if (ok) {
+			untrap(o.base, o.end, gpa, gpa + len);
+			cpus_flush_npt();
+		}
+		publish(t, ok ? (struct trap){ gpa, gpa + len, 0, 0, o.access, o.fn, o.ctx } : o);
+	}
+	spin_unlock(&table_lock);
+	return ok;
+}
+
+void mmio_region_remove(int h)
+{
+	spin_lock(&table_lock);
+	struct trap *t = entry(h);
+	if (t) {
+		u64 base = t->base, end = t->end;
+		publish(t, (struct trap){ .gone = base, .gone_end = end });
+		untrap(base, end, 0, 0);
+		cpus_flush_npt();
+		publish(t, (struct trap){ 0 });
+	}
+	spin_unlock(&table_lock);
+}
+
+/* ---- The lookup (no lock). ---- */
+
+enum hit {
+	MISS,
+	HIT,  /* *out is the entry that traps the page */
+	GONE, /* a move or removal is releasing the page: run the instruction again */
+};
+
+static enum hit find(u64 gpa, struct trap *out)
+{
+	for (;;) {
+		u32 s = __atomic_load_n(&seq, __ATOMIC_ACQUIRE);
+		if (s & 1) {
+			cpu_relax();
+			continue;
+		}
+		enum hit r = MISS;
+		for (unsigned i = 0; i < MMIO_TRAPS_MAX && r != HIT; i++) {
+			struct trap *t = &traps[i];
+			if (gpa >= LD(t->base) && gpa < LD(t->end)) {
+				*out = (struct trap){ LD(t->base), LD(t->end), 0, 0, LD(t->access), LD(t->fn),
+					LD(t->ctx) };
+				r = HIT;
+			} else if (gpa >= LD(t->gone) && gpa < LD(t->gone_end)) {
+				r = GONE;
+			}
+		}
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&seq, __ATOMIC_RELAXED) == s)
+			return r;
+	}
+}
+
+static bool trapped(u64 gpa)
+{
+	struct trap t;
+	return find(gpa, &t) != MISS;
 }
 
 static void refuse(struct vcpu *v, const char *why, const u8 *b, unsigned n)
@@ -163,8 +321,12 @@ static enum emu_status guest_access(void *ctx, const struct emu_access *a, u64 *
 	}
 	if (res != GW_OK)
 		return refused(c, "guest page table not in RAM");
-	const struct trap *t = find(gpa);
-	if (across && (t || find(gpa2)))
+	struct trap tr;
+	enum hit hit = find(gpa, &tr);
+	const struct trap *t = hit == HIT ? &tr : NULL;
+	if (hit == GONE || (!t && !c->matched && (gpa >> 12) == (v->exit.npf.gpa >> 12)))
+		return EMU_FAULT; /* another CPU changed the trap meanwhile: nothing done, run it again */
+	if (across && (t || trapped(gpa2)))
 		return refused(c, "access across a trap page's boundary");
 
 	/* The first access the nested page tables stop must be the fault, and come before any write. */
@@ -200,9 +362,20 @@ static enum emu_status guest_access(void *ctx, const struct emu_access *a, u64 *
 
 bool mmio_handle_npf(struct vcpu *v)
 {
-	const struct trap *t = find(v->exit.npf.gpa);
-	if (!t)
-		return false;
+	struct trap t;
+	switch (find(v->exit.npf.gpa, &t)) {
+	case GONE:
+		return true; /* a move or removal releases the page: run it again after the change */
+	case MISS:
+		/* Taken before a change released the page (another CPU's): the tables allow the access
+		 * now; this CPU's nested TLB may still hold the old translation. Run it again. */
+		if (!npt_allows(v->exit.npf.gpa, v->exit.npf.error & NPF_WRITE))
+			return false;
+		__atomic_store_n(&v->flush_npt, true, __ATOMIC_RELAXED);
+		return true;
+	case HIT:
+		break;
+	}
 	u8 b[INSN_MAX_LEN] = { 0 };
 	unsigned got = 0;
 	if (v->exit.npf.error & NPF_IN_WALK) {

@@ -33,9 +33,22 @@ struct vcpu;
  * Return false to refuse: the read returns all ones, the write is dropped. */
 typedef bool (*mmio_handler)(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val);
 
+/*
+ * The trap table: at most MMIO_TRAPS_MAX entries, each a range of whole 4 KiB pages with one
+ * access (NPT_NONE: every access faults; NPT_RO: writes fault), handler and context. Entries
+ * never overlap, and a page is trapped in the nested page tables exactly while an entry covers
+ * it. Changes are serialised by one lock; the exit path's lookup takes none: each change is
+ * published with a sequence count the lookup re-checks (it retries when an entry changed under
+ * it). A fault on a page a move or removal is releasing runs the instruction again, as does a
+ * fault the nested page tables no longer explain (taken before a change): the guest then sees
+ * the page as it is after the change. A handler call that raced a removal (its fault was looked
+ * up before the change) may still run once, after mmio_region_remove returned, with the old
+ * ctx: drivers keep ctx static (never freed or reused for something else).
+ */
+
 /* Trap [gpa, gpa+len) (4 KiB aligned): every access (NPT_NONE), or writes only (NPT_RO).
  * Before the guest runs only: the nested TLB is not flushed. Returns false when the table is
- * full or the nested page tables cannot be split. */
+ * full, a page is trapped already, or a page cannot be trapped (as mmio_region_add). */
 bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx);
 
 /* While the guest runs, from any CPU: trap the 4 KiB page at gpa for `access` with (fn, ctx),
@@ -44,6 +57,28 @@ bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, vo
  * full. The entry is in the table before the page faults, so every fault finds it. No nested
  * TLB is flushed: a CPU that must see the new access at once flushes its own. */
 bool mmio_trap_page(u64 gpa, enum npt_access access, mmio_handler fn, void *ctx);
+
+/*
+ * Trap regions, while the guest runs, from any CPU's exit handler (also with other locks held,
+ * e.g. pci.c's mediation lock). Each returns only after no CPU's nested TLB can hold a
+ * translation that contradicts the change (cpus_flush_npt: this CPU flushes before its next
+ * entry, every other one before its next entry or, if it is in the guest, after Parapet's NMI
+ * made it leave; a CPU in the host counts at once, so a CPU spinning on a lock the caller holds
+ * is no deadlock). Before the guest runs they work too (the flush is then only flagged).
+ *
+ * mmio_region_add: trap [gpa, gpa+len) (4 KiB aligned, len > 0) for `access` (NPT_NONE or
+ * NPT_RO) with (fn, ctx). Returns a handle >= 0, or -1 when the table is full, a page is already
+ * trapped by another region, or a page cannot be trapped (Parapet's hidden region, beyond the
+ * nested tables).
+ * mmio_region_move: move region h to gpa (same length, access, handler). False, and nothing
+ * changed, when the new place cannot be trapped as above (its own old pages do not count as
+ * taken); true at once when gpa is where it is.
+ * mmio_region_remove: stop trapping; the pages map the hardware (identity) again. The handle
+ * may then be reused by a later add.
+ */
+int mmio_region_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx);
+bool mmio_region_move(int h, u64 gpa);
+void mmio_region_remove(int h);
 
 /* One access of size 1, 2, 4 or 8 bytes to what lies at gpa, done as the guest asked (a read
  * sets *val): for a trap page's handler, or a write-only trap's reads. False when gpa cannot be

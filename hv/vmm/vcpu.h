@@ -115,7 +115,8 @@ struct vcpu {
 	bool waiting;   /* in wait-for-SIPI: held by Parapet (under mail.lock) */
 	bool alive;     /* an AP reached Parapet's C code at start (atomic) */
 	bool kicked;    /* an NMI from Parapet is on its way to this CPU (atomic) */
-	bool flush_npt; /* a trap changed for this CPU: flush its nested TLB before entry */
+	bool flush_npt; /* flush its nested TLB at the next entry (atomic: cpus_flush_npt) */
+	u32 guest_seq;  /* odd while it is in the guest (atomic: vmm/cpus.h) */
 	u32 ldr, dfr;   /* the guest's xAPIC logical destination registers, as written */
 	struct vcpu_mail mail;
 	const struct guest_start *restart; /* set by a handler: start afresh there (handoff) */

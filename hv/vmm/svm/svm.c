@@ -387,7 +387,10 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 	for (;;) {
 		if (v->waiting)
 			wait_for_sipi(v, vmcb, vmcb_pa);
+		if (cpus_guest_enter(v))
+			vmcb->tlb_control = 1; /* a trap changed (cpus_flush_npt): flush on this entry */
 		svm_vmrun(vmcb_pa, v->gpr);
+		cpus_guest_exit(v);
 		if (vmcb->exitcode == SVM_EXIT_INVALID)
 			invalid_state(vmcb);
 		vmcb->tlb_control = 0;
@@ -436,10 +439,6 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		/* SVME must stay set in the real EFER: the guest's own view is v->efer. SMM entry in the
 		 * guest clears it in the saved state; restoring it here keeps VMRUN valid. */
 		vmcb->efer = v->efer | EFER_SVME;
-		if (v->flush_npt) {
-			vmcb->tlb_control = 1; /* flush this CPU's translations on entry */
-			v->flush_npt = false;
-		}
 		set_events(v, vmcb);
 		vmcb->clean = 0;
 		if (v->restart) {

@@ -1,0 +1,225 @@
+/*
+ * The AHCI HBA as a PCI function (class 01h, subclass 06h, prog-if 01h): bound when the policy
+ * names a drive behind it. Its registers (ABAR, BAR5) are trapped wherever the guest places
+ * them (io/pci.c reports every move); its I/O space stays off, since an index/data pair there
+ * (Intel's, BAR4) reaches every register behind the trap. At bind, before the guest runs, each
+ * implemented port is put on Parapet's shadow list and each ATA disk is identified (its serial
+ * number names it in the policy).
+ */
+#include "drivers/ahci/ahci_port.h"
+#include "iommu/iommu.h"
+#include "io/pci.h"
+#include "core/pgalloc.h"
+#include "core/log.h"
+#include "core/panic.h"
+
+#define AHCI_HBAS_MAX 2
+#define AHCI_ABAR 5
+#define AHCI_PROGIF 0x01
+
+struct ahci_ctrl {
+	struct ahci_hba hba;
+	struct pci_dev *pci;
+	u64 abar, len;            /* where Parapet reaches the registers; the window's length */
+	struct pci_region region; /* the guest's window, trapped while memory decoding is on */
+};
+
+static struct ahci_ctrl ctrls[AHCI_HBAS_MAX];
+static unsigned nctrls;
+
+static u32 hw_rd(void *ctx, u32 off)
+{
+	struct ahci_ctrl *c = ctx;
+	return *(volatile u32 *)phys_ptr(c->abar + off);
+}
+
+static void hw_wr(void *ctx, u32 off, u32 val)
+{
+	struct ahci_ctrl *c = ctx;
+	*(volatile u32 *)phys_ptr(c->abar + off) = val;
+}
+
+static bool abar_access(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
+{
+	(void)v;
+	struct ahci_ctrl *c = ctx;
+	u64 off = gpa - __atomic_load_n(&c->abar, __ATOMIC_ACQUIRE);
+	if (off >= c->len) /* raced a move of the window: the guest's next access finds it */
+		return false;
+	return ahci_access(&c->hba, (u32)off, size, write, val);
+}
+
+static u64 alloc(u64 bytes, u8 **ptr)
+{
+	u64 pa = pgalloc((unsigned)(ALIGN_UP(bytes, PAGE_SIZE) / PAGE_SIZE));
+	*ptr = phys_ptr(pa);
+	return pa;
+}
+
+/* Put port i under Parapet's list and decide whether the policy names its drive. */
+static void take_port(struct ahci_ctrl *c, unsigned i)
+{
+	struct pci_dev *d = c->pci;
+	struct ahci_port *p = &c->hba.port[i];
+	u8 *mem, *slots;
+	u64 mem_pa = alloc(AHCI_PORT_TABLE_BYTES, &mem);
+	alloc((u64)AHCI_SLOTS * sizeof(struct ahci_slot), &slots);
+	if (!ahci_port_take(&c->hba, i, mem, mem_pa, (struct ahci_slot *)slots))
+		panic("ahci: %02x:%02x.%u port %u does not stop: it cannot be mediated", d->bus, d->devfn >> 3,
+		    d->devfn & 7, i);
+	u32 ssts = c->hba.hw.rd(c, AHCI_PORT_BASE(i) + PX_SSTS);
+	u32 sig = c->hba.hw.rd(c, AHCI_PORT_BASE(i) + PX_SIG);
+	if ((ssts & 0xF) != PX_SSTS_DET_PRESENT) {
+		LOG("ahci: %02x:%02x.%u port %u: no device\n", d->bus, d->devfn >> 3, d->devfn & 7, i);
+		return;
+	}
+	if (sig != PX_SIG_ATA) {
+		LOG("ahci: %02x:%02x.%u port %u: %s (signature %08x) passes with checked PRDs\n", d->bus, d->devfn >> 3,
+		    d->devfn & 7, i, sig == PX_SIG_ATAPI ? "ATAPI" : "not an ATA disk", sig);
+		return;
+	}
+	u8 *id;
+	u64 id_pa = alloc(PAGE_SIZE, &id);
+	struct storage_id sid = { .transport = STORAGE_AHCI, .bus = d->bus, .devfn = d->devfn, .port = (u8)i,
+		.block_size = SECTOR_SIZE };
+	bool known = ahci_port_identify(p, id, id_pa);
+	if (known) /* words 10-19, two characters a word, high byte first */
+		for (unsigned k = 0; k < 10; k++) {
+			sid.serial[2 * k] = (char)id[20 + 2 * k + 1];
+			sid.serial[2 * k + 1] = (char)id[20 + 2 * k];
+		}
+	iommu_dma_allow(d->bus, d->devfn, mem_pa, AHCI_PORT_TABLE_BYTES);
+	p->sd = storage_bind(&sid);
+	if (p->sd) {
+		u8 *bounce;
+		u64 bounce_pa = alloc(AHCI_PORT_BOUNCE_BYTES, &bounce);
+		ahci_port_set_bounce(p, bounce, bounce_pa);
+		iommu_dma_allow(d->bus, d->devfn, bounce_pa, AHCI_PORT_BOUNCE_BYTES);
+	}
+	LOG("ahci: %02x:%02x.%u port %u: ATA serial '%.*s'%s, %s\n", d->bus, d->devfn >> 3, d->devfn & 7, i, 20,
+	    sid.serial, known ? "" : " (IDENTIFY failed)", p->sd ? "protected by the policy" : "passes with checked PRDs");
+}
+
+static void ahci_bind(struct pci_dev *d)
+{
+	u64 abar = pci_bar_addr(d, AHCI_ABAR);
+	u64 len = ALIGN_UP(d->bar_size[AHCI_ABAR], PAGE_SIZE);
+	if (nctrls == AHCI_HBAS_MAX || !storage_active() || d->progif != AHCI_PROGIF) {
+		d->drv = NULL;
+		return;
+	}
+	if (!abar || pci_bar_is_io(d->bar[AHCI_ABAR]) || !(d->command & PCI_COMMAND_MEMORY) || len < AHCI_PORT_BASE(1)) {
+		LOG("ahci: %02x:%02x.%u: registers not decoded at start (ABAR %lx, %lu bytes); not mediated\n", d->bus,
+		    d->devfn >> 3, d->devfn & 7, abar, len);
+		d->drv = NULL;
+		return;
+	}
+	struct ahci_ctrl *c = &ctrls[nctrls];
+	c->pci = d;
+	c->abar = abar;
+	c->len = len;
+	c->hba.hw = (struct ahci_hw){ hw_rd, hw_wr, c };
+	if (!(hw_rd(c, AHCI_GHC) & AHCI_GHC_AE))
+		hw_wr(c, AHCI_GHC, AHCI_GHC_AE);
+	c->hba.cap = hw_rd(c, AHCI_CAP);
+	c->hba.pi = hw_rd(c, AHCI_PI);
+	bool protect = false;
+	for (unsigned i = 0; i < AHCI_PORTS_MAX; i++)
+		if ((c->hba.pi >> i & 1) && AHCI_PORT_BASE(i + 1) <= len) {
+			take_port(c, i);
+			protect |= c->hba.port[i].sd != NULL;
+		}
+	if (!protect) {
+		for (unsigned i = 0; i < AHCI_PORTS_MAX; i++)
+			if (c->hba.port[i].implemented)
+				ahci_port_release(&c->hba.port[i]);
+		LOG("ahci: %02x:%02x.%u: no drive named by the policy; not mediated\n", d->bus, d->devfn >> 3,
+		    d->devfn & 7);
+		d->drv = NULL;
+		return;
+	}
+	c->region = (struct pci_region){ .mem = abar_access, .ctx = c };
+	struct pci_window w;
+	pci_bar_window(d, AHCI_ABAR, &w);
+	if (!pci_region_place(&c->region, &w))
+		panic("ahci: %02x:%02x.%u: cannot trap its registers at %lx", d->bus, d->devfn >> 3, d->devfn & 7, abar);
+	pci_write(d, PCI_COMMAND, 2, d->command & ~PCI_COMMAND_IO);
+	d->command &= ~PCI_COMMAND_IO;
+	d->priv = c;
+	nctrls++;
+	LOG("ahci: %02x:%02x.%u mediated: ABAR %lx, %u slots, NCQ %s; %lu KiB shadow per protected port\n", d->bus,
+	    d->devfn >> 3, d->devfn & 7, abar, AHCI_CAP_NCS(c->hba.cap) + 1,
+	    (c->hba.cap & AHCI_CAP_SNCQ) ? "yes" : "no", AHCI_PORT_BOUNCE_BYTES >> 10);
+}
+
+static void lock_ports(struct ahci_ctrl *c, bool lock)
+{
+	for (unsigned i = 0; i < AHCI_PORTS_MAX; i++)
+		if (c->hba.port[i].implemented) {
+			if (lock)
+				spin_lock(&c->hba.port[i].lock);
+			else
+				spin_unlock(&c->hba.port[i].lock);
+		}
+}
+
+static bool touches(u16 offset, unsigned size, u16 reg, unsigned len)
+{
+	return offset < reg + len && reg < offset + size;
+}
+
+/* Writes that can move the registers hold every port still (no reap reads a window in motion);
+ * the I/O space is never enabled. */
+static bool ahci_cfg_write(struct pci_dev *d, u16 offset, unsigned size, u32 *val)
+{
+	struct ahci_ctrl *c = d->priv;
+	if (!c)
+		return true;
+	if (touches(offset, size, PCI_COMMAND, 1))
+		*val &= ~(PCI_COMMAND_IO << 8 * (PCI_COMMAND - offset));
+	if (touches(offset, size, PCI_COMMAND, 2) || touches(offset, size, PCI_BAR0, 24))
+		lock_ports(c, true);
+	return true;
+}
+
+static void ahci_cfg_written(struct pci_dev *d, u16 offset, unsigned size)
+{
+	struct ahci_ctrl *c = d->priv;
+	if (c && (touches(offset, size, PCI_COMMAND, 2) || touches(offset, size, PCI_BAR0, 24)))
+		lock_ports(c, false);
+}
+
+static bool ahci_bar_moved(struct pci_dev *d, unsigned bar, const struct pci_window *old, const struct pci_window *now)
+{
+	(void)old;
+	struct ahci_ctrl *c = d->priv;
+	if (!c)
+		return true;
+	if (now->io)
+		return !now->on; /* never an index/data pair behind the trap's back */
+	if (bar != AHCI_ABAR)
+		return true;
+	if (now->on && now->len < c->len)
+		return false;
+	if (!pci_region_place(&c->region, now)) {
+		LOG("ahci: %02x:%02x.%u: registers cannot be trapped at %lx; move refused\n", d->bus, d->devfn >> 3,
+		    d->devfn & 7, now->base);
+		return false;
+	}
+	if (now->on)
+		__atomic_store_n(&c->abar, now->base, __ATOMIC_RELEASE);
+	return true;
+}
+
+static const struct pci_driver ahci_driver = {
+	.name = "ahci",
+	.vendor = PCI_ANY_ID,
+	.device = PCI_ANY_ID,
+	.class = 0x01,
+	.subclass = 0x06,
+	.bind = ahci_bind,
+	.cfg_write = ahci_cfg_write,
+	.cfg_written = ahci_cfg_written,
+	.bar_moved = ahci_bar_moved,
+};
+PCI_DRIVER(ahci_driver);
