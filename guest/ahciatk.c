@@ -90,9 +90,9 @@ static const char *opt_dev;
 static volatile uint32_t *abar;
 static uint64_t abar_phys;
 static uint32_t cap;
-static uint16_t idp_port;    /* BAR4's I/O base, for --idp */
+static uint16_t idp_port;       /* BAR4's I/O base, for --idp */
 static unsigned idp_off = 0x10; /* QEMU's ICH9: index at BAR4 + 0x10, data at + 0x14 */
-static bool via_idp;         /* register accesses through the index/data pair */
+static bool via_idp;            /* register accesses through the index/data pair */
 
 static void usage(void) __attribute__((noreturn));
 
@@ -541,7 +541,8 @@ static void cmd_identify(void)
 	char model[48], serial[24];
 	ata_string(id, 27, 20, model);
 	ata_string(id, 10, 10, serial);
-	uint64_t sectors = (uint64_t)id[100] | (uint64_t)id[101] << 16 | (uint64_t)id[102] << 32 | (uint64_t)id[103] << 48;
+	uint64_t sectors = (uint64_t)id[100] | (uint64_t)id[101] << 16 | (uint64_t)id[102] << 32 |
+			   (uint64_t)id[103] << 48;
 	result("result=%s op=identify port=%d model=%s serial=%s sectors=%" PRIu64 " ncq=%d qdepth=%u %s", verdict(&o),
 	    P.no, model, serial, sectors, !!(id[76] & 0x100), (id[75] & 0x1f) + 1u, regs(&o));
 }
@@ -562,7 +563,8 @@ static void cmd_rw(bool write, uint64_t lba, unsigned count, const struct opts *
 	if (!write && op->out)
 		write_file(op->out, m.va, bytes);
 	result("result=%s op=%s port=%d lba=%" PRIu64 " count=%u ncq=%d us=%" PRIu64 " sha256=%s first=%s %s",
-	    verdict(&o), write ? "write" : "read", P.no, lba, count, op->ncq, us, sha, first_hex(m.va, bytes), regs(&o));
+	    verdict(&o), write ? "write" : "read", P.no, lba, count, op->ncq, us, sha, first_hex(m.va, bytes),
+	    regs(&o));
 }
 
 /* Slots 0..n-1 at once, each `count` sectors at lba + i * count: write (pattern lba), then read and compare. */
@@ -782,7 +784,10 @@ static void *racer_main(void *arg)
 /* Which buffer's bytes a range holds: A (the command's), B (the racer's), fill, other. */
 static const char *which(const uint8_t *p, size_t n, uint8_t fill)
 {
-	return all_bytes(p, n, PATTERN_A) ? "A" : all_bytes(p, n, PATTERN_B) ? "B" : all_bytes(p, n, fill) ? "fill" : "other";
+	return all_bytes(p, n, PATTERN_A)   ? "A"
+	       : all_bytes(p, n, PATTERN_B) ? "B"
+	       : all_bytes(p, n, fill)      ? "fill"
+					    : "other";
 }
 
 static void cmd_race(uint64_t lba, unsigned count, const struct opts *op)
@@ -840,14 +845,19 @@ static void cmd_race(uint64_t lba, unsigned count, const struct opts *op)
 	if (write) {
 		readback(lba, count, d1);
 		readback(alt, count, d2);
-		snprintf(out, sizeof out, "at_lba=%s at_alt=%s", which(d1, bytes, FILL_DISK), which(d2, bytes, FILL_DISK));
+		snprintf(out, sizeof out, "at_lba=%s at_alt=%s", which(d1, bytes, FILL_DISK),
+		    which(d2, bytes, FILL_DISK));
 	} else {
-		snprintf(out, sizeof out, "buf_a=%s buf_b=%s", which(a.va, bytes, FILL_MEM), which(b.va, bytes, FILL_MEM));
+		snprintf(out, sizeof out, "buf_a=%s buf_b=%s", which(a.va, bytes, FILL_MEM),
+		    which(b.va, bytes, FILL_MEM));
 	}
 	result("result=%s op=race dir=%s port=%d lba=%" PRIu64 " alt_lba=%" PRIu64
 	       " count=%u ncq=%d racer=%s loops=%lu %s %s",
 	    verdict(&o), write ? "write" : "read", P.no, lba, alt, count, op->ncq,
-	    op->before ? "before-issue" : threaded ? "cpu1" : "same-cpu", r.loops, out, regs(&o));
+	    op->before ? "before-issue"
+	    : threaded ? "cpu1"
+		       : "same-cpu",
+	    r.loops, out, regs(&o));
 }
 
 /* ---- a command list the tool sets up behind the port's back: WRITE DMA EXT from a target ---- */
@@ -970,7 +980,10 @@ static void cmd_cmd(uint8_t opcode, uint16_t features, uint16_t count, uint64_t 
 	struct cmd idc = { .op = ATA_IDENTIFY, .device = 0xa0 };
 	run1(0, &idc, &chk, SECTOR, &o2);
 	result("result=%s op=cmd port=%d opcode=0x%02x features=0x%04x count=%u lba=%" PRIu64 " data=%s after=%s %s",
-	    verdict(&o), P.no, opcode, features, count, lba, op->data_out ? "out" : op->data_in ? "in" : "none",
+	    verdict(&o), P.no, opcode, features, count, lba,
+	    op->data_out  ? "out"
+	    : op->data_in ? "in"
+			  : "none",
 	    verdict(&o2), regs(&o));
 }
 
@@ -1001,7 +1014,10 @@ static void cmd_hba_reset(uint64_t lba, unsigned count, const struct opts *op)
 	result("result=%s op=hba-reset port=%d lba=%" PRIu64 " count=%u ncq=%d ci_before=0x%08x hr_cleared=%d "
 	       "ci_after=0x%08x clb_after=0x%08x restarted=%d roundtrip=%s",
 	    ok && match ? "ok" : "error", P.no, lba, count, op->ncq, ci_before, cleared, ci_after, clb_after,
-	    started == 0, match ? "ok" : ok ? "mismatch" : verdict(&o1));
+	    started == 0,
+	    match ? "ok"
+	    : ok  ? "mismatch"
+		  : verdict(&o1));
 }
 
 /* BAR5 (ABAR) moved by a configuration write; then, at the new address: a round trip, and
@@ -1020,10 +1036,19 @@ static void cmd_abar_move(uint64_t newbase, const struct opts *op)
 		if (!e)
 			die("no ECAM (no MCFG table)");
 		volatile uint32_t *page = devmem_map(e, PAGE);
-		if (!page)
-			die("cannot map the ECAM page at 0x%" PRIx64, e);
-		page[0x24 / 4] = v;
-		__sync_synchronize();
+		if (page) {
+			page[0x24 / 4] = v;
+			__sync_synchronize();
+		} else {
+			/* The kernel keeps ECAM from /dev/mem: a ring-0 store by the guest module
+			 * (loaded under Parapet, or bare with bare=1). */
+			char line[64];
+			snprintf(line, sizeof line, "%" PRIx64 " %x", e + 0x24, v);
+			if (write_text("/proc/parapet/mmio", line) < 0)
+				die("cannot store to the ECAM page at 0x%" PRIx64
+				    " (/dev/mem refused, no /proc/parapet/mmio)",
+				    e);
+		}
 	} else
 		die("--via is cf8, sysfs or ecam");
 	uint32_t now = pci_cfg_read(&fn, 0x24, 4);
@@ -1052,8 +1077,11 @@ static void cmd_abar_move(uint64_t newbase, const struct opts *op)
 	}
 	result("result=ok op=abar-move via=%s old=0x%08x new=0x%08x readback=0x%08x cap_new=0x%08x cap_old=0x%08x "
 	       "roundtrip=%s dsm=%s dsm_%s restored=%d",
-	    via, old, v, now, cap_new, cap_old, match ? "ok" : ok ? "mismatch" : verdict(&o1), verdict(&o3), regs(&o3),
-	    restored);
+	    via, old, v, now, cap_new, cap_old,
+	    match ? "ok"
+	    : ok  ? "mismatch"
+		  : verdict(&o1),
+	    verdict(&o3), regs(&o3), restored);
 }
 
 /* ---- main ---- */

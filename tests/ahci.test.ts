@@ -212,7 +212,13 @@ for (const cpus of ONLY === "bare" ? [] : [1, 2])
       orig = (await readFile(image)).subarray(0, DATA_OFFSET);
       await transformImage(image, key, "encrypt");
       const second = await plainImage(`ahci-plain-${cpus}.img`);
-      g = await boot({ cpus, disk: image, modules: [policy], ahciDisks: [{ image: second, port: 1, snapshot: true }], ahciCdrom: { image: "", port: 2 } });
+      g = await boot({
+        cpus,
+        disk: image,
+        modules: [policy],
+        ahciDisks: [{ image: second, port: 1, snapshot: true }],
+        ahciCdrom: { image: "", port: 2 },
+      });
     });
     after(() => g?.kill());
 
@@ -224,7 +230,9 @@ for (const cpus of ONLY === "bare" ? [] : [1, 2])
     test("the encrypted disk boots through AHCI; fio QD32 verifies on it and on the unprotected port 1 disk; the CD-ROM answers", async () => {
       assert.match(g!.hvLog(), /ahci: 00:1f\.2/i, "Parapet mediates the AHCI controller");
       await storageChecks(g!);
-      await g!.sh(`yes ahci-${cpus} | head -c ${MiB} > /tmp/p && dd if=/tmp/p of=/dev/bootdisk bs=64k seek=${DATA_OFFSET / 65536} oflag=direct conv=fsync 2>/dev/null`);
+      await g!.sh(
+        `yes ahci-${cpus} | head -c ${MiB} > /tmp/p && dd if=/tmp/p of=/dev/bootdisk bs=64k seek=${DATA_OFFSET / 65536} oflag=direct conv=fsync 2>/dev/null`,
+      );
       await g!.sh(`mountboot && echo written-over-ahci-${cpus} > /boot/AHCI.TXT && umount /boot && sync`);
       await alive();
     });
@@ -256,7 +264,8 @@ for (const cpus of ONLY === "bare" ? [] : [1, 2])
           const r = await atk(g!, `race 0 ${LBA} 64${dir}`);
           assert.equal(r.result, "ok", JSON.stringify(r));
           if (dir === " --read") assert.ok(["A", "B"].includes(r.buf_a) || r.buf_b === "B", JSON.stringify(r));
-          else for (const k of ["at_lba", "at_alt"]) assert.notEqual(r[k], "other", `${k}: never data encrypted for another LBA: ${JSON.stringify(r)}`);
+          else
+            for (const k of ["at_lba", "at_alt"]) assert.notEqual(r[k], "other", `${k}: never data encrypted for another LBA: ${JSON.stringify(r)}`);
         }
         await alive();
       });

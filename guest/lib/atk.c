@@ -493,8 +493,8 @@ void dma_alloc(struct dmamem *m, size_t pages, uint64_t limit)
 			die("no physical address for a locked page (pagemap shows PFNs to root only)");
 		m->pa[i] = pfn * PAGE_BYTES;
 		if (limit && m->pa[i] + PAGE_BYTES > limit)
-			die("page at physical 0x%" PRIx64 " is above 0x%" PRIx64 ", out of the device's reach", m->pa[i],
-			    limit);
+			die("page at physical 0x%" PRIx64 " is above 0x%" PRIx64 ", out of the device's reach",
+			    m->pa[i], limit);
 	}
 	close(fd);
 }
