@@ -99,7 +99,9 @@ const RATIOS: readonly [ConfigName, ConfigName, string][] = [
 /** Largest ATA command Linux may issue (its default, 1280 KiB, would split the 4 MiB jobs itself). */
 const MAX_SECTORS_KB = 4096;
 /** 2 MiB hugepages for fio's buffers: physically contiguous, so one I/O is one command. */
-const HUGEPAGES = 8;
+const HUGEPAGES_QD1 = 8;
+/** With the QD32 jobs fio holds 32 blocks in flight: 32 MiB of buffers for 1 MiB blocks, plus slack. */
+const HUGEPAGES_QD32 = 20;
 
 export interface BenchDiskOptions {
   /** Seconds per fio job (default 10). */
@@ -333,7 +335,8 @@ async function checkParapet(s: QemuSession, setup: (typeof CONFIG_SETUP)[ConfigN
 }
 
 /** The guest's disk: its transfer mode, room for the region, huge pages and request size for fio. */
-async function prepareGuest(s: QemuSession, o: RunSettings, info: ConfigInfo): Promise<void> {
+async function prepareGuest(s: QemuSession, o: RunSettings, info: ConfigInfo, deep = false): Promise<void> {
+  const HUGEPAGES = deep ? HUGEPAGES_QD32 : HUGEPAGES_QD1;
   // The ATA port of sda: 1 on pc; on q35 the AHCI ports come first.
   info.xferMode = (await guestOutput(s, `p=$(readlink -f /sys/block/sda); p=\${p#*/ata}; cat /sys/class/ata_device/dev\${p%%/*}.0/xfer_mode`)).trim();
   const sectors = Number((await guestOutput(s, "cat /sys/block/sda/size")).trim());
@@ -419,7 +422,12 @@ async function runConfig(
       bootSec: (Date.now() - s.started) / 1000,
     };
     if (parapet) await checkParapet(s, setup, info);
-    await prepareGuest(s, o, info);
+    await prepareGuest(
+      s,
+      o,
+      info,
+      jobs.some((j) => (j.iodepth ?? 1) > 1),
+    );
     log(`${sess.config}: guest up after ${info.bootSec.toFixed(1)} s, ${info.xferMode}`);
     for (let round = 1; round <= o.repeat; round++) {
       for (const job of jobs) {
