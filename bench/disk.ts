@@ -25,6 +25,8 @@ export interface DiskJob {
   rw: "read" | "write" | "randread" | "randwrite";
   /** Block size in bytes: with hugepage buffers each I/O is one ATA command of this size. */
   bs: number;
+  /** Commands in flight (default 1, psync); above 1 fio uses libaio (AHCI: NCQ). */
+  iodepth?: number;
 }
 
 /** The jobs, in the order they run. 4 MiB is above Parapet's 1 MiB shadow buffer: it splits them. */
@@ -37,11 +39,24 @@ export const JOBS: readonly DiskJob[] = [
   { name: "rand-write-4k", rw: "randwrite", bs: 4096 },
 ];
 
-export const CONFIGS = ["bare", "pass", "encrypt", "q35-bare", "no-iommu", "iommu"] as const;
+/** The --ahci jobs: sequential 1 MiB and random 4 KiB, at queue depth 1 and 32 (NCQ). */
+export const AHCI_JOBS: readonly DiskJob[] = [
+  { name: "seq-read-1M", rw: "read", bs: MiB },
+  { name: "seq-write-1M", rw: "write", bs: MiB },
+  { name: "rand-read-4k", rw: "randread", bs: 4096 },
+  { name: "rand-write-4k", rw: "randwrite", bs: 4096 },
+  { name: "seq-read-1M-qd32", rw: "read", bs: MiB, iodepth: 32 },
+  { name: "seq-write-1M-qd32", rw: "write", bs: MiB, iodepth: 32 },
+  { name: "rand-read-4k-qd32", rw: "randread", bs: 4096, iodepth: 32 },
+  { name: "rand-write-4k-qd32", rw: "randwrite", bs: 4096, iodepth: 32 },
+];
+
+export const CONFIGS = ["bare", "pass", "encrypt", "q35-bare", "no-iommu", "iommu", "ahci-bare", "ahci-pass", "ahci-encrypt"] as const;
 export type ConfigName = (typeof CONFIGS)[number];
 /** The configurations of one run, in the order they boot: by default, and with --iommu. */
 export const DEFAULT_CONFIGS: readonly ConfigName[] = ["bare", "pass", "encrypt"];
 export const IOMMU_CONFIGS: readonly ConfigName[] = ["q35-bare", "no-iommu", "iommu"];
+export const AHCI_CONFIGS: readonly ConfigName[] = ["ahci-bare", "ahci-pass", "ahci-encrypt"];
 
 export const CONFIG_TITLES: Record<ConfigName, string> = {
   bare: "bare QEMU, no Parapet, plain image",
@@ -50,17 +65,25 @@ export const CONFIG_TITLES: Record<ConfigName, string> = {
   "q35-bare": "bare QEMU q35, no Parapet, plain image",
   "no-iommu": "Parapet on q35 without an IOMMU, whole disk encrypted (record allows no IOMMU)",
   iommu: "Parapet on q35 with intel-iommu (DMA isolation on), whole disk encrypted, same record",
+  "ahci-bare": "bare QEMU q35, disk on the ICH9 AHCI port 0, plain image",
+  "ahci-pass": "Parapet on q35 (intel-iommu), AHCI port 0, drive policy 'plain': mediated, not transformed",
+  "ahci-encrypt": "Parapet on q35 (intel-iommu), AHCI port 0, whole disk encrypted (XTS-AES-256)",
 };
 
 /** How a configuration boots: QEMU machine, emulated IOMMU, which image copy and policy record (none: bare). */
-const CONFIG_SETUP: Record<ConfigName, { machine: "pc" | "q35"; iommu?: "intel"; image: "plain" | "enc"; policy?: "pass" | "enc" }> = {
-  bare: { machine: "pc", image: "plain" },
-  pass: { machine: "pc", image: "plain", policy: "pass" },
-  encrypt: { machine: "pc", image: "enc", policy: "enc" },
-  "q35-bare": { machine: "q35", image: "plain" },
-  "no-iommu": { machine: "q35", image: "enc", policy: "enc" },
-  iommu: { machine: "q35", iommu: "intel", image: "enc", policy: "enc" },
-};
+const CONFIG_SETUP: Record<ConfigName, { machine: "pc" | "q35"; iommu?: "intel"; ahci?: boolean; image: "plain" | "enc"; policy?: "pass" | "enc" }> =
+  {
+    bare: { machine: "pc", image: "plain" },
+    pass: { machine: "pc", image: "plain", policy: "pass" },
+    encrypt: { machine: "pc", image: "enc", policy: "enc" },
+    "q35-bare": { machine: "q35", image: "plain" },
+    "no-iommu": { machine: "q35", image: "enc", policy: "enc" },
+    iommu: { machine: "q35", iommu: "intel", image: "enc", policy: "enc" },
+    // TODO(policy v2): the records name IDE primary master; name AHCI port 0 once the record can.
+    "ahci-bare": { machine: "q35", ahci: true, image: "plain" },
+    "ahci-pass": { machine: "q35", iommu: "intel", ahci: true, image: "plain", policy: "pass" },
+    "ahci-encrypt": { machine: "q35", iommu: "intel", ahci: true, image: "enc", policy: "enc" },
+  };
 
 /** The MiB/s ratios reported per job: numerator, denominator, column heading. */
 const RATIOS: readonly [ConfigName, ConfigName, string][] = [
@@ -69,12 +92,16 @@ const RATIOS: readonly [ConfigName, ConfigName, string][] = [
   ["no-iommu", "q35-bare", "no-iommu/bare"],
   ["iommu", "q35-bare", "iommu/bare"],
   ["iommu", "no-iommu", "iommu/no-iommu"],
+  ["ahci-pass", "ahci-bare", "pass/bare"],
+  ["ahci-encrypt", "ahci-bare", "enc/bare"],
 ];
 
 /** Largest ATA command Linux may issue (its default, 1280 KiB, would split the 4 MiB jobs itself). */
 const MAX_SECTORS_KB = 4096;
 /** 2 MiB hugepages for fio's buffers: physically contiguous, so one I/O is one command. */
-const HUGEPAGES = 8;
+const HUGEPAGES_QD1 = 8;
+/** With the QD32 jobs fio holds 32 blocks in flight: 32 MiB of buffers for 1 MiB blocks, plus slack. */
+const HUGEPAGES_QD32 = 20;
 
 export interface BenchDiskOptions {
   /** Seconds per fio job (default 10). */
@@ -92,6 +119,8 @@ export interface BenchDiskOptions {
   keep?: boolean;
   /** The q35 configurations (IOMMU_CONFIGS) instead of the pc ones (DEFAULT_CONFIGS). */
   iommu?: boolean;
+  /** The AHCI configurations (AHCI_CONFIGS) and jobs (AHCI_JOBS: QD1 and QD32) instead. */
+  ahci?: boolean;
   /** Progress; default silent. */
   log?: (msg: string) => void;
 }
@@ -191,8 +220,8 @@ export function fioCommand(job: DiskJob, o: { runtimeSec: number; sizeBytes: num
     `--rw=${job.rw}`,
     `--bs=${job.bs}`,
     "--direct=1",
-    "--ioengine=psync",
-    "--iodepth=1",
+    `--ioengine=${(job.iodepth ?? 1) > 1 ? "libaio" : "psync"}`,
+    `--iodepth=${job.iodepth ?? 1}`,
     "--numjobs=1",
     "--mem=shmhuge",
     "--time_based",
@@ -281,7 +310,7 @@ interface Session {
   policy?: string;
 }
 
-type RunSettings = Required<Omit<BenchDiskOptions, "log" | "jobs" | "keep" | "iommu">>;
+type RunSettings = Required<Omit<BenchDiskOptions, "log" | "jobs" | "keep" | "iommu" | "ahci">>;
 
 /** Under Parapet: its log must say the disk is mediated, and on q35 whether DMA isolation is on. */
 async function checkParapet(s: QemuSession, setup: (typeof CONFIG_SETUP)[ConfigName], info: ConfigInfo): Promise<void> {
@@ -306,7 +335,8 @@ async function checkParapet(s: QemuSession, setup: (typeof CONFIG_SETUP)[ConfigN
 }
 
 /** The guest's disk: its transfer mode, room for the region, huge pages and request size for fio. */
-async function prepareGuest(s: QemuSession, o: RunSettings, info: ConfigInfo): Promise<void> {
+async function prepareGuest(s: QemuSession, o: RunSettings, info: ConfigInfo, deep = false): Promise<void> {
+  const HUGEPAGES = deep ? HUGEPAGES_QD32 : HUGEPAGES_QD1;
   // The ATA port of sda: 1 on pc; on q35 the AHCI ports come first.
   info.xferMode = (await guestOutput(s, `p=$(readlink -f /sys/block/sda); p=\${p#*/ata}; cat /sys/class/ata_device/dev\${p%%/*}.0/xfer_mode`)).trim();
   const sectors = Number((await guestOutput(s, "cat /sys/block/sda/size")).trim());
@@ -314,7 +344,11 @@ async function prepareGuest(s: QemuSession, o: RunSettings, info: ConfigInfo): P
     throw new Error(`/dev/sda has ${sectors} sectors in the guest, fewer than the region needs (${DATA_OFFSET + o.sizeBytes} bytes)`);
   }
   await s.sh(`echo ${HUGEPAGES} > /proc/sys/vm/nr_hugepages && [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge ${HUGEPAGES} ]`);
-  await s.sh(`echo ${MAX_SECTORS_KB} > /sys/block/sda/queue/max_sectors_kb && mkdir -p ${GUEST_DIR}`);
+  // At most what the controller's driver takes (ahci's limit is below ata_piix's).
+  const q = "/sys/block/sda/queue";
+  await s.sh(
+    `m=$(cat ${q}/max_hw_sectors_kb); [ "$m" -lt ${MAX_SECTORS_KB} ] || m=${MAX_SECTORS_KB}; echo $m > ${q}/max_sectors_kb && mkdir -p ${GUEST_DIR}`,
+  );
 }
 
 /** One fio job in the guest, with the block and (under Parapet) exit counters right around it. */
@@ -372,19 +406,28 @@ async function runConfig(
     cpus: 1,
     machine: setup.machine,
     iommu: setup.iommu,
-    piixIde: q35,
+    piixIde: q35 && !setup.ahci,
+    ahci: setup.ahci,
     snapshot: false,
   });
   setCurrent(s);
   try {
     await s.ready(o.bootTimeoutSec * 1000);
     const info: ConfigInfo = {
-      machine: setup.machine + (setup.iommu ? ` + ${setup.iommu}-iommu` : "") + (q35 ? ", disk on PIIX3 IDE" : ""),
+      machine:
+        setup.machine +
+        (setup.iommu ? ` + ${setup.iommu}-iommu` : "") +
+        (setup.ahci ? ", disk on ICH9 AHCI port 0" : q35 ? ", disk on PIIX3 IDE" : ""),
       xferMode: "",
       bootSec: (Date.now() - s.started) / 1000,
     };
     if (parapet) await checkParapet(s, setup, info);
-    await prepareGuest(s, o, info);
+    await prepareGuest(
+      s,
+      o,
+      info,
+      jobs.some((j) => (j.iodepth ?? 1) > 1),
+    );
     log(`${sess.config}: guest up after ${info.bootSec.toFixed(1)} s, ${info.xferMode}`);
     for (let round = 1; round <= o.repeat; round++) {
       for (const job of jobs) {
@@ -482,11 +525,12 @@ function settings(opts: BenchDiskOptions): { o: RunSettings; jobs: DiskJob[] } {
   };
   if (!Number.isInteger(o.runtimeSec) || o.runtimeSec < 1) throw new Error(`runtime ${o.runtimeSec}: expected a positive whole number of seconds`);
   if (!Number.isInteger(o.repeat) || o.repeat < 1) throw new Error(`repeat ${o.repeat}: expected a positive integer`);
-  let jobs: DiskJob[] = [...JOBS];
+  const all = opts.ahci ? AHCI_JOBS : JOBS;
+  let jobs: DiskJob[] = [...all];
   if (opts.jobs?.length) {
-    const unknown = opts.jobs.filter((n) => !JOBS.some((j) => j.name === n));
-    if (unknown.length) throw new Error(`unknown job(s) ${unknown.join(", ")}; the jobs are ${JOBS.map((j) => j.name).join(", ")}`);
-    jobs = JOBS.filter((j) => opts.jobs!.includes(j.name));
+    const unknown = opts.jobs.filter((n) => !all.some((j) => j.name === n));
+    if (unknown.length) throw new Error(`unknown job(s) ${unknown.join(", ")}; the jobs are ${all.map((j) => j.name).join(", ")}`);
+    jobs = all.filter((j) => opts.jobs!.includes(j.name));
   }
   const largest = Math.max(...jobs.map((j) => j.bs));
   if (o.sizeBytes < largest || o.sizeBytes % largest !== 0) {
@@ -521,7 +565,8 @@ async function prepareSessions(configNames: ConfigName[]): Promise<Session[]> {
 
 export async function benchDisk(opts: BenchDiskOptions = {}): Promise<BenchDiskResult> {
   const { o, jobs } = settings(opts);
-  const configNames = [...(opts.iommu ? IOMMU_CONFIGS : DEFAULT_CONFIGS)];
+  if (opts.iommu && opts.ahci) throw new Error("--iommu and --ahci are two different sets of configurations: one at a time");
+  const configNames = [...(opts.ahci ? AHCI_CONFIGS : opts.iommu ? IOMMU_CONFIGS : DEFAULT_CONFIGS)];
   const log = opts.log ?? (() => {});
   const result: BenchDiskResult = {
     config: {

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/atk.h"
+
 /* ---- ATA task file: offsets from the command block base ---- */
 #define ATA_DATA 0
 #define ATA_ERROR 1    /* read */
@@ -85,229 +87,15 @@
 #define MAX_DMA_SECTORS (MAX_PRD * (PAGE / SECTOR)) /* one PRD table page of page-sized entries */
 #define MAX_PIO_SECTORS 65536
 
-/* ---- output and errors ---- */
-
-static void result(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void result(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("ataatk: ", stdout);
-	vfprintf(stdout, fmt, ap);
-	fputc('\n', stdout);
-	fflush(stdout);
-	va_end(ap);
-}
-
-/* A line on stderr, once what is on stdout has gone out. */
-static void vnote(const char *prefix, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-static void vnote(const char *prefix, const char *fmt, va_list ap)
-{
-	fflush(stdout);
-	fputs(prefix, stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vnote("ataatk: error: ", fmt, ap);
-	va_end(ap);
-	exit(1);
-}
-
-static void warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void warnx_(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vnote("ataatk: warning: ", fmt, ap);
-	va_end(ap);
-}
-
 static void usage(void) __attribute__((noreturn));
-
-/* ---- SHA-256 (FIPS 180-4) ---- */
-
-struct sha256 {
-	uint32_t h[8];
-	uint8_t buf[64];
-	uint64_t len;
-	size_t used;
-};
-
-static const uint32_t sha_k[64] = {
-	0x428a2f98,
-	0x71374491,
-	0xb5c0fbcf,
-	0xe9b5dba5,
-	0x3956c25b,
-	0x59f111f1,
-	0x923f82a4,
-	0xab1c5ed5,
-	0xd807aa98,
-	0x12835b01,
-	0x243185be,
-	0x550c7dc3,
-	0x72be5d74,
-	0x80deb1fe,
-	0x9bdc06a7,
-	0xc19bf174,
-	0xe49b69c1,
-	0xefbe4786,
-	0x0fc19dc6,
-	0x240ca1cc,
-	0x2de92c6f,
-	0x4a7484aa,
-	0x5cb0a9dc,
-	0x76f988da,
-	0x983e5152,
-	0xa831c66d,
-	0xb00327c8,
-	0xbf597fc7,
-	0xc6e00bf3,
-	0xd5a79147,
-	0x06ca6351,
-	0x14292967,
-	0x27b70a85,
-	0x2e1b2138,
-	0x4d2c6dfc,
-	0x53380d13,
-	0x650a7354,
-	0x766a0abb,
-	0x81c2c92e,
-	0x92722c85,
-	0xa2bfe8a1,
-	0xa81a664b,
-	0xc24b8b70,
-	0xc76c51a3,
-	0xd192e819,
-	0xd6990624,
-	0xf40e3585,
-	0x106aa070,
-	0x19a4c116,
-	0x1e376c08,
-	0x2748774c,
-	0x34b0bcb5,
-	0x391c0cb3,
-	0x4ed8aa4a,
-	0x5b9cca4f,
-	0x682e6ff3,
-	0x748f82ee,
-	0x78a5636f,
-	0x84c87814,
-	0x8cc70208,
-	0x90befffa,
-	0xa4506ceb,
-	0xbef9a3f7,
-	0xc67178f2,
-};
-
-#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void sha_block(struct sha256 *s, const uint8_t *p)
-{
-	uint32_t w[64], a, b, c, d, e, f, g, h;
-	for (int i = 0; i < 16; i++)
-		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
-		       p[4 * i + 3];
-	for (int i = 16; i < 64; i++) {
-		uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
-		uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
-		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-	}
-	a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
-	for (int i = 0; i < 64; i++) {
-		uint32_t t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + sha_k[i] + w[i];
-		uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-		h = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
-	}
-	s->h[0] += a, s->h[1] += b, s->h[2] += c, s->h[3] += d;
-	s->h[4] += e, s->h[5] += f, s->h[6] += g, s->h[7] += h;
-}
-
-static void sha_init(struct sha256 *s)
-{
-	static const uint32_t iv[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c,
-		0x1f83d9ab, 0x5be0cd19 };
-	memcpy(s->h, iv, sizeof iv);
-	s->len = 0;
-	s->used = 0;
-}
-
-static void sha_update(struct sha256 *s, const void *data, size_t n)
-{
-	const uint8_t *p = data;
-	s->len += n;
-	while (n) {
-		size_t take = 64 - s->used < n ? 64 - s->used : n;
-		memcpy(s->buf + s->used, p, take);
-		s->used += take, p += take, n -= take;
-		if (s->used == 64) {
-			sha_block(s, s->buf);
-			s->used = 0;
-		}
-	}
-}
-
-/* Writes 64 hex digits and a NUL to out. */
-static void sha_hex(struct sha256 *s, char out[65])
-{
-	uint64_t bits = s->len * 8;
-	uint8_t pad = 0x80, zero = 0, lenbe[8];
-	sha_update(s, &pad, 1);
-	while (s->used != 56)
-		sha_update(s, &zero, 1);
-	for (int i = 0; i < 8; i++)
-		lenbe[i] = (uint8_t)(bits >> (56 - 8 * i));
-	sha_update(s, lenbe, 8);
-	for (int i = 0; i < 8; i++)
-		sprintf(out + 8 * i, "%08x", s->h[i]);
-}
-
-static void sha256_hex(const void *data, size_t n, char out[65])
-{
-	struct sha256 s;
-	sha_init(&s);
-	sha_update(&s, data, n);
-	sha_hex(&s, out);
-}
-
-/* The first min(n, 16) bytes as hex. */
-static const char *first_hex(const uint8_t *p, size_t n)
-{
-	static char out[33];
-	size_t k = n < 16 ? n : 16;
-	for (size_t i = 0; i < k; i++)
-		sprintf(out + 2 * i, "%02x", p[i]);
-	out[2 * k] = 0;
-	return out;
-}
-
-/* ---- time ---- */
-
-static long timeout_ms = 10000;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- PCI: the controller, through sysfs and through ports 0xCF8/0xCFC ---- */
 
 struct controller {
-	char bdf[32];
-	unsigned domain, bus, dev, fn;
-	char path[128];
+	struct pcifn f; /* bdf, path, driver */
 	uint16_t vendor, device;
 	uint8_t progif;
 	uint32_t bar[6];
-	char driver[64];
 	uint16_t cmd_base[2], ctl_base[2]; /* ctl_base: alternate status / device control port */
 	uint16_t bm_base;                  /* 0: no bus master */
 };
@@ -315,139 +103,27 @@ struct controller {
 static struct controller ctl;
 static const char *opt_dev;
 static bool opt_irq;
-static bool io_ok;
-
-/* Copies src into dst[n], cut if too long. */
-static void copy_str(char *dst, size_t n, const char *src)
-{
-	size_t len = strnlen(src, n - 1);
-	memcpy(dst, src, len);
-	dst[len] = 0;
-}
-
-static int read_text(const char *path, char *buf, size_t n)
-{
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	ssize_t r = read(fd, buf, n - 1);
-	close(fd);
-	if (r < 0)
-		return -1;
-	buf[r] = 0;
-	while (r > 0 && isspace((unsigned char)buf[r - 1]))
-		buf[--r] = 0;
-	return 0;
-}
-
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	ssize_t r = write(fd, text, strlen(text));
-	int e = errno;
-	close(fd);
-	errno = e;
-	return r == (ssize_t)strlen(text) ? 0 : -1;
-}
 
 static uint32_t cfg_read(unsigned off, unsigned size)
 {
-	char p[256];
-	uint32_t v = 0;
-	snprintf(p, sizeof p, "%s/config", ctl.path);
-	int fd = open(p, O_RDONLY);
-	if (fd < 0 || pread(fd, &v, size, off) != (ssize_t)size)
-		die("cannot read %s at 0x%x: %s", p, off, strerror(errno));
-	close(fd);
-	return v;
+	return pci_cfg_read(&ctl.f, off, size);
 }
 
 static void cfg_write(unsigned off, unsigned size, uint32_t v)
 {
-	char p[256];
-	snprintf(p, sizeof p, "%s/config", ctl.path);
-	int fd = open(p, O_WRONLY);
-	if (fd < 0 || pwrite(fd, &v, size, off) != (ssize_t)size)
-		die("cannot write %s at 0x%x: %s", p, off, strerror(errno));
-	close(fd);
-}
-
-static uint32_t cf8_addr(unsigned off)
-{
-	return 0x80000000u | ctl.bus << 16 | ctl.dev << 11 | ctl.fn << 8 | (off & 0xfc);
-}
-
-static uint32_t cf8_read32(unsigned off)
-{
-	outl(cf8_addr(off), 0xcf8);
-	return inl(0xcfc);
-}
-
-static void cf8_write32(unsigned off, uint32_t v)
-{
-	outl(cf8_addr(off), 0xcf8);
-	outl(v, 0xcfc);
-}
-
-static void need_io(void)
-{
-	if (!io_ok) {
-		if (iopl(3) < 0)
-			die("iopl(3): %s (run as root)", strerror(errno));
-		io_ok = true;
-	}
+	pci_cfg_write(&ctl.f, off, size, v);
 }
 
 static void find_controller(void)
 {
-	const char *root = "/sys/bus/pci/devices";
-	char p[512], text[64];
-	bool found = false;
-	DIR *d = opendir(root);
-	if (!d)
-		die("cannot open %s: %s", root, strerror(errno));
-	struct dirent *e;
-	char best[64] = "";
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		if (opt_dev && strcmp(e->d_name, opt_dev) != 0 &&
-		    !(strlen(opt_dev) < strlen(e->d_name) && strcmp(e->d_name + 5, opt_dev) == 0))
-			continue;
-		snprintf(p, sizeof p, "%s/%s/class", root, e->d_name);
-		if (read_text(p, text, sizeof text) < 0)
-			continue;
-		unsigned long cls = strtoul(text, NULL, 16);
-		if ((cls >> 8) != 0x0101)
-			continue;
-		if (!found || strcmp(e->d_name, best) < 0)
-			copy_str(best, sizeof best, e->d_name);
-		found = true;
-	}
-	closedir(d);
-	if (!found)
+	if (!pci_find(&ctl.f, opt_dev, 0x010100, 0xffff00))
 		die(opt_dev ? "no IDE controller (PCI class 01:01) at %s" : "no IDE controller (PCI class 01:01)%s",
 		    opt_dev ? opt_dev : "");
-	copy_str(ctl.bdf, sizeof ctl.bdf, best);
-	snprintf(ctl.path, sizeof ctl.path, "%s/%s", root, best);
-	if (sscanf(best, "%x:%x:%x.%x", &ctl.domain, &ctl.bus, &ctl.dev, &ctl.fn) != 4)
-		die("cannot parse the PCI address %s", best);
 	ctl.vendor = (uint16_t)cfg_read(0, 2);
 	ctl.device = (uint16_t)cfg_read(2, 2);
 	ctl.progif = (uint8_t)cfg_read(9, 1);
 	for (int i = 0; i < 6; i++)
 		ctl.bar[i] = cfg_read(0x10 + 4 * i, 4);
-	snprintf(p, sizeof p, "%s/driver", ctl.path);
-	char link[PATH_MAX];
-	ssize_t n = readlink(p, link, sizeof link - 1);
-	ctl.driver[0] = 0;
-	if (n > 0) {
-		link[n] = 0;
-		const char *slash = strrchr(link, '/');
-		copy_str(ctl.driver, sizeof ctl.driver, slash ? slash + 1 : link);
-	}
 	/* Compatibility mode: the legacy ports; native mode (prog-if bit 0/2): BAR0-3. */
 	static const uint16_t legacy_cmd[2] = { 0x1f0, 0x170 }, legacy_ctl[2] = { 0x3f6, 0x376 };
 	for (int ch = 0; ch < 2; ch++) {
@@ -465,14 +141,7 @@ static void find_controller(void)
 /* Unbinds the controller from its driver (ata_piix), as `echo BDF > .../unbind`. */
 static void unbind_driver(void)
 {
-	char p[256];
-	if (!ctl.driver[0])
-		return;
-	snprintf(p, sizeof p, "%s/driver/unbind", ctl.path);
-	if (write_text(p, ctl.bdf) < 0)
-		die("cannot unbind %s from %s: %s", ctl.bdf, ctl.driver, strerror(errno));
-	fprintf(stderr, "ataatk: unbound %s from %s\n", ctl.bdf, ctl.driver);
-	ctl.driver[0] = 0;
+	pci_unbind(&ctl.f);
 }
 
 /* Turns on I/O space and bus mastering (the driver's remove turned bus mastering off). */
@@ -488,58 +157,17 @@ static void prepare_controller(bool unbind)
 	find_controller();
 	if (unbind)
 		unbind_driver();
-	else if (ctl.driver[0])
+	else if (ctl.f.driver[0])
 		warnx_(
 		    "%s is bound to %s, which may use the controller too (pass --unbind, or boot with modprobe.blacklist=ata_piix)",
-		    ctl.bdf, ctl.driver);
+		    ctl.f.bdf, ctl.f.driver);
 	enable_controller();
 	need_io();
 }
 
-/* ---- DMA memory: locked pages and their physical addresses (from /proc/self/pagemap) ---- */
+/* ---- DMA memory: locked pages below 4 GiB, the reach of a 32-bit PRD (lib/atk.c) ---- */
 
-struct dmamem {
-	uint8_t *va;
-	size_t pages;
-	uint64_t *pa;
-};
-
-static void dma_alloc(struct dmamem *m, size_t pages)
-{
-	static bool once;
-	if (!once) {
-		/* Compaction may move locked pages; ask it not to (best effort). */
-		write_text("/proc/sys/vm/compact_unevictable_allowed", "0");
-		once = true;
-	}
-	m->pages = pages;
-	m->va = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m->va == MAP_FAILED)
-		die("mmap of %zu pages: %s", pages, strerror(errno));
-	madvise(m->va, pages * PAGE, MADV_NOHUGEPAGE);
-	memset(m->va, 0, pages * PAGE); /* a private page of its own, not the zero page */
-	if (mlock(m->va, pages * PAGE) < 0)
-		die("mlock: %s", strerror(errno));
-	m->pa = calloc(pages, sizeof *m->pa);
-	if (!m->pa)
-		die("out of memory");
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-	if (fd < 0)
-		die("/proc/self/pagemap: %s", strerror(errno));
-	for (size_t i = 0; i < pages; i++) {
-		uint64_t ent;
-		off_t off = (off_t)((uintptr_t)(m->va + i * PAGE) / PAGE * 8);
-		if (pread(fd, &ent, 8, off) != 8)
-			die("/proc/self/pagemap: %s", strerror(errno));
-		uint64_t pfn = ent & ((1ull << 55) - 1);
-		if (!(ent >> 63) || pfn == 0)
-			die("no physical address for a locked page (pagemap shows PFNs to root only)");
-		m->pa[i] = pfn * PAGE;
-		if (m->pa[i] + PAGE > 0x100000000ull)
-			die("page at physical 0x%" PRIx64 " is above 4 GiB, out of a PRD's reach", m->pa[i]);
-	}
-	close(fd);
-}
+#define DMA_LIMIT 0x100000000ull
 
 struct prd {
 	uint32_t addr;
@@ -851,7 +479,7 @@ static void check_range(uint64_t lba, unsigned count, bool lba48, bool dma)
 	if (lba48 && lba + count > (1ull << 48))
 		die("LBA beyond 48 bits");
 	if (dma && !ctl.bm_base)
-		die("%s has no bus-master BAR4 (prog-if 0x%02x, BAR4 0x%08x)", ctl.bdf, ctl.progif, ctl.bar[4]);
+		die("%s has no bus-master BAR4 (prog-if 0x%02x, BAR4 0x%08x)", ctl.f.bdf, ctl.progif, ctl.bar[4]);
 }
 
 /* Transfer count as the task file wants it (256 / 65536 are written as 0). */
@@ -871,8 +499,8 @@ static void io_ctx_init(struct io_ctx *x, unsigned max_sectors)
 {
 	if (x->ready)
 		return;
-	dma_alloc(&x->prdt, 1);
-	dma_alloc(&x->data, ((size_t)max_sectors * SECTOR + PAGE - 1) / PAGE);
+	dma_alloc(&x->prdt, 1, DMA_LIMIT);
+	dma_alloc(&x->data, ((size_t)max_sectors * SECTOR + PAGE - 1) / PAGE, DMA_LIMIT);
 	x->ready = true;
 }
 
@@ -907,18 +535,6 @@ struct opts {
 	bool lba_set;
 	const char *native_cmd, *native_ctl;
 };
-
-static uint64_t num(const char *s, const char *what)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || !*s || *end) {
-		fprintf(stderr, "ataatk: bad %s '%s'\n", what, s);
-		usage();
-	}
-	return v;
-}
 
 /* Fills buf (count sectors) from --pattern HEX|lba or --in FILE. */
 static void fill_data(uint8_t *buf, unsigned count, uint64_t lba, const struct opts *op)
@@ -969,22 +585,6 @@ static void fill_data(uint8_t *buf, unsigned count, uint64_t lba, const struct o
 		buf[i] = pat[i % n];
 }
 
-static void write_file(const char *path, const void *buf, size_t n)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, buf, n) != (ssize_t)n)
-		die("%s: %s", path, strerror(errno));
-	close(fd);
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = calloc(1, n ? n : 1);
-	if (!p)
-		die("out of memory");
-	return p;
-}
-
 /* An argument that is 0 or 1; else `meaning` and the usage. */
 static int bit_arg(const char *s, const char *what, const char *meaning)
 {
@@ -1013,8 +613,8 @@ static void cmd_info(void)
 	uint16_t pcicmd = (uint16_t)cfg_read(4, 2);
 	result("result=ok op=info bdf=%s vendor=0x%04x device=0x%04x progif=0x%02x command=0x%04x bar4=0x%08x "
 	       "ch0=0x%x/0x%x ch1=0x%x/0x%x bm=0x%x driver=%s",
-	    ctl.bdf, ctl.vendor, ctl.device, ctl.progif, pcicmd, ctl.bar[4], ctl.cmd_base[0], ctl.ctl_base[0],
-	    ctl.cmd_base[1], ctl.ctl_base[1], ctl.bm_base, ctl.driver[0] ? ctl.driver : "none");
+	    ctl.f.bdf, ctl.vendor, ctl.device, ctl.progif, pcicmd, ctl.bar[4], ctl.cmd_base[0], ctl.ctl_base[0],
+	    ctl.cmd_base[1], ctl.ctl_base[1], ctl.bm_base, ctl.f.driver[0] ? ctl.f.driver : "none");
 }
 
 static void ata_string(const uint16_t *id, int from, int words, char *out)
@@ -1239,23 +839,6 @@ static bool pio_read(const struct chan *c, uint64_t lba, unsigned count, bool lb
 	return pio_chunks(c, false, lba, count, lba48, buf);
 }
 
-/* Reads [addr, addr + n) through /dev/mem into out; false when that is refused. */
-static bool devmem_read(uint64_t addr, size_t n, uint8_t *out)
-{
-	int fd = open("/dev/mem", O_RDONLY | O_SYNC);
-	if (fd < 0)
-		return false;
-	uint64_t base = addr & ~(uint64_t)(PAGE - 1);
-	size_t len = (size_t)(addr - base) + n;
-	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)base);
-	close(fd);
-	if (p == MAP_FAILED)
-		return false;
-	memcpy(out, (uint8_t *)p + (addr - base), n);
-	munmap(p, len);
-	return true;
-}
-
 #define FILL_DISK 0xc3 /* what the sectors held before an attack */
 #define FILL_MEM 0xee  /* what our own buffers held before a DMA read */
 #define PATTERN_A 0xa5
@@ -1271,10 +854,10 @@ static void cmd_prd_at(const char *where, int ch, int pos, uint64_t lba, unsigne
 	if (!self && addr + bytes > 0x100000000ull)
 		die("PHYSADDR+length must be below 4 GiB (PRD addresses are 32-bit)");
 	struct dmamem prdt, own = { 0 };
-	dma_alloc(&prdt, 1);
+	dma_alloc(&prdt, 1, DMA_LIMIT);
 	volatile struct prd *t = (volatile struct prd *)prdt.va;
 	if (self) {
-		dma_alloc(&own, (bytes + PAGE - 1) / PAGE);
+		dma_alloc(&own, (bytes + PAGE - 1) / PAGE, DMA_LIMIT);
 		prd_fill(t, &own, bytes);
 		addr = own.pa[0];
 	} else {
@@ -1343,20 +926,6 @@ static void cmd_prd_at(const char *where, int ch, int pos, uint64_t lba, unsigne
 
 /* ---- races ---- */
 
-static int ncpus(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (int)n : 1;
-}
-
-static void pin(int cpu)
-{
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
 struct racer {
 	volatile struct prd *t;
 	unsigned entries;
@@ -1418,9 +987,9 @@ static void cmd_prd_race(int ch, int pos, uint64_t lba, unsigned count, const st
 	struct chan c = channel(ch, pos);
 	size_t bytes = (size_t)count * SECTOR, pages = (bytes + PAGE - 1) / PAGE;
 	struct dmamem prdt, orig, alt;
-	dma_alloc(&prdt, 1);
-	dma_alloc(&orig, pages);
-	dma_alloc(&alt, pages);
+	dma_alloc(&prdt, 1, DMA_LIMIT);
+	dma_alloc(&orig, pages, DMA_LIMIT);
+	dma_alloc(&alt, pages, DMA_LIMIT);
 	struct racer r = { .t = (volatile struct prd *)prdt.va, .orig = &orig, .alt = &alt, .bytes = bytes, .cpu = -1 };
 	r.entries = prd_fill(r.t, &orig, bytes);
 	int cpus = ncpus();
@@ -1607,13 +1176,13 @@ static void cmd_race2(int ch, int pos, uint64_t lba, unsigned count, const struc
 
 static uint32_t bar4_read(bool cf8)
 {
-	return cf8 ? cf8_read32(0x20) : cfg_read(0x20, 4);
+	return cf8 ? cf8_read32(&ctl.f, 0x20) : cfg_read(0x20, 4);
 }
 
 static void bar4_write(bool cf8, uint32_t v)
 {
 	if (cf8)
-		cf8_write32(0x20, v);
+		cf8_write32(&ctl.f, 0x20, v);
 	else
 		cfg_write(0x20, 4, v);
 }
@@ -1654,7 +1223,7 @@ static void bar_move_via(bool cf8, int ch, int pos, uint32_t newbase, uint64_t l
 static void cmd_bar_move(int ch, int pos, uint32_t newbase, const struct opts *op)
 {
 	if (!ctl.bm_base)
-		die("%s has no bus-master BAR4", ctl.bdf);
+		die("%s has no bus-master BAR4", ctl.f.bdf);
 	const char *via = op->via ? op->via : "both";
 	bool sysfs = !strcmp(via, "sysfs") || !strcmp(via, "both"), cf8 = !strcmp(via, "cf8") || !strcmp(via, "both");
 	if (!sysfs && !cf8)
@@ -1726,6 +1295,8 @@ int main(int argc, char **argv)
 	const char *pos[8];
 	int npos = 0;
 	bool unbind = false;
+	atk_name = "ataatk";
+	atk_usage = usage;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1814,21 +1385,21 @@ int main(int argc, char **argv)
 		find_controller();
 		char p[PATH_MAX];
 		const char *drv = npos > 1 ? pos[1] : "ata_piix";
-		if (ctl.driver[0]) {
-			result("result=ok op=bind bdf=%s driver=%s already=1", ctl.bdf, ctl.driver);
+		if (ctl.f.driver[0]) {
+			result("result=ok op=bind bdf=%s driver=%s already=1", ctl.f.bdf, ctl.f.driver);
 			return 0;
 		}
 		snprintf(p, sizeof p, "/sys/bus/pci/drivers/%s/bind", drv);
-		int r = write_text(p, ctl.bdf);
-		result("result=%s op=bind bdf=%s driver=%s%s%s", r == 0 ? "ok" : "error", ctl.bdf, drv,
+		int r = write_text(p, ctl.f.bdf);
+		result("result=%s op=bind bdf=%s driver=%s%s%s", r == 0 ? "ok" : "error", ctl.f.bdf, drv,
 		    r ? " errno=" : "", r ? strerror(errno) : "");
 		return 0;
 	}
 	if (!strcmp(cmd, "unbind")) {
 		find_controller();
-		const char *was = ctl.driver[0] ? strdup(ctl.driver) : "none";
+		const char *was = ctl.f.driver[0] ? strdup(ctl.f.driver) : "none";
 		unbind_driver();
-		result("result=ok op=unbind bdf=%s driver=%s", ctl.bdf, was);
+		result("result=ok op=unbind bdf=%s driver=%s", ctl.f.bdf, was);
 		return 0;
 	}
 	if (!strcmp(cmd, "info")) {

@@ -24,6 +24,7 @@ export async function prepare(): Promise<string> {
   const inputs = [
     "build/guest/ptest",
     "build/guest/ataatk",
+    "build/guest/ahciatk",
     "build/guest/parapet_guest.ko",
     "guest/init",
     "guest/namedisks",

@@ -258,18 +258,25 @@ function registerBenchDisk(bench: Command): void {
     .option("-t, --timeout <seconds>", "limit for each boot to reach the guest shell", integer(1, 86400), 300)
     .option("--json [file]", "machine-readable results: to FILE (the table still printed), or alone instead of the table")
     .option("--iommu", "q35, disk on PIIX IDE: bare, Parapet encrypting without an IOMMU, and with intel-iommu (instead of pc: bare, pass, encrypt)")
+    .option(
+      "--ahci",
+      "q35, disk on the ICH9 AHCI port 0: bare, Parapet pass-through and Parapet encrypting (intel-iommu), " +
+        "jobs sequential 1 MiB and random 4 KiB at QD1 (psync) and QD32 (libaio, NCQ)",
+    )
     .option("--keep", "keep the image copies and policy records in build/test")
     .option("-q, --quiet", "no progress lines on stderr")
     .addHelpText(
       "after",
       "\nNeeds build/parapet.elf (make) and the test guest image (npx parapet image).\n" +
         "Example: parapet bench disk --runtime 10 --json build/bench-disk.json\n" +
+        "The AHCI driver: parapet bench disk --ahci --runtime 10 --json build/bench-disk-ahci.json\n" +
         "What DMA isolation costs: parapet bench disk --iommu --runtime 10 --json build/bench-disk-iommu.json\n" +
         "Quick check: parapet bench disk --runtime 3 --jobs seq-read-1M,rand-write-4k",
     )
     .action(async (o) => {
       const r = await benchDisk({
         iommu: o.iommu,
+        ahci: o.ahci,
         runtimeSec: o.runtime,
         sizeBytes: o.size,
         repeat: o.repeat,

@@ -8,7 +8,7 @@ export function registerImage(program: Command): void {
     .command("image")
     .description(
       "Build the test guest disk image: Debian's generic kernel and an initramfs with busybox, fio, cryptsetup, " +
-        "guest/init, ptest, ataatk and parapet_guest.ko, on a syslinux-bootable FAT32 partition (MBR, raw), " +
+        "guest/init, ptest, ataatk, ahciatk and parapet_guest.ko, on a syslinux-bootable FAT32 partition (MBR, raw), " +
         "then a raw data partition (type 0xDA) from 64 MiB to the end of the disk. " +
         "Debian packages are fetched with apt-get download into cache/debian/ (never installed).",
     )

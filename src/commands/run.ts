@@ -18,7 +18,9 @@ function declareRun(program: Command) {
       "Boot a disk image under Parapet in QEMU: guest console live here, hypervisor log to a file.\n" +
         "By default on q35 with an emulated Intel IOMMU (-device intel-iommu) and the disk on a legacy PIIX IDE " +
         "controller (Parapet protects IDE disks; q35's own disk controller is AHCI); any other machine (--machine pc) " +
-        "runs without an IOMMU, its disk where the machine puts IDE drives.\n" +
+        "runs without an IOMMU, its disk where the machine puts IDE drives. With --disk-bus ahci (q35) the disk is on " +
+        "port 0 of q35's own ICH9 AHCI controller (00:1f.2) instead; --ahci-disk and --ahci-cdrom add a second disk and a CD-ROM " +
+        "to that controller.\n" +
         "Exit status: 0 guest powered off, 2 guest triple fault, 3 hypervisor panic, 4 timeout, 1 QEMU error.",
     )
     .argument("[disk]", "raw disk image to boot as the first IDE disk (primary master)", DEFAULT_IMAGE)
@@ -38,6 +40,15 @@ function declareRun(program: Command) {
       "--no-iommu",
       "on q35: no emulated IOMMU (a policy record with keys is then refused unless it allows that: " + "parapet policy --allow-no-iommu)",
     )
+    .addOption(
+      new Option(
+        "--disk-bus <bus>",
+        "where the disk goes: piix (an added PIIX3 IDE controller, q35's default), ahci (port 0 of q35's ICH9 AHCI, " +
+          "-device ide-hd,bus=ide.0), machine (where the machine puts if=ide drives: pc's PIIX IDE, q35's AHCI)",
+      ).choices(["piix", "ahci", "machine"] as const),
+    )
+    .option("--ahci-disk <file>", "on q35: a second raw disk image on AHCI port 1")
+    .option("--ahci-cdrom <file>", "on q35: an ISO image as a CD-ROM on AHCI port 2 (not booted from; '' for an empty tray)")
     .addOption(
       new Option("-l, --log <sink>", "hypervisor log sink (a COM port used for the log is hidden from the guest)")
         .choices(SINKS)
@@ -107,8 +118,18 @@ async function attachConsole(s: QemuSession, o: RunOptions): Promise<void> {
   }
 }
 
+/** Where the disk goes: --disk-bus, else PIIX IDE on q35 and the machine's own IDE elsewhere. */
+export function diskBus(o: { machine: string; diskBus?: "piix" | "ahci" | "machine" }): "piix" | "ahci" | "machine" {
+  const q35 = isQ35(o.machine);
+  const bus = o.diskBus ?? (q35 ? "piix" : "machine");
+  if (!q35 && bus !== "machine") throw new Error(`--disk-bus ${bus} needs --machine q35 (the ${o.machine} machine's disks are on its own PIIX IDE)`);
+  return bus;
+}
+
 async function run(disk: string, o: RunOptions): Promise<void> {
   const q35 = isQ35(o.machine);
+  const bus = diskBus(o);
+  if (!q35 && (o.ahciDisk !== undefined || o.ahciCdrom !== undefined)) throw new Error("--ahci-disk and --ahci-cdrom need --machine q35");
   const iommu = q35 && o.iommu !== false ? o.iommu : undefined;
   await checkPolicy(o, iommu);
   const s = new QemuSession({
@@ -124,9 +145,13 @@ async function run(disk: string, o: RunOptions): Promise<void> {
     machine: o.machine,
     snapshot: o.snapshot,
     iommu,
-    piixIde: q35,
+    piixIde: bus === "piix",
+    ahci: bus === "ahci",
+    ahciDisks: o.ahciDisk !== undefined ? [{ image: o.ahciDisk, port: 1 }] : undefined,
+    ahciCdrom: o.ahciCdrom !== undefined ? { image: o.ahciCdrom, port: 2 } : undefined,
   });
-  const platform = q35 ? `${o.machine}${iommu ? ` with ${iommu}-iommu` : " without an IOMMU"}, disk on PIIX IDE` : `${o.machine} (no IOMMU)`;
+  const where = { piix: "PIIX IDE", ahci: "ICH9 AHCI port 0", machine: q35 ? "ICH9 AHCI (if=ide)" : "" }[bus];
+  const platform = q35 ? `${o.machine}${iommu ? ` with ${iommu}-iommu` : " without an IOMMU"}, disk on ${where}` : `${o.machine} (no IOMMU)`;
   process.stderr.write(`parapet: ${o.bare ? "bare QEMU" : "Parapet"} on ${platform}; hypervisor log: ${s.hvLogPath}\n`);
   await attachConsole(s, o);
   const fate = await s.fate(o.timeout > 0 ? o.timeout * 1000 : 2 ** 31 - 1);

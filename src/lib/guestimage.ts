@@ -1,5 +1,5 @@
 // Builds the test guest's disk image: Debian's kernel, an initramfs with
-// busybox, fio, cryptsetup, guest/init, ptest, ataatk, chosen kernel modules
+// busybox, fio, cryptsetup, guest/init, ptest, ataatk, ahciatk, chosen kernel modules
 // and parapet_guest.ko, on a syslinux-bootable FAT32 partition, followed by a
 // raw data partition. See docs/guest.md.
 import { createHash } from "node:crypto";
@@ -137,10 +137,11 @@ export function syslinuxConfig(cmdline: string): string {
 interface GuestPrograms {
   ptest: string;
   ataatk: string;
+  ahciatk: string;
   module: string;
 }
 
-/** Builds ptest, ataatk and parapet_guest.ko for `kver` with guest/Makefile; returns their paths. */
+/** Builds ptest, ataatk, ahciatk and parapet_guest.ko for `kver` with guest/Makefile; returns their paths. */
 async function buildGuestPrograms(kernel: DebianKernel, log: Log): Promise<GuestPrograms> {
   const headers = `/usr/src/linux-headers-${kernel.kver}`;
   if (!existsSync(join(headers, "Makefile"))) {
@@ -161,12 +162,13 @@ async function buildGuestPrograms(kernel: DebianKernel, log: Log): Promise<Guest
   }
   const ptest = join(out, "ptest");
   const ataatk = join(out, "ataatk");
+  const ahciatk = join(out, "ahciatk");
   const module = join(out, "parapet_guest.ko");
   const magic = /vermagic=(\S+)/.exec((await readFile(module)).toString("latin1"));
   if (!magic || magic[1] !== kernel.kver) {
     throw new Error(`${module} is built for ${magic?.[1] ?? "an unknown kernel"}, not ${kernel.kver}`);
   }
-  return { ptest, ataatk, module };
+  return { ptest, ataatk, ahciatk, module };
 }
 
 /** C source and linker version script of a stub library (see GUEST_TOOLS). */
@@ -287,6 +289,7 @@ async function buildInitramfs(
   fs.file("init", await readFile(join(REPO_ROOT, "guest", "init")), 0o755);
   fs.file("bin/ptest", await readFile(programs.ptest), 0o755);
   fs.file("bin/ataatk", await readFile(programs.ataatk), 0o755);
+  fs.file("bin/ahciatk", await readFile(programs.ahciatk), 0o755);
   for (const script of ["namedisks", "mountboot"]) {
     fs.file(`bin/${script}`, await readFile(join(REPO_ROOT, "guest", script)), 0o755);
   }

@@ -22,6 +22,16 @@ export interface BootOptions {
    */
   piixIde?: boolean;
   /**
+   * Put `disk` on port 0 of q35's own ICH9 AHCI controller (00:1f.2) explicitly: -drive if=none
+   * plus -device ide-hd,bus=ide.0 (q35 only; excludes piixIde). `ahciDisks` and `ahciCdrom` add
+   * more devices to the same controller.
+   */
+  ahci?: boolean;
+  /** More raw images on the ICH9 AHCI controller (q35), each on its own port (1..5, not 0). */
+  ahciDisks?: { image: string; port: number; snapshot?: boolean }[];
+  /** An ISO (or an empty drive: "") as a CD-ROM on this ICH9 AHCI port (q35), not booted from. */
+  ahciCdrom?: { image: string; port: number };
+  /**
    * An emulated IOMMU (q35 only): "intel" adds -device intel-iommu (VT-d); "amd" adds
    * -device amd-iommu,pt=off (AMD-Vi; with QEMU 10's default pt=on no emulated device's DMA is
    * ever translated). Every PCI device of q35's root bus is behind it, the machine's own ones
@@ -117,6 +127,35 @@ export function piixIdeArgs(image: string, o: { snapshot?: boolean; id?: string 
   ];
 }
 
+/** Ports of q35's ICH9 AHCI controller: QEMU names their buses ide.0 .. ide.5. */
+export const AHCI_PORTS = 6;
+
+function ahciPort(port: number): number {
+  if (!Number.isInteger(port) || port < 0 || port >= AHCI_PORTS) throw new Error(`AHCI port ${port}: q35's ICH9 AHCI has ports 0-${AHCI_PORTS - 1}`);
+  return port;
+}
+
+/**
+ * QEMU arguments that attach a raw image as the hard disk on port `port` of q35's own ICH9 AHCI
+ * controller (00:1f.2, QEMU's buses ide.0 .. ide.5). `id` names the drive (default a<port>).
+ */
+export function ahciDiskArgs(image: string, port: number, o: { snapshot?: boolean; id?: string } = {}): string[] {
+  const id = o.id ?? `a${ahciPort(port)}`;
+  return [
+    "-drive",
+    `file=${resolve(image)},format=raw,if=none,id=${id}${o.snapshot ? ",snapshot=on" : ""}`,
+    "-device",
+    `ide-hd,drive=${id},bus=ide.${ahciPort(port)}`,
+  ];
+}
+
+/** QEMU arguments for a CD-ROM on port `port` of q35's ICH9 AHCI controller; image "" is an empty tray. */
+export function ahciCdromArgs(image: string, port: number, o: { id?: string } = {}): string[] {
+  const id = o.id ?? `cd${ahciPort(port)}`;
+  const file = image ? `file=${resolve(image)},format=raw,` : "";
+  return ["-drive", `${file}if=none,id=${id},media=cdrom,readonly=on`, "-device", `ide-cd,drive=${id},bus=ide.${ahciPort(port)}`];
+}
+
 /** The QEMU command line for these options; `qmpSocket` is where the QMP socket goes (o.qmp). */
 export function qemuArgs(o: BootOptions, hvLog: string, qmpSocket?: string): string[] {
   const sink = o.logSink ?? "e9";
@@ -178,11 +217,27 @@ export function qemuArgs(o: BootOptions, hvLog: string, qmpSocket?: string): str
       args.push("-initrd", mods.join(","));
     }
   }
+  const ahciUsed = o.ahci || o.ahciDisks?.length || o.ahciCdrom;
+  if (ahciUsed && !isQ35(machine)) throw new Error(`the ICH9 AHCI controller is q35's (not ${machine})`);
+  if (o.ahci && o.piixIde) throw new Error("the disk goes either on PIIX IDE (piixIde) or on AHCI (ahci), not both");
+  if (o.ahci && !o.disk) throw new Error("ahci puts the disk on the AHCI controller: give a disk");
+  const ports = [...(o.ahci ? [0] : []), ...(o.ahciDisks ?? []).map((d) => d.port), ...(o.ahciCdrom ? [o.ahciCdrom.port] : [])];
+  if (new Set(ports).size !== ports.length) throw new Error(`two devices on one AHCI port (${ports.join(", ")})`);
   if (o.disk) {
     if (!existsSync(o.disk)) throw new Error(`disk image ${o.disk} does not exist (build one with: npx parapet image)`);
     if (o.piixIde) args.push(...piixIdeArgs(o.disk, { snapshot: o.snapshot }));
+    else if (o.ahci) args.push(...ahciDiskArgs(o.disk, 0, { snapshot: o.snapshot }));
     else args.push("-drive", `file=${resolve(o.disk)},format=raw,if=ide,index=0,media=disk${o.snapshot ? ",snapshot=on" : ""}`);
   } else if (o.piixIde) throw new Error("piixIde puts the disk on a PIIX IDE controller: give a disk");
+  for (const d of o.ahciDisks ?? []) {
+    if (d.port === 0 && o.ahci) throw new Error("AHCI port 0 holds the boot disk");
+    if (!existsSync(d.image)) throw new Error(`disk image ${d.image} does not exist`);
+    args.push(...ahciDiskArgs(d.image, d.port, { snapshot: d.snapshot ?? o.snapshot }));
+  }
+  if (o.ahciCdrom) {
+    if (o.ahciCdrom.image && !existsSync(o.ahciCdrom.image)) throw new Error(`CD image ${o.ahciCdrom.image} does not exist`);
+    args.push(...ahciCdromArgs(o.ahciCdrom.image, o.ahciCdrom.port));
+  }
   args.push(...(o.extraArgs ?? []));
   return args;
 }
