@@ -64,6 +64,8 @@ static void take_port(struct ahci_ctrl *c, unsigned i)
 	u8 *mem, *slots;
 	u64 mem_pa = alloc(AHCI_PORT_TABLE_BYTES, &mem);
 	alloc((u64)AHCI_SLOTS * sizeof(struct ahci_slot), &slots);
+	/* The controller may reach the port's shadows (before it is given them). */
+	iommu_dma_allow(d->bus, d->devfn, mem_pa, AHCI_PORT_TABLE_BYTES);
 	if (!ahci_port_take(&c->hba, i, mem, mem_pa, (struct ahci_slot *)slots))
 		panic("ahci: %02x:%02x.%u port %u does not stop: it cannot be mediated", d->bus, d->devfn >> 3,
 		    d->devfn & 7, i);
@@ -78,9 +80,13 @@ static void take_port(struct ahci_ctrl *c, unsigned i)
 		    d->devfn & 7, i, sig == PX_SIG_ATAPI ? "ATAPI" : "not an ATA disk", sig);
 		return;
 	}
-	u8 *id;
-	u64 id_pa = alloc(PAGE_SIZE, &id);
-	struct storage_id sid = { .transport = STORAGE_AHCI, .bus = d->bus, .devfn = d->devfn, .port = (u8)i,
+	/* IDENTIFY's data lands in slot 1's table page, unused until the guest runs. */
+	u8 *id = mem + 2 * PAGE_SIZE;
+	u64 id_pa = mem_pa + 2 * PAGE_SIZE;
+	struct storage_id sid = { .transport = STORAGE_AHCI,
+		.bus = d->bus,
+		.devfn = d->devfn,
+		.port = (u8)i,
 		.block_size = SECTOR_SIZE };
 	bool known = ahci_port_identify(p, id, id_pa);
 	if (known) /* words 10-19, two characters a word, high byte first */
@@ -88,7 +94,6 @@ static void take_port(struct ahci_ctrl *c, unsigned i)
 			sid.serial[2 * k] = (char)id[20 + 2 * k + 1];
 			sid.serial[2 * k + 1] = (char)id[20 + 2 * k];
 		}
-	iommu_dma_allow(d->bus, d->devfn, mem_pa, AHCI_PORT_TABLE_BYTES);
 	p->sd = storage_bind(&sid);
 	if (p->sd) {
 		u8 *bounce;
@@ -97,7 +102,8 @@ static void take_port(struct ahci_ctrl *c, unsigned i)
 		iommu_dma_allow(d->bus, d->devfn, bounce_pa, AHCI_PORT_BOUNCE_BYTES);
 	}
 	LOG("ahci: %02x:%02x.%u port %u: ATA serial '%.*s'%s, %s\n", d->bus, d->devfn >> 3, d->devfn & 7, i, 20,
-	    sid.serial, known ? "" : " (IDENTIFY failed)", p->sd ? "protected by the policy" : "passes with checked PRDs");
+	    sid.serial, known ? "" : " (IDENTIFY failed)",
+	    p->sd ? "protected by the policy" : "passes with checked PRDs");
 }
 
 static void ahci_bind(struct pci_dev *d)
@@ -108,7 +114,8 @@ static void ahci_bind(struct pci_dev *d)
 		d->drv = NULL;
 		return;
 	}
-	if (!abar || pci_bar_is_io(d->bar[AHCI_ABAR]) || !(d->command & PCI_COMMAND_MEMORY) || len < AHCI_PORT_BASE(1)) {
+	if (!abar || pci_bar_is_io(d->bar[AHCI_ABAR]) || !(d->command & PCI_COMMAND_MEMORY) ||
+	    len < AHCI_PORT_BASE(1)) {
 		LOG("ahci: %02x:%02x.%u: registers not decoded at start (ABAR %lx, %lu bytes); not mediated\n", d->bus,
 		    d->devfn >> 3, d->devfn & 7, abar, len);
 		d->drv = NULL;
@@ -142,7 +149,8 @@ static void ahci_bind(struct pci_dev *d)
 	struct pci_window w;
 	pci_bar_window(d, AHCI_ABAR, &w);
 	if (!pci_region_place(&c->region, &w))
-		panic("ahci: %02x:%02x.%u: cannot trap its registers at %lx", d->bus, d->devfn >> 3, d->devfn & 7, abar);
+		panic("ahci: %02x:%02x.%u: cannot trap its registers at %lx", d->bus, d->devfn >> 3, d->devfn & 7,
+		    abar);
 	pci_write(d, PCI_COMMAND, 2, d->command & ~PCI_COMMAND_IO);
 	d->command &= ~PCI_COMMAND_IO;
 	d->priv = c;

@@ -305,6 +305,9 @@ bool ahci_port_identify(struct ahci_port *p, u8 *buf, u64 buf_pa)
 		}
 	ok = ok && !(rd(p, PX_TFD) & ATA_STATUS_ERR);
 	(void)buf;
+	if (!ok)
+		LOG("ahci: port %u: IDENTIFY: ci %x is %x tfd %x serr %x cmd %x list %lx\n", p->index, rd(p, PX_CI),
+		    rd(p, PX_IS), rd(p, PX_TFD), rd(p, PX_SERR), rd(p, PX_CMD), p->list_pa);
 	/* Back as the guest had it: no slot, no interrupt status of Parapet's. */
 	stop(p, rd(p, PX_CMD));
 	wr(p, PX_IS, rd(p, PX_IS));
