@@ -12,7 +12,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_IMAGE } from "../src/lib/guestimage.ts";
 import { describeFate, QemuSession, HYPERVISOR } from "../src/lib/qemu.ts";
-import type { Policy } from "../src/lib/policyrecord.ts";
+import { BOOT_DISK, type Policy } from "../src/lib/policyrecord.ts";
 import { DATA_OFFSET, encryptedImage, newKey, plainImage, wholeDisk, WORK_DIR as TMP, writePolicy } from "../src/lib/guestdisk.ts";
 import { EXIT_REASONS, median, parseExits } from "./boot.ts";
 import { hostDescription, qemuVersion } from "./common.ts";
@@ -79,7 +79,7 @@ const CONFIG_SETUP: Record<ConfigName, { machine: "pc" | "q35"; iommu?: "intel";
     "q35-bare": { machine: "q35", image: "plain" },
     "no-iommu": { machine: "q35", image: "enc", policy: "enc" },
     iommu: { machine: "q35", iommu: "intel", image: "enc", policy: "enc" },
-    // TODO(policy v2): the records name IDE primary master; name AHCI port 0 once the record can.
+    // The records name the boot disk whatever its transport (IDE primary master, AHCI port 0).
     "ahci-bare": { machine: "q35", ahci: true, image: "plain" },
     "ahci-pass": { machine: "q35", iommu: "intel", ahci: true, image: "plain", policy: "pass" },
     "ahci-encrypt": { machine: "q35", iommu: "intel", ahci: true, image: "enc", policy: "enc" },
@@ -204,9 +204,10 @@ export interface BenchDiskResult {
   error?: string;
 }
 
-/** The policy of the pass-through configuration: the first IDE disk named, nothing transformed. */
+/** The policy of the pass-through configuration: the boot disk (IDE primary master, AHCI port 0)
+ * named, nothing transformed. */
 export function plainPolicy(key: Uint8Array): Policy {
-  return { keys: [key], drives: [{ match: { port: { channel: 0, position: 0 } }, defaultAction: "plain", defaultKey: 0, ranges: [] }] };
+  return { keys: [key], drives: BOOT_DISK.map((match) => ({ match, defaultAction: "plain" as const, defaultKey: 0, ranges: [] })) };
 }
 
 /** The fio command line of a job (JSON to `out`, no progress on the console). */

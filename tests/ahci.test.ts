@@ -131,12 +131,6 @@ export const ATTACKS: Attack[] = [
     refused: ABORTED,
   },
   {
-    name: "READ NATIVE MAX ADDRESS (not on the allow-list)",
-    args: () => "cmd 0 0xf8",
-    succeeded: (r) => r.result === "ok",
-    refused: ABORTED,
-  },
-  {
     name: "ABAR moved through 0xCF8, then DSM at the new address",
     args: () => `abar-move 0 0xfebd0000 --via cf8 --lba ${LBA}`,
     succeeded: (r) => r.readback === "0xfebd0000" && r.roundtrip === "ok" && r.dsm === "ok",
@@ -204,9 +198,7 @@ for (const cpus of ONLY === "bare" ? [] : [1, 2])
 
     before(async () => {
       await prepare();
-      // TODO(policy v2): name the drive as AHCI port 0 (`transport: ahci, port: 0`, which
-      // `parapet policy --whole-disk` will add next to IDE primary master) once the policy
-      // record can; until then wholeDisk() names IDE primary master only.
+      // The whole-disk record names the boot disk as IDE primary master and as AHCI port 0.
       const policy = await writePolicy(`ahci-${cpus}.pol`, wholeDisk(key));
       image = await plainImage(`ahci-enc-${cpus}.img`);
       orig = (await readFile(image)).subarray(0, DATA_OFFSET);
