@@ -322,7 +322,8 @@ static void setup(void)
 		CHECK(ahci_port_take(&hba, p, hvm + (mem - HV_BASE), mem, slots[p]));
 	}
 	u64 bounce = HV_BASE + 2 * AHCI_PORT_TABLE_BYTES;
-	ahci_port_set_bounce(&hba.port[0], hvm + (bounce - HV_BASE), bounce);
+	hba.port[0].bounce = hvm + (bounce - HV_BASE);
+	hba.port[0].bounce_pa = bounce;
 	struct storage_id id;
 	memset(&id, 0, sizeof(id));
 	id.block_size = SECTOR_SIZE;

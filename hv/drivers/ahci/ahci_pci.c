@@ -96,10 +96,8 @@ static void take_port(struct ahci_ctrl *c, unsigned i)
 		}
 	p->sd = storage_bind(&sid);
 	if (p->sd) {
-		u8 *bounce;
-		u64 bounce_pa = alloc(AHCI_PORT_BOUNCE_BYTES, &bounce);
-		ahci_port_set_bounce(p, bounce, bounce_pa);
-		iommu_dma_allow(d->bus, d->devfn, bounce_pa, AHCI_PORT_BOUNCE_BYTES);
+		p->bounce_pa = alloc(AHCI_PORT_BOUNCE_BYTES, &p->bounce);
+		iommu_dma_allow(d->bus, d->devfn, p->bounce_pa, AHCI_PORT_BOUNCE_BYTES);
 	}
 	LOG("ahci: %02x:%02x.%u port %u: ATA serial '%.*s'%s, %s\n", d->bus, d->devfn >> 3, d->devfn & 7, i, 20,
 	    sid.serial, known ? "" : " (IDENTIFY failed)",
@@ -160,17 +158,6 @@ static void ahci_bind(struct pci_dev *d)
 	    (c->hba.cap & AHCI_CAP_SNCQ) ? "yes" : "no", AHCI_PORT_BOUNCE_BYTES >> 10);
 }
 
-static void lock_ports(struct ahci_ctrl *c, bool lock)
-{
-	for (unsigned i = 0; i < AHCI_PORTS_MAX; i++)
-		if (c->hba.port[i].implemented) {
-			if (lock)
-				spin_lock(&c->hba.port[i].lock);
-			else
-				spin_unlock(&c->hba.port[i].lock);
-		}
-}
-
 static bool touches(u16 offset, unsigned size, u16 reg, unsigned len)
 {
 	return offset < reg + len && reg < offset + size;
@@ -186,7 +173,7 @@ static bool ahci_cfg_write(struct pci_dev *d, u16 offset, unsigned size, u32 *va
 	if (touches(offset, size, PCI_COMMAND, 1))
 		*val &= ~(PCI_COMMAND_IO << 8 * (PCI_COMMAND - offset));
 	if (touches(offset, size, PCI_COMMAND, 2) || touches(offset, size, PCI_BAR0, 24))
-		lock_ports(c, true);
+		ahci_lock_ports(&c->hba, true);
 	return true;
 }
 
@@ -194,7 +181,7 @@ static void ahci_cfg_written(struct pci_dev *d, u16 offset, unsigned size)
 {
 	struct ahci_ctrl *c = d->priv;
 	if (c && (touches(offset, size, PCI_COMMAND, 2) || touches(offset, size, PCI_BAR0, 24)))
-		lock_ports(c, false);
+		ahci_lock_ports(&c->hba, false);
 }
 
 static bool ahci_bar_moved(struct pci_dev *d, unsigned bar, const struct pci_window *old, const struct pci_window *now)

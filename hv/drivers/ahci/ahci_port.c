@@ -96,12 +96,6 @@ bool ahci_port_take(struct ahci_hba *hba, unsigned i, u8 *mem, u64 mem_pa, struc
 	return true;
 }
 
-void ahci_port_set_bounce(struct ahci_port *p, u8 *bounce, u64 bounce_pa)
-{
-	p->bounce = bounce;
-	p->bounce_pa = bounce_pa;
-}
-
 void ahci_port_release(struct ahci_port *p)
 {
 	u32 cmd = rd(p, PX_CMD);
@@ -401,7 +395,7 @@ static void port_write(struct ahci_port *p, u32 reg, u32 val)
 	wr(p, reg, val);
 }
 
-static void lock_all(struct ahci_hba *h, bool lock)
+void ahci_lock_ports(struct ahci_hba *h, bool lock)
 {
 	for (unsigned i = 0; i < AHCI_PORTS_MAX; i++)
 		if (h->port[i].implemented) {
@@ -442,7 +436,7 @@ static void hba_write(struct ahci_hba *h, u32 off, u32 val)
 	}
 	/* HBA reset: every port stops, every slot is forgotten; the device's list and FIS
 	 * pointers are the shadows again before anyone can start a port. */
-	lock_all(h, true);
+	ahci_lock_ports(h, true);
 	h->hw.wr(h->hw.ctx, AHCI_GHC, val);
 	u64 t0 = rdtsc();
 	while ((h->hw.rd(h->hw.ctx, AHCI_GHC) & AHCI_GHC_HR) && rdtsc() - t0 < POLL_LIMIT)
@@ -457,7 +451,7 @@ static void hba_write(struct ahci_hba *h, u32 off, u32 val)
 		stop(p, rd(p, PX_CMD));
 		point_device(p, true, true);
 	}
-	lock_all(h, false);
+	ahci_lock_ports(h, false);
 }
 
 static bool access32(struct ahci_hba *h, u32 off, bool write, u32 *val)

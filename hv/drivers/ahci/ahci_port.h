@@ -81,10 +81,10 @@ struct ahci_hba {
  * Put port p of hba under mediation before the guest runs: the guest's CLB/FB become its view,
  * the device is given the shadow list (memory at tables/tables_pa of AHCI_PORT_TABLE_BYTES;
  * slot state of AHCI_SLOTS entries; for a protected drive, bounce of AHCI_PORT_BOUNCE_BYTES).
- * The port's ST/FRE are put back as they were. False when the port would not stop.
+ * The port's ST/FRE are put back as they were. False when the port would not stop. The caller
+ * sets bounce/bounce_pa for a protected drive.
  */
 bool ahci_port_take(struct ahci_hba *hba, unsigned p, u8 *mem, u64 mem_pa, struct ahci_slot *slots);
-void ahci_port_set_bounce(struct ahci_port *port, u8 *bounce, u64 bounce_pa);
 
 /* Give the device the guest's own CLB/FB back (a controller Parapet declines after probing). */
 void ahci_port_release(struct ahci_port *port);
@@ -92,6 +92,9 @@ void ahci_port_release(struct ahci_port *port);
 /* Run IDENTIFY DEVICE on port p with Parapet's own list (before the guest runs, the port's
  * drive an ATA disk): 512 bytes into buf (at buf_pa). False on error or timeout. */
 bool ahci_port_identify(struct ahci_port *port, u8 *buf, u64 buf_pa);
+
+/* Take (or let go of) every port's lock, in order: nothing reaps or issues meanwhile. */
+void ahci_lock_ports(struct ahci_hba *hba, bool lock);
 
 /* A guest access to the HBA's registers at offset off (size 1, 2, 4; 8 is two dwords). A read
  * sets *val. False: refused (the read returns all ones, the write is dropped). */
