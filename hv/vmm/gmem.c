@@ -1,4 +1,5 @@
 #include "vmm/gmem.h"
+#include "core/string.h"
 
 static const struct memmap *map;
 static u64 fw_limit, hidden_base, hidden_end;
@@ -53,4 +54,27 @@ void *gmem_map_dma(u64 gpa, u64 len)
 	if ((gpa < hidden_end && hidden_base < end) || (gpa < VGA_END && VGA_BASE < end) || !covered(gpa, end))
 		return NULL;
 	return (void *)(uintptr_t)gpa;
+}
+
+bool gmem_sg_copy(const struct gmem_sg *sg, unsigned n, u64 off, u8 *buf, u64 len, bool to_guest,
+    void *(*map)(u64 gpa, u64 len))
+{
+	for (unsigned i = 0; i < n && len; i++) {
+		if (off >= sg[i].len) {
+			off -= sg[i].len;
+			continue;
+		}
+		u64 k = sg[i].len - off < len ? sg[i].len - off : len;
+		u8 *g = map(sg[i].addr + off, k);
+		if (!g)
+			return false;
+		if (to_guest)
+			memcpy(g, buf, k);
+		else
+			memcpy(buf, g, k);
+		buf += k;
+		len -= k;
+		off = 0;
+	}
+	return len == 0;
 }

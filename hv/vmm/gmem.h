@@ -22,4 +22,17 @@ void *gmem_map(u64 gpa, u64 len);
 void gmem_set_firmware(u64 limit, u64 hidden_base, u64 hidden_end);
 void *gmem_map_dma(u64 gpa, u64 len);
 
+/* A device's buffer list, as a driver checked it: entry i is [addr, addr + len). */
+struct gmem_sg {
+	u64 addr;
+	u32 len;
+	u32 flags; /* the driver's */
+};
+
+/* Copy len bytes between buf and the buffers of sg[0..n) from byte offset off of the list, each
+ * buffer reached through map (gmem_map or gmem_map_dma). False (copying nothing more) when a
+ * buffer no longer maps. */
+bool gmem_sg_copy(const struct gmem_sg *sg, unsigned n, u64 off, u8 *buf, u64 len, bool to_guest,
+    void *(*map)(u64 gpa, u64 len));
+
 #endif

@@ -37,7 +37,7 @@ const char *ahci_cmd_fetch(u64 clb, unsigned slot, struct ahci_cmd *c)
 			return "PRD buffer not word aligned or of odd length";
 		if (!gmem_map_dma(addr, len))
 			return "PRD buffer not in guest RAM";
-		c->buf[i] = (struct ahci_buf){ addr, len, (e.dbc_i & AHCI_PRD_I) != 0 };
+		c->buf[i] = (struct gmem_sg){ addr, len, e.dbc_i & AHCI_PRD_I };
 		c->total += len;
 	}
 	c->nbuf = prdtl;
@@ -136,28 +136,4 @@ void ahci_cmd_set_range(const struct ahci_cmd *c, u8 *f, u64 lba, u32 count)
 	n[0] = (u8)count; /* 256 and 65536 are written as 0 */
 	if (c->lba48)
 		*n_exp = (u8)(count >> 8);
-}
-
-bool ahci_cmd_copy(const struct ahci_cmd *c, u64 off, u8 *buf, u64 len, bool to_guest)
-{
-	for (unsigned i = 0; i < c->nbuf && len; i++) {
-		if (off >= c->buf[i].len) {
-			off -= c->buf[i].len;
-			continue;
-		}
-		u64 n = c->buf[i].len - off;
-		if (n > len)
-			n = len;
-		u8 *g = gmem_map_dma(c->buf[i].addr + off, n);
-		if (!g)
-			return false;
-		if (to_guest)
-			memcpy(g, buf, n);
-		else
-			memcpy(buf, g, n);
-		buf += n;
-		len -= n;
-		off = 0;
-	}
-	return len == 0;
 }

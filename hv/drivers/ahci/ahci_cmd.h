@@ -10,6 +10,7 @@
 
 #include "drivers/ahci/ahci.h"
 #include "services/storage.h"
+#include "vmm/gmem.h"
 
 /* PRD entries a shadow command table holds: 80h + 248 x 16 bytes = one 4 KiB page. A command
  * with more is refused (Linux uses at most 168, SeaBIOS 1). */
@@ -33,8 +34,8 @@ struct ahci_cmd {
 	u8 cfis[AHCI_CFIS_BYTES];
 	u8 acmd[AHCI_ACMD_BYTES];
 	unsigned nbuf;
-	u64 total; /* bytes the PRDs describe */
-	struct ahci_buf buf[AHCI_PRD_MAX];
+	u64 total;                        /* bytes the PRDs describe */
+	struct gmem_sg buf[AHCI_PRD_MAX]; /* flags: the guest's I bit (AHCI_PRD_I) */
 
 	u8 kind;    /* enum ahci_kind */
 	bool write; /* host to device */
@@ -68,7 +69,10 @@ const char *ahci_cmd_check(struct ahci_cmd *c, const struct storage_drive *sd, b
 void ahci_cmd_set_range(const struct ahci_cmd *c, u8 *cfis, u64 lba, u32 count);
 
 /* Copy len bytes between buf and c's guest buffers from byte offset off of the list. False
- * (copying nothing more) when a buffer is no longer guest RAM. */
-bool ahci_cmd_copy(const struct ahci_cmd *c, u64 off, u8 *buf, u64 len, bool to_guest);
+ * (copying nothing more) when a buffer is no longer the guest's. */
+static inline bool ahci_cmd_copy(const struct ahci_cmd *c, u64 off, u8 *buf, u64 len, bool to_guest)
+{
+	return gmem_sg_copy(c->buf, c->nbuf, off, buf, len, to_guest, gmem_map_dma);
+}
 
 #endif

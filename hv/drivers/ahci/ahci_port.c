@@ -129,7 +129,7 @@ static void emit(struct ahci_port *p, unsigned s, u32 dw0, const u8 *cfis, const
 		memcpy(t + AHCI_CT_ACMD, c->acmd, AHCI_ACMD_BYTES);
 		for (; n < c->nbuf; n++)
 			e[n] = (struct ahci_prd_entry){ (u32)c->buf[n].addr, (u32)(c->buf[n].addr >> 32), 0,
-				(c->buf[n].len - 1) | (c->buf[n].irq ? AHCI_PRD_I : 0) };
+				(c->buf[n].len - 1) | c->buf[n].flags };
 	}
 	struct ahci_cmd_header *h = shadow_header(p, s);
 	h->dw0 = (dw0 & 0xFFFF) | (u32)n << 16;

@@ -36,30 +36,6 @@ const char *prd_fetch(u64 table_pa, struct prd_list *l)
 	return "PRD table has no end mark before a 64 KiB boundary";
 }
 
-bool prd_copy(const struct prd_list *l, u64 off, u8 *buf, u64 len, bool to_guest)
-{
-	for (unsigned i = 0; i < l->n && len; i++) {
-		if (off >= l->e[i].len) {
-			off -= l->e[i].len;
-			continue;
-		}
-		u64 n = l->e[i].len - off;
-		if (n > len)
-			n = len;
-		u8 *g = gmem_map(l->e[i].addr + off, n);
-		if (!g)
-			return false;
-		if (to_guest)
-			memcpy(g, buf, n);
-		else
-			memcpy(buf, g, n);
-		buf += n;
-		len -= n;
-		off = 0;
-	}
-	return len == 0;
-}
-
 unsigned prd_build(struct prd *table, unsigned max, u64 pa, u64 len)
 {
 	unsigned n = 0;
@@ -83,7 +59,7 @@ unsigned prd_build(struct prd *table, unsigned max, u64 pa, u64 len)
 void prd_emit(const struct prd_list *l, struct prd *table)
 {
 	for (unsigned i = 0; i < l->n; i++) {
-		table[i].addr = l->e[i].addr;
+		table[i].addr = (u32)l->e[i].addr;
 		table[i].count_eot = (l->e[i].len & 0xFFFF) | (i + 1 == l->n ? PRD_EOT : 0);
 	}
 }

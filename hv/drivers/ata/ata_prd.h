@@ -7,13 +7,12 @@
 #define PARAPET_ATA_PRD_H
 
 #include "drivers/ata/ata.h"
+#include "vmm/gmem.h"
 
 struct prd_list {
 	unsigned n;
 	u64 total; /* bytes described */
-	struct {
-		u32 addr, len;
-	} e[PRD_MAX_ENTRIES];
+	struct gmem_sg e[PRD_MAX_ENTRIES];
 };
 
 /*
@@ -26,7 +25,10 @@ const char *prd_fetch(u64 table_pa, struct prd_list *l);
 
 /* Copy len bytes between buf and the guest buffers of l, from byte offset off of the list.
  * Returns false (copying nothing more) if a buffer is no longer guest RAM. */
-bool prd_copy(const struct prd_list *l, u64 off, u8 *buf, u64 len, bool to_guest);
+static inline bool prd_copy(const struct prd_list *l, u64 off, u8 *buf, u64 len, bool to_guest)
+{
+	return gmem_sg_copy(l->e, l->n, off, buf, len, to_guest, gmem_map);
+}
 
 /* Describe [pa, pa + len) for the device in at most max entries, none crossing 64 KiB.
  * Returns the number of entries (the last has EOT), or 0 if max is too small. */
