@@ -56,10 +56,17 @@ describe("preboot config", () => {
   test("every error names its field", () => {
     assert.deepEqual(errorsOf({}), ["version: must be 1 (the preboot config format this tool reads)"]);
     assert.deepEqual(errorsOf({ version: 1, extra: true }), ["extra: unknown field"]);
-    assert.deepEqual(errorsOf({ version: 1, drive: { channel: 2, port: 0 } }).sort(), [
+    assert.deepEqual(errorsOf({ version: 1, drive: { channel: 2, bus: 0 } }).sort(), [
+      "drive.bus: unknown field",
       "drive.channel: must be 0 (primary) or 1 (secondary)",
-      "drive.port: unknown field",
     ]);
+    // AHCI: a port, not IDE's channel and position.
+    assert.deepEqual(errorsOf({ version: 1, drive: { transport: "sata" } }), ['drive.transport: must be "ide" or "ahci"']);
+    assert.deepEqual(errorsOf({ version: 1, drive: { transport: "ahci", port: 32 } }), ["drive.port: must be an AHCI port, 0-31"]);
+    assert.deepEqual(errorsOf({ version: 1, drive: { transport: "ahci", channel: 0 } }), [
+      "drive.channel: an IDE field; this drive is on AHCI (drive.port)",
+    ]);
+    assert.deepEqual(errorsOf({ version: 1, drive: { port: 1 } }), ['drive.port: an AHCI port; say drive.transport: "ahci"']);
     assert.deepEqual(errorsOf({ version: 1, retries: 0 }), ["retries: must be at least 1"]);
     assert.deepEqual(errorsOf({ version: 1, allowNoIommu: "yes" }), [
       "allowNoIommu: must be true or false (may the key be used on a machine without an IOMMU?)",
@@ -153,6 +160,10 @@ describe("handoff payload", () => {
       [{ match: { port: { channel: 0, position: 1 }, serial: "QM00002" }, defaultAction: "encrypt", defaultKey: 0, ranges: [] }],
     );
     assert.equal(rec.readUInt16LE(22), 0, "no ALLOW_NO_IOMMU unless the config says so");
+    const ahci = decodePolicy(compileRecord(key, validateConfig({ version: 1, drive: { transport: "ahci", port: 2 } })));
+    assert.equal(ahci.drives.length, 1);
+    assert.equal(ahci.drives[0].match.ahciPort, 2, "the record names AHCI port 2");
+    assert.equal(ahci.drives[0].match.port, undefined);
     const lax = compileRecord(key, validateConfig({ version: 1, allowNoIommu: true }));
     assert.equal(lax.readUInt16LE(22), 1);
     assert.equal(decodePolicy(lax).allowNoIommu, true);

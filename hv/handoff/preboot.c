@@ -2,6 +2,7 @@
 #include "handoff/preboot.h"
 #include "handoff/module.h"
 #include "handoff/policy.h"
+#include "drivers/ahci/ahci_port.h"
 #include "guest/linux.h"
 #include "io/ecam.h"
 #include "io/legacy.h"
@@ -69,6 +70,7 @@ void preboot_prepare(const struct boot_info *bi, unsigned kernel, const struct g
 	memcpy(low_saved, phys_ptr(0), PREBOOT_LOW_BYTES);
 	lapic_save(&lapic_fw);
 	legacy_save(&legacy_fw);
+	ahci_fw_save();
 
 	memcpy(phys_ptr(load), img + li.setup_bytes, li.code_bytes);
 	char *cmdline = phys_ptr(PREBOOT_CMDLINE);

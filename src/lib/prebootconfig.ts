@@ -63,14 +63,21 @@ const Schema = z.strictObject(
     drive: z
       .strictObject(
         {
-          channel: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (primary) or 1 (secondary)" }).default(0),
-          position: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (master) or 1 (slave)" }).default(0),
+          transport: z.enum(["ide", "ahci"], { error: 'must be "ide" or "ahci"' }).default("ide"),
+          channel: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (primary) or 1 (secondary)" }).optional(),
+          position: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (master) or 1 (slave)" }).optional(),
+          port: z
+            .number({ error: "must be an AHCI port, 0-31" })
+            .int({ error: "must be an AHCI port, 0-31" })
+            .min(0, { error: "must be an AHCI port, 0-31" })
+            .max(31, { error: "must be an AHCI port, 0-31" })
+            .optional(),
           serial: z.string({ error: "must be the drive's serial number (a string)" }).optional(),
           pci: z.string({ error: 'must be the controller\'s PCI address "BB:DD.F" (a string)' }).optional(),
         },
-        { error: "must be a map with channel, position and optionally serial, pci" },
+        { error: "must be a map with transport, channel and position (IDE) or port (AHCI), and optionally serial, pci" },
       )
-      .default({ channel: 0, position: 0 }),
+      .default({ transport: "ide" }),
     retries: z
       .number({ error: "must be a whole number from 1 to 10" })
       .int({ error: "must be a whole number from 1 to 10" })
@@ -121,7 +128,12 @@ export function validateConfig(value: unknown, file = "preboot.json"): PrebootCo
   }
   const c = r.data;
   const errors: string[] = [];
-  const drive: DriveMatch = { port: { channel: c.drive.channel, position: c.drive.position } };
+  const d = c.drive;
+  const drive: DriveMatch =
+    d.transport === "ahci" ? { transport: "ahci", ahciPort: d.port ?? 0 } : { port: { channel: d.channel ?? 0, position: d.position ?? 0 } };
+  if (d.transport === "ahci" && (d.channel !== undefined || d.position !== undefined))
+    errors.push(`drive.${d.channel !== undefined ? "channel" : "position"}: an IDE field; this drive is on AHCI (drive.port)`);
+  if (d.transport === "ide" && d.port !== undefined) errors.push('drive.port: an AHCI port; say drive.transport: "ahci"');
   if (c.drive.serial !== undefined) {
     const why = serialProblem(c.drive.serial);
     if (why) errors.push(`drive.serial: ${why}`);

@@ -14,9 +14,7 @@
 #define AHCI_GHC 0x04 /* global HBA control */
 #define AHCI_IS 0x08  /* interrupt status, one bit per port (RWC) */
 #define AHCI_PI 0x0C  /* ports implemented (HwInit) */
-#define AHCI_VS 0x10
 
-#define AHCI_CAP_NP(c) ((c)&0x1F)           /* number of ports - 1 */
 #define AHCI_CAP_NCS(c) (((c) >> 8) & 0x1F) /* command slots - 1 */
 #define AHCI_CAP_FBSS (1u << 16)            /* FIS-based switching (port multipliers) */
 #define AHCI_CAP_SPM (1u << 17)             /* port multiplier */
@@ -47,13 +45,9 @@
 #define PX_SERR 0x30
 #define PX_SACT 0x34 /* SActive: the NCQ tags outstanding */
 #define PX_CI 0x38   /* command issue: one bit per slot */
-#define PX_SNTF 0x3C
-#define PX_FBS 0x40 /* FIS-based switching control */
-#define PX_DEVSLP 0x44
-#define PX_VENDOR 0x70 /* 70h-7Fh vendor specific */
+#define PX_FBS 0x40  /* FIS-based switching control */
 
 #define PX_CMD_ST (1u << 0)  /* start: process the command list */
-#define PX_CMD_CLO (1u << 3) /* command list override */
 #define PX_CMD_FRE (1u << 4) /* FIS receive enable */
 #define PX_CMD_FR (1u << 14) /* FIS receive running */
 #define PX_CMD_CR (1u << 15) /* command list running */
@@ -82,10 +76,7 @@ struct ahci_cmd_header {
 #define AHCI_HDR_CFL(d) ((d)&0x1F) /* command FIS length in dwords, 2-16 */
 #define AHCI_HDR_A (1u << 5)       /* ATAPI: the table's ACMD holds a SCSI command */
 #define AHCI_HDR_W (1u << 6)       /* write: host to device */
-#define AHCI_HDR_P (1u << 7)       /* prefetchable */
-#define AHCI_HDR_R (1u << 8)       /* reset (part of a software reset sequence) */
 #define AHCI_HDR_B (1u << 9)       /* BIST FIS */
-#define AHCI_HDR_C (1u << 10)      /* clear busy upon R_OK */
 #define AHCI_HDR_PMP(d) (((d) >> 12) & 0xF)
 #define AHCI_HDR_PRDTL(d) ((d) >> 16)
 

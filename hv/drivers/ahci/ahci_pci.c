@@ -12,6 +12,8 @@
 #include "core/pgalloc.h"
 #include "core/log.h"
 #include "core/panic.h"
+#include "core/x86.h"
+#include "drivers/ata/ata.h"
 
 #define AHCI_HBAS_MAX 2
 #define AHCI_ABAR 5
@@ -71,13 +73,10 @@ static void take_port(struct ahci_ctrl *c, unsigned i)
 		    d->devfn & 7, i);
 	u32 ssts = c->hba.hw.rd(c, AHCI_PORT_BASE(i) + PX_SSTS);
 	u32 sig = c->hba.hw.rd(c, AHCI_PORT_BASE(i) + PX_SIG);
-	if ((ssts & 0xF) != PX_SSTS_DET_PRESENT) {
-		LOG("ahci: %02x:%02x.%u port %u: no device\n", d->bus, d->devfn >> 3, d->devfn & 7, i);
-		return;
-	}
-	if (sig != PX_SIG_ATA) {
-		LOG("ahci: %02x:%02x.%u port %u: %s (signature %08x) passes with checked PRDs\n", d->bus, d->devfn >> 3,
-		    d->devfn & 7, i, sig == PX_SIG_ATAPI ? "ATAPI" : "not an ATA disk", sig);
+	if ((ssts & 0xF) != PX_SSTS_DET_PRESENT || sig != PX_SIG_ATA) {
+		LOG("ahci: %02x:%02x.%u port %u: %s (signature %08x)\n", d->bus, d->devfn >> 3, d->devfn & 7, i,
+		    (ssts & 0xF) != PX_SSTS_DET_PRESENT ? "no device" : "not an ATA disk: passes with checked PRDs",
+		    sig);
 		return;
 	}
 	/* IDENTIFY's data lands in slot 1's table page, unused until the guest runs. */
@@ -88,7 +87,7 @@ static void take_port(struct ahci_ctrl *c, unsigned i)
 		.devfn = d->devfn,
 		.port = (u8)i,
 		.block_size = SECTOR_SIZE };
-	bool known = ahci_port_identify(p, id, id_pa);
+	bool known = ahci_port_identify(p, id_pa);
 	if (known) /* words 10-19, two characters a word, high byte first */
 		for (unsigned k = 0; k < 10; k++) {
 			sid.serial[2 * k] = (char)id[20 + 2 * k + 1];
@@ -158,30 +157,97 @@ static void ahci_bind(struct pci_dev *d)
 	    (c->hba.cap & AHCI_CAP_SNCQ) ? "yes" : "no", AHCI_PORT_BOUNCE_BYTES >> 10);
 }
 
-static bool touches(u16 offset, unsigned size, u16 reg, unsigned len)
+/* ---- Firmware's own AHCI state, for the two-step handoff ----
+ * The preboot guest's Linux drives the HBA with lists in its RAM, which the handoff wipes; the
+ * target then boots through the BIOS's INT 13h, whose lists are the ones it set at POST. So the
+ * ports' registers as firmware left them are saved before the preboot guest runs, and put back
+ * after an HBA reset at the handoff (before the driver takes the ports). Chipset AHCI on bus 0. */
+/* Per port: CLB, CLBU, FB, FBU, IE as firmware left them, then its ST and FRE. */
+static const u8 fw_regs[] = { PX_CLB, PX_CLBU, PX_FB, PX_FBU, PX_IE, PX_CMD };
+static struct {
+	u8 devfn;
+	u32 ghc, pi;
+	u32 port[AHCI_PORTS_MAX][sizeof(fw_regs)];
+} fw[AHCI_HBAS_MAX];
+static unsigned nfw;
+
+static u64 fw_abar(u8 bus, u8 devfn)
 {
-	return offset < reg + len && reg < offset + size;
+	if (!(pci_cfg_read(bus, devfn, PCI_COMMAND, 2) & PCI_COMMAND_MEMORY))
+		return 0;
+	u32 bar = pci_cfg_read(bus, devfn, PCI_BAR0 + 4 * AHCI_ABAR, 4);
+	return bar & 1 ? 0 : bar & ~0xFull;
 }
 
-/* Writes that can move the registers hold every port still (no reap reads a window in motion);
- * the I/O space is never enabled. */
+void ahci_fw_save(void)
+{
+	for (unsigned devfn = 0; devfn < 256 && nfw < AHCI_HBAS_MAX; devfn++) {
+		struct ahci_ctrl t = { .abar = fw_abar(0, (u8)devfn) };
+		if (pci_cfg_read(0, (u8)devfn, PCI_CLASS_REV, 4) >> 8 != 0x010601 || !t.abar)
+			continue;
+		fw[nfw].devfn = (u8)devfn;
+		fw[nfw].ghc = hw_rd(&t, AHCI_GHC) & (AHCI_GHC_AE | AHCI_GHC_IE);
+		fw[nfw].pi = hw_rd(&t, AHCI_PI);
+		for (unsigned i = 0; i < AHCI_PORTS_MAX && AHCI_PORT_BASE(i + 1) <= PAGE_SIZE; i++)
+			for (unsigned r = 0; r < sizeof(fw_regs) && (fw[nfw].pi >> i & 1); r++)
+				fw[nfw].port[i][r] = hw_rd(&t, AHCI_PORT_BASE(i) + fw_regs[r]);
+		nfw++;
+	}
+}
+
+/* At the handoff: the HBA reset (whatever the preboot guest left running stops), then the ports
+ * on firmware's lists again, as it had them. */
+static void ahci_reset(struct pci_dev *d)
+{
+	struct ahci_ctrl t = { .abar = fw_abar(d->bus, d->devfn) };
+	struct ahci_hw hw = { hw_rd, hw_wr, &t };
+	if (!t.abar)
+		return;
+	hw_wr(&t, AHCI_GHC, AHCI_GHC_HR);
+	ahci_wait(&hw, AHCI_GHC, AHCI_GHC_HR);
+	hw_wr(&t, AHCI_GHC, AHCI_GHC_AE);
+	for (unsigned k = 0; k < nfw; k++) {
+		if (d->bus != 0 || fw[k].devfn != d->devfn)
+			continue;
+		for (unsigned i = 0; i < AHCI_PORTS_MAX; i++) {
+			const u32 *p = fw[k].port[i], b = AHCI_PORT_BASE(i), cmd = p[5] & (PX_CMD_ST | PX_CMD_FRE);
+			if (!p[0])
+				continue;
+			hw_wr(&t, b + PX_SERR, ~0u);
+			hw_wr(&t, b + PX_IS, ~0u);
+			for (unsigned r = 0; r < 5; r++) /* CLB, CLBU, FB, FBU, IE */
+				hw_wr(&t, b + fw_regs[r], p[r]);
+			hw_wr(&t, b + PX_CMD, cmd & PX_CMD_FRE);
+			ahci_wait(&hw, b + PX_TFD, ATA_STATUS_BSY | ATA_STATUS_DRQ);
+			hw_wr(&t, b + PX_CMD, cmd);
+		}
+		hw_wr(&t, AHCI_GHC, fw[k].ghc | AHCI_GHC_AE);
+	}
+	hw_wr(&t, AHCI_IS, ~0u);
+	LOG("ahci: %02x:%02x.%u reset: HBA reset, ports back on firmware's lists\n", d->bus, d->devfn >> 3,
+	    d->devfn & 7);
+}
+
+/* The command register or a BAR: a write there can move or switch off the registers. */
+static bool moves(u16 offset, unsigned size)
+{
+	return (offset < PCI_COMMAND + 2 && offset + size > PCI_COMMAND) ||
+	       (offset < PCI_BAR0 + 24 && offset + size > PCI_BAR0);
+}
+
+/* While such a write lands every port is held still: no reap reads a window in motion. */
 static bool ahci_cfg_write(struct pci_dev *d, u16 offset, unsigned size, u32 *val)
 {
-	struct ahci_ctrl *c = d->priv;
-	if (!c)
-		return true;
-	if (touches(offset, size, PCI_COMMAND, 1))
-		*val &= ~(PCI_COMMAND_IO << 8 * (PCI_COMMAND - offset));
-	if (touches(offset, size, PCI_COMMAND, 2) || touches(offset, size, PCI_BAR0, 24))
-		ahci_lock_ports(&c->hba, true);
+	(void)val;
+	if (d->priv && moves(offset, size))
+		ahci_lock_ports(&((struct ahci_ctrl *)d->priv)->hba, true);
 	return true;
 }
 
 static void ahci_cfg_written(struct pci_dev *d, u16 offset, unsigned size)
 {
-	struct ahci_ctrl *c = d->priv;
-	if (c && (touches(offset, size, PCI_COMMAND, 2) || touches(offset, size, PCI_BAR0, 24)))
-		ahci_lock_ports(&c->hba, false);
+	if (d->priv && moves(offset, size))
+		ahci_lock_ports(&((struct ahci_ctrl *)d->priv)->hba, false);
 }
 
 static bool ahci_bar_moved(struct pci_dev *d, unsigned bar, const struct pci_window *old, const struct pci_window *now)
@@ -190,8 +256,8 @@ static bool ahci_bar_moved(struct pci_dev *d, unsigned bar, const struct pci_win
 	struct ahci_ctrl *c = d->priv;
 	if (!c)
 		return true;
-	if (now->io)
-		return !now->on; /* never an index/data pair behind the trap's back */
+	if (now->io) /* the I/O space never decodes: an index/data pair would reach the registers */
+		return !now->on;
 	if (bar != AHCI_ABAR)
 		return true;
 	if (now->on && now->len < c->len)
@@ -212,6 +278,7 @@ static const struct pci_driver ahci_driver = {
 	.device = PCI_ANY_ID,
 	.class = 0x01,
 	.subclass = 0x06,
+	.reset = ahci_reset,
 	.bind = ahci_bind,
 	.cfg_write = ahci_cfg_write,
 	.cfg_written = ahci_cfg_written,

@@ -19,13 +19,18 @@ static void wr(const struct ahci_port *p, u32 reg, u32 val)
 	p->hba->hw.wr(p->hba->hw.ctx, AHCI_PORT_BASE(p->index) + reg, val);
 }
 
-static bool wait_clear(const struct ahci_port *p, u32 reg, u32 bits)
+bool ahci_wait(const struct ahci_hw *hw, u32 off, u32 bits)
 {
 	u64 t0 = rdtsc();
-	while (rd(p, reg) & bits)
+	while (hw->rd(hw->ctx, off) & bits)
 		if (rdtsc() - t0 > POLL_LIMIT)
 			return false;
 	return true;
+}
+
+static bool wait_clear(const struct ahci_port *p, u32 reg, u32 bits)
+{
+	return ahci_wait(&p->hba->hw, AHCI_PORT_BASE(p->index) + reg, bits);
 }
 
 static struct ahci_cmd_header *shadow_header(struct ahci_port *p, unsigned s)
@@ -280,7 +285,7 @@ static void forget(struct ahci_port *p)
 	p->active = p->ci = p->sact = 0;
 }
 
-bool ahci_port_identify(struct ahci_port *p, u8 *buf, u64 buf_pa)
+bool ahci_port_identify(struct ahci_port *p, u64 buf_pa)
 {
 	u32 cmd = rd(p, PX_CMD);
 	if (!(cmd & PX_CMD_FRE))
@@ -298,10 +303,6 @@ bool ahci_port_identify(struct ahci_port *p, u8 *buf, u64 buf_pa)
 			break;
 		}
 	ok = ok && !(rd(p, PX_TFD) & ATA_STATUS_ERR);
-	(void)buf;
-	if (!ok)
-		LOG("ahci: port %u: IDENTIFY: ci %x is %x tfd %x serr %x cmd %x list %lx\n", p->index, rd(p, PX_CI),
-		    rd(p, PX_IS), rd(p, PX_TFD), rd(p, PX_SERR), rd(p, PX_CMD), p->list_pa);
 	/* Back as the guest had it: no slot, no interrupt status of Parapet's. */
 	stop(p, rd(p, PX_CMD));
 	wr(p, PX_IS, rd(p, PX_IS));
@@ -318,15 +319,9 @@ bool ahci_port_identify(struct ahci_port *p, u8 *buf, u64 buf_pa)
 
 static u32 port_read(struct ahci_port *p, u32 reg)
 {
+	if (reg <= PX_FBU) /* CLB, CLBU, FB, FBU: the guest's view */
+		return (u32)((reg < PX_FB ? p->clb : p->fb) >> (reg & 4 ? 32 : 0));
 	switch (reg) {
-	case PX_CLB:
-		return (u32)p->clb;
-	case PX_CLBU:
-		return (u32)(p->clb >> 32);
-	case PX_FB:
-		return (u32)p->fb;
-	case PX_FBU:
-		return (u32)(p->fb >> 32);
 	case PX_IS:
 		reap(p);
 		return p->is;
@@ -342,19 +337,14 @@ static u32 port_read(struct ahci_port *p, u32 reg)
 
 static void port_write(struct ahci_port *p, u32 reg, u32 val)
 {
+	if (reg <= PX_FBU) { /* the view only; CLB is 1 KiB aligned, FB 256 bytes */
+		u64 *v = reg < PX_FB ? &p->clb : &p->fb;
+		unsigned sh = reg & 4 ? 32 : 0;
+		val &= reg & 4 ? ~0u : reg < PX_FB ? ~0x3FFu : ~0xFFu;
+		*v = (*v & ~(0xFFFFFFFFull << sh)) | (u64)val << sh;
+		return;
+	}
 	switch (reg) {
-	case PX_CLB:
-		p->clb = (p->clb & ~0xFFFFFFFFull) | (val & ~0x3FFu);
-		return;
-	case PX_CLBU:
-		p->clb = (p->clb & 0xFFFFFFFFull) | (u64)val << 32;
-		return;
-	case PX_FB:
-		p->fb = (p->fb & ~0xFFFFFFFFull) | (val & ~0xFFu);
-		return;
-	case PX_FBU:
-		p->fb = (p->fb & 0xFFFFFFFFull) | (u64)val << 32;
-		return;
 	case PX_IS:
 		reap(p);
 		p->is &= ~val;
@@ -438,9 +428,7 @@ static void hba_write(struct ahci_hba *h, u32 off, u32 val)
 	 * pointers are the shadows again before anyone can start a port. */
 	ahci_lock_ports(h, true);
 	h->hw.wr(h->hw.ctx, AHCI_GHC, val);
-	u64 t0 = rdtsc();
-	while ((h->hw.rd(h->hw.ctx, AHCI_GHC) & AHCI_GHC_HR) && rdtsc() - t0 < POLL_LIMIT)
-		;
+	ahci_wait(&h->hw, AHCI_GHC, AHCI_GHC_HR);
 	for (unsigned i = 0; i < AHCI_PORTS_MAX; i++) {
 		struct ahci_port *p = &h->port[i];
 		if (!p->implemented)

@@ -90,8 +90,15 @@ bool ahci_port_take(struct ahci_hba *hba, unsigned p, u8 *mem, u64 mem_pa, struc
 void ahci_port_release(struct ahci_port *port);
 
 /* Run IDENTIFY DEVICE on port p with Parapet's own list (before the guest runs, the port's
- * drive an ATA disk): 512 bytes into buf (at buf_pa). False on error or timeout. */
-bool ahci_port_identify(struct ahci_port *port, u8 *buf, u64 buf_pa);
+ * drive an ATA disk): 512 bytes to physical buf_pa. False on error or timeout. */
+bool ahci_port_identify(struct ahci_port *port, u64 buf_pa);
+
+/* Wait (about 1-4 s at most) until none of `bits` is set in the register at off. */
+bool ahci_wait(const struct ahci_hw *hw, u32 off, u32 bits);
+
+/* Before the two-step preboot guest runs: save how firmware left each chipset AHCI's ports, for
+ * the handoff's reset (ahci_pci.c). */
+void ahci_fw_save(void);
 
 /* Take (or let go of) every port's lock, in order: nothing reaps or issues meanwhile. */
 void ahci_lock_ports(struct ahci_hba *hba, bool lock);
