@@ -28,7 +28,7 @@ const bob = "bob has another one";
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 describe("two-step execution: preboot guest, handoff, target OS on a LUKS2-encrypted disk", () => {
-  let image: string, header: string, iso: string, tokenIso: string, key: Buffer;
+  let image: string, header: string, iso: string, ahciIso: string, tokenIso: string, key: Buffer;
   const pin = "2468";
 
   before(async () => {
@@ -45,6 +45,9 @@ describe("two-step execution: preboot guest, handoff, target OS on a LUKS2-encry
     // These boots use QEMU's pc machine, which has no IOMMU: the preboot configs allow that
     // (allowNoIommu), or Parapet would refuse the records they hand over.
     await buildIso({ output: iso, preboot: { header, allowNoIommu: true } });
+    // The same disk on q35's AHCI port 0: a config that names it there.
+    ahciIso = join(TMP, "twostep-ahci.iso");
+    await buildIso({ output: ahciIso, preboot: { header, config: { version: 1, drive: { transport: "ahci", port: 0 } }, allowNoIommu: true } });
     // carol's card, enrolled on the same header; a second ISO whose site archive holds the
     // token config, the CA and the SoftHSM2 store (the "card" the preboot guest finds).
     const files = await tokenUser({ header, image, existing: Buffer.from(alice), pin, workDir: TMP, pbkdf: FAST });
@@ -98,6 +101,24 @@ describe("two-step execution: preboot guest, handoff, target OS on a LUKS2-encry
       assert.ok(Number(m[2]) > 400 * 1024 * 1024, `scanned only ${m[2]} bytes`);
       assert.deepEqual([m[3], m[4], m[5]], ["0", "0", "0"], `key or passphrase found in the target's RAM: ${scan}`);
       assert.ok(Number(m[6]) >= 1, `the planted marker was not found: ${scan}`);
+    } finally {
+      s.kill();
+    }
+  });
+
+  test("on q35 with the disk on AHCI port 0: the preboot guest's Linux drove the HBA, the target still boots through SeaBIOS's AHCI", async () => {
+    const s = new QemuSession({ cdrom: ahciIso, disk: image, cpus: 2, memory: "512M", machine: "q35", iommu: "intel", ahci: true });
+    try {
+      await answer(s, [alice]);
+      await s.ready(300_000);
+      const log = s.hvLog();
+      assert.match(log, /handoff: policy record from the preboot guest accepted/);
+      // The HBA the preboot guest's ahci driver left on its (now wiped) lists is reset and given
+      // back to firmware's lists before Parapet takes its ports.
+      assert.match(log, /ahci: 00:1f\.2 reset: HBA reset, ports back on firmware's lists/);
+      assert.match(log, /ahci: 00:1f\.2 port 0: ATA serial '[^']+', protected by the policy/);
+      assert.match(await s.sh("cat /proc/cmdline"), /BOOT_IMAGE=\/vmlinuz/);
+      assert.match(await s.sh("mountboot && cat /boot/syslinux.cfg"), /LINUX \/vmlinuz/);
     } finally {
       s.kill();
     }
