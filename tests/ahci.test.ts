@@ -131,6 +131,12 @@ export const ATTACKS: Attack[] = [
     refused: ABORTED,
   },
   {
+    name: "a slot whose header direction (write) contradicts its FIS (READ DMA EXT)",
+    args: () => `cmd 0 0x25 0 8 ${LBA} --data-out`,
+    succeeded: (r) => r.result === "ok",
+    refused: ABORTED,
+  },
+  {
     name: "ABAR moved through 0xCF8, then DSM at the new address",
     args: () => `abar-move 0 0xfebd0000 --via cf8 --lba ${LBA}`,
     succeeded: (r) => r.readback === "0xfebd0000" && r.roundtrip === "ok" && r.dsm === "ok",
