@@ -1116,24 +1116,9 @@ int main(int argc, char **argv)
 	atk_usage = usage;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_ARG()                                                         \
-	do {                                                               \
-		if (!next) {                                               \
-			fprintf(stderr, "ahciatk: %s needs a value\n", a); \
-			usage();                                           \
-		}                                                          \
-		i++;                                                       \
-	} while (0)
-		if (!strcmp(a, "--dev")) {
-			NEED_ARG();
-			opt_dev = next;
-		} else if (!strcmp(a, "--unbind"))
-			unbind = true;
-		else if (!strcmp(a, "--timeout")) {
-			NEED_ARG();
-			timeout_ms = (long)num(next, "timeout");
-		} else if (!strcmp(a, "--ncq"))
+		if (atk_common_option(argc, argv, &i, &opt_dev, &unbind))
+			continue;
+		if (!strcmp(a, "--ncq"))
 			op.ncq = true;
 		else if (!strcmp(a, "--write"))
 			op.write = true;
@@ -1148,26 +1133,19 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--data-in"))
 			op.data_in = true;
 		else if (!strcmp(a, "--pattern")) {
-			NEED_ARG();
-			op.pattern = next;
+			op.pattern = atk_value(argc, argv, &i);
 		} else if (!strcmp(a, "--out")) {
-			NEED_ARG();
-			op.out = next;
+			op.out = atk_value(argc, argv, &i);
 		} else if (!strcmp(a, "--via")) {
-			NEED_ARG();
-			op.via = next;
+			op.via = atk_value(argc, argv, &i);
 		} else if (!strcmp(a, "--target")) {
-			NEED_ARG();
-			op.target = next;
+			op.target = atk_value(argc, argv, &i);
 		} else if (!strcmp(a, "--slots")) {
-			NEED_ARG();
-			op.slots = (int)num(next, "slots");
+			op.slots = (int)num(atk_value(argc, argv, &i), "slots");
 		} else if (!strcmp(a, "--idp-offset")) {
-			NEED_ARG();
-			idp_off = (unsigned)num(next, "index/data offset");
+			idp_off = (unsigned)num(atk_value(argc, argv, &i), "index/data offset");
 		} else if (!strcmp(a, "--lba")) {
-			NEED_ARG();
-			op.lba = num(next, "LBA");
+			op.lba = num(atk_value(argc, argv, &i), "LBA");
 			op.lba_set = true;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
 			usage();
@@ -1178,7 +1156,6 @@ int main(int argc, char **argv)
 			pos[npos++] = a;
 		else
 			usage();
-#undef NEED_ARG
 	}
 	if (npos < 1)
 		usage();

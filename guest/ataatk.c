@@ -1299,24 +1299,9 @@ int main(int argc, char **argv)
 	atk_usage = usage;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_ARG()                                                        \
-	do {                                                              \
-		if (!next) {                                              \
-			fprintf(stderr, "ataatk: %s needs a value\n", a); \
-			usage();                                          \
-		}                                                         \
-		i++;                                                      \
-	} while (0)
-		if (!strcmp(a, "--dev")) {
-			NEED_ARG();
-			opt_dev = next;
-		} else if (!strcmp(a, "--unbind"))
-			unbind = true;
-		else if (!strcmp(a, "--timeout")) {
-			NEED_ARG();
-			timeout_ms = (long)num(next, "timeout");
-		} else if (!strcmp(a, "--irq"))
+		if (atk_common_option(argc, argv, &i, &opt_dev, &unbind))
+			continue;
+		if (!strcmp(a, "--irq"))
 			opt_irq = true;
 		else if (!strcmp(a, "--pio"))
 			op.pio = true;
@@ -1337,27 +1322,20 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--in-data"))
 			op.in_dir = true;
 		else if (!strcmp(a, "--out")) {
-			NEED_ARG();
-			op.out = next;
+			op.out = atk_value(argc, argv, &i);
 		} else if (!strcmp(a, "--in")) {
-			NEED_ARG();
-			op.in = next;
+			op.in = atk_value(argc, argv, &i);
 		} else if (!strcmp(a, "--pattern")) {
-			NEED_ARG();
-			op.pattern = next;
+			op.pattern = atk_value(argc, argv, &i);
 		} else if (!strcmp(a, "--via")) {
-			NEED_ARG();
-			op.via = next;
+			op.via = atk_value(argc, argv, &i);
 		} else if (!strcmp(a, "--iters")) {
-			NEED_ARG();
-			op.iters = (long)num(next, "iterations");
+			op.iters = (long)num(atk_value(argc, argv, &i), "iterations");
 		} else if (!strcmp(a, "--lba")) {
-			NEED_ARG();
-			op.lba = num(next, "LBA");
+			op.lba = num(atk_value(argc, argv, &i), "LBA");
 			op.lba_set = true;
 		} else if (!strcmp(a, "--native")) {
-			NEED_ARG();
-			op.native_cmd = next;
+			op.native_cmd = atk_value(argc, argv, &i);
 			if (i + 1 >= argc)
 				usage();
 			op.native_ctl = argv[++i];
@@ -1370,7 +1348,6 @@ int main(int argc, char **argv)
 			pos[npos++] = a;
 		else
 			usage();
-#undef NEED_ARG
 	}
 	if (npos < 1)
 		usage();

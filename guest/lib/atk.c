@@ -540,3 +540,26 @@ void pin(int cpu)
 	CPU_SET(cpu, &set);
 	pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
+
+const char *atk_value(int argc, char **argv, int *i)
+{
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "%s: %s needs a value\n", atk_name, argv[*i]);
+		atk_usage();
+	}
+	return argv[++*i];
+}
+
+bool atk_common_option(int argc, char **argv, int *i, const char **dev, bool *unbind)
+{
+	const char *a = argv[*i];
+	if (!strcmp(a, "--dev"))
+		*dev = atk_value(argc, argv, i);
+	else if (!strcmp(a, "--unbind"))
+		*unbind = true;
+	else if (!strcmp(a, "--timeout"))
+		timeout_ms = (long)num(atk_value(argc, argv, i), "timeout");
+	else
+		return false;
+	return true;
+}

@@ -57,6 +57,14 @@ void *xmalloc(size_t n);
 /* A number (decimal, 0x hex, 0 octal); a bad one prints the usage. */
 uint64_t num(const char *s, const char *what);
 
+/* ---- options ---- */
+
+/* The value after option argv[*i] (*i moves past it); prints the usage when there is none. */
+const char *atk_value(int argc, char **argv, int *i);
+/* The options every tool takes: --dev BDF (the controller), --unbind (its Linux driver let go
+ * of first), --timeout MS. True when argv[*i] was one of them. */
+bool atk_common_option(int argc, char **argv, int *i, const char **dev, bool *unbind);
+
 /* ---- PCI ---- */
 
 struct pcifn {
