@@ -190,6 +190,17 @@ void iommu_dma_allow(u8 bus, u8 devfn, u64 pa, u64 len)
 		    devfn & 7, len >> 10, pa);
 }
 
+void iommu_dma_revoke(u8 bus, u8 devfn)
+{
+	if (!active)
+		return;
+	spin_lock(&lock);
+	if (!ops->attach((u16)(bus << 8 | devfn), &guest))
+		panic("iommu: %02x:%02x.%u cannot be put back in the guest's domain", bus, devfn >> 3, devfn & 7);
+	ops->flush();
+	spin_unlock(&lock);
+}
+
 /* The guest touched an IOMMU's registers: refused (reads all ones, writes dropped). */
 static bool refuse(struct vcpu *v, void *ctx, u64 gpa, unsigned size, bool write, u64 *val)
 {

@@ -79,6 +79,9 @@ bool iommu_active(void);
 /* The device at bus:devfn may also reach [pa, pa+len) of Parapet's memory (its mediating
  * driver's own buffers, 4 KiB aligned). No-op when DMA isolation is off. */
 void iommu_dma_allow(u8 bus, u8 devfn, u64 pa, u64 len);
+/* Back to the guest's domain: what iommu_dma_allow gave the device is out of its reach again (a
+ * driver that probed with its buffers and then declined the device). */
+void iommu_dma_revoke(u8 bus, u8 devfn);
 /* Collect recorded faults; at most once per ~10 ms unless `now`. */
 void iommu_poll(bool now);
 /* Called by a vendor driver for each fault it collects. */

@@ -119,10 +119,7 @@ static void ahci_bind(struct pci_dev *d)
 		return;
 	}
 	struct ahci_ctrl *c = &ctrls[nctrls];
-	c->pci = d;
-	c->abar = abar;
-	c->len = len;
-	c->hba.hw = (struct ahci_hw){ hw_rd, hw_wr, c };
+	*c = (struct ahci_ctrl){ .hba.hw = { hw_rd, hw_wr, c }, .pci = d, .abar = abar, .len = len };
 	if (!(hw_rd(c, AHCI_GHC) & AHCI_GHC_AE))
 		hw_wr(c, AHCI_GHC, AHCI_GHC_AE);
 	c->hba.cap = hw_rd(c, AHCI_CAP);
@@ -137,6 +134,7 @@ static void ahci_bind(struct pci_dev *d)
 		for (unsigned i = 0; i < AHCI_PORTS_MAX; i++)
 			if (c->hba.port[i].implemented)
 				ahci_port_release(&c->hba.port[i]);
+		iommu_dma_revoke(d->bus, d->devfn); /* the shadows it probed with are Parapet's again */
 		LOG("ahci: %02x:%02x.%u: no drive named by the policy; not mediated\n", d->bus, d->devfn >> 3,
 		    d->devfn & 7);
 		d->drv = NULL;
