@@ -16,7 +16,7 @@
 #include "handoff/preboot.h"
 #include "services/storage.h"
 #include "mm/hvmem.h"
-#include "mm/npt.h"
+#include "mm/stage2.h"
 #include "vmm/apic.h"
 #include "vmm/cpus.h"
 #include "vmm/gmem.h"
@@ -76,7 +76,7 @@ void hv_main(u32 magic, u32 mbi)
 		io_hook_register(cfg.log.com_port, 8, io_absent, NULL);
 		LOG("io: COM port %x hidden from the guest\n", cfg.log.com_port);
 	}
-	u64 npt = npt_build();
+	u64 stage2 = stage2_build(&pt_x86);
 	iommu_hide();
 	gw_init();
 	if (!two_step) { /* else at the handoff, with the preboot guest's policy */
@@ -93,7 +93,7 @@ void hv_main(u32 magic, u32 mbi)
 	log_map("guest", &hvmem.guest_map);
 	apic_init();
 	ioapic_init();
-	svm_init(npt);
+	svm_init(stage2);
 	struct vcpu *bsp = cpus_start();
 	if (two_step)
 		preboot_prepare(&bi, preboot_kernel, &start, &start);

@@ -19,17 +19,17 @@ void log_sink_write(const char *s, size_t n)
 {
 	(void)s, (void)n;
 }
-bool npt_trap(u64 gpa, enum npt_access a)
+bool stage2_trap(u64 gpa, enum pt_access a)
 {
 	(void)gpa, (void)a;
 	return true;
 }
-bool npt_allows(u64 gpa, bool write)
+bool stage2_allows(u64 gpa, bool write)
 {
 	(void)gpa, (void)write;
 	return false;
 }
-void cpus_flush_npt(void)
+void cpus_flush_stage2(void)
 {
 }
 
@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	static bool added;
 	if (!added) {
 		for (unsigned i = 0; i < 3; i++)
-			mmio_trap_add(trap_pages[i], 4096, i == 1 ? NPT_RO : NPT_NONE, device,
+			mmio_trap_add(trap_pages[i], 4096, i == 1 ? PT_RO : PT_NONE, device,
 			    (void *)(uintptr_t)trap_pages[i]);
 		added = true;
 	}

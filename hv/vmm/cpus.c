@@ -248,13 +248,13 @@ void cpus_reset_freeze(void)
 	cpus_thaw();
 }
 
-void cpus_flush_npt(void)
+void cpus_flush_stage2(void)
 {
 	u32 seen[MAX_CPUS];
 	unsigned n = nvcpus;
 	for (unsigned i = 0; i < n; i++) {
 		struct vcpu *t = &vcpus[i];
-		__atomic_store_n(&t->flush_npt, true, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&t->flush_stage2, true, __ATOMIC_SEQ_CST);
 		seen[i] = __atomic_load_n(&t->guest_seq, __ATOMIC_SEQ_CST);
 		if (seen[i] & 1)
 			apic_kick(t); /* in the guest: the NMI makes it leave */

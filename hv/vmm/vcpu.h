@@ -112,12 +112,12 @@ struct vcpu {
 	unsigned id;
 	u32 apic_id;
 	bool bsp;
-	bool waiting;   /* in wait-for-SIPI: held by Parapet (under mail.lock) */
-	bool alive;     /* an AP reached Parapet's C code at start (atomic) */
-	bool kicked;    /* an NMI from Parapet is on its way to this CPU (atomic) */
-	bool flush_npt; /* flush its nested TLB at the next entry (atomic: cpus_flush_npt) */
-	u32 guest_seq;  /* odd while it is in the guest (atomic: vmm/cpus.h) */
-	u32 ldr, dfr;   /* the guest's xAPIC logical destination registers, as written */
+	bool waiting;      /* in wait-for-SIPI: held by Parapet (under mail.lock) */
+	bool alive;        /* an AP reached Parapet's C code at start (atomic) */
+	bool kicked;       /* an NMI from Parapet is on its way to this CPU (atomic) */
+	bool flush_stage2; /* flush its nested TLB at the next entry (atomic: cpus_flush_stage2) */
+	u32 guest_seq;     /* odd while it is in the guest (atomic: vmm/cpus.h) */
+	u32 ldr, dfr;      /* the guest's xAPIC logical destination registers, as written */
 	struct vcpu_mail mail;
 	const struct guest_start *restart; /* set by a handler: start afresh there (handoff) */
 	u64 stack;                         /* an AP's host stack top, kept for its restart after S3 */

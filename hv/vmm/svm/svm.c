@@ -388,7 +388,7 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		if (v->waiting)
 			wait_for_sipi(v, vmcb, vmcb_pa);
 		if (cpus_guest_enter(v))
-			vmcb->tlb_control = 1; /* a trap changed (cpus_flush_npt): flush on this entry */
+			vmcb->tlb_control = 1; /* a trap changed (cpus_flush_stage2): flush on this entry */
 		svm_vmrun(vmcb_pa, v->gpr);
 		cpus_guest_exit(v);
 		if (vmcb->exitcode == SVM_EXIT_INVALID)
