@@ -124,14 +124,14 @@ describe("Parapet on the default pc machine", () => {
   });
 
   test("SVM instructions executed in guest ring 0 get #UD and Parapet keeps running", async () => {
-    const before = parseExits(await g.sh("cat /proc/parapet/exits")).counts.svm_insn;
+    const before = parseExits(await g.sh("cat /proc/parapet/exits")).counts.virt_insn;
     const insns = ["vmrun", "vmload", "vmsave", "stgi", "clgi", "skinit", "invlpga"];
     for (const insn of insns) {
       const r = await g.sh(`echo ${insn} > /proc/parapet/ring0; cat /proc/parapet/ring0`);
       assert.equal(r.trim(), `insn=${insn} trap=6`, `${insn} from ring 0`);
     }
     // Each was intercepted by Parapet (not a native fault), and Parapet still answers.
-    const after = parseExits(await g.sh("cat /proc/parapet/exits")).counts.svm_insn;
+    const after = parseExits(await g.sh("cat /proc/parapet/exits")).counts.virt_insn;
     assert.equal(after - before, insns.length);
     assert.match(await g.sh("cat /proc/parapet/version"), /magic=0x54505250/);
   });

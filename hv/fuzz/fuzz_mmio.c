@@ -69,7 +69,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	v.rflags = take(&p, &n, 4) | 2;
 	v.exit.reason = EXIT_NPF;
 	v.exit.npf.gpa = trap_pages[(ctl >> 8) % 3] + take(&p, &n, 2) % 4096;
-	v.exit.npf.error = (ctl & (1 << 10) ? 2 : 0) | (ctl & (1 << 11) ? 1ull << 33 : 1ull << 32);
+	v.exit.npf.access = ctl & (1 << 10) ? NPF_WRITE : NPF_READ;
+	v.exit.npf.in_walk = ctl & (1 << 11);
 	/* Each register: any value, near the faulting address, or small. */
 	for (int i = 0; i < 16; i++) {
 		u64 how = take(&p, &n, 1);

@@ -544,7 +544,7 @@ static struct vcpu npf(const u8 *code, unsigned n, u64 gpa, bool write)
 	memcpy(fg(0x1000), code, n);
 	v.exit.reason = EXIT_NPF;
 	v.exit.npf.gpa = gpa;
-	v.exit.npf.error = 1ull << 32 | (write ? 2 : 0) | 4;
+	v.exit.npf.access = write ? NPF_WRITE : NPF_READ;
 	return v;
 }
 

@@ -28,8 +28,6 @@ static u32 log_budget = 32;
 #define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
-#define NPF_WRITE (1ull << 1)
-#define NPF_IN_WALK (1ull << 33) /* the fault was on the guest's own page-table access */
 #define CR4_LA57 (1ull << 12)
 
 /* ---- Changes (under table_lock). ---- */
@@ -331,7 +329,7 @@ static enum emu_status guest_access(void *ctx, const struct emu_access *a, u64 *
 
 	/* The first access the nested page tables stop must be the fault, and come before any write. */
 	if (t && (a->write || t->access == PT_NONE) && !c->matched) {
-		bool write_fault = v->exit.npf.error & NPF_WRITE;
+		bool write_fault = v->exit.npf.access == NPF_WRITE;
 		if ((gpa >> 12) != (v->exit.npf.gpa >> 12) || (!a->rmw && a->write != write_fault))
 			return refused(c, "operand is not the faulting address");
 		c->matched = true;
@@ -369,7 +367,7 @@ bool mmio_handle_npf(struct vcpu *v)
 	case MISS:
 		/* Taken before a change released the page (another CPU's): the tables allow the access
 		 * now; this CPU's nested TLB may still hold the old translation. Run it again. */
-		if (!stage2_allows(v->exit.npf.gpa, v->exit.npf.error & NPF_WRITE))
+		if (!stage2_allows(v->exit.npf.gpa, v->exit.npf.access == NPF_WRITE))
 			return false;
 		__atomic_store_n(&v->flush_stage2, true, __ATOMIC_RELAXED);
 		return true;
@@ -378,7 +376,7 @@ bool mmio_handle_npf(struct vcpu *v)
 	}
 	u8 b[INSN_MAX_LEN] = { 0 };
 	unsigned got = 0;
-	if (v->exit.npf.error & NPF_IN_WALK) {
+	if (v->exit.npf.in_walk) {
 		refuse(v, "guest page table on a trap page", b, 0);
 		return true;
 	}

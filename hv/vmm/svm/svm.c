@@ -261,12 +261,15 @@ static void translate_exit(struct vmcb *vmcb, struct vm_exit *e)
 	case SVM_EXIT_CLGI:
 	case SVM_EXIT_SKINIT:
 	case SVM_EXIT_INVLPGA:
-		e->reason = EXIT_SVM_INSN;
+		e->reason = EXIT_VIRT_INSN;
 		break;
 	case SVM_EXIT_NPF:
 		e->reason = EXIT_NPF;
-		e->npf.error = vmcb->exitinfo1;
 		e->npf.gpa = vmcb->exitinfo2;
+		e->npf.access = vmcb->exitinfo1 & NPF_ERR_FETCH   ? NPF_FETCH
+				: vmcb->exitinfo1 & NPF_ERR_WRITE ? NPF_WRITE
+								  : NPF_READ;
+		e->npf.in_walk = vmcb->exitinfo1 & NPF_ERR_IN_WALK;
 		break;
 	case SVM_EXIT_SHUTDOWN:
 		e->reason = EXIT_SHUTDOWN;
@@ -467,15 +470,15 @@ void svm_init(u64 npt)
  * interrupts, NMIs and SMIs wait for the guest (core/isr.S opens it briefly for NMIs). */
 static struct vmcb *enable(struct vcpu *v, u64 *vmcb_pa)
 {
-	if (!v->backend[0]) { /* the first start; after S3 the same pages serve again */
-		v->backend[0] = pgalloc(1);
-		v->backend[1] = pgalloc(1);
-		setup_vmcb((struct vmcb *)v->backend[0], npt_root);
+	if (!v->hw[0]) { /* the first start; after S3 the same pages serve again */
+		v->hw[0] = pgalloc(1);
+		v->hw[1] = pgalloc(1);
+		setup_vmcb((struct vmcb *)v->hw[0], npt_root);
 	}
-	*vmcb_pa = v->backend[0];
+	*vmcb_pa = v->hw[0];
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
 	__asm__ volatile("clgi");
-	wrmsr(MSR_VM_HSAVE_PA, v->backend[1]);
+	wrmsr(MSR_VM_HSAVE_PA, v->hw[1]);
 	return (struct vmcb *)*vmcb_pa;
 }
 
