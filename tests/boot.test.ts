@@ -35,7 +35,7 @@ describe("Parapet on the default pc machine", () => {
     const v = await g.sh("cat /proc/parapet/version");
     assert.match(v, /magic=0x54505250/);
     assert.match(v, /abi=0x00010004/);
-    assert.match(g.hvLog(), /svm: cpu0: entering the guest at [0-9a-f]+:[0-9a-f]+ \(real mode\)/);
+    assert.match(g.hvLog(), /vcpu: cpu0: entering the guest at [0-9a-f]+:[0-9a-f]+ \(real mode\)/);
   });
 
   test("CPUID shows no SVM and no VMX", async () => {
@@ -139,7 +139,7 @@ describe("Parapet on the default pc machine", () => {
   test("the log ring and exit counters are readable through VMMCALL", async () => {
     const log = await g.sh("cat /proc/parapet/log");
     assert.match(log, /parapet: Parapet \d+\.\d+\.\d+ \(multiboot\)/);
-    assert.match(log, /svm: cpu0: entering the guest/);
+    assert.match(log, /vcpu: cpu0: entering the guest/);
     const a = parseExits(await g.sh("cat /proc/parapet/exits"));
     assert.equal(a.cpus, 1);
     assert.ok(a.counts.cpuid > 0 && a.counts.rdmsr > 0 && a.counts.vmmcall > 0, JSON.stringify(a.counts));

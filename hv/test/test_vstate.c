@@ -109,7 +109,7 @@ static void linux32_entry(void)
 		CHECK_EQ(s.seg[i].attr, 0xC93);
 	}
 	CHECK_EQ(s.gdtr.base, 0x10000);
-	CHECK_EQ(s.gdtr.limit, 31); /* four descriptors: null, unused, __BOOT_CS, __BOOT_DS */
+	CHECK_EQ(s.gdtr.limit, 31);       /* four descriptors: null, unused, __BOOT_CS, __BOOT_DS */
 	CHECK_EQ(s.cr0, CR0_PE | CR0_ET); /* protected mode, paging off */
 	CHECK_EQ(s.rflags, 2);            /* interrupts off */
 	CHECK_EQ(s.rip, 0x1000000);

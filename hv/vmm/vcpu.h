@@ -179,6 +179,7 @@ static inline void vcpu_inject_pf(struct vcpu *v, u32 error, u64 cr2)
 
 /* The handlers, one file each under vmm/. */
 void handle_cpuid(struct vcpu *v);
+void msr_init(void); /* vmm/msr.c: the MSRs above intercepted, once (backend->init first) */
 void handle_rdmsr(struct vcpu *v);
 void handle_wrmsr(struct vcpu *v);
 void handle_io(struct vcpu *v);
