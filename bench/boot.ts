@@ -8,7 +8,7 @@ import { describeFate, QemuSession, type Fate } from "../src/lib/qemu.ts";
 import { guestBenchConfig, guestBenchSettings, type GuestBenchConfig, type GuestBenchOptions } from "./common.ts";
 
 /** VM exit reasons as indexed in /proc/parapet/exits. */
-export const EXIT_REASONS = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "svm_insn", "npf", "shutdown", "other", "nmi", "iret", "step"] as const;
+export const EXIT_REASONS = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "virt_insn", "npf", "shutdown", "other", "nmi", "iret", "step"] as const;
 
 /** Target for the ratio of median boot times, Parapet / bare. */
 export const TARGET_RATIO = 1.1;

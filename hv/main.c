@@ -16,14 +16,14 @@
 #include "handoff/preboot.h"
 #include "services/storage.h"
 #include "mm/hvmem.h"
-#include "mm/npt.h"
+#include "mm/stage2.h"
 #include "vmm/apic.h"
+#include "vmm/backend.h"
 #include "vmm/cpus.h"
 #include "vmm/gmem.h"
 #include "vmm/ioapic.h"
 #include "vmm/gwalk.h"
 #include "vmm/io.h"
-#include "vmm/svm/svm.h"
 
 #define PARAPET_VERSION "0.1.0"
 
@@ -56,7 +56,7 @@ void hv_main(u32 magic, u32 mbi)
 	if (!cmd_ok)
 		panic("cmdline: %s", cerr);
 	LOG("cmdline: '%s'\n", bi.cmdline);
-	svm_check();
+	backend_select();
 
 	hvmem_setup(&bi);
 	cpu_tables_init();
@@ -76,7 +76,7 @@ void hv_main(u32 magic, u32 mbi)
 		io_hook_register(cfg.log.com_port, 8, io_absent, NULL);
 		LOG("io: COM port %x hidden from the guest\n", cfg.log.com_port);
 	}
-	u64 npt = npt_build();
+	u64 stage2 = stage2_build(backend->stage2);
 	iommu_hide();
 	gw_init();
 	if (!two_step) { /* else at the handoff, with the preboot guest's policy */
@@ -93,10 +93,14 @@ void hv_main(u32 magic, u32 mbi)
 	log_map("guest", &hvmem.guest_map);
 	apic_init();
 	ioapic_init();
-	svm_init(npt);
+	backend->init(stage2);
+	io_set_intercept(backend->io_intercept);
+	msr_init();
 	struct vcpu *bsp = cpus_start();
 	if (two_step)
 		preboot_prepare(&bi, preboot_kernel, &start, &start);
 	LOG("mem: %lu KiB of hypervisor memory used, %lu KiB free\n", pgalloc_used() >> 10, pgalloc_free() >> 10);
-	svm_run_bsp(bsp, &start);
+	backend->enable(bsp);
+	bsp->restart = &start;
+	backend->run(bsp);
 }

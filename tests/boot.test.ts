@@ -35,7 +35,7 @@ describe("Parapet on the default pc machine", () => {
     const v = await g.sh("cat /proc/parapet/version");
     assert.match(v, /magic=0x54505250/);
     assert.match(v, /abi=0x00010004/);
-    assert.match(g.hvLog(), /svm: cpu0: entering the guest at [0-9a-f]+:[0-9a-f]+ \(real mode\)/);
+    assert.match(g.hvLog(), /vcpu: cpu0: entering the guest at [0-9a-f]+:[0-9a-f]+ \(real mode\)/);
   });
 
   test("CPUID shows no SVM and no VMX", async () => {
@@ -124,14 +124,14 @@ describe("Parapet on the default pc machine", () => {
   });
 
   test("SVM instructions executed in guest ring 0 get #UD and Parapet keeps running", async () => {
-    const before = parseExits(await g.sh("cat /proc/parapet/exits")).counts.svm_insn;
+    const before = parseExits(await g.sh("cat /proc/parapet/exits")).counts.virt_insn;
     const insns = ["vmrun", "vmload", "vmsave", "stgi", "clgi", "skinit", "invlpga"];
     for (const insn of insns) {
       const r = await g.sh(`echo ${insn} > /proc/parapet/ring0; cat /proc/parapet/ring0`);
       assert.equal(r.trim(), `insn=${insn} trap=6`, `${insn} from ring 0`);
     }
     // Each was intercepted by Parapet (not a native fault), and Parapet still answers.
-    const after = parseExits(await g.sh("cat /proc/parapet/exits")).counts.svm_insn;
+    const after = parseExits(await g.sh("cat /proc/parapet/exits")).counts.virt_insn;
     assert.equal(after - before, insns.length);
     assert.match(await g.sh("cat /proc/parapet/version"), /magic=0x54505250/);
   });
@@ -139,7 +139,7 @@ describe("Parapet on the default pc machine", () => {
   test("the log ring and exit counters are readable through VMMCALL", async () => {
     const log = await g.sh("cat /proc/parapet/log");
     assert.match(log, /parapet: Parapet \d+\.\d+\.\d+ \(multiboot\)/);
-    assert.match(log, /svm: cpu0: entering the guest/);
+    assert.match(log, /vcpu: cpu0: entering the guest/);
     const a = parseExits(await g.sh("cat /proc/parapet/exits"));
     assert.equal(a.cpus, 1);
     assert.ok(a.counts.cpuid > 0 && a.counts.rdmsr > 0 && a.counts.vmmcall > 0, JSON.stringify(a.counts));

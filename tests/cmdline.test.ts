@@ -25,7 +25,7 @@ test("log=com2 writes the log to COM2 and hides that port from the guest", async
     assert.equal(fate.kind, "poweroff");
     const log = readFileSync(hvLog, "latin1");
     assert.match(log, /parapet: io: COM port 2f8 hidden from the guest/);
-    assert.match(log, /svm: cpu0: entering the guest/);
+    assert.match(log, /vcpu: cpu0: entering the guest/);
     assert.doesNotMatch(log, /GUEST-WAS-HERE/);
   } finally {
     g.kill();

@@ -100,7 +100,7 @@ export function kv(line: string): Record<string, string> {
   return r;
 }
 
-export const EXIT_NAMES = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "svm_insn", "npf", "shutdown", "other", "nmi", "iret", "step"];
+export const EXIT_NAMES = ["cpuid", "rdmsr", "wrmsr", "io", "vmmcall", "virt_insn", "npf", "shutdown", "other", "nmi", "iret", "step"];
 
 /** Parse /proc/parapet/exits. */
 export function parseExits(text: string): { counts: Record<string, number>; cpus: number } {

@@ -67,7 +67,7 @@ describe("handoff attacks from a preboot guest (the test guest's kernel as the p
       log,
       /preboot: kernel \(module 0, \d+ KiB\) at [0-9a-f]+, initrd [0-9a-f]+-[0-9a-f]+, command line '\S+handoff-vmlinuz console=ttyS0,115200'/,
     );
-    assert.match(log, /svm: cpu0: entering the guest at 10:[0-9a-f]+ \(Linux 32-bit entry\)/);
+    assert.match(log, /vcpu: cpu0: entering the guest at 10:[0-9a-f]+ \(Linux 32-bit entry\)/);
   });
 
   test("from ring 3: #UD, as on a machine without Parapet", async () => {
@@ -117,9 +117,9 @@ describe("handoff attacks from a preboot guest (the test guest's kernel as the p
     await handOver(s, record);
     const log = s.hvLog();
     assert.match(log, /handoff: policy record from the preboot guest accepted \(192 bytes at [0-9a-f]+\)/);
-    assert.match(log, /svm: cpu1: INIT; waiting for STARTUP/);
+    assert.match(log, /vcpu: cpu1: INIT; waiting for STARTUP/);
     assert.match(log, /ata: 00:01\.1 reset: bus master stopped, both channels SRST/);
-    assert.match(log, /svm: cpu0: entering the guest at 9f40:0 \(real mode\)/);
+    assert.match(log, /vcpu: cpu0: entering the guest at 9f40:0 \(real mode\)/);
     assert.match(await s.sh("cat /proc/cmdline"), /BOOT_IMAGE=\/vmlinuz/);
     assert.match(await s.sh("mountboot && cat /boot/syslinux.cfg"), /LINUX \/vmlinuz/);
     const marker = randomBytes(24).toString("hex");

@@ -70,7 +70,7 @@ for (const [machine, cpus] of [
     test("Parapet started every processor, and the guest started each through Parapet", async () => {
       const log = g.hvLog();
       assert.match(log, new RegExp(`cpus: ${cpus} of ${cpus} processors run Parapet`));
-      for (let i = 1; i < cpus; i++) assert.match(log, new RegExp(`svm: cpu${i}: STARTUP: entering the guest at`));
+      for (let i = 1; i < cpus; i++) assert.match(log, new RegExp(`vcpu: cpu${i}: STARTUP: entering the guest at`));
       assert.equal((await g.sh("cat /sys/devices/system/cpu/online")).trim(), `0-${cpus - 1}`);
     });
 
@@ -90,7 +90,7 @@ for (const [machine, cpus] of [
       const again = after.find((c) => c.cpu === last)!;
       assert.equal(again.vcpu, before.vcpu, "the same processor, so the same vCPU");
       assert.ok(again.cpuidExits > before.cpuidExits, `its vCPU's CPUID exits grew: ${before.cpuidExits} -> ${again.cpuidExits}`);
-      assert.match(g.hvLog(), new RegExp(`svm: cpu${before.vcpu}: INIT; waiting for STARTUP`));
+      assert.match(g.hvLog(), new RegExp(`vcpu: cpu${before.vcpu}: INIT; waiting for STARTUP`));
     });
 
     test("a parallel workload on all CPUs completes", async () => {

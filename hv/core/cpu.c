@@ -19,7 +19,14 @@ static const u64 gdt[3] __aligned(16) = { 0, GDT_CODE64, GDT_DATA }; /* boot/lay
 static struct gate idt[32] __aligned(16);
 
 extern char trap_stubs[], rdmsr_insn[], wrmsr_insn[], msr_fault[];
-extern char nmi_hlt[], nmi_hlt_end[], nmi_woken[], nmi_spin[], nmi_spin_end[], nmi_taken[];
+static const struct cpu_nmi_window *nmi_windows;
+static unsigned nmi_nwindows;
+
+void cpu_nmi_windows(const struct cpu_nmi_window *w, unsigned n)
+{
+	nmi_windows = w;
+	nmi_nwindows = n;
+}
 
 static const char *const names[32] = {
 	"#DE",
@@ -48,12 +55,11 @@ static const char *const names[32] = {
 
 void trap_handler(struct trap_frame *f)
 {
-	/* NMIs reach the host only inside the two GIF windows of core/isr.S: leave the window. */
+	/* NMIs reach the host only inside the backend's windows: leave the window. */
 	if (f->vector == VEC_NMI) {
-		if (f->rip == (u64)nmi_hlt || f->rip == (u64)nmi_hlt_end)
-			f->rip = (u64)nmi_woken;
-		else if (f->rip >= (u64)nmi_spin && f->rip <= (u64)nmi_spin_end)
-			f->rip = (u64)nmi_taken;
+		for (unsigned i = 0; i < nmi_nwindows; i++)
+			if (f->rip >= (u64)nmi_windows[i].from && f->rip <= (u64)nmi_windows[i].to)
+				f->rip = (u64)nmi_windows[i].resume;
 		return;
 	}
 	/* The only expected faults: an MSR the processor does not have (rdmsr_safe/wrmsr_safe). */

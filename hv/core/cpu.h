@@ -14,10 +14,12 @@ struct trap_frame {
 /* Load the hypervisor's own GDT and IDT (they live in its hidden memory). */
 void cpu_tables_init(void);
 
-/* The host runs with GIF clear. These open it briefly (core/isr.S):
- * cpu_wait_nmi sleeps until an NMI (true) or another wake-up event (false);
- * cpu_take_nmi takes an NMI that an NMI intercept left pending (false if none came). */
-bool cpu_wait_nmi(void);
-bool cpu_take_nmi(void);
+/* The host holds NMIs but in a backend's windows (struct vmm_backend wait_nmi, take_nmi): code
+ * from `from` to `to` (both included) where an NMI may arrive, which returns to `resume`
+ * instead. Registered once; every CPU's NMI goes through them. */
+struct cpu_nmi_window {
+	const char *from, *to, *resume;
+};
+void cpu_nmi_windows(const struct cpu_nmi_window *w, unsigned n);
 
 #endif

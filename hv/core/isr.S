@@ -84,43 +84,6 @@ trap_common:
 	add $16, %rsp
 	iretq
 
-/*
- * The only places the host opens GIF, so the only places a host NMI can arrive; trap_handler
- * moves an NMI's return address from the window to the label after it.
- *
- * bool cpu_wait_nmi(void): sleep until an NMI; false when something else ended the sleep.
- */
-	.globl cpu_wait_nmi, nmi_hlt, nmi_hlt_end, nmi_woken
-cpu_wait_nmi:
-	xor %eax, %eax
-	stgi
-nmi_hlt:
-	hlt
-nmi_hlt_end:
-	clgi
-	ret
-nmi_woken:
-	clgi
-	mov $1, %eax
-	ret
-
-/* bool cpu_take_nmi(void): take the NMI an NMI intercept left pending (false: none came). */
-	.globl cpu_take_nmi, nmi_spin, nmi_spin_end, nmi_taken
-cpu_take_nmi:
-	mov $1000000, %ecx
-	stgi
-nmi_spin:
-	dec %ecx
-	jnz nmi_spin
-nmi_spin_end:
-	clgi
-	xor %eax, %eax
-	ret
-nmi_taken:
-	clgi
-	mov $1, %eax
-	ret
-
 /* bool rdmsr_safe(u32 msr, u64 *val) */
 	.globl rdmsr_safe, rdmsr_insn, msr_fault
 rdmsr_safe:

@@ -19,17 +19,17 @@ void log_sink_write(const char *s, size_t n)
 {
 	(void)s, (void)n;
 }
-bool npt_trap(u64 gpa, enum npt_access a)
+bool stage2_trap(u64 gpa, enum pt_access a)
 {
 	(void)gpa, (void)a;
 	return true;
 }
-bool npt_allows(u64 gpa, bool write)
+bool stage2_allows(u64 gpa, bool write)
 {
 	(void)gpa, (void)write;
 	return false;
 }
-void cpus_flush_npt(void)
+void cpus_flush_stage2(void)
 {
 }
 
@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	static bool added;
 	if (!added) {
 		for (unsigned i = 0; i < 3; i++)
-			mmio_trap_add(trap_pages[i], 4096, i == 1 ? NPT_RO : NPT_NONE, device,
+			mmio_trap_add(trap_pages[i], 4096, i == 1 ? PT_RO : PT_NONE, device,
 			    (void *)(uintptr_t)trap_pages[i]);
 		added = true;
 	}
@@ -69,7 +69,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	v.rflags = take(&p, &n, 4) | 2;
 	v.exit.reason = EXIT_NPF;
 	v.exit.npf.gpa = trap_pages[(ctl >> 8) % 3] + take(&p, &n, 2) % 4096;
-	v.exit.npf.error = (ctl & (1 << 10) ? 2 : 0) | (ctl & (1 << 11) ? 1ull << 33 : 1ull << 32);
+	v.exit.npf.access = ctl & (1 << 10) ? NPF_WRITE : NPF_READ;
+	v.exit.npf.in_walk = ctl & (1 << 11);
 	/* Each register: any value, near the faulting address, or small. */
 	for (int i = 0; i < 16; i++) {
 		u64 how = take(&p, &n, 1);

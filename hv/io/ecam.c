@@ -106,7 +106,7 @@ void ecam_init(void)
 		if (!d[i].drv || d[i].bus < w.bus_start || d[i].bus > w.bus_end)
 			continue;
 		u64 page = w.base + ((u64)d[i].bus << 20) + ((u64)d[i].devfn << 12);
-		if (mmio_trap_add(page, 4096, NPT_NONE, ecam_access, &window))
+		if (mmio_trap_add(page, 4096, PT_NONE, ecam_access, &window))
 			trapped++;
 		else
 			LOG("ecam: cannot trap %lx\n", page);

@@ -494,7 +494,7 @@ bool pci_region_place(struct pci_region *r, const struct pci_window *w)
 		u64 lo = base & ~0xFFFull, hi = (base + len + 0xFFF) & ~0xFFFull;
 		if (base + len < base || hi < lo || !mem_placeable(lo, hi))
 			return false;
-		enum npt_access a = r->access == NPT_RO ? NPT_RO : NPT_NONE;
+		enum pt_access a = r->access == PT_RO ? PT_RO : PT_NONE;
 		u64 cur_lo = r->base & ~0xFFFull, cur_hi = (r->base + r->size + 0xFFF) & ~0xFFFull;
 		if (r->placed && hi - lo == cur_hi - cur_lo) {
 			if (!mmio_region_move(r->handle, lo))

@@ -193,7 +193,7 @@ struct pci_region {
 	u64 offset, len;
 	io_handler port;         /* I/O */
 	io_str_handler port_str; /* I/O, optional: string I/O */
-	enum npt_access access;  /* memory: NPT_NONE (every access; also when left NPT_RW) or NPT_RO (writes) */
+	enum pt_access access;   /* memory: PT_NONE (every access; also when left PT_RW) or PT_RO (writes) */
 	mmio_handler mem;        /* memory */
 	void *ctx;
 	/* pci.c's: */

@@ -132,7 +132,6 @@ static bool probe(acpi_map_fn map, u64 table, struct iommu_hw *hw)
 		hw->regs[hw->nregs++].len = efr & EFR_PC_SUP ? AMDVI_REGS_LEN_PC : AMDVI_REGS_LEN;
 	}
 	hw->fmt = &amdvi_fmt;
-	hw->leaf_rw = AMDVI_IR | AMDVI_IW;
 	hw->max_shift = PAGE_2M;
 	for (unsigned i = 0; i < ivrs.nfixed; i++) {
 		hw->fixed[hw->nfixed].base = ivrs.fixed[i].base;

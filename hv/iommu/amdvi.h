@@ -49,9 +49,10 @@
 #define AMDVI_PR (1ull << 0)
 #define AMDVI_IR (1ull << 61)
 #define AMDVI_IW (1ull << 62)
-#define AMDVI_PT_FORMAT                                                                      \
-	{                                                                                    \
-		.top_shift = 39, .table = AMDVI_PR | AMDVI_IR | AMDVI_IW, .next_level = true \
+#define AMDVI_PT_FORMAT                                                                       \
+	{                                                                                     \
+		.top_shift = 39, .table = AMDVI_PR | AMDVI_IR | AMDVI_IW, .next_level = true, \
+		.rw = AMDVI_IR | AMDVI_IW                                                     \
 	}
 #define AMDVI_MODE 4 /* four levels: top_shift 39 */
 

@@ -45,7 +45,7 @@ static int map_range(const struct pt_alloc *a, const struct iommu_hw *h, u64 roo
 	}
 	if (base >= end)
 		return 0;
-	return pt_map_fmt(h->fmt, a, root, base, base, end - base, h->leaf_rw, h->max_shift);
+	return pt_map_fmt(h->fmt, a, root, base, base, end - base, h->fmt->rw, h->max_shift);
 }
 
 int iommu_map_guest(const struct pt_alloc *a, const struct iommu_hw *h, u64 root, const struct memmap *m, u64 hole_base,
@@ -180,7 +180,7 @@ void iommu_dma_allow(u8 bus, u8 devfn, u64 pa, u64 len)
 		ok = new_domain(&mediated[i].d, (u16)(2 + i));
 		nmediated += ok;
 	}
-	ok = ok && !pt_map_fmt(hw.fmt, &hv_pt_alloc, mediated[i].d.root, pa, pa, len, hw.leaf_rw, PAGE_4K) &&
+	ok = ok && !pt_map_fmt(hw.fmt, &hv_pt_alloc, mediated[i].d.root, pa, pa, len, hw.fmt->rw, PAGE_4K) &&
 	     ops->attach(rid, &mediated[i].d);
 	if (ok)
 		ops->flush();
@@ -216,7 +216,7 @@ void iommu_hide(void)
 	if (!ops)
 		return;
 	for (unsigned i = 0; i < hw.nregs; i++)
-		if (!mmio_trap_add(hw.regs[i].base, ALIGN_UP(hw.regs[i].len, PAGE_SIZE), NPT_NONE, refuse, NULL))
+		if (!mmio_trap_add(hw.regs[i].base, ALIGN_UP(hw.regs[i].len, PAGE_SIZE), PT_NONE, refuse, NULL))
 			panic("iommu: cannot trap the registers at %lx", hw.regs[i].base);
 	u64 rsdp = acpi_find_rsdp(hvmem_outside);
 	LOG("iommu: %s table removed from the guest's ACPI root table (%u entries)\n", ops->sig,

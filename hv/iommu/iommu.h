@@ -38,8 +38,7 @@ struct dma_domain {
 
 /* What a vendor driver found in its ACPI table (filled by probe). */
 struct iommu_hw {
-	const struct pt_format *fmt; /* the table format every unit accepts */
-	u64 leaf_rw;                 /* leaf bits for read + write (VT-d R|W, AMD-Vi IR|IW) */
+	const struct pt_format *fmt; /* the table format every unit accepts (leaves: fmt->rw) */
 	unsigned max_shift;          /* largest page every unit accepts: PAGE_4K/2M/1G */
 	unsigned nregs;
 	struct {

@@ -53,8 +53,8 @@
 #define SL_R (1ull << 0)
 #define SL_W (1ull << 1)
 #define SL_PS (1ull << 7)
-static const struct pt_format sl_4level = { .top_shift = 39, .table = SL_R | SL_W, .large = SL_PS };
-static const struct pt_format sl_3level = { .top_shift = 30, .table = SL_R | SL_W, .large = SL_PS };
+static const struct pt_format sl_4level = { .top_shift = 39, .table = SL_R | SL_W, .large = SL_PS, .rw = SL_R | SL_W };
+static const struct pt_format sl_3level = { .top_shift = 30, .table = SL_R | SL_W, .large = SL_PS, .rw = SL_R | SL_W };
 
 #define WAIT_LOOPS 10000000u
 
@@ -155,7 +155,6 @@ static bool probe(acpi_map_fn map, u64 table, struct iommu_hw *hw)
 		return false;
 	}
 	hw->fmt = levels == 4 ? &sl_4level : &sl_3level;
-	hw->leaf_rw = SL_R | SL_W;
 	hw->max_shift = sllps & 2 ? PAGE_1G : sllps & 1 ? PAGE_2M : PAGE_4K;
 	for (unsigned i = 0; i < dmar.nrmrr; i++) {
 		hw->fixed[hw->nfixed].base = dmar.rmrr[i].base;

@@ -1,6 +1,23 @@
 #include "mm/pagetable.h"
 
-const struct pt_format pt_x86 = { .top_shift = 39, .table = PTE_P | PTE_W | PTE_U, .large = PTE_PS };
+#define PTE_PAT_LARGE (1ull << 12)
+#define PTE_PAT_4K (1ull << 7)
+#define EPT_R (1ull << 0)
+#define EPT_W (1ull << 1)
+#define EPT_X (1ull << 2)
+#define EPT_WB (6ull << 3)
+
+const struct pt_format pt_x86 = { .top_shift = 39,
+	.table = PTE_P | PTE_W | PTE_U,
+	.large = PTE_PS,
+	.pat_large = PTE_PAT_LARGE,
+	.rw = PTE_P | PTE_W | PTE_U,
+	.ro = PTE_P | PTE_U };
+const struct pt_format pt_ept = { .top_shift = 39,
+	.table = EPT_R | EPT_W | EPT_X,
+	.large = PTE_PS,
+	.rw = EPT_R | EPT_W | EPT_X | EPT_WB,
+	.ro = EPT_R | EPT_X | EPT_WB };
 
 #define NEXT_LEVEL(e) (((e) >> 9) & 7)
 
@@ -90,11 +107,8 @@ bool pt_lookup_fmt(const struct pt_format *f, const struct pt_alloc *a, u64 root
 	}
 }
 
-#define PTE_PAT_LARGE (1ull << 12)
-#define PTE_PAT_4K (1ull << 7)
-
 /* Replace the large page in *e (mapping 1 << shift bytes) by a table of 512 pages. */
-static int split(const struct pt_alloc *a, u64 *e, unsigned shift)
+static int split(const struct pt_format *f, const struct pt_alloc *a, u64 *e, unsigned shift)
 {
 	u64 next = a->alloc(a->ctx);
 	if (!next)
@@ -104,26 +118,26 @@ static int split(const struct pt_alloc *a, u64 *e, unsigned shift)
 	u64 pa = *e & PTE_ADDR & ~((1ull << shift) - 1);
 	u64 flags = *e & (0xFFF | PTE_NX);
 	if (cs == PAGE_4K) {
-		flags &= ~PTE_PS;
-		if (*e & PTE_PAT_LARGE)
+		flags &= ~f->large;
+		if (*e & f->pat_large)
 			flags |= PTE_PAT_4K;
 	} else {
-		flags |= *e & PTE_PAT_LARGE;
+		flags |= *e & f->pat_large;
 	}
 	for (u64 i = 0; i < 512; i++)
 		t[i] = (pa + (i << cs)) | flags;
-	*e = next | PTE_P | PTE_W | PTE_U;
+	*e = next | f->table | PTE_P;
 	return 0;
 }
 
-u64 *pt_leaf_4k(const struct pt_alloc *a, u64 root, u64 va)
+u64 *pt_leaf_4k(const struct pt_format *f, const struct pt_alloc *a, u64 root, u64 va)
 {
 	u64 *t = table(a, root);
-	for (unsigned s = 39; s > PAGE_4K; s -= 9) {
+	for (unsigned s = f->top_shift; s > PAGE_4K; s -= 9) {
 		u64 *e = &t[(va >> s) & 511];
 		if (!(*e & PTE_P))
 			return NULL;
-		if ((*e & PTE_PS) && split(a, e, s))
+		if ((*e & f->large) && split(f, a, e, s))
 			return NULL;
 		t = table(a, *e);
 	}

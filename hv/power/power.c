@@ -176,7 +176,7 @@ void power_init(void)
 	    r != PORT_SYSCTL_A && r != PORT_KBC_DATA && r != PORT_KBC_CMD)
 		hook((u16)r, 1, reset_ports, NULL, "RESET_REG");
 	if (pm.has_reset_reg && pm.reset_reg.space == GAS_SPACE_MEMORY &&
-	    !mmio_trap_add(r & ~0xFFFull, PAGE_SIZE, NPT_RO, reset_reg_mmio, NULL))
+	    !mmio_trap_add(r & ~0xFFFull, PAGE_SIZE, PT_RO, reset_reg_mmio, NULL))
 		LOG("power: cannot trap RESET_REG at %lx: that path is NOT mediated\n", r);
 	if (pm.pm1_in_memory || (pm.flags & FADT_HW_REDUCED_ACPI))
 		LOG("power: PM1 control in memory space or a hardware-reduced platform: ACPI sleep NOT mediated\n");

@@ -8,7 +8,7 @@
 #include "mm/memmap.h"
 #include "vmm/cpus.h"
 #include "vmm/io.h"
-#include "vmm/svm/svm.h"
+#include "vmm/backend.h"
 #include "core/cpu.h"
 #include "core/lapic.h"
 #include "core/log.h"
@@ -283,7 +283,9 @@ static __noreturn void resume(u64 unused)
 	LOG("power: S3 resume %lu on cpu%u: long mode, SVM, IOMMU%s and %u other processor(s) back; "
 	    "entering the guest's waking vector\n",
 	    power_stats.resumes, v->id, iommu_active() ? "" : " (none)", aps);
-	svm_run_bsp(v, &wake.start);
+	backend->enable(v);
+	v->restart = &wake.start;
+	backend->run(v);
 }
 
 void power_sleep_init(void)

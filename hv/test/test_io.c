@@ -15,19 +15,19 @@
 #define FAKE_NPT_ABSENT(gpa) ((gpa) >= 0x900000 && (gpa) < 0xA00000)
 static struct {
 	u64 page;
-	enum npt_access access;
+	enum pt_access access;
 } npt_pages[256];
 static unsigned npt_npages, npt_flushes;
 
-static enum npt_access npt_of(u64 gpa)
+static enum pt_access npt_of(u64 gpa)
 {
 	for (unsigned i = 0; i < npt_npages; i++)
 		if (npt_pages[i].page == (gpa & ~4095ull))
 			return npt_pages[i].access;
-	return NPT_RW;
+	return PT_RW;
 }
 
-bool npt_trap(u64 gpa, enum npt_access a)
+bool stage2_trap(u64 gpa, enum pt_access a)
 {
 	if ((gpa >= FAKE_NPT_HIDDEN && gpa < FAKE_NPT_HIDDEN + 0x100000) || FAKE_NPT_ABSENT(gpa))
 		return false;
@@ -43,15 +43,15 @@ bool npt_trap(u64 gpa, enum npt_access a)
 	return true;
 }
 
-bool npt_allows(u64 gpa, bool write)
+bool stage2_allows(u64 gpa, bool write)
 {
-	enum npt_access a = FAKE_NPT_ABSENT(gpa) ? NPT_NONE : npt_of(gpa);
-	return a == NPT_RW || (a == NPT_RO && !write);
+	enum pt_access a = FAKE_NPT_ABSENT(gpa) ? PT_NONE : npt_of(gpa);
+	return a == PT_RW || (a == PT_RO && !write);
 }
 
 static void (*during_flush)(void); /* what "another CPU" does while a change is flushed */
 
-void cpus_flush_npt(void)
+void cpus_flush_stage2(void)
 {
 	npt_flushes++;
 	if (during_flush)
@@ -544,7 +544,7 @@ static struct vcpu npf(const u8 *code, unsigned n, u64 gpa, bool write)
 	memcpy(fg(0x1000), code, n);
 	v.exit.reason = EXIT_NPF;
 	v.exit.npf.gpa = gpa;
-	v.exit.npf.error = 1ull << 32 | (write ? 2 : 0) | 4;
+	v.exit.npf.access = write ? NPF_WRITE : NPF_READ;
 	return v;
 }
 
@@ -555,8 +555,8 @@ static void mmio_begin(void)
 	fg_begin();
 	static bool added;
 	if (!added) {
-		CHECK(mmio_trap_add(0x700000, 0x2000, NPT_NONE, mm_handler, NULL));
-		CHECK(mmio_trap_add(0x702000, 0x1000, NPT_RO, mm_handler, NULL));
+		CHECK(mmio_trap_add(0x700000, 0x2000, PT_NONE, mm_handler, NULL));
+		CHECK(mmio_trap_add(0x702000, 0x1000, PT_RO, mm_handler, NULL));
 	}
 	added = true;
 	memset(&mm, 0, sizeof(mm));
@@ -642,14 +642,14 @@ static void trap_page_at_run_time(void)
 	fg_begin();
 	static bool added;
 	if (!added)
-		CHECK(mmio_trap_add(0x780000, 0x2000, NPT_NONE, mm_handler, NULL));
+		CHECK(mmio_trap_add(0x780000, 0x2000, PT_NONE, mm_handler, NULL));
 	added = true;
-	CHECK(mmio_trap_page(0x781000, NPT_RO, mm_handler, NULL)); /* already its page */
-	CHECK(!mmio_trap_page(0x781000, NPT_RO, other_handler, NULL));
-	CHECK(!mmio_trap_page(0x7F0800, NPT_RO, mm_handler, NULL)); /* not page-aligned */
-	CHECK(mmio_trap_page(0x7F0000, NPT_RO, mm_handler, NULL));
-	CHECK(mmio_trap_page(0x7F0000, NPT_NONE, mm_handler, NULL));
-	CHECK(!mmio_trap_page(0x7F0000, NPT_RO, other_handler, NULL));
+	CHECK(mmio_trap_page(0x781000, PT_RO, mm_handler, NULL)); /* already its page */
+	CHECK(!mmio_trap_page(0x781000, PT_RO, other_handler, NULL));
+	CHECK(!mmio_trap_page(0x7F0800, PT_RO, mm_handler, NULL)); /* not page-aligned */
+	CHECK(mmio_trap_page(0x7F0000, PT_RO, mm_handler, NULL));
+	CHECK(mmio_trap_page(0x7F0000, PT_NONE, mm_handler, NULL));
+	CHECK(!mmio_trap_page(0x7F0000, PT_RO, other_handler, NULL));
 	memset(&mm, 0, sizeof(mm));
 	struct vcpu v = npf((const u8 *)"\x89\x43\x20", 3, 0x7F0020, true); /* mov [ebx+0x20],eax */
 	v.gpr[RBX] = 0x7F0000;
@@ -869,11 +869,11 @@ static void regions_add_move_remove(void)
 	fg_begin();
 	memset(&rg, 0, sizeof(rg));
 	unsigned flushes = npt_flushes;
-	int h = mmio_region_add(0x500000, 0x2000, NPT_NONE, region_handler, &ctx_a);
+	int h = mmio_region_add(0x500000, 0x2000, PT_NONE, region_handler, &ctx_a);
 	CHECK(h >= 0);
 	CHECK_EQ(npt_flushes, flushes + 1); /* every CPU flushed before it returned */
-	CHECK_EQ(npt_of(0x500000), NPT_NONE);
-	CHECK_EQ(npt_of(0x501000), NPT_NONE);
+	CHECK_EQ(npt_of(0x500000), PT_NONE);
+	CHECK_EQ(npt_of(0x501000), PT_NONE);
 	bool done;
 	CHECK(fault_at(0x501008, &done) && done);
 	CHECK_EQ(rg.calls, 1);
@@ -883,27 +883,27 @@ static void regions_add_move_remove(void)
 	/* Refused: overlaps (another region, a boot-time trap), alignment, length, access, pages
 	 * that cannot be trapped (the pages tried first are mapped again). */
 	flushes = npt_flushes;
-	CHECK_EQ(mmio_region_add(0x501000, 0x1000, NPT_RO, region_handler, &ctx_b), -1);
-	CHECK_EQ(mmio_region_add(0x4FF000, 0x2000, NPT_RO, region_handler, &ctx_b), -1);
-	CHECK_EQ(mmio_region_add(0x700000, 0x1000, NPT_NONE, region_handler, &ctx_b), -1);
-	CHECK_EQ(mmio_region_add(0x510800, 0x1000, NPT_NONE, region_handler, &ctx_b), -1);
-	CHECK_EQ(mmio_region_add(0x510000, 0x800, NPT_NONE, region_handler, &ctx_b), -1);
-	CHECK_EQ(mmio_region_add(0x510000, 0, NPT_NONE, region_handler, &ctx_b), -1);
-	CHECK_EQ(mmio_region_add(0x510000, 0x1000, NPT_RW, region_handler, &ctx_b), -1);
-	CHECK_EQ(mmio_region_add(0xFFFFFFFFFFFFF000ull, 0x2000, NPT_NONE, region_handler, &ctx_b), -1);
-	CHECK_EQ(mmio_region_add(FAKE_NPT_HIDDEN - 0x1000, 0x2000, NPT_NONE, region_handler, &ctx_b), -1);
-	CHECK_EQ(npt_of(FAKE_NPT_HIDDEN - 0x1000), NPT_RW);
+	CHECK_EQ(mmio_region_add(0x501000, 0x1000, PT_RO, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0x4FF000, 0x2000, PT_RO, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0x700000, 0x1000, PT_NONE, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0x510800, 0x1000, PT_NONE, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0x510000, 0x800, PT_NONE, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0x510000, 0, PT_NONE, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0x510000, 0x1000, PT_RW, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(0xFFFFFFFFFFFFF000ull, 0x2000, PT_NONE, region_handler, &ctx_b), -1);
+	CHECK_EQ(mmio_region_add(FAKE_NPT_HIDDEN - 0x1000, 0x2000, PT_NONE, region_handler, &ctx_b), -1);
+	CHECK_EQ(npt_of(FAKE_NPT_HIDDEN - 0x1000), PT_RW);
 	CHECK_EQ(npt_flushes, flushes); /* nothing changed */
 
 	/* A second region on the next pages; a move onto it, onto the hidden pages: refused. */
-	int h2 = mmio_region_add(0x502000, 0x1000, NPT_RO, region_handler, &ctx_b);
+	int h2 = mmio_region_add(0x502000, 0x1000, PT_RO, region_handler, &ctx_b);
 	CHECK(h2 >= 0 && h2 != h);
 	CHECK(!mmio_region_move(h, 0x501000));
 	CHECK(!mmio_region_move(h, FAKE_NPT_HIDDEN - 0x1000));
 	CHECK(!mmio_region_move(h, 0x520800));
-	CHECK_EQ(npt_of(FAKE_NPT_HIDDEN - 0x1000), NPT_RW);
-	CHECK_EQ(npt_of(0x500000), NPT_NONE);
-	CHECK_EQ(npt_of(0x502000), NPT_RO);
+	CHECK_EQ(npt_of(FAKE_NPT_HIDDEN - 0x1000), PT_RW);
+	CHECK_EQ(npt_of(0x500000), PT_NONE);
+	CHECK_EQ(npt_of(0x502000), PT_RO);
 	CHECK(mmio_region_move(h, 0x500000)); /* where it is */
 
 	/* Moved onto pages that overlap its own: the old page is mapped again, a fault taken there
@@ -911,7 +911,7 @@ static void regions_add_move_remove(void)
 	 * is flushed, a fault on the page being released runs again too, one on the new pages finds
 	 * the region. */
 	mmio_region_remove(h2);
-	CHECK_EQ(npt_of(0x502000), NPT_RW);
+	CHECK_EQ(npt_of(0x502000), PT_RW);
 	flushes = npt_flushes;
 	during_flush = fault_during_flush;
 	fault_during_flush_gpa = 0x500010;
@@ -925,25 +925,25 @@ static void regions_add_move_remove(void)
 	CHECK_EQ(rg.gpa, 0x503000);
 	during_flush = NULL;
 	CHECK_EQ(npt_flushes, flushes + 2);
-	CHECK_EQ(npt_of(0x500000), NPT_RW);
-	CHECK_EQ(npt_of(0x501000), NPT_RW);
-	CHECK_EQ(npt_of(0x502000), NPT_NONE);
-	CHECK_EQ(npt_of(0x503000), NPT_NONE);
+	CHECK_EQ(npt_of(0x500000), PT_RW);
+	CHECK_EQ(npt_of(0x501000), PT_RW);
+	CHECK_EQ(npt_of(0x502000), PT_NONE);
+	CHECK_EQ(npt_of(0x503000), PT_NONE);
 	unsigned calls = rg.calls;
 	struct vcpu sv = npf((const u8 *)"\x8B\x03", 2, 0x500010, false);
 	sv.gpr[RBX] = 0x500010;
 	CHECK(mmio_handle_npf(&sv)); /* stale: run again, after this CPU's nested TLB is flushed */
 	CHECK(!sv.inject.valid);
 	CHECK_EQ(sv.rip, 0x1000);
-	CHECK(sv.flush_npt);
+	CHECK(sv.flush_stage2);
 	CHECK(fault_at(0x503FF8, &done) && done);
 	CHECK_EQ(rg.calls, calls + 1);
 	CHECK(!fault_at(0x908000, &done)); /* nothing maps it: not mmio.c's */
 
 	/* Removed: the pages map the hardware again; a racing fault runs again; the handle is free. */
 	mmio_region_remove(h);
-	CHECK_EQ(npt_of(0x502000), NPT_RW);
-	CHECK_EQ(npt_of(0x503000), NPT_RW);
+	CHECK_EQ(npt_of(0x502000), PT_RW);
+	CHECK_EQ(npt_of(0x503000), PT_RW);
 	calls = rg.calls;
 	CHECK(fault_at(0x502000, &done) && !done);
 	CHECK_EQ(rg.calls, calls);
@@ -956,14 +956,14 @@ static void regions_add_move_remove(void)
 	int hs[MMIO_TRAPS_MAX];
 	unsigned n = 0;
 	while (n < MMIO_TRAPS_MAX &&
-	       (hs[n] = mmio_region_add(0x600000 + 0x1000 * (u64)n, 0x1000, NPT_NONE, region_handler, &ctx_a)) >= 0)
+	       (hs[n] = mmio_region_add(0x600000 + 0x1000 * (u64)n, 0x1000, PT_NONE, region_handler, &ctx_a)) >= 0)
 		n++;
 	CHECK(n > 0 && n < MMIO_TRAPS_MAX);
-	CHECK(!mmio_trap_add(0x680000, 0x1000, NPT_NONE, region_handler, NULL));
+	CHECK(!mmio_trap_add(0x680000, 0x1000, PT_NONE, region_handler, NULL));
 	for (unsigned i = 0; i < n; i++)
 		mmio_region_remove(hs[i]);
-	CHECK_EQ(npt_of(0x600000), NPT_RW);
-	CHECK(mmio_region_add(0x600000, 0x1000, NPT_NONE, region_handler, &ctx_a) >= 0);
+	CHECK_EQ(npt_of(0x600000), PT_RW);
+	CHECK(mmio_region_add(0x600000, 0x1000, PT_NONE, region_handler, &ctx_a) >= 0);
 	fg_end();
 }
 

@@ -100,8 +100,8 @@ static void dmar_malformed(void)
 
 
 /* VT-d's second-level format: R bit 0, W bit 1, bit 7 a large page. */
-static const struct pt_format sl4 = { .top_shift = 39, .table = 3, .large = 1ull << 7 };
-static const struct pt_format sl3 = { .top_shift = 30, .table = 3, .large = 1ull << 7 };
+static const struct pt_format sl4 = { .top_shift = 39, .table = 3, .large = 1ull << 7, .rw = 3 };
+static const struct pt_format sl3 = { .top_shift = 30, .table = 3, .large = 1ull << 7, .rw = 3 };
 
 #define HOLE_BASE 0x1E000000ull
 #define HOLE_END 0x1F000000ull
@@ -137,7 +137,7 @@ static void guest_domain_excludes_parapet(void)
 {
 	struct memmap m;
 	firmware_map(&m);
-	struct iommu_hw hw = { .fmt = &sl4, .leaf_rw = 3, .max_shift = PAGE_2M, .nfixed = 2 };
+	struct iommu_hw hw = { .fmt = &sl4, .max_shift = PAGE_2M, .nfixed = 2 };
 	hw.fixed[0].base = 0xD0000000, hw.fixed[0].end = 0xD0001000;                 /* an RMRR above the floor */
 	hw.fixed[1].base = HOLE_BASE - 0x1000, hw.fixed[1].end = HOLE_BASE + 0x1000; /* one over Parapet */
 	u64 root = pagepool_reset();

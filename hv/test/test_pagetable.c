@@ -106,7 +106,7 @@ static void split_to_trap_one_page(void)
 	CHECK_EQ(pt_map(&A, root, 0, 0, 2ull << 30, PTE_W | PTE_U | PTE_NX, PAGE_1G), 0);
 	uint64_t gpa = 0x4A3C5000, pa, fl;
 	unsigned shift;
-	uint64_t *e = pt_leaf_4k(&A, root, gpa);
+	uint64_t *e = pt_leaf_4k(&pt_x86, &A, root, gpa);
 	CHECK(e != NULL);
 	CHECK_EQ(used, 4); /* root, PDPT, one PD, one PT */
 	CHECK_EQ(*e & PTE_ADDR, gpa);
@@ -129,17 +129,65 @@ static void split_to_trap_one_page(void)
 	CHECK(pt_lookup(&A, root, 0x3FFFFFFF, &pa, &fl, &shift)); /* the other 1 GiB page untouched */
 	CHECK_EQ(shift, PAGE_1G);
 	/* A second page in the same 2 MiB reuses the table; unmapped addresses give NULL. */
-	CHECK(pt_leaf_4k(&A, root, gpa + 0x2000) == e + 2);
+	CHECK(pt_leaf_4k(&pt_x86, &A, root, gpa + 0x2000) == e + 2);
 	CHECK_EQ(used, 4);
-	CHECK(pt_leaf_4k(&A, root, 4ull << 30) == NULL);
+	CHECK(pt_leaf_4k(&pt_x86, &A, root, 4ull << 30) == NULL);
 	*e |= PTE_P;
 	CHECK(pt_lookup(&A, root, gpa, &pa, &fl, &shift));
 	/* Out of pages: the split fails cleanly. */
 	root = fresh(2);
 	CHECK_EQ(pt_map(&A, root, 0, 0, 1ull << 30, PTE_W, PAGE_1G), 0);
-	CHECK(pt_leaf_4k(&A, root, 0x1000) == NULL);
+	CHECK(pt_leaf_4k(&pt_x86, &A, root, 0x1000) == NULL);
 	CHECK(pt_lookup(&A, root, 0x1000, &pa, &fl, &shift));
 	CHECK_EQ(shift, PAGE_1G);
+}
+
+/* The guest-physical tables (mm/stage2.c) in both formats: the same build, decoy and trap steps. */
+static void stage2_formats(void)
+{
+	const struct pt_format *fmts[] = { &pt_x86, &pt_ept };
+	for (unsigned i = 0; i < 2; i++) {
+		const struct pt_format *f = fmts[i];
+		uint64_t root = fresh(POOL_PAGES), hole = 0x1EE00000, end = hole + (2u << 20), decoy = 0x7000;
+		CHECK_EQ(pt_map_fmt(f, &A, root, 0, 0, hole, f->rw, PAGE_1G), 0);
+		CHECK_EQ(pt_map_fmt(f, &A, root, end, end, (4ull << 30) - end, f->rw, PAGE_1G), 0);
+		for (uint64_t g = hole; g < end; g += 4096)
+			CHECK_EQ(pt_map_fmt(f, &A, root, g, decoy, 4096, f->rw, PAGE_4K), 0);
+		uint64_t pa, fl;
+		unsigned shift;
+		CHECK(pt_lookup_fmt(f, &A, root, hole + 0x5123, &pa, &fl, &shift));
+		CHECK_EQ(pa, decoy + 0x123);
+		CHECK(pt_lookup_fmt(f, &A, root, 3ull << 30, &pa, &fl, &shift));
+		CHECK_EQ(shift, PAGE_1G);
+		CHECK_EQ(fl & 0xFFF & ~f->large, f->rw & 0xFFF);
+		CHECK(pt_writable(f, fl));
+		/* A write trap on one page of a 1 GiB leaf: split, the page read-only, the rest kept. */
+		uint64_t gpa = 0xC0345000;
+		uint64_t *e = pt_leaf_4k(f, &A, root, gpa);
+		CHECK(e != NULL);
+		CHECK_EQ(*e & ~PTE_ADDR, f->rw); /* a 4 KiB leaf: no large bit, the leaf's bits kept */
+		*e = pt_set_access(f, *e, PT_RO);
+		CHECK(pt_lookup_fmt(f, &A, root, gpa, &pa, &fl, &shift));
+		CHECK_EQ(pa, gpa);
+		CHECK(!pt_writable(f, fl));
+		*e = pt_set_access(f, *e, PT_NONE);
+		CHECK(!pt_lookup_fmt(f, &A, root, gpa, &pa, &fl, &shift));
+		CHECK_EQ(*e & 7, 0); /* x86: not present; EPT: no read, write or execute */
+		CHECK(pt_lookup_fmt(f, &A, root, gpa + 0x1000, &pa, &fl, &shift));
+		CHECK(pt_writable(f, fl));
+		CHECK(pt_lookup_fmt(f, &A, root, 0xC0400000, &pa, &fl, &shift));
+		CHECK_EQ(shift, PAGE_2M);
+		*e = pt_set_access(f, *e, PT_RW);
+		CHECK_EQ(*e, gpa | f->rw);
+	}
+	/* EPT's own bits: tables read/write/execute, leaves write-back (type 6 in bits 5:3). */
+	uint64_t root = fresh(POOL_PAGES);
+	CHECK_EQ(pt_map_fmt(&pt_ept, &A, root, 0x200000, 0x200000, 0x1000, pt_ept.rw, PAGE_4K), 0);
+	uint64_t *top = fake_ptr(NULL, root);
+	CHECK_EQ(top[0] & 0xFFF, 7);
+	CHECK_EQ(pt_ept.rw, 7 | 6 << 3);
+	CHECK_EQ(pt_ept.ro, 5 | 6 << 3);
+	CHECK_EQ(pt_x86.rw, PTE_P | PTE_W | PTE_U);
 }
 
 TESTS(pagetable_tests) = {
@@ -148,5 +196,6 @@ TESTS(pagetable_tests) = {
 	{ "pagetable: high-half image with 4 KiB pages", high_half_4k },
 	{ "pagetable: misalignment, conflicts and exhaustion fail", errors_are_reported },
 	{ "pagetable: a large page split to trap one 4 KiB page", split_to_trap_one_page },
+	{ "pagetable: guest-physical tables in the NPT and EPT formats", stage2_formats },
 	{ NULL, NULL },
 };

@@ -219,7 +219,7 @@ static void f_bind(struct pci_dev *d)
 	fb.d = d;
 	f_io = (struct pci_region){ .io = true, .port = f_port };
 	f_abar = (struct pci_region){ .mem = f_mmio };
-	f_wide = (struct pci_region){ .access = NPT_RO, .mem = f_mmio };
+	f_wide = (struct pci_region){ .access = PT_RO, .mem = f_mmio };
 	for (unsigned bar = 2; bar < 6; bar++) {
 		struct pci_window w;
 		pci_bar_window(d, bar, &w);

@@ -174,13 +174,13 @@ static bool follow(struct vcpu *v, u64 page)
 		unsigned i = 0;
 		while (i < n && moved[i] != page)
 			i++;
-		ok = i < APIC_PAGES_MAX && mmio_trap_page(page, window_fixed ? NPT_NONE : NPT_RO, apic_mmio, NULL);
+		ok = i < APIC_PAGES_MAX && mmio_trap_page(page, window_fixed ? PT_NONE : PT_RO, apic_mmio, NULL);
 		if (ok && i == n)
 			moved[n++] = page;
 		spin_unlock(&lock);
 	}
 	if (ok)
-		__atomic_store_n(&v->flush_npt, true, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&v->flush_stage2, true, __ATOMIC_SEQ_CST);
 	return ok;
 }
 
@@ -312,9 +312,9 @@ void apic_init(void)
 	boot_page = rdmsr(MSR_APIC_BASE) & APIC_BASE_ADDR_MASK;
 	/* The whole interrupt range: on QEMU a processor's write anywhere in it but the APIC's
 	 * own registers is an MSI, which may carry INIT. */
-	bool ok = mmio_trap_add(APIC_MSI_BASE, APIC_MSI_END - APIC_MSI_BASE, NPT_RO, apic_mmio, NULL);
+	bool ok = mmio_trap_add(APIC_MSI_BASE, APIC_MSI_END - APIC_MSI_BASE, PT_RO, apic_mmio, NULL);
 	if (ok && (boot_page < APIC_MSI_BASE || boot_page >= APIC_MSI_END))
-		ok = mmio_trap_add(boot_page, 4096, NPT_RO, apic_mmio, NULL);
+		ok = mmio_trap_add(boot_page, 4096, PT_RO, apic_mmio, NULL);
 	if (!ok)
 		panic("apic: cannot trap the local APIC page at %lx", boot_page);
 	find_window();

@@ -1,13 +1,13 @@
 /*
  * The virtual CPUs, one per physical CPU, and the start of the application processors: at
  * init Parapet sends each processor the MADT lists INIT and STARTUP itself, takes it into
- * long mode through boot/ap_trampoline.S, enables SVM on it, and holds it in Parapet's
+ * long mode through boot/ap_trampoline.S, enables the backend on it, and holds it in Parapet's
  * wait-for-SIPI until the guest starts it (vmm/apic.c). Before the guest runs, so no
  * processor is ever left for the guest to start.
  */
 #include "vmm/cpus.h"
 #include "vmm/apic.h"
-#include "vmm/svm/svm.h"
+#include "vmm/backend.h"
 #include "io/acpi.h"
 #include "mm/hvmem.h"
 #include "core/cpu.h"
@@ -62,7 +62,8 @@ static __noreturn void ap_main(struct vcpu *v)
 	if (id != v->apic_id)
 		LOG("cpus: cpu%u: MADT said APIC ID %x, the APIC says %x\n", v->id, v->apic_id, id);
 	__atomic_store_n(&v->alive, true, __ATOMIC_RELEASE);
-	svm_run_ap(v);
+	backend->enable(v);
+	backend->run(v); /* v->waiting: it waits for the guest's STARTUP first */
 }
 
 static bool alive(struct vcpu *v)
@@ -248,13 +249,13 @@ void cpus_reset_freeze(void)
 	cpus_thaw();
 }
 
-void cpus_flush_npt(void)
+void cpus_flush_stage2(void)
 {
 	u32 seen[MAX_CPUS];
 	unsigned n = nvcpus;
 	for (unsigned i = 0; i < n; i++) {
 		struct vcpu *t = &vcpus[i];
-		__atomic_store_n(&t->flush_npt, true, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&t->flush_stage2, true, __ATOMIC_SEQ_CST);
 		seen[i] = __atomic_load_n(&t->guest_seq, __ATOMIC_SEQ_CST);
 		if (seen[i] & 1)
 			apic_kick(t); /* in the guest: the NMI makes it leave */

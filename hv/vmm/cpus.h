@@ -48,14 +48,14 @@ void cpus_reset_freeze(void);
  * sets the flag, then reads the mark; both sequentially consistent (Dekker): either the entering
  * CPU sees the flag and flushes, or this side sees it in the guest and waits for its exit.
  */
-void cpus_flush_npt(void);
+void cpus_flush_stage2(void);
 
 /* The backend, right before each entry with nothing between it and VMRUN that can wait: v is in
  * the guest from here. True when the entry must flush v's nested TLB. */
 static inline bool cpus_guest_enter(struct vcpu *v)
 {
 	__atomic_store_n(&v->guest_seq, __atomic_load_n(&v->guest_seq, __ATOMIC_RELAXED) + 1, __ATOMIC_SEQ_CST);
-	return __atomic_exchange_n(&v->flush_npt, false, __ATOMIC_SEQ_CST);
+	return __atomic_exchange_n(&v->flush_stage2, false, __ATOMIC_SEQ_CST);
 }
 
 /* The backend, right after the exit. */

@@ -8,9 +8,9 @@
 
 static u64 rate_limit;
 
-static void refuse_svm_insn(struct vcpu *v)
+static void refuse_virt_insn(struct vcpu *v)
 {
-	/* SVM instructions #UD, as on a CPU without SVM (and SVME clear in the guest's EFER). */
+	/* #UD, as on a CPU without virtualization (the guest sees SVME clear, VMX absent). */
 	vcpu_inject_ud(v);
 }
 
@@ -21,8 +21,11 @@ static void handle_npf(struct vcpu *v)
 	/* NPT maps all guest-physical memory (Parapet's own region to a decoy page), so this is
 	 * an access beyond what the platform decodes. Report it and give the guest a #GP. */
 	if (__atomic_fetch_add(&rate_limit, 1, __ATOMIC_RELAXED) < 16)
-		LOG("vmm: cpu%u: nested page fault gpa=%lx error=%lx rip=%lx\n", v->id, v->exit.npf.gpa,
-		    v->exit.npf.error, v->rip);
+		LOG("vmm: cpu%u: nested page fault gpa=%lx %s%s rip=%lx\n", v->id, v->exit.npf.gpa,
+		    v->exit.npf.access == NPF_WRITE   ? "write"
+		    : v->exit.npf.access == NPF_FETCH ? "fetch"
+						      : "read",
+		    v->exit.npf.in_walk ? " (guest page walk)" : "", v->rip);
 	vcpu_inject_gp(v);
 }
 
@@ -47,7 +50,7 @@ static const exit_handler handlers[EXIT_NR] = {
 	[EXIT_WRMSR] = handle_wrmsr,
 	[EXIT_IO] = handle_io,
 	[EXIT_VMMCALL] = handle_vmmcall,
-	[EXIT_SVM_INSN] = refuse_svm_insn,
+	[EXIT_VIRT_INSN] = refuse_virt_insn,
 	[EXIT_NPF] = handle_npf,
 	[EXIT_SHUTDOWN] = power_guest_shutdown,
 	[EXIT_OTHER] = handle_other,

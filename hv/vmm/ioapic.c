@@ -116,7 +116,7 @@ void ioapic_init(void)
 			a->saved[e][0] = reg_read(a, IOREDTBL_FIRST + 2 * e);
 			a->saved[e][1] = reg_read(a, IOREDTBL_FIRST + 2 * e + 1);
 		}
-		if (!mmio_trap_add(bases[i], 4096, NPT_RO, ioapic_mmio, &ioapics[i]))
+		if (!mmio_trap_add(bases[i], 4096, PT_RO, ioapic_mmio, &ioapics[i]))
 			LOG("ioapic: cannot trap the I/O APIC at %lx\n", bases[i]);
 		else
 			LOG("ioapic: %lx trapped for writes: no redirection entry delivers INIT\n", bases[i]);

@@ -4,7 +4,7 @@
 #include "vmm/gwalk.h"
 #include "vmm/emulate.h"
 #include "vmm/cpus.h"
-#include "mm/npt.h"
+#include "mm/stage2.h"
 #include "core/log.h"
 #include "core/x86.h"
 #include "core/spinlock.h"
@@ -15,7 +15,7 @@
 struct trap {
 	u64 base, end;      /* [base, end) is trapped; base == end: a free entry */
 	u64 gone, gone_end; /* [gone, gone_end): pages a move or removal is releasing */
-	u32 access;         /* enum npt_access */
+	u32 access;         /* enum pt_access */
 	mmio_handler fn;
 	void *ctx;
 };
@@ -28,8 +28,6 @@ static u32 log_budget = 32;
 #define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
-#define NPF_WRITE (1ull << 1)
-#define NPF_IN_WALK (1ull << 33) /* the fault was on the guest's own page-table access */
 #define CR4_LA57 (1ull << 12)
 
 /* ---- Changes (under table_lock). ---- */
@@ -50,9 +48,9 @@ static bool used(const struct trap *t)
 	return t->base != t->end;
 }
 
-static bool valid_range(u64 gpa, u64 len, enum npt_access access)
+static bool valid_range(u64 gpa, u64 len, enum pt_access access)
 {
-	return !((gpa | len) & 4095) && len != 0 && gpa + len > gpa && access != NPT_RW;
+	return !((gpa | len) & 4095) && len != 0 && gpa + len > gpa && access != PT_RW;
 }
 
 /* Another entry than `self` traps a page of [base, end). */
@@ -79,15 +77,15 @@ static void untrap(u64 base, u64 end, u64 keep, u64 keep_end)
 {
 	for (u64 p = base; p < end; p += 4096)
 		if (p < keep || p >= keep_end)
-			npt_trap(p, NPT_RW);
+			stage2_trap(p, PT_RW);
 }
 
 /* Trap [base, end) for access; on failure map again the pages it trapped (but those of
  * [keep, keep_end), which were trapped before) and return false. */
-static bool trap(u64 base, u64 end, enum npt_access access, u64 keep, u64 keep_end)
+static bool trap(u64 base, u64 end, enum pt_access access, u64 keep, u64 keep_end)
 {
 	for (u64 p = base; p < end; p += 4096)
-		if (!npt_trap(p, access)) {
+		if (!stage2_trap(p, access)) {
 			untrap(base, p, keep, keep_end);
 			return false;
 		}
@@ -95,7 +93,7 @@ static bool trap(u64 base, u64 end, enum npt_access access, u64 keep, u64 keep_e
 }
 
 /* A new entry: published before its pages fault, so every fault finds it. */
-static struct trap *add_locked(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx)
+static struct trap *add_locked(u64 gpa, u64 len, enum pt_access access, mmio_handler fn, void *ctx)
 {
 	struct trap *t = free_entry();
 	if (!t || !fn || !valid_range(gpa, len, access) || taken(gpa, gpa + len, NULL))
@@ -107,7 +105,7 @@ static struct trap *add_locked(u64 gpa, u64 len, enum npt_access access, mmio_ha
 	return NULL;
 }
 
-bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx)
+bool mmio_trap_add(u64 gpa, u64 len, enum pt_access access, mmio_handler fn, void *ctx)
 {
 	spin_lock(&table_lock);
 	bool ok = add_locked(gpa, len, access, fn, ctx) != NULL;
@@ -115,9 +113,9 @@ bool mmio_trap_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, vo
 	return ok;
 }
 
-bool mmio_trap_page(u64 gpa, enum npt_access access, mmio_handler fn, void *ctx)
+bool mmio_trap_page(u64 gpa, enum pt_access access, mmio_handler fn, void *ctx)
 {
-	if ((gpa & 4095) || access == NPT_RW)
+	if ((gpa & 4095) || access == PT_RW)
 		return false;
 	spin_lock(&table_lock);
 	struct trap *t = NULL;
@@ -128,7 +126,7 @@ bool mmio_trap_page(u64 gpa, enum npt_access access, mmio_handler fn, void *ctx)
 	if (!t) {
 		ok = add_locked(gpa, 4096, access, fn, ctx) != NULL;
 	} else {
-		ok = t->fn == fn && t->ctx == ctx && npt_trap(gpa, access);
+		ok = t->fn == fn && t->ctx == ctx && stage2_trap(gpa, access);
 		if (ok && t->end - t->base == 4096 && t->access != access) {
 			struct trap n = *t;
 			n.access = access; /* a page of its own: reads trapped now too, or again not */
@@ -139,12 +137,12 @@ bool mmio_trap_page(u64 gpa, enum npt_access access, mmio_handler fn, void *ctx)
 	return ok;
 }
 
-int mmio_region_add(u64 gpa, u64 len, enum npt_access access, mmio_handler fn, void *ctx)
+int mmio_region_add(u64 gpa, u64 len, enum pt_access access, mmio_handler fn, void *ctx)
 {
 	spin_lock(&table_lock);
 	struct trap *t = add_locked(gpa, len, access, fn, ctx);
 	if (t)
-		cpus_flush_npt();
+		cpus_flush_stage2();
 	spin_unlock(&table_lock);
 	return t ? (int)(t - traps) : -1;
 }
@@ -169,7 +167,7 @@ bool mmio_region_move(int h, u64 gpa)
 		ok = trap(gpa, gpa + len, o.access, o.base, o.end);
 		if (ok) {
 			untrap(o.base, o.end, gpa, gpa + len);
-			cpus_flush_npt();
+			cpus_flush_stage2();
 		}
 		publish(t, ok ? (struct trap){ gpa, gpa + len, 0, 0, o.access, o.fn, o.ctx } : o);
 	}
@@ -185,7 +183,7 @@ void mmio_region_remove(int h)
 		u64 base = t->base, end = t->end;
 		publish(t, (struct trap){ .gone = base, .gone_end = end });
 		untrap(base, end, 0, 0);
-		cpus_flush_npt();
+		cpus_flush_stage2();
 		publish(t, (struct trap){ 0 });
 	}
 	spin_unlock(&table_lock);
@@ -269,7 +267,7 @@ static enum emu_status segment_fault(struct npf *c, unsigned seg)
 	return EMU_FAULT;
 }
 
-/* A read of a write-only (NPT_RO) trap page, which the guest reads without an exit: from the
+/* A read of a write-only (PT_RO) trap page, which the guest reads without an exit: from the
  * device, as the guest's own read would be. Only the read half of a read-modify-write or MOVS. */
 bool mmio_device_access(u64 gpa, unsigned size, bool write, u64 *val)
 {
@@ -330,8 +328,8 @@ static enum emu_status guest_access(void *ctx, const struct emu_access *a, u64 *
 		return refused(c, "access across a trap page's boundary");
 
 	/* The first access the nested page tables stop must be the fault, and come before any write. */
-	if (t && (a->write || t->access == NPT_NONE) && !c->matched) {
-		bool write_fault = v->exit.npf.error & NPF_WRITE;
+	if (t && (a->write || t->access == PT_NONE) && !c->matched) {
+		bool write_fault = v->exit.npf.access == NPF_WRITE;
 		if ((gpa >> 12) != (v->exit.npf.gpa >> 12) || (!a->rmw && a->write != write_fault))
 			return refused(c, "operand is not the faulting address");
 		c->matched = true;
@@ -344,7 +342,7 @@ static enum emu_status guest_access(void *ctx, const struct emu_access *a, u64 *
 		v->access = (struct vm_access){ intent ? ACCESS_WRITE : ACCESS_READ, la, a->size };
 		if (a->write)
 			t->fn(v, t->ctx, gpa, a->size, true, val);
-		else if (t->access == NPT_RO)
+		else if (t->access == PT_RO)
 			*val = mmio_device_access(gpa, a->size, false, val) ? *val : ~0ull;
 		else if (!t->fn(v, t->ctx, gpa, a->size, false, val))
 			*val = ~0ull;
@@ -369,16 +367,16 @@ bool mmio_handle_npf(struct vcpu *v)
 	case MISS:
 		/* Taken before a change released the page (another CPU's): the tables allow the access
 		 * now; this CPU's nested TLB may still hold the old translation. Run it again. */
-		if (!npt_allows(v->exit.npf.gpa, v->exit.npf.error & NPF_WRITE))
+		if (!stage2_allows(v->exit.npf.gpa, v->exit.npf.access == NPF_WRITE))
 			return false;
-		__atomic_store_n(&v->flush_npt, true, __ATOMIC_RELAXED);
+		__atomic_store_n(&v->flush_stage2, true, __ATOMIC_RELAXED);
 		return true;
 	case HIT:
 		break;
 	}
 	u8 b[INSN_MAX_LEN] = { 0 };
 	unsigned got = 0;
-	if (v->exit.npf.error & NPF_IN_WALK) {
+	if (v->exit.npf.in_walk) {
 		refuse(v, "guest page table on a trap page", b, 0);
 		return true;
 	}

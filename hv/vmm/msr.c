@@ -6,6 +6,7 @@
  */
 #include "vmm/vcpu.h"
 #include "vmm/apic.h"
+#include "vmm/backend.h"
 #include "core/lapic.h"
 #include "core/x86.h"
 
@@ -20,6 +21,18 @@ static bool svm_msr(u32 msr)
 static bool smm_msr(u32 msr)
 {
 	return msr == MSR_SMM_BASE || msr == MSR_SMM_ADDR || msr == MSR_SMM_MASK;
+}
+
+void msr_init(void)
+{
+	static const u32 rw[] = { MSR_EFER, MSR_SMM_BASE, MSR_SMM_ADDR, MSR_SMM_MASK };
+	for (unsigned i = 0; i < ARRAY_SIZE(rw); i++)
+		backend->msr_intercept(rw[i], true);
+	backend->msr_intercept(MSR_APIC_BASE, false); /* vmm/apic.c */
+	backend->msr_intercept(MSR_X2APIC_ICR, false);
+	for (u32 msr = 0x82F; msr <= 0x837; msr++)
+		if (apic_lvt_msr(msr))
+			backend->msr_intercept(msr, false);
 }
 
 void handle_rdmsr(struct vcpu *v)

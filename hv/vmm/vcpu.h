@@ -19,9 +19,10 @@ enum exit_reason {
 	EXIT_WRMSR = 2,
 	EXIT_IO = 3,
 	EXIT_VMMCALL = 4,
-	EXIT_SVM_INSN = 5, /* VMRUN, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA */
-	EXIT_NPF = 6,      /* nested page fault */
-	EXIT_SHUTDOWN = 7, /* triple fault */
+	EXIT_VIRT_INSN = 5, /* a virtualization instruction (SVM: VMRUN, VMLOAD, VMSAVE, STGI, CLGI, SKINIT,
+			     * INVLPGA); #UD, as on a CPU without it */
+	EXIT_NPF = 6,       /* a fault in the guest-physical tables (mm/stage2.h) */
+	EXIT_SHUTDOWN = 7,  /* triple fault */
 	EXIT_OTHER = 8,
 	EXIT_NMI = 9,   /* an NMI: another CPU's request (vmm/apic.c) or the guest's own */
 	EXIT_IRET = 10, /* the guest's IRET while its NMI handler runs (vmm/nmi.c) */
@@ -38,6 +39,8 @@ struct io_exit {
 	bool in, string, rep;
 };
 
+enum npf_access { NPF_READ, NPF_WRITE, NPF_FETCH };
+
 struct vm_exit {
 	enum exit_reason reason;
 	u64 raw;      /* the backend's own exit code, for logs */
@@ -45,7 +48,9 @@ struct vm_exit {
 	union {
 		struct io_exit io;
 		struct {
-			u64 gpa, error;
+			u64 gpa;
+			u8 access;    /* enum npf_access */
+			bool in_walk; /* on the guest's own page-table access */
 		} npf;
 		struct {
 			u32 dr6;
@@ -97,6 +102,7 @@ struct vcpu_mail {
 };
 
 struct vcpu {
+	/* The guest state at this exit and what the handlers make of it: this CPU's own. */
 	u64 gpr[16]; /* RSP is synchronised from the backend */
 	u64 rip, rflags, cr0, cr4;
 	u64 efer; /* as the guest sees it: SVME never set */
@@ -106,23 +112,28 @@ struct vcpu {
 	struct vseg seg[SEG_NR]; /* ES CS SS DS always; FS GS after string I/O and NPF exits */
 	u8 cpl;
 	struct vm_exit exit;
-	struct vm_access access; /* what the instruction being emulated accessed */
-	struct event inject;     /* exception to deliver on the next entry */
-	struct vnmi nmi;         /* the guest's NMIs (vmm/nmi.h) */
+	struct vm_access access;           /* what the instruction being emulated accessed */
+	struct event inject;               /* exception to deliver on the next entry */
+	struct vnmi nmi;                   /* the guest's NMIs (vmm/nmi.h) */
+	const struct guest_start *restart; /* set by a handler: start afresh there (handoff) */
+	u64 stack;                         /* an AP's host stack top, kept for its restart after S3 */
+	/* The backend's per-CPU state, kept across S3 (SVM: the VMCB and the host save area). */
+	u64 hw[2];
+
+	/* Fixed at start, read by every CPU. */
 	unsigned id;
 	u32 apic_id;
 	bool bsp;
-	bool waiting;   /* in wait-for-SIPI: held by Parapet (under mail.lock) */
-	bool alive;     /* an AP reached Parapet's C code at start (atomic) */
-	bool kicked;    /* an NMI from Parapet is on its way to this CPU (atomic) */
-	bool flush_npt; /* flush its nested TLB at the next entry (atomic: cpus_flush_npt) */
-	u32 guest_seq;  /* odd while it is in the guest (atomic: vmm/cpus.h) */
-	u32 ldr, dfr;   /* the guest's xAPIC logical destination registers, as written */
+
+	/* What other CPUs touch: atomics, or under mail.lock. */
 	struct vcpu_mail mail;
-	const struct guest_start *restart; /* set by a handler: start afresh there (handoff) */
-	u64 stack;                         /* an AP's host stack top, kept for its restart after S3 */
-	u64 backend[2];                    /* the backend's per-CPU pages (SVM: VMCB, host save area) */
-	u64 exits[EXIT_NR];
+	bool waiting;       /* in wait-for-SIPI: held by Parapet (under mail.lock) */
+	bool alive;         /* an AP reached Parapet's C code at start (atomic) */
+	bool kicked;        /* an NMI from Parapet is on its way to this CPU (atomic) */
+	bool flush_stage2;  /* flush its guest-physical TLB at the next entry (atomic: cpus_flush_stage2) */
+	u32 guest_seq;      /* odd while it is in the guest (atomic: vmm/cpus.h) */
+	u32 ldr, dfr;       /* the guest's xAPIC logical destination registers, as written (read by senders) */
+	u64 exits[EXIT_NR]; /* read by VMMCALL EXIT_COUNTS on any CPU */
 };
 
 /* Handle one exit. Returns normally; a handler never panics on guest input. */
@@ -168,6 +179,7 @@ static inline void vcpu_inject_pf(struct vcpu *v, u32 error, u64 cr2)
 
 /* The handlers, one file each under vmm/. */
 void handle_cpuid(struct vcpu *v);
+void msr_init(void); /* vmm/msr.c: the MSRs above intercepted, once (backend->init first) */
 void handle_rdmsr(struct vcpu *v);
 void handle_wrmsr(struct vcpu *v);
 void handle_io(struct vcpu *v);

@@ -1,27 +1,23 @@
 /*
- * AMD-V: enabling SVM, the VMCB, and the run loop that turns each #VMEXIT into a normalised
- * exit for vmm_dispatch(). Nothing else lives here.
+ * AMD-V: enabling SVM, the VMCB, loading architectural state into it, and the run loop that
+ * turns each #VMEXIT into a normalised exit for vmm_dispatch(). Nothing else lives here.
  */
 #include "vmm/svm/svm.h"
-#include "guest/linux.h"
 #include "vmm/svm/vmcb.h"
 #include "vmm/apic.h"
 #include "vmm/cpus.h"
 #include "vmm/debug.h"
 #include "vmm/io.h"
 #include "core/cpu.h"
-#include "core/lapic.h"
 #include "core/pgalloc.h"
 #include "core/panic.h"
 #include "core/log.h"
-#include "core/string.h"
 #include "core/x86.h"
 
 #define CPUID_8000000A_EDX_NP (1u << 0)
 
 static u64 iopm_pa, msrpm_pa; /* shared by all CPUs */
-static u64 npt_root;
-static u32 ipi_log_budget = 256; /* the guest decides how many INIT/STARTUP it sends */
+static u64 stage2_root;
 
 /* Parapet's single step over one guest instruction (vmm/nmi.h, NMI_STEP), per CPU: RFLAGS.TF
  * and the #DB intercept for one entry. What the guest had is kept to be given back. */
@@ -32,24 +28,31 @@ static struct step {
 } steps[MAX_CPUS];
 
 void svm_vmrun(u64 vmcb_pa, u64 gpr[16]);
+bool svm_wait_nmi(void), svm_take_nmi(void); /* gif.S */
+extern const char nmi_hlt[], nmi_hlt_end[], nmi_woken[], nmi_spin[], nmi_spin_end[], nmi_taken[];
 
-void svm_check(void)
+static const char *check(void)
 {
 	u32 a, b, c, d;
+	cpuid(0x80000000, 0, &a, &b, &c, &d);
+	if (a < 0x8000000A)
+		return "this CPU has no AMD-V (SVM)";
 	cpuid(0x80000001, 0, &a, &b, &c, &d);
 	if (!(c & CPUID_80000001_ECX_SVM))
-		panic("svm: this CPU has no AMD-V (SVM)");
+		return "this CPU has no AMD-V (SVM)";
 	if (rdmsr(MSR_VM_CR) & VM_CR_SVMDIS)
-		panic("svm: AMD-V is disabled by the firmware (VM_CR.SVMDIS)");
+		return "AMD-V is disabled by the firmware (VM_CR.SVMDIS)";
 	cpuid(0x8000000A, 0, &a, &b, &c, &d);
 	if (!(d & CPUID_8000000A_EDX_NP))
-		panic("svm: this CPU has no nested paging");
+		return "this CPU has no nested paging";
 	if (b < 2)
-		panic("svm: only %u ASIDs", b);
+		return "fewer than 2 ASIDs";
+	return NULL;
 }
 
-static void msrpm_intercept(u8 *pm, u32 msr, bool reads)
+static void msr_intercept(u32 msr, bool reads)
 {
+	u8 *pm = (u8 *)msrpm_pa;
 	u32 off;
 	if (msr <= 0x1FFF)
 		off = 0;
@@ -73,142 +76,70 @@ static void svm_io_intercept(u16 base, u32 count, bool on)
 	}
 }
 
-static void build_bitmaps(void)
+static const struct cpu_nmi_window gif_windows[] = { { nmi_hlt, nmi_hlt_end, nmi_woken },
+	{ nmi_spin, nmi_spin_end, nmi_taken } };
+
+static void init(u64 root)
 {
 	iopm_pa = pgalloc(3);
-	io_set_intercept(svm_io_intercept);
-
 	msrpm_pa = pgalloc(2);
-	static const u32 msrs[] = { MSR_EFER, MSR_SMM_BASE, MSR_SMM_ADDR, MSR_SMM_MASK, MSR_VM_CR, MSR_IGNNE,
-		MSR_SMM_CTL, MSR_VM_HSAVE_PA, MSR_SVM_KEY };
+	/* SVM's own MSRs: #GP, as on a CPU without SVM (vmm/msr.c). */
+	static const u32 msrs[] = { MSR_VM_CR, MSR_IGNNE, MSR_SMM_CTL, MSR_VM_HSAVE_PA, MSR_SVM_KEY };
 	for (unsigned i = 0; i < ARRAY_SIZE(msrs); i++)
-		msrpm_intercept((u8 *)msrpm_pa, msrs[i], true);
-	msrpm_intercept((u8 *)msrpm_pa, MSR_APIC_BASE, false); /* vmm/apic.c */
-	msrpm_intercept((u8 *)msrpm_pa, MSR_X2APIC_ICR, false);
-	for (u32 msr = 0x82F; msr <= 0x837; msr++)
-		if (apic_lvt_msr(msr))
-			msrpm_intercept((u8 *)msrpm_pa, msr, false);
+		msr_intercept(msrs[i], true);
+	stage2_root = root;
+	cpu_nmi_windows(gif_windows, ARRAY_SIZE(gif_windows));
 }
 
-static void seg(struct vmcb_seg *s, u16 sel, u16 attrib, u64 base)
+static void put_seg(struct vmcb_seg *d, const struct vseg *s)
 {
-	*s = (struct vmcb_seg){ sel, attrib, 0xFFFF, base };
+	*d = (struct vmcb_seg){ s->sel, s->attr, s->limit, s->base };
 }
 
-/* Real mode at sel:ip with CS's base `base` (sel * 16, or the reset vector's 0xFFFF0000). */
-static void set_real_mode(struct vmcb *vmcb, u16 sel, u64 base, u16 ip, u64 cr0, u16 sp)
+/* Architectural state into the VMCB, and what INIT clears besides; VMLOAD takes FS, GS, TR,
+ * LDTR and the syscall MSRs from it (the host never uses them). */
+static void load(struct vcpu *v, const struct vstate *s)
 {
-	seg(&vmcb->cs, sel, 0x9B, base);
-	seg(&vmcb->ds, 0, 0x93, 0);
-	seg(&vmcb->es, 0, 0x93, 0);
-	seg(&vmcb->ss, 0, 0x93, 0);
-	seg(&vmcb->fs, 0, 0x93, 0);
-	seg(&vmcb->gs, 0, 0x93, 0);
-	seg(&vmcb->ldtr, 0, 0x82, 0);
-	seg(&vmcb->tr, 0, 0x8B, 0);
-	vmcb->gdtr = (struct vmcb_seg){ 0, 0, 0xFFFF, 0 };
-	vmcb->idtr = (struct vmcb_seg){ 0, 0, 0x3FF, 0 };
-	vmcb->cpl = 0;
-	vmcb->efer = EFER_SVME;
-	vmcb->cr0 = cr0;
-	vmcb->cr3 = 0;
-	vmcb->cr4 = 0;
-	vmcb->dr6 = 0xFFFF0FF0;
-	vmcb->dr7 = 0x400;
-	vmcb->rflags = 0x2;
-	vmcb->rip = ip;
-	vmcb->rsp = sp;
-	vmcb->rax = 0;
-	vmcb->g_pat = 0x0007040600070406ull; /* the power-on PAT */
-}
-
-/*
- * The processor state after INIT (Intel SDM vol. 3 table 10-1, AMD APM vol. 2 §14.1.3), in
- * real mode at sel:ip: general registers 0 but EDX (the processor signature), CR0 with CD
- * and NW, no paging, EFER, debug registers, the syscall MSRs and the segments VMLOAD
- * carries reset, TLB flushed. x87/SSE state and MTRRs are kept, as INIT keeps them.
- */
-static void reset_cpu(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, u16 sel, u64 base, u16 ip)
-{
-	u32 a, b, c, d;
-	cpuid(1, 0, &a, &b, &c, &d);
-	memset(v->gpr, 0, sizeof(v->gpr));
-	v->gpr[RDX] = a;
-	v->efer = 0;
-	v->inject.valid = false;
-	v->nmi = (struct vnmi){ 0 }; /* INIT: no NMI in service, none latched */
+	struct vmcb *vmcb = (struct vmcb *)v->hw[0];
 	steps[v->id].armed = false;
 	vmcb->intercept3 &= ~INTERCEPT_IRET;
 	vmcb->intercept_exceptions = 0;
-	set_real_mode(vmcb, sel, base, ip, CR0_CD | CR0_NW | CR0_ET, 0);
+	put_seg(&vmcb->es, &s->seg[SEG_ES]);
+	put_seg(&vmcb->cs, &s->seg[SEG_CS]);
+	put_seg(&vmcb->ss, &s->seg[SEG_SS]);
+	put_seg(&vmcb->ds, &s->seg[SEG_DS]);
+	put_seg(&vmcb->fs, &s->seg[SEG_FS]);
+	put_seg(&vmcb->gs, &s->seg[SEG_GS]);
+	put_seg(&vmcb->ldtr, &s->ldtr);
+	put_seg(&vmcb->tr, &s->tr);
+	vmcb->gdtr = (struct vmcb_seg){ 0, 0, s->gdtr.limit, s->gdtr.base };
+	vmcb->idtr = (struct vmcb_seg){ 0, 0, s->idtr.limit, s->idtr.base };
+	vmcb->cpl = 0;
+	vmcb->efer = s->efer | EFER_SVME;
+	vmcb->cr0 = s->cr0;
 	vmcb->cr2 = 0;
+	vmcb->cr3 = s->cr3;
+	vmcb->cr4 = s->cr4;
+	vmcb->dr6 = s->dr6;
+	vmcb->dr7 = s->dr7;
+	vmcb->rflags = s->rflags;
+	vmcb->rip = s->rip;
+	vmcb->rsp = s->rsp;
+	vmcb->rax = 0;
+	vmcb->g_pat = s->pat;
 	vmcb->star = vmcb->lstar = vmcb->cstar = vmcb->sfmask = vmcb->kernel_gs_base = 0;
 	vmcb->sysenter_cs = vmcb->sysenter_esp = vmcb->sysenter_eip = 0;
 	vmcb->eventinj = 0;
 	vmcb->interrupt_shadow = 0;
-	vmcb->tlb_control = 1; /* flush this ASID's translations on entry */
-	__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");
-	__asm__ volatile("mov %0, %%dr0; mov %0, %%dr1; mov %0, %%dr2; mov %0, %%dr3" : : "r"(0ull));
-	if (read_cr4() & CR4_OSXSAVE)
-		xsetbv(0, 1); /* XCR0: x87 only */
+	__asm__ volatile("vmload" : : "a"(v->hw[0]) : "memory");
 }
 
-/* A fresh start at `s` (Parapet's first entry, or after the preboot handoff): the INIT state,
- * but with caches on as firmware leaves them, then real mode at cs:ip with the stack under
- * 0000:7C00, or Linux's 32-bit entry (guest/linux.h) with flat 4 GiB segments. */
-static void start_at(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa, const struct guest_start *s)
+static void flush_tlb(struct vcpu *v)
 {
-	reset_cpu(v, vmcb, vmcb_pa, s->cs, (u64)s->cs << 4, s->ip);
-	vmcb->cr0 = CR0_ET;
-	vmcb->rsp = 0x7C00;
-	if (s->linux32) {
-		struct vmcb_seg code = { LX_BOOT_CS, 0xC9B, 0xFFFFFFFF, 0 },
-				data = { LX_BOOT_DS, 0xC93, 0xFFFFFFFF, 0 };
-		vmcb->cs = code;
-		vmcb->ds = vmcb->es = vmcb->ss = vmcb->fs = vmcb->gs = data;
-		vmcb->gdtr = (struct vmcb_seg){ 0, 0, 4 * 8 - 1, s->gdt };
-		vmcb->cr0 = CR0_PE | CR0_ET;
-		vmcb->rip = s->eip;
-		vmcb->rsp = 0;
-		v->gpr[RDX] = 0;
-		v->gpr[RSI] = s->esi;
-		__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory"); /* FS, GS as above */
-	} else if (s->flat32) {
-		/* ACPI §4.8.3.2.1 / FACS X_Firmware_Waking_Vector: flat 32-bit segments, no paging; the
-		 * selectors are undefined there: the guest loads its own GDT first. */
-		struct vmcb_seg code = { 0x08, 0xC9B, 0xFFFFFFFF, 0 }, data = { 0x10, 0xC93, 0xFFFFFFFF, 0 };
-		vmcb->cs = code;
-		vmcb->ds = vmcb->es = vmcb->ss = vmcb->fs = vmcb->gs = data;
-		vmcb->cr0 = CR0_PE | CR0_ET;
-		vmcb->rip = s->eip;
-		vmcb->rsp = 0;
-		__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");
-	}
-	LOG("svm: cpu%u: entering the guest at %x:%x (%s)\n", v->id,
-	    s->linux32  ? LX_BOOT_CS
-	    : s->flat32 ? 0x08
-			: s->cs,
-	    s->linux32 || s->flat32 ? s->eip : s->ip,
-	    s->linux32  ? "Linux 32-bit entry"
-	    : s->flat32 ? "32-bit protected mode"
-			: "real mode");
+	((struct vmcb *)v->hw[0])->tlb_control = 1; /* this ASID's translations, on the next entry */
 }
 
-/* Parapet's wait-for-SIPI: the processor sleeps in the host until an NMI brings a STARTUP. */
-static void wait_for_sipi(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
-{
-	u8 vec;
-	while (!apic_take_sipi(v, &vec)) {
-		if (cpu_wait_nmi())
-			apic_nmi_was_kick(v); /* nothing runs here for a guest NMI to reach */
-		cpus_park_if_frozen(v);
-	}
-	reset_cpu(v, vmcb, vmcb_pa, (u16)(vec << 8), (u64)vec << 12, 0);
-	if (log_budget_take(&ipi_log_budget))
-		LOG("svm: cpu%u: STARTUP: entering the guest at %x:0000 (real mode)\n", v->id, vec << 8);
-}
-
-static void setup_vmcb(struct vmcb *vmcb, u64 npt_root)
+static void setup_vmcb(struct vmcb *vmcb)
 {
 	vmcb->intercept3 = INTERCEPT_NMI | INTERCEPT_CPUID | INTERCEPT_INVLPGA | INTERCEPT_IOIO_PROT |
 			   INTERCEPT_MSR_PROT | INTERCEPT_SHUTDOWN;
@@ -218,7 +149,7 @@ static void setup_vmcb(struct vmcb *vmcb, u64 npt_root)
 	vmcb->msrpm_base_pa = msrpm_pa;
 	vmcb->asid = 1;
 	vmcb->np_enable = 1;
-	vmcb->n_cr3 = npt_root;
+	vmcb->n_cr3 = stage2_root;
 }
 
 /* #VMEXIT -> normalised exit. */
@@ -261,12 +192,15 @@ static void translate_exit(struct vmcb *vmcb, struct vm_exit *e)
 	case SVM_EXIT_CLGI:
 	case SVM_EXIT_SKINIT:
 	case SVM_EXIT_INVLPGA:
-		e->reason = EXIT_SVM_INSN;
+		e->reason = EXIT_VIRT_INSN;
 		break;
 	case SVM_EXIT_NPF:
 		e->reason = EXIT_NPF;
-		e->npf.error = vmcb->exitinfo1;
 		e->npf.gpa = vmcb->exitinfo2;
+		e->npf.access = vmcb->exitinfo1 & NPF_ERR_FETCH   ? NPF_FETCH
+				: vmcb->exitinfo1 & NPF_ERR_WRITE ? NPF_WRITE
+								  : NPF_READ;
+		e->npf.in_walk = vmcb->exitinfo1 & NPF_ERR_IN_WALK;
 		break;
 	case SVM_EXIT_SHUTDOWN:
 		e->reason = EXIT_SHUTDOWN;
@@ -382,20 +316,29 @@ static __noreturn void invalid_state(struct vmcb *vmcb)
 	    vmcb->cs.sel, vmcb->cs.base, vmcb->rip, vmcb->cr0, vmcb->cr3, vmcb->cr4, vmcb->efer, vmcb->rflags);
 }
 
-static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
+static void put_changed_seg(struct vmcb_seg *d, const struct vseg *s, bool *changed)
 {
+	struct vmcb_seg n = { s->sel, s->attr, s->limit, s->base };
+	if (d->sel != n.sel || d->attrib != n.attrib || d->limit != n.limit || d->base != n.base)
+		*changed = true;
+	*d = n;
+}
+
+static __noreturn void run(struct vcpu *v)
+{
+	struct vmcb *vmcb = (struct vmcb *)v->hw[0];
+	u64 vmcb_pa = v->hw[0];
 	for (;;) {
-		if (v->waiting)
-			wait_for_sipi(v, vmcb, vmcb_pa);
+		vcpu_check_events(v);
 		if (cpus_guest_enter(v))
-			vmcb->tlb_control = 1; /* a trap changed (cpus_flush_npt): flush on this entry */
+			vmcb->tlb_control = 1; /* a trap changed (cpus_flush_stage2): flush on this entry */
 		svm_vmrun(vmcb_pa, v->gpr);
 		cpus_guest_exit(v);
 		if (vmcb->exitcode == SVM_EXIT_INVALID)
 			invalid_state(vmcb);
 		vmcb->tlb_control = 0;
 		if (vmcb->exitcode == SVM_EXIT_NMI)
-			cpu_take_nmi(); /* the NMI stays pending after the exit: take it here */
+			svm_take_nmi(); /* the NMI stays pending after the exit: take it here */
 		u32 raised = 0;
 		bool stepped = step_end(v, vmcb, &raised);
 
@@ -420,7 +363,8 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 		translate_exit(vmcb, &v->exit);
 		if (stepped)
 			v->exit = (struct vm_exit){ .reason = EXIT_STEP, .raw = vmcb->exitcode, .step = { raised } };
-		if (v->exit.reason == EXIT_NPF || (v->exit.reason == EXIT_IO && v->exit.io.string)) {
+		bool fsgs = v->exit.reason == EXIT_NPF || (v->exit.reason == EXIT_IO && v->exit.io.string);
+		if (fsgs) {
 			/* #VMEXIT does not save FS and GS; VMSAVE does (the host never loads its own). */
 			__asm__ volatile("vmsave" : : "a"(vmcb_pa) : "memory");
 			get_seg(&v->seg[SEG_FS], &vmcb->fs);
@@ -429,68 +373,64 @@ static __noreturn void run(struct vcpu *v, struct vmcb *vmcb, u64 vmcb_pa)
 
 		vmm_dispatch(v);
 
+		/* Everything read above goes back: a handler's change is never dropped. */
 		if (v->rip != vmcb->rip)
 			vmcb->interrupt_shadow = 0; /* the intercepted instruction completed */
 		vmcb->rip = v->rip;
 		vmcb->rflags = v->rflags;
 		vmcb->rax = v->gpr[RAX];
 		vmcb->rsp = v->gpr[RSP];
+		vmcb->cr0 = v->cr0;
+		vmcb->cr4 = v->cr4;
+		vmcb->cpl = v->cpl;
+		vmcb->cr2 = v->cr2;
+		vmcb->cr3 = v->cr3;
 		vmcb->dr6 = v->dr6;
+		vmcb->dr7 = v->dr7;
 		/* SVME must stay set in the real EFER: the guest's own view is v->efer. SMM entry in the
 		 * guest clears it in the saved state; restoring it here keeps VMRUN valid. */
 		vmcb->efer = v->efer | EFER_SVME;
+		put_seg(&vmcb->es, &v->seg[SEG_ES]);
+		put_seg(&vmcb->cs, &v->seg[SEG_CS]);
+		put_seg(&vmcb->ss, &v->seg[SEG_SS]);
+		put_seg(&vmcb->ds, &v->seg[SEG_DS]);
+		if (fsgs) {
+			bool changed = false;
+			put_changed_seg(&vmcb->fs, &v->seg[SEG_FS], &changed);
+			put_changed_seg(&vmcb->gs, &v->seg[SEG_GS], &changed);
+			if (changed) /* VMRUN does not load them: VMLOAD does */
+				__asm__ volatile("vmload" : : "a"(vmcb_pa) : "memory");
+		}
 		set_events(v, vmcb);
 		vmcb->clean = 0;
-		if (v->restart) {
-			start_at(v, vmcb, vmcb_pa, v->restart);
-			v->restart = NULL;
-		}
-		cpus_park_if_frozen(v); /* another CPU resets, powers off or sleeps */
-		if (apic_mail_posted(v) && apic_take_init(v)) {
-			if (log_budget_take(&ipi_log_budget))
-				LOG("svm: cpu%u: INIT%s\n", v->id,
-				    v->bsp ? ": restarting at the reset vector" : "; waiting for STARTUP");
-			if (v->bsp)
-				reset_cpu(v, vmcb, vmcb_pa, 0xF000, 0xFFFF0000, 0xFFF0);
-			/* else v->waiting: wait_for_sipi() resets it when its STARTUP comes */
-		}
 	}
-}
-
-void svm_init(u64 npt)
-{
-	build_bitmaps();
-	npt_root = npt;
 }
 
 /* Enable SVM on this CPU and make its VMCB. The host runs with GIF clear from here on:
- * interrupts, NMIs and SMIs wait for the guest (core/isr.S opens it briefly for NMIs). */
-static struct vmcb *enable(struct vcpu *v, u64 *vmcb_pa)
+ * interrupts, NMIs and SMIs wait for the guest (gif.S opens it briefly for NMIs). */
+static void enable(struct vcpu *v)
 {
-	if (!v->backend[0]) { /* the first start; after S3 the same pages serve again */
-		v->backend[0] = pgalloc(1);
-		v->backend[1] = pgalloc(1);
-		setup_vmcb((struct vmcb *)v->backend[0], npt_root);
+	if (!v->hw[0]) { /* the first start; after S3 the same pages serve again */
+		v->hw[0] = pgalloc(1);
+		v->hw[1] = pgalloc(1);
+		setup_vmcb((struct vmcb *)v->hw[0]);
 	}
-	*vmcb_pa = v->backend[0];
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
 	__asm__ volatile("clgi");
-	wrmsr(MSR_VM_HSAVE_PA, v->backend[1]);
-	return (struct vmcb *)*vmcb_pa;
+	wrmsr(MSR_VM_HSAVE_PA, v->hw[1]);
 }
 
-__noreturn void svm_run_bsp(struct vcpu *v, const struct guest_start *start)
-{
-	u64 vmcb_pa;
-	struct vmcb *vmcb = enable(v, &vmcb_pa);
-	/* Its VMLOAD loads the guest's FS, GS, TR, LDTR and syscall MSRs; the host never uses them. */
-	start_at(v, vmcb, vmcb_pa, start);
-	run(v, vmcb, vmcb_pa);
-}
-
-__noreturn void svm_run_ap(struct vcpu *v)
-{
-	u64 vmcb_pa;
-	struct vmcb *vmcb = enable(v, &vmcb_pa);
-	run(v, vmcb, vmcb_pa); /* v->waiting: it waits for the guest's STARTUP first */
-}
+const struct vmm_backend svm_backend = {
+	.name = "AMD-V",
+	.check = check,
+	.stage2 = &pt_x86,
+	.init = init,
+	.io_intercept = svm_io_intercept,
+	.msr_intercept = msr_intercept,
+	.enable = enable,
+	.run = run,
+	.load = load,
+	.flush_tlb = flush_tlb,
+	.wait_nmi = svm_wait_nmi,
+	.take_nmi = svm_take_nmi,
+};

@@ -47,6 +47,11 @@
 #define SVM_EXIT_CLGI 0x085
 #define SVM_EXIT_SKINIT 0x086
 #define SVM_EXIT_NPF 0x400
+/* A nested page fault's EXITINFO1 (AMD APM vol. 2 §15.25.6): a #PF error code, and bit 33 for
+ * a fault on the guest's own page-table access. */
+#define NPF_ERR_WRITE (1ull << 1)
+#define NPF_ERR_FETCH (1ull << 4)
+#define NPF_ERR_IN_WALK (1ull << 33)
 #define SVM_EXIT_INVALID (~0ull)
 
 /* IOIO exit information (EXITINFO1). */
