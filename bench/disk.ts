@@ -318,9 +318,10 @@ async function checkParapet(s: QemuSession, setup: (typeof CONFIG_SETUP)[ConfigN
   const hv = s.hvLog();
   info.ataLog = hv
     .split("\n")
-    .filter((l) => /^.*ata: /.test(l))
+    .filter((l) => /(ata|ahci): /.test(l))
     .map((l) => l.trim());
-  if (!/ata: .*ch0 master: .*protected by the policy/.test(hv) || !/ata: .*mediated/.test(hv)) {
+  const named = setup.ahci ? /ahci: .*port 0: .*protected by the policy/ : /ata: .*ch0 master: .*protected by the policy/;
+  if (!named.test(hv) || !(setup.ahci ? /ahci: .*mediated/ : /ata: .*mediated/).test(hv)) {
     throw new Error(`Parapet does not mediate the disk (no 'protected by the policy' / 'mediated' in its log)`);
   }
   if (setup.machine === "q35") {
