@@ -63,12 +63,11 @@ static void take_port(struct ahci_ctrl *c, unsigned i)
 {
 	struct pci_dev *d = c->pci;
 	struct ahci_port *p = &c->hba.port[i];
-	u8 *mem, *slots;
+	u8 *mem;
 	u64 mem_pa = alloc(AHCI_PORT_TABLE_BYTES, &mem);
-	alloc((u64)AHCI_SLOTS * sizeof(struct ahci_slot), &slots);
 	/* The controller may reach the port's shadows (before it is given them). */
 	iommu_dma_allow(d->bus, d->devfn, mem_pa, AHCI_PORT_TABLE_BYTES);
-	if (!ahci_port_take(&c->hba, i, mem, mem_pa, (struct ahci_slot *)slots))
+	if (!ahci_port_take(&c->hba, i, mem, mem_pa, NULL))
 		panic("ahci: %02x:%02x.%u port %u does not stop: it cannot be mediated", d->bus, d->devfn >> 3,
 		    d->devfn & 7, i);
 	u32 ssts = c->hba.hw.rd(c, AHCI_PORT_BASE(i) + PX_SSTS);
@@ -140,6 +139,9 @@ static void ahci_bind(struct pci_dev *d)
 		d->drv = NULL;
 		return;
 	}
+	for (unsigned i = 0; i < AHCI_PORTS_MAX; i++) /* slot state only for a controller kept */
+		if (c->hba.port[i].implemented)
+			alloc((u64)AHCI_SLOTS * sizeof(struct ahci_slot), (u8 **)&c->hba.port[i].slot);
 	c->region = (struct pci_region){ .mem = abar_access, .ctx = c };
 	struct pci_window w;
 	pci_bar_window(d, AHCI_ABAR, &w);

@@ -80,7 +80,8 @@ struct ahci_hba {
 /*
  * Put port p of hba under mediation before the guest runs: the guest's CLB/FB become its view,
  * the device is given the shadow list (memory at tables/tables_pa of AHCI_PORT_TABLE_BYTES;
- * slot state of AHCI_SLOTS entries; for a protected drive, bounce of AHCI_PORT_BOUNCE_BYTES).
+ * slot state of AHCI_SLOTS entries, which may be set later, before the guest runs; for a
+ * protected drive, bounce of AHCI_PORT_BOUNCE_BYTES).
  * The port's ST/FRE are put back as they were. False when the port would not stop. The caller
  * sets bounce/bounce_pa for a protected drive.
  */
