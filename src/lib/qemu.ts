@@ -509,6 +509,13 @@ export class QemuSession {
     });
   }
 
+  /** How QEMU ended: exit code or signal, and what it printed on stderr (noise filtered). */
+  private exitReason(): string {
+    const how = this.proc.signalCode ? `signal ${this.proc.signalCode}` : `exit code ${this.proc.exitCode}`;
+    const err = this.stderr.trim();
+    return `QEMU exited (${how}${err ? `; stderr: ${err.slice(-2000)}` : ""})`;
+  }
+
   /** The hypervisor log so far. */
   hvLog(): string {
     try {
@@ -528,7 +535,7 @@ export class QemuSession {
     for (;;) {
       const m = re.exec(this.console.slice(from));
       if (m) return m;
-      if (!this.alive) throw new Error(`QEMU exited while waiting for ${re}; console tail:\n${this.tail()}`);
+      if (!this.alive) throw new Error(`${this.exitReason()} while waiting for ${re}; console tail:\n${this.tail()}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${re}; console tail:\n${this.tail()}`);
       await new Promise<void>((res) => {
