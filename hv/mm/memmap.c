@@ -93,15 +93,16 @@ bool memmap_find_top(const struct memmap *m, u64 size, u64 align, u64 limit, con
 	return found;
 }
 
-/* End of the contiguous RAM that starts at `from` (== from when from is not RAM). */
-static u64 contiguous_end(const struct memmap *m, u64 from, u64 limit)
+/* End of the contiguous RAM (any_type: of entries of any type) that starts at `from` (== from
+ * when nothing starts there). */
+static u64 contiguous(const struct memmap *m, u64 from, u64 limit, bool any_type)
 {
 	u64 p = from;
 	for (u32 pass = 0; pass <= m->n && p < limit; pass++) {
 		bool moved = false;
 		for (u32 i = 0; i < m->n; i++) {
 			const struct memmap_entry *e = &m->e[i];
-			if (e->type == E820_RAM && e->base <= p && p < e->base + e->len) {
+			if ((any_type || e->type == E820_RAM) && e->base <= p && p < e->base + e->len) {
 				p = e->base + e->len;
 				moved = true;
 			}
@@ -116,15 +117,22 @@ bool memmap_is_ram(const struct memmap *m, u64 base, u64 len)
 {
 	if (len == 0 || base + len < base)
 		return false;
-	return contiguous_end(m, base, base + len) == base + len;
+	return contiguous(m, base, base + len, false) == base + len;
+}
+
+bool memmap_covers(const struct memmap *m, u64 base, u64 len)
+{
+	if (len == 0 || base + len < base)
+		return false;
+	return contiguous(m, base, base + len, true) == base + len;
 }
 
 void memmap_legacy_sizes(const struct memmap *m, u16 *e801_kb, u16 *e801_blocks, u16 *ext_kb)
 {
-	u64 low_end = contiguous_end(m, MiB(1), MiB(16));
+	u64 low_end = contiguous(m, MiB(1), MiB(16), false);
 	*e801_kb = (u16)((low_end - MiB(1)) >> 10);
-	u64 high_end = low_end == MiB(16) ? contiguous_end(m, MiB(16), GiB(4)) : MiB(16);
+	u64 high_end = low_end == MiB(16) ? contiguous(m, MiB(16), GiB(4), false) : MiB(16);
 	*e801_blocks = (u16)((high_end - MiB(16)) >> 16);
-	u64 ext = (contiguous_end(m, MiB(1), GiB(4)) - MiB(1)) >> 10;
+	u64 ext = (contiguous(m, MiB(1), GiB(4), false) - MiB(1)) >> 10;
 	*ext_kb = ext > 0xFFFF ? 0xFFFF : (u16)ext;
 }

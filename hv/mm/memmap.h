@@ -51,6 +51,8 @@ bool memmap_find_top(const struct memmap *m, u64 size, u64 align, u64 limit, con
 
 /* True when every byte of [base, base+len) is RAM in the map (len > 0, no wrap). */
 bool memmap_is_ram(const struct memmap *m, u64 base, u64 len);
+/* Do entries of any type cover every byte of [base, base + len)? */
+bool memmap_covers(const struct memmap *m, u64 base, u64 len);
 
 /*
  * Sizes the legacy BIOS calls report, from the map:

@@ -26,24 +26,6 @@ void gmem_set_firmware(u64 limit, u64 base, u64 end)
 	hidden_end = end;
 }
 
-/* Does the map cover every byte of [from, to) with entries of any type? */
-static bool covered(u64 from, u64 to)
-{
-	for (u32 pass = 0; pass <= map->n && from < to; pass++) {
-		bool moved = false;
-		for (u32 i = 0; i < map->n; i++) {
-			const struct memmap_entry *e = &map->e[i];
-			if (e->base <= from && from < e->base + e->len) {
-				from = e->base + e->len;
-				moved = true;
-			}
-		}
-		if (!moved)
-			return false;
-	}
-	return from >= to;
-}
-
 void *gmem_map_dma(u64 gpa, u64 len)
 {
 	if (gmem_map(gpa, len))
@@ -51,7 +33,8 @@ void *gmem_map_dma(u64 gpa, u64 len)
 	u64 end = gpa + len;
 	if (!map || len == 0 || end < gpa || end > fw_limit)
 		return NULL;
-	if ((gpa < hidden_end && hidden_base < end) || (gpa < VGA_END && VGA_BASE < end) || !covered(gpa, end))
+	if ((gpa < hidden_end && hidden_base < end) || (gpa < VGA_END && VGA_BASE < end) ||
+	    !memmap_covers(map, gpa, len))
 		return NULL;
 	return (void *)(uintptr_t)gpa;
 }
